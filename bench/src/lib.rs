@@ -1,0 +1,4 @@
+//! kreplay's lab: apisim, the synthetic profile generator, and the benchmark harness.
+
+pub mod apisim;
+pub mod profile_gen;

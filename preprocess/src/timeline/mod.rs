@@ -1,0 +1,3 @@
+//! The binary timeline: format, writer and reader.
+
+pub mod record;

@@ -1,0 +1,1 @@
+//! kreplay end-to-end tests live in tests/.
