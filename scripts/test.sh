@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# What CI runs (.ci/run calls this): installs what the tests need on a fresh Debian
+# machine with the Rust toolchain, then checks formatting, lints and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl.
+need_apt=()
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# kubectl v1.32 ships with this machine image; Debian's kubernetes-client (1.20)
+# conflicts with it, so only install it where no kubectl exists.
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# Debian starts nginx as a service on install; the tests start their own instances.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+
+# --- Rust components
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test (build)"
+cargo test --workspace --locked --no-run
+
+log "cargo test"
+# Engine tests pin threads and open many sockets; two test threads fit a 2-core machine.
+cargo test --workspace --locked -- --test-threads="${KREPLAY_TEST_THREADS:-2}"
