@@ -1,1 +1,464 @@
-//! (in progress)
+//! Go's text encodings that a kperf report consumer sees byte for byte: `encoding/json`
+//! (`MarshalIndent` with two spaces, HTML escaping on), `strconv` float formatting as
+//! `encoding/json` uses it, `time.Duration.String()` and `time.RFC3339Nano`
+//! (KPERF_COMPAT §12).
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a JSON string literal, escaped as Go's `encoding/json` does with HTML
+/// escaping on: `\"` `\\` `\n` `\r` `\t` `\b` `\f`, other C0 controls as `\u00xx`,
+/// `<` `>` `&` as `\u003c` `\u003e` `\u0026`, U+2028/U+2029 as `\u2028`/`\u2029`.
+pub fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    write_escaped_valid(out, s);
+    out.push('"');
+}
+
+/// Like [`write_json_string`] for bytes that may not be UTF-8: each byte that does not
+/// start a valid UTF-8 sequence becomes `\ufffd` (Go decodes rune by rune and skips one
+/// byte per invalid position, so `E2 82 41` gives `\ufffd\ufffdA`).
+pub fn write_json_bytes_as_string(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                write_escaped_valid(out, valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, tail) = rest.split_at(e.valid_up_to());
+                // `valid_up_to` marks a prefix that is valid UTF-8 by definition.
+                if let Ok(valid) = std::str::from_utf8(valid) {
+                    write_escaped_valid(out, valid);
+                }
+                out.push_str("\\ufffd");
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push('"');
+}
+
+fn write_escaped_valid(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escape: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '\u{8}' => Some("\\b"),
+            '\u{c}' => Some("\\f"),
+            '<' => Some("\\u003c"),
+            '>' => Some("\\u003e"),
+            '&' => Some("\\u0026"),
+            '\u{2028}' => Some("\\u2028"),
+            '\u{2029}' => Some("\\u2029"),
+            c if (c as u32) < 0x20 => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
+                let b = bytes[i];
+                out.push_str("\\u00");
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 0xf) as usize] as char);
+            }
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+}
+
+/// Appends `x` as Go's `encoding/json` encodes a float64: shortest digits that round-trip,
+/// plain decimal for `1e-6 <= |x| < 1e21` (and zero), exponent form otherwise with a
+/// sign and no leading zero in the exponent (`1e-7`, `1.5e-8`, `1e+21`); integral values
+/// carry no `.0`. Go refuses to encode NaN and ±Inf; they are written as `null` here so
+/// that the output stays valid JSON.
+pub fn format_go_float(out: &mut String, x: f64) {
+    if !x.is_finite() {
+        out.push_str("null");
+        return;
+    }
+    let abs = x.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // Rust's `{:e}` gives the same shortest digits as Go's 'e' format; only the
+        // exponent spelling differs (Go: "e+21", "e-07" trimmed to "e-7" by encoding/json).
+        let start = out.len();
+        let _ = write!(out, "{x:e}");
+        if let Some(e_pos) = out[start..].find('e') {
+            let after = start + e_pos + 1;
+            if !out[after..].starts_with('-') {
+                out.insert(after, '+');
+            }
+        }
+    } else {
+        // Rust's `Display` for f64 is the shortest round-trip digits in plain decimal,
+        // without ".0" for integral values: exactly Go's 'f' format with precision -1.
+        let _ = write!(out, "{x}");
+    }
+}
+
+/// Go's `time.Duration.String()`: `0s`, `999ns`, `1.5µs`, `1.5ms`, `1.234567891s`,
+/// `2m0.5s`, `1h0m5s`. Durations beyond Go's int64 range follow the same rules.
+pub fn format_go_duration(d: Duration) -> String {
+    let mut out = String::with_capacity(24);
+    write_go_duration(&mut out, d);
+    out
+}
+
+/// [`format_go_duration`] appending to `out`.
+pub fn write_go_duration(out: &mut String, d: Duration) {
+    let mut u = d.as_nanos();
+    // Built right to left like Go's, in a buffer large enough for u128 nanoseconds.
+    let mut buf = [0u8; 64];
+    let mut w = buf.len();
+    if u < 1_000_000_000 {
+        w -= 1;
+        buf[w] = b's';
+        w -= 1;
+        let prec;
+        if u == 0 {
+            out.push_str("0s");
+            return;
+        } else if u < 1_000 {
+            prec = 0;
+            buf[w] = b'n';
+        } else if u < 1_000_000 {
+            prec = 3;
+            // 'µ' is U+00B5, encoded C2 B5.
+            buf[w] = 0xB5;
+            w -= 1;
+            buf[w] = 0xC2;
+        } else {
+            prec = 6;
+            buf[w] = b'm';
+        }
+        let (nw, nv) = fmt_frac(&mut buf, w, u, prec);
+        w = fmt_int(&mut buf, nw, nv);
+    } else {
+        w -= 1;
+        buf[w] = b's';
+        let (nw, nv) = fmt_frac(&mut buf, w, u, 9);
+        u = nv;
+        w = fmt_int(&mut buf, nw, u % 60);
+        u /= 60;
+        if u > 0 {
+            w -= 1;
+            buf[w] = b'm';
+            w = fmt_int(&mut buf, w, u % 60);
+            u /= 60;
+            if u > 0 {
+                w -= 1;
+                buf[w] = b'h';
+                w = fmt_int(&mut buf, w, u);
+            }
+        }
+    }
+    // Only ASCII digits, letters and the complete two-byte 'µ' were written.
+    if let Ok(s) = std::str::from_utf8(&buf[w..]) {
+        out.push_str(s);
+    }
+}
+
+/// Writes the `prec` low decimal digits of `v` as a fraction ending at `w`, trailing zeros
+/// (and a bare '.') omitted; returns the new start and `v / 10^prec`.
+fn fmt_frac(buf: &mut [u8], mut w: usize, mut v: u128, prec: u32) -> (usize, u128) {
+    let mut print = false;
+    for _ in 0..prec {
+        let digit = (v % 10) as u8;
+        print = print || digit != 0;
+        if print {
+            w -= 1;
+            buf[w] = b'0' + digit;
+        }
+        v /= 10;
+    }
+    if print {
+        w -= 1;
+        buf[w] = b'.';
+    }
+    (w, v)
+}
+
+/// Writes `v` in decimal ending at `w`; returns the new start.
+fn fmt_int(buf: &mut [u8], mut w: usize, mut v: u128) -> usize {
+    if v == 0 {
+        w -= 1;
+        buf[w] = b'0';
+        return w;
+    }
+    while v > 0 {
+        w -= 1;
+        buf[w] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    w
+}
+
+/// Go's `t.In(zone).Format(time.RFC3339Nano)` for a zone `utc_offset_seconds` east of UTC:
+/// `2006-01-02T15:04:05.999999999Z07:00` with fraction trailing zeros (and a bare '.')
+/// dropped, `Z` for a zero offset, otherwise `±hh:mm` (seconds of the offset truncated, as
+/// Go does).
+pub fn format_rfc3339_nano(t: SystemTime, utc_offset_seconds: i32) -> String {
+    // Seconds and nanoseconds since the epoch as a floor pair, also before 1970.
+    let (secs, nanos): (i64, u32) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (clamp_secs(d.as_secs()), d.subsec_nanos()),
+        Err(e) => {
+            let d = e.duration();
+            let s = clamp_secs(d.as_secs());
+            if d.subsec_nanos() == 0 {
+                (-s, 0)
+            } else {
+                (-s - 1, 1_000_000_000 - d.subsec_nanos())
+            }
+        }
+    };
+    let local = secs + i64::from(utc_offset_seconds);
+    let days = local.div_euclid(86_400);
+    let sod = local.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut out = String::with_capacity(36);
+    if (0..=9999).contains(&year) {
+        let _ = write!(out, "{year:04}");
+    } else if year < 0 {
+        let _ = write!(out, "-{:04}", -year);
+    } else {
+        let _ = write!(out, "{year}");
+    }
+    let _ = write!(
+        out,
+        "-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+    if nanos != 0 {
+        let mut frac = format!("{nanos:09}");
+        while frac.ends_with('0') {
+            frac.pop();
+        }
+        out.push('.');
+        out.push_str(&frac);
+    }
+    if utc_offset_seconds == 0 {
+        out.push('Z');
+    } else {
+        // Go: zone := offset / 60 (truncating); the sign comes from the minutes.
+        let mut zone = utc_offset_seconds / 60;
+        if zone < 0 {
+            out.push('-');
+            zone = -zone;
+        } else {
+            out.push('+');
+        }
+        let _ = write!(out, "{:02}:{:02}", zone / 60, zone % 60);
+    }
+    out
+}
+
+fn clamp_secs(s: u64) -> i64 {
+    // Beyond ±292 billion years the date is meaningless anyway; clamp rather than wrap.
+    i64::try_from(s).unwrap_or(i64::MAX / 2).min(i64::MAX / 2)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Builds JSON text exactly as Go's `json.MarshalIndent(v, "", "  ")` followed by one
+/// newline (what `json.Encoder` with `SetIndent("", "  ")` writes). The caller supplies
+/// keys in the order Go would emit them (struct field order; map keys sorted bytewise)
+/// and omits `omitempty` fields itself. Misuse (a value in an object without a key,
+/// unbalanced ends) is a programming error caught by debug assertions.
+#[derive(Debug, Default)]
+pub struct GoJsonWriter {
+    out: String,
+    /// One entry per open container: (is an object, has at least one member yet).
+    stack: Vec<(bool, bool)>,
+    /// A key was just written; the next value goes on the same line.
+    after_key: bool,
+}
+
+impl GoJsonWriter {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty writer with room for `capacity` bytes of output.
+    pub fn with_capacity(capacity: usize) -> Self {
+        GoJsonWriter {
+            out: String::with_capacity(capacity),
+            stack: Vec::with_capacity(8),
+            after_key: false,
+        }
+    }
+
+    fn newline_indent(&mut self, depth: usize) {
+        self.out.push('\n');
+        for _ in 0..depth {
+            self.out.push_str("  ");
+        }
+    }
+
+    /// Starts a member or an element: separator, newline and indentation as Go writes them.
+    fn begin_item(&mut self) {
+        if self.after_key {
+            self.after_key = false;
+            return;
+        }
+        let depth = self.stack.len();
+        if let Some(top) = self.stack.last_mut() {
+            debug_assert!(!top.0, "GoJsonWriter: value inside an object without a key");
+            let had = top.1;
+            top.1 = true;
+            if had {
+                self.out.push(',');
+            }
+            self.newline_indent(depth);
+        }
+    }
+
+    /// Writes an object key (escaped like any string) and `": "`.
+    pub fn key(&mut self, k: &str) -> &mut Self {
+        debug_assert!(!self.after_key, "GoJsonWriter: two keys in a row");
+        let depth = self.stack.len();
+        if let Some(top) = self.stack.last_mut() {
+            debug_assert!(top.0, "GoJsonWriter: key inside an array");
+            let had = top.1;
+            top.1 = true;
+            if had {
+                self.out.push(',');
+            }
+            self.newline_indent(depth);
+        }
+        write_json_string(&mut self.out, k);
+        self.out.push_str(": ");
+        self.after_key = true;
+        self
+    }
+
+    /// Opens an object (`{`).
+    pub fn begin_object(&mut self) -> &mut Self {
+        self.begin_item();
+        self.out.push('{');
+        self.stack.push((true, false));
+        self
+    }
+
+    /// Closes the innermost object; an empty object prints as `{}`.
+    pub fn end_object(&mut self) -> &mut Self {
+        self.end_container(true, '}')
+    }
+
+    /// Opens an array (`[`).
+    pub fn begin_array(&mut self) -> &mut Self {
+        self.begin_item();
+        self.out.push('[');
+        self.stack.push((false, false));
+        self
+    }
+
+    /// Closes the innermost array; an empty array prints as `[]`.
+    pub fn end_array(&mut self) -> &mut Self {
+        self.end_container(false, ']')
+    }
+
+    fn end_container(&mut self, object: bool, close: char) -> &mut Self {
+        debug_assert!(!self.after_key, "GoJsonWriter: key without a value");
+        let top = self.stack.pop();
+        debug_assert!(
+            matches!(top, Some((o, _)) if o == object),
+            "GoJsonWriter: unbalanced end"
+        );
+        if let Some((_, true)) = top {
+            let depth = self.stack.len();
+            self.newline_indent(depth);
+        }
+        self.out.push(close);
+        self
+    }
+
+    /// Writes a string value.
+    pub fn string(&mut self, s: &str) -> &mut Self {
+        self.begin_item();
+        write_json_string(&mut self.out, s);
+        self
+    }
+
+    /// Writes a string value from bytes that may not be UTF-8 (see [`write_json_bytes_as_string`]).
+    pub fn bytes_as_string(&mut self, b: &[u8]) -> &mut Self {
+        self.begin_item();
+        write_json_bytes_as_string(&mut self.out, b);
+        self
+    }
+
+    /// Writes a signed integer value.
+    pub fn int(&mut self, v: i64) -> &mut Self {
+        self.begin_item();
+        let _ = write!(self.out, "{v}");
+        self
+    }
+
+    /// Writes an unsigned integer value.
+    pub fn uint(&mut self, v: u64) -> &mut Self {
+        self.begin_item();
+        let _ = write!(self.out, "{v}");
+        self
+    }
+
+    /// Writes a float64 value (see [`format_go_float`]).
+    pub fn float(&mut self, v: f64) -> &mut Self {
+        self.begin_item();
+        format_go_float(&mut self.out, v);
+        self
+    }
+
+    /// Writes `true` or `false`.
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.begin_item();
+        self.out.push_str(if v { "true" } else { "false" });
+        self
+    }
+
+    /// Writes `null`.
+    pub fn null(&mut self) -> &mut Self {
+        self.begin_item();
+        self.out.push_str("null");
+        self
+    }
+
+    /// Writes pre-encoded JSON text as one value, unchanged (the caller guarantees it is a
+    /// single-line scalar or already indented for this position).
+    pub fn raw(&mut self, json: &str) -> &mut Self {
+        self.begin_item();
+        self.out.push_str(json);
+        self
+    }
+
+    /// Ends the document: appends the trailing newline and returns the text.
+    pub fn finish(mut self) -> String {
+        debug_assert!(self.stack.is_empty(), "GoJsonWriter: unclosed container");
+        self.out.push('\n');
+        self.out
+    }
+}
