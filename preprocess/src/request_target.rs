@@ -270,11 +270,12 @@ impl ParseFailure {
             },
             ParseFailure::Escape { part, offset, len } => {
                 let offset = offset.saturating_sub(shift);
-                let escape = api_path
-                    .as_bytes()
-                    .get(offset..offset + len)
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default();
+                // Go quotes 3 bytes; widen to whole characters so the text stays readable.
+                let mut end = (offset + len).min(api_path.len());
+                while !api_path.is_char_boundary(end) {
+                    end += 1;
+                }
+                let escape = api_path.get(offset..end).unwrap_or_default().to_owned();
                 TargetError::InvalidEscape {
                     api_path: api_path.to_owned(),
                     part,
