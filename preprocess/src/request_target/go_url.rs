@@ -151,9 +151,12 @@ pub(crate) fn first_control_byte(s: &[u8]) -> Option<usize> {
     s.iter().position(|&b| b < 0x20 || b == 0x7f)
 }
 
+/// One decoded `key=value` pair of a query.
+pub(crate) type QueryPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
 /// Go's `url.ParseQuery` pairs in order: split on `&`, empty pairs skipped, a pair
 /// containing `;` or a bad escape dropped, a key without `=` gets "".
-pub(crate) fn parse_query(raw: &[u8]) -> Vec<(Cow<'_, [u8]>, Cow<'_, [u8]>)> {
+pub(crate) fn parse_query(raw: &[u8]) -> Vec<QueryPair<'_>> {
     let mut pairs = Vec::new();
     for pair in raw.split(|&b| b == b'&') {
         if pair.is_empty() || pair.contains(&b';') {
@@ -182,9 +185,8 @@ pub(crate) fn clean_rooted_path(p: &[u8]) -> Vec<u8> {
     out.push(b'/');
     let mut r = 0;
     while r < n {
-        if p[r] == b'/' {
-            r += 1;
-        } else if p[r] == b'.' && (r + 1 == n || p[r + 1] == b'/') {
+        // An empty element (`//`) or a `.` element: skip it.
+        if p[r] == b'/' || (p[r] == b'.' && (r + 1 == n || p[r + 1] == b'/')) {
             r += 1;
         } else if p[r] == b'.' && p.get(r + 1) == Some(&b'.') && (r + 2 == n || p[r + 2] == b'/') {
             r += 2;

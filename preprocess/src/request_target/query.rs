@@ -3,12 +3,12 @@
 
 use std::borrow::Cow;
 
-use super::go_url::{escape_into, parse_query, UrlPart};
+use super::go_url::{escape_into, parse_query, QueryPair, UrlPart};
 
 /// Query pairs in insertion order; equal keys form one `url.Values` entry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct QueryPairs<'a> {
-    pairs: Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
+    pairs: Vec<QueryPair<'a>>,
 }
 
 impl<'a> QueryPairs<'a> {
