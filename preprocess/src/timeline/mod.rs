@@ -1,3 +1,20 @@
-//! The binary timeline: format, writer and reader.
+//! The binary timeline: format, writer and reader (one owner for both sides).
+//!
+//! See `format` for the layout. The writer (`TimelineWriter`) needs bounded memory
+//! whatever the profile size; the reader (`Timeline`) maps the file and reads records
+//! in place, checking every offset so that a corrupt file is an error, never UB.
 
+mod blob_store;
+mod error;
+pub mod format;
+mod prepare;
+mod reader;
 pub mod record;
+mod spool;
+mod writer;
+
+pub use error::TimelineError;
+pub use format::{TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION};
+pub use prepare::{due_us_of, path_mode_name};
+pub use reader::{Origin, RequestView, RunInfo, Timeline};
+pub use writer::{OriginStrings, PreparedRequest, TimelineWriter, WriteSummary, WriterOptions};

@@ -1,0 +1,574 @@
+//! Reads a timeline in place from a read-only memory map.
+//!
+//! `open` checks everything whose size does not grow with the profile (preamble,
+//! header checksum, section table, run index, label table shape) so it is fast and
+//! its memory does not depend on the file size; `view` checks one record in O(1);
+//! `verify` checks every checksum and every record.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::error::TimelineError;
+use super::format::{
+    header_config, FileHeader, OriginEntry, Preamble, RunEntry, SectionEntry, SectionTable,
+    TimelineHeader, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN, MAX_RUNS, PREAMBLE_LEN, SECTION_ALIGN,
+};
+use super::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
+use crate::profile::{BodyKind, Method, Verb};
+
+/// One run: the records of one shard of one runner, in profile order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunInfo {
+    /// Runner (partition) index.
+    pub runner: u32,
+    /// Shard index within the runner.
+    pub shard: u32,
+    /// Number of records.
+    pub len: u64,
+}
+
+/// A record with its fields decoded and its blobs resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    /// The record as stored.
+    pub record: &'a RequestRecord,
+    /// Decoded verb.
+    pub verb: Verb,
+    /// Decoded HTTP method.
+    pub method: Method,
+    /// Decoded body class.
+    pub body_kind: BodyKind,
+    /// Request target bytes (path + query).
+    pub target: &'a [u8],
+    /// Body bytes (empty: no body).
+    pub body: &'a [u8],
+}
+
+/// The profile's own strings of one request (for export).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The request's record.
+    pub record: &'a RequestRecord,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Resource kind.
+    pub resource_kind: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Label selector.
+    pub label_selector: &'a str,
+    /// apiPath as written in the profile.
+    pub api_path: &'a str,
+}
+
+/// An open timeline file.
+pub struct Timeline {
+    map: Mmap,
+    path: PathBuf,
+    header: TimelineHeader,
+    sections: SectionTable,
+    runs: Vec<RunInfo>,
+    run_starts: Vec<u64>,
+}
+
+impl Timeline {
+    /// Maps and checks a timeline file (not every record: see `verify`).
+    pub fn open(path: &Path) -> Result<Timeline, TimelineError> {
+        let file = File::open(path).map_err(|e| TimelineError::io(path, "open timeline", e))?;
+        // SAFETY: the map is read-only and private to this process; kreplay never writes
+        // a timeline in place (the writer renames a new file over it), so the bytes do not
+        // change under the map. Every read of the map is bounds-checked below.
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|e| TimelineError::io(path, "map timeline", e))?;
+        Self::from_map(map, path)
+    }
+
+    fn from_map(map: Mmap, path: &Path) -> Result<Timeline, TimelineError> {
+        let file_len = map.len() as u64;
+        let preamble_bytes = slice(&map, 0, PREAMBLE_LEN as u64, "preamble")?;
+        let preamble: Preamble = bytemuck::pod_read_unaligned(preamble_bytes);
+        if preamble.magic != MAGIC {
+            return Err(TimelineError::BadMagic);
+        }
+        if preamble.format_version != FORMAT_VERSION {
+            return Err(TimelineError::UnsupportedVersion {
+                found: preamble.format_version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        if preamble.reserved0 != 0 || preamble.reserved != [0; 3] {
+            return Err(TimelineError::Corrupt(
+                "reserved preamble bytes are not zero".into(),
+            ));
+        }
+        if preamble.header_len > MAX_HEADER_LEN {
+            return Err(TimelineError::Corrupt(format!(
+                "header length {} exceeds the limit {MAX_HEADER_LEN}",
+                preamble.header_len
+            )));
+        }
+        let header_bytes = slice(&map, preamble.header_offset, preamble.header_len, "header")?;
+        let computed = xxh3_64(header_bytes);
+        if computed != preamble.header_checksum {
+            return Err(TimelineError::ChecksumMismatch {
+                what: "header".into(),
+                stored: preamble.header_checksum,
+                computed,
+            });
+        }
+        let header_end = preamble.header_offset + preamble.header_len;
+        if header_end != file_len {
+            return Err(TimelineError::Corrupt(format!(
+                "file is {file_len} bytes but its header ends at {header_end}"
+            )));
+        }
+        let (file_header, used): (FileHeader, usize) =
+            bincode::serde::decode_from_slice(header_bytes, header_config())
+                .map_err(|e| TimelineError::Corrupt(format!("header does not decode: {e}")))?;
+        if used as u64 != preamble.header_len {
+            return Err(TimelineError::Corrupt(
+                "trailing bytes after the header".into(),
+            ));
+        }
+        let FileHeader { header, sections } = file_header;
+        check_header(&header)?;
+        check_sections(&sections, &header, preamble.header_offset)?;
+
+        let index_bytes = slice(
+            &map,
+            sections.index.offset,
+            sections.index.len,
+            "index section",
+        )?;
+        check_checksum("index section", index_bytes, sections.index.checksum)?;
+        let (runs, run_starts) = check_index(index_bytes, &header)?;
+        let timeline = Timeline {
+            map,
+            path: path.to_path_buf(),
+            header,
+            sections,
+            runs,
+            run_starts,
+        };
+        // Cast once now so that later casts cannot fail on alignment.
+        timeline.records()?;
+        timeline.label_refs()?;
+        timeline.origin_entries()?;
+        Ok(timeline)
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &TimelineHeader {
+        &self.header
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All runs, runner-major: run `r * shards_per_runner + s` is shard `s` of runner `r`.
+    pub fn runs(&self) -> &[RunInfo] {
+        &self.runs
+    }
+
+    /// The records of run `run`, in profile order, read in place.
+    pub fn run_records(&self, run: usize) -> Option<&[RequestRecord]> {
+        let start = usize::try_from(*self.run_starts.get(run)?).ok()?;
+        let len = usize::try_from(self.runs.get(run)?.len).ok()?;
+        self.records().ok()?.get(start..start.checked_add(len)?)
+    }
+
+    /// Every record, run after run.
+    pub fn all_records(&self) -> Result<&[RequestRecord], TimelineError> {
+        self.records()
+    }
+
+    fn records(&self) -> Result<&[RequestRecord], TimelineError> {
+        cast_section(&self.map, self.sections.records, "records section")
+    }
+
+    fn label_refs(&self) -> Result<&[BlobRef], TimelineError> {
+        cast_section(&self.map, self.sections.labels, "labels section")
+    }
+
+    fn origin_entries(&self) -> Result<&[OriginEntry], TimelineError> {
+        cast_section(&self.map, self.sections.origins, "origins section")
+    }
+
+    fn blobs(&self) -> &[u8] {
+        let s = self.sections.blobs;
+        // Bounds were checked at open.
+        &self.map[s.offset as usize..(s.offset + s.len) as usize]
+    }
+
+    fn blob(&self, at: BlobRef) -> Option<&[u8]> {
+        if at.reserved != 0 {
+            return None;
+        }
+        let start = usize::try_from(at.offset).ok()?;
+        self.blobs().get(start..start.checked_add(at.len as usize)?)
+    }
+
+    /// Decodes and checks one record (O(1), no allocation).
+    pub fn view<'a>(&'a self, rec: &'a RequestRecord) -> Result<RequestView<'a>, TimelineError> {
+        let bad = |field, problem: String| TimelineError::BadRecord {
+            profile_index: rec.profile_index,
+            field,
+            problem,
+        };
+        let verb = rec
+            .verb()
+            .ok_or_else(|| bad("verb", format!("byte {} is not a verb (0..=7)", rec.verb)))?;
+        let method = rec.method().ok_or_else(|| {
+            bad(
+                "method",
+                format!("byte {} is not a method (0..=3)", rec.method),
+            )
+        })?;
+        if method != verb.method() {
+            return Err(bad(
+                "method",
+                format!("{} does not match verb {verb}", method.as_str()),
+            ));
+        }
+        let body_kind = rec.body_kind().ok_or_else(|| {
+            bad(
+                "body_kind",
+                format!("byte {} is not a body kind (0..=4)", rec.body_kind),
+            )
+        })?;
+        if rec.flags & !(FLAG_WATCH | FLAG_INVALID_TARGET) != 0 {
+            return Err(bad("flags", format!("unknown bits in {:#04x}", rec.flags)));
+        }
+        if rec.is_watch() != (verb == Verb::Watch) {
+            return Err(bad(
+                "flags",
+                format!("watch flag does not match verb {verb}"),
+            ));
+        }
+        if u64::from(rec.label) >= u64::from(self.header.label_count) {
+            return Err(bad(
+                "label",
+                format!(
+                    "id {} is not below the label count {}",
+                    rec.label, self.header.label_count
+                ),
+            ));
+        }
+        if rec.profile_index >= self.header.request_count {
+            return Err(bad(
+                "profile_index",
+                format!("not below the request count {}", self.header.request_count),
+            ));
+        }
+        let blob_len = self.sections.blobs.len;
+        let target = self.blob(rec.target).ok_or_else(|| {
+            bad(
+                "target",
+                format!("{:?} is outside the {blob_len}-byte blob area", rec.target),
+            )
+        })?;
+        let body = self.blob(rec.body).ok_or_else(|| {
+            bad(
+                "body",
+                format!("{:?} is outside the {blob_len}-byte blob area", rec.body),
+            )
+        })?;
+        Ok(RequestView {
+            record: rec,
+            verb,
+            method,
+            body_kind,
+            target,
+            body,
+        })
+    }
+
+    /// The metric label `id`: `"<METHOD LABEL> <metric path>"`.
+    pub fn label(&self, id: u32) -> Result<&str, TimelineError> {
+        let refs = self.label_refs()?;
+        let at = *refs.get(id as usize).ok_or(TimelineError::OutOfRange {
+            what: "label id",
+            value: u64::from(id),
+            limit: refs.len() as u64,
+        })?;
+        let bytes = self.blob(at).ok_or_else(|| {
+            TimelineError::Corrupt(format!("label {id}: {at:?} is outside the blob area"))
+        })?;
+        std::str::from_utf8(bytes)
+            .map_err(|e| TimelineError::Corrupt(format!("label {id} is not UTF-8: {e}")))
+    }
+
+    /// The profile's strings of request `profile_index` (cold section, for export).
+    pub fn origin(&self, profile_index: u64) -> Result<Origin<'_>, TimelineError> {
+        let entries = self.origin_entries()?;
+        let entry = usize::try_from(profile_index)
+            .ok()
+            .and_then(|i| entries.get(i))
+            .ok_or(TimelineError::OutOfRange {
+                what: "profile index",
+                value: profile_index,
+                limit: entries.len() as u64,
+            })?;
+        let corrupt = |what: &str| {
+            TimelineError::Corrupt(format!("origin of profile index {profile_index}: {what}"))
+        };
+        let record = usize::try_from(entry.record_index)
+            .ok()
+            .and_then(|i| self.records().ok()?.get(i))
+            .ok_or_else(|| corrupt("record index out of range"))?;
+        if record.profile_index != profile_index {
+            return Err(corrupt("points at the record of another request"));
+        }
+        let text = |at: BlobRef, field: &str| -> Result<&str, TimelineError> {
+            let bytes = self
+                .blob(at)
+                .ok_or_else(|| corrupt(&format!("{field} is outside the blob area")))?;
+            std::str::from_utf8(bytes).map_err(|_| corrupt(&format!("{field} is not UTF-8")))
+        };
+        Ok(Origin {
+            record,
+            namespace: text(entry.namespace, "namespace")?,
+            resource_kind: text(entry.resource_kind, "resourceKind")?,
+            name: text(entry.name, "name")?,
+            label_selector: text(entry.label_selector, "labelSelector")?,
+            api_path: text(entry.api_path, "apiPath")?,
+        })
+    }
+
+    /// Checks every section checksum, the zero padding between sections, and every
+    /// record (fields, order within its run, run membership).
+    pub fn verify(&self) -> Result<(), TimelineError> {
+        let mut expected_start = PREAMBLE_LEN as u64;
+        for (name, s) in self.sections.named() {
+            let gap = slice(&self.map, expected_start, s.offset - expected_start, name)?;
+            if gap.iter().any(|&b| b != 0) {
+                return Err(TimelineError::Corrupt(format!(
+                    "padding before the {name} section is not zero"
+                )));
+            }
+            let bytes = slice(&self.map, s.offset, s.len, name)?;
+            check_checksum(&format!("{name} section"), bytes, s.checksum)?;
+            expected_start = s.offset + s.len;
+        }
+        let records = self.records()?;
+        let shards = self.header.shards_per_runner;
+        for (run, info) in self.runs.iter().enumerate() {
+            let Some(run_records) = self.run_records(run) else {
+                return Err(TimelineError::Corrupt(format!(
+                    "run {run} is outside the record table"
+                )));
+            };
+            let mut previous: Option<&RequestRecord> = None;
+            for rec in run_records {
+                self.view(rec)?;
+                let runner = crate::partition::runner_of(rec.key_hash, self.header.runner_count);
+                let shard = crate::partition::shard_of(rec.key_hash, shards);
+                if (runner, shard) != (info.runner, info.shard) {
+                    return Err(TimelineError::Corrupt(format!(
+                        "record of profile index {} is in run ({}, {}) but its key belongs to ({runner}, {shard})",
+                        rec.profile_index, info.runner, info.shard
+                    )));
+                }
+                if let Some(p) = previous {
+                    if rec.profile_index <= p.profile_index || rec.due_us < p.due_us {
+                        return Err(TimelineError::Corrupt(format!(
+                            "run ({}, {}) is not in profile order at profile index {}",
+                            info.runner, info.shard, rec.profile_index
+                        )));
+                    }
+                }
+                previous = Some(rec);
+            }
+        }
+        for id in 0..self.header.label_count {
+            self.label(id)?;
+        }
+        for i in 0..records.len() as u64 {
+            self.origin(i)?;
+        }
+        Ok(())
+    }
+}
+
+fn slice<'m>(map: &'m [u8], offset: u64, len: u64, what: &str) -> Result<&'m [u8], TimelineError> {
+    let file_len = map.len() as u64;
+    let truncated = || TimelineError::Truncated {
+        what: what.to_string(),
+        start: offset,
+        end: offset.saturating_add(len),
+        file_len,
+    };
+    let end = offset.checked_add(len).ok_or_else(truncated)?;
+    if end > file_len {
+        return Err(truncated());
+    }
+    Ok(&map[offset as usize..end as usize])
+}
+
+fn cast_section<'m, T: bytemuck::Pod>(
+    map: &'m [u8],
+    s: SectionEntry,
+    what: &str,
+) -> Result<&'m [T], TimelineError> {
+    let bytes = slice(map, s.offset, s.len, what)?;
+    bytemuck::try_cast_slice(bytes)
+        .map_err(|e| TimelineError::Corrupt(format!("{what} cannot be read in place: {e:?}")))
+}
+
+fn check_checksum(what: &str, bytes: &[u8], stored: u64) -> Result<(), TimelineError> {
+    let computed = xxh3_64(bytes);
+    if computed != stored {
+        return Err(TimelineError::ChecksumMismatch {
+            what: what.to_string(),
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+fn check_header(h: &TimelineHeader) -> Result<(), TimelineError> {
+    if h.format_version != FORMAT_VERSION {
+        return Err(TimelineError::UnsupportedVersion {
+            found: h.format_version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    if h.runner_count == 0 || h.shards_per_runner == 0 {
+        return Err(TimelineError::Corrupt(format!(
+            "runner count {} and shards per runner {} must both be at least 1",
+            h.runner_count, h.shards_per_runner
+        )));
+    }
+    if u64::from(h.runner_count) * u64::from(h.shards_per_runner) > MAX_RUNS {
+        return Err(TimelineError::Corrupt(format!("more than {MAX_RUNS} runs")));
+    }
+    if h.watch_count > h.request_count {
+        return Err(TimelineError::Corrupt("more WATCHes than requests".into()));
+    }
+    Ok(())
+}
+
+fn check_sections(
+    s: &SectionTable,
+    h: &TimelineHeader,
+    header_offset: u64,
+) -> Result<(), TimelineError> {
+    let runs = u64::from(h.runner_count) * u64::from(h.shards_per_runner);
+    let expect_len = |name: &str, got: u64, want: Option<u64>| match want {
+        Some(w) if w == got => Ok(()),
+        _ => Err(TimelineError::Corrupt(format!(
+            "{name} section is {got} bytes, expected {want:?} for the header's counts"
+        ))),
+    };
+    expect_len(
+        "index",
+        s.index.len,
+        runs.checked_mul(std::mem::size_of::<RunEntry>() as u64),
+    )?;
+    expect_len("records", s.records.len, h.request_count.checked_mul(64))?;
+    expect_len(
+        "labels",
+        s.labels.len,
+        u64::from(h.label_count).checked_mul(16),
+    )?;
+    expect_len(
+        "origins",
+        s.origins.len,
+        h.request_count
+            .checked_mul(std::mem::size_of::<OriginEntry>() as u64),
+    )?;
+    let mut min_start = PREAMBLE_LEN as u64;
+    for (name, entry) in s.named() {
+        if entry.offset % SECTION_ALIGN != 0 {
+            return Err(TimelineError::Corrupt(format!(
+                "{name} section offset {} is not a multiple of {SECTION_ALIGN}",
+                entry.offset
+            )));
+        }
+        if entry.offset < min_start {
+            return Err(TimelineError::Corrupt(format!(
+                "{name} section starts at {} inside the previous part (which ends at {min_start})",
+                entry.offset
+            )));
+        }
+        let end = entry
+            .offset
+            .checked_add(entry.len)
+            .ok_or_else(|| TimelineError::Corrupt(format!("{name} section length overflows")))?;
+        if end > header_offset {
+            return Err(TimelineError::Truncated {
+                what: format!("{name} section"),
+                start: entry.offset,
+                end,
+                file_len: header_offset,
+            });
+        }
+        min_start = end;
+    }
+    // The header follows the blobs directly; anything else would be unchecked bytes.
+    if s.blobs.offset + s.blobs.len != header_offset {
+        return Err(TimelineError::Corrupt(
+            "the header does not follow the blob section".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_index(
+    bytes: &[u8],
+    h: &TimelineHeader,
+) -> Result<(Vec<RunInfo>, Vec<u64>), TimelineError> {
+    let entries: Vec<RunEntry> = bytes
+        .chunks_exact(std::mem::size_of::<RunEntry>())
+        .map(bytemuck::pod_read_unaligned)
+        .collect();
+    let shards = h.shards_per_runner;
+    let mut next_first = 0u64;
+    let mut runs = Vec::with_capacity(entries.len());
+    let mut starts = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let want_runner = (i as u64 / u64::from(shards)) as u32;
+        let want_shard = (i as u64 % u64::from(shards)) as u32;
+        if (e.runner, e.shard) != (want_runner, want_shard) {
+            return Err(TimelineError::Corrupt(format!(
+                "index entry {i} is ({}, {}) but should be runner {want_runner} shard {want_shard}",
+                e.runner, e.shard
+            )));
+        }
+        if e.first_record != next_first {
+            return Err(TimelineError::Corrupt(format!(
+                "index entry {i} starts at record {} but the previous run ends at {next_first}",
+                e.first_record
+            )));
+        }
+        next_first = e
+            .first_record
+            .checked_add(e.count)
+            .filter(|&end| end <= h.request_count)
+            .ok_or_else(|| {
+                TimelineError::Corrupt(format!(
+                    "index entry {i} ({} records from {}) runs past the {} records",
+                    e.count, e.first_record, h.request_count
+                ))
+            })?;
+        runs.push(RunInfo {
+            runner: e.runner,
+            shard: e.shard,
+            len: e.count,
+        });
+        starts.push(e.first_record);
+    }
+    if next_first != h.request_count {
+        return Err(TimelineError::Corrupt(format!(
+            "the runs hold {next_first} records but the header counts {}",
+            h.request_count
+        )));
+    }
+    Ok((runs, starts))
+}
