@@ -1,5 +1,12 @@
 //! kreplay's engine: replays a timeline on pinned per-core executors and reports what the server did.
 
+pub mod clock;
+pub mod http1;
 pub mod kubeconfig;
-pub mod transport;
+pub mod merge;
+pub mod metrics;
+pub mod plan;
 pub mod report;
+pub mod source;
+pub mod target;
+pub mod transport;

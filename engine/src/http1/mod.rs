@@ -1,0 +1,9 @@
+//! HTTP/1.1 on any `AsyncRead + AsyncWrite` stream: request encoding and response reading.
+//!
+//! Generic over the stream so a plain glommio `TcpStream` and a TLS stream share one client.
+
+pub mod request;
+pub mod response;
+
+pub use request::RequestTemplate;
+pub use response::{BodyFraming, ResponseError, ResponseHead, ResponseReader};

@@ -1,0 +1,132 @@
+//! Writes HTTP/1.1 requests into a reused buffer: no allocation once the buffer has grown.
+
+use preprocess::profile::{BodyKind, Method};
+
+/// The parts of every request that depend only on the target and the run.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    /// Path prefix of the server URL (no trailing `/`; usually empty).
+    pub base_path: String,
+    /// `Host` header value.
+    pub host: String,
+    /// `User-Agent` header value.
+    pub user_agent: String,
+    /// `Accept` header value.
+    pub accept: &'static str,
+}
+
+impl RequestTemplate {
+    /// Encodes one request (head and body) into `buf`, replacing its contents.
+    /// `authorization` is the full header value (`Bearer …`) when the target has credentials.
+    pub fn encode(
+        &self,
+        buf: &mut Vec<u8>,
+        method: Method,
+        target: &[u8],
+        body_kind: BodyKind,
+        body: &[u8],
+        authorization: Option<&str>,
+    ) {
+        buf.clear();
+        buf.extend_from_slice(method.as_str().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(self.base_path.as_bytes());
+        buf.extend_from_slice(target);
+        buf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        buf.extend_from_slice(self.host.as_bytes());
+        buf.extend_from_slice(b"\r\nUser-Agent: ");
+        buf.extend_from_slice(self.user_agent.as_bytes());
+        buf.extend_from_slice(b"\r\nAccept: ");
+        buf.extend_from_slice(self.accept.as_bytes());
+        if let Some(auth) = authorization {
+            buf.extend_from_slice(b"\r\nAuthorization: ");
+            buf.extend_from_slice(auth.as_bytes());
+        }
+        if let Some(content_type) = body_kind.content_type() {
+            buf.extend_from_slice(b"\r\nContent-Type: ");
+            buf.extend_from_slice(content_type.as_bytes());
+        }
+        // A body-less POST/PATCH still says so, or a server would wait for one.
+        if !body.is_empty() || matches!(method, Method::Post | Method::Patch) {
+            buf.extend_from_slice(b"\r\nContent-Length: ");
+            write_decimal(buf, body.len() as u64);
+        }
+        buf.extend_from_slice(b"\r\n\r\n");
+        buf.extend_from_slice(body);
+    }
+}
+
+/// Appends `n` in decimal without going through `fmt` (which would not allocate, but is slow).
+fn write_decimal(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> RequestTemplate {
+        RequestTemplate {
+            base_path: "/prefix".to_string(),
+            host: "127.0.0.1:8080".to_string(),
+            user_agent: "kreplay/test".to_string(),
+            accept: "application/json, */*",
+        }
+    }
+
+    #[test]
+    fn get_has_no_body_headers() {
+        let mut buf = Vec::new();
+        template().encode(
+            &mut buf,
+            Method::Get,
+            b"/api/v1/pods?limit=1",
+            BodyKind::None,
+            b"",
+            None,
+        );
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "GET /prefix/api/v1/pods?limit=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: kreplay/test\r\n\
+             Accept: application/json, */*\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn patch_has_type_length_and_body() {
+        let mut buf = b"stale contents".to_vec();
+        template().encode(
+            &mut buf,
+            Method::Patch,
+            b"/api/v1/namespaces/a/pods/x",
+            BodyKind::StrategicMergePatch,
+            b"{\"a\":1}",
+            Some("Bearer t"),
+        );
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "PATCH /prefix/api/v1/namespaces/a/pods/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
+             User-Agent: kreplay/test\r\nAccept: application/json, */*\r\nAuthorization: Bearer t\r\n\
+             Content-Type: application/strategic-merge-patch+json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+        );
+    }
+
+    #[test]
+    fn decimal_digits() {
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut buf = Vec::new();
+            write_decimal(&mut buf, n);
+            assert_eq!(buf, n.to_string().into_bytes());
+        }
+    }
+}

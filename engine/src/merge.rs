@@ -1,0 +1,89 @@
+//! K-way merge of a core's runs into one stream ordered by (due time, profile index).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use preprocess::timeline::record::RequestRecord;
+
+/// A position in a core's runs: which run (index into the core's run list) and which record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Index into the run list given to `RunMerger::new`.
+    pub slot: u32,
+    /// Record index within that run.
+    pub index: u32,
+}
+
+/// Merges sorted runs; the heap holds one entry per run, so no allocation per record.
+#[derive(Debug)]
+pub struct RunMerger<'a> {
+    runs: Vec<&'a [RequestRecord]>,
+    next: Vec<u32>,
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+}
+
+impl<'a> RunMerger<'a> {
+    /// Starts a merge over `runs` (each in profile order).
+    pub fn new(runs: Vec<&'a [RequestRecord]>) -> RunMerger<'a> {
+        let mut heap = BinaryHeap::with_capacity(runs.len());
+        for (slot, run) in runs.iter().enumerate() {
+            if let Some(r) = run.first() {
+                heap.push(Reverse((r.due_us, r.profile_index, slot as u32)));
+            }
+        }
+        let next = vec![0; runs.len()];
+        RunMerger { runs, next, heap }
+    }
+
+    /// Due time of the next record, µs.
+    pub fn peek_due(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((due, _, _))| *due)
+    }
+
+    /// Takes the next record.
+    pub fn pop(&mut self) -> Option<(Cursor, &'a RequestRecord)> {
+        let Reverse((_, _, slot)) = self.heap.pop()?;
+        let run = self.runs[slot as usize];
+        let index = self.next[slot as usize];
+        let record = &run[index as usize];
+        self.next[slot as usize] = index + 1;
+        if let Some(r) = run.get(index as usize + 1) {
+            self.heap.push(Reverse((r.due_us, r.profile_index, slot)));
+        }
+        Some((Cursor { slot, index }, record))
+    }
+
+    /// The record at `cursor`.
+    pub fn record(&self, cursor: Cursor) -> &'a RequestRecord {
+        &self.runs[cursor.slot as usize][cursor.index as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytemuck::Zeroable;
+
+    fn rec(due_us: u64, profile_index: u64) -> RequestRecord {
+        RequestRecord {
+            due_us,
+            profile_index,
+            ..RequestRecord::zeroed()
+        }
+    }
+
+    #[test]
+    fn merges_by_due_then_profile_index() {
+        let a = [rec(0, 1), rec(10, 4), rec(10, 6)];
+        let b = [rec(0, 0), rec(10, 5), rec(30, 7)];
+        let c: [RequestRecord; 0] = [];
+        let mut m = RunMerger::new(vec![&a, &b, &c]);
+        let mut order = Vec::new();
+        while let Some((cursor, r)) = m.pop() {
+            assert_eq!(m.record(cursor), r);
+            order.push(r.profile_index);
+        }
+        assert_eq!(order, vec![0, 1, 4, 5, 6, 7]);
+        assert_eq!(m.peek_due(), None);
+    }
+}

@@ -1,0 +1,331 @@
+//! Per-core measurements: HDR histograms (µs, 3 significant digits), counters, error stats.
+//!
+//! Each core owns one `CoreMetrics` and nobody else touches it until the run ends;
+//! `merge` then folds the cores together. Per-label statistics are allocated on a
+//! label's first use; histograms auto-resize, so memory follows the largest value seen.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use preprocess::profile::Verb;
+
+/// Significant digits of every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A new auto-resizing µs histogram.
+pub fn new_histogram() -> Histogram<u64> {
+    // `new` only fails for sigfig > 5.
+    let mut h = Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable!("sigfig 3 is valid"));
+    h.auto(true);
+    h
+}
+
+/// Records `value`, growing the histogram as needed (`saturating_record` would clamp
+/// instead of growing); clamps only if growing fails.
+pub fn record_value(h: &mut Histogram<u64>, value: u64) {
+    if h.record(value).is_err() {
+        h.saturating_record(value);
+    }
+}
+
+/// Whole microseconds of a duration, saturating.
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Service latency (first byte sent → body read) and response time from the due
+/// instant (coordinated-omission free), for one group of requests.
+#[derive(Debug, Clone)]
+pub struct LatencyHistograms {
+    /// First byte sent → response fully read.
+    pub service: Histogram<u64>,
+    /// Due instant → response fully read.
+    pub scheduled: Histogram<u64>,
+}
+
+impl Default for LatencyHistograms {
+    fn default() -> Self {
+        LatencyHistograms {
+            service: new_histogram(),
+            scheduled: new_histogram(),
+        }
+    }
+}
+
+impl LatencyHistograms {
+    /// Records one request.
+    pub fn record(&mut self, service_us: u64, scheduled_us: u64) {
+        record_value(&mut self.service, service_us);
+        record_value(&mut self.scheduled, scheduled_us);
+    }
+
+    /// Adds another group's counts.
+    pub fn merge(&mut self, other: &LatencyHistograms) {
+        // Auto-resizing histograms accept any other histogram's range.
+        let _ = self.service.add(&other.service);
+        let _ = self.scheduled.add(&other.scheduled);
+    }
+}
+
+/// Statistics of one metric label.
+#[derive(Debug, Clone, Default)]
+pub struct LabelStats {
+    /// Latencies of successful requests.
+    pub latency: LatencyHistograms,
+    /// Raw latencies in seconds (only with `--raw-data`), in completion order.
+    pub raw_seconds: Vec<f64>,
+    /// WATCH events (lines) received.
+    pub watch_events: u64,
+    /// WATCH body bytes received.
+    pub watch_bytes: u64,
+}
+
+/// Statistics of one verb.
+#[derive(Debug, Clone, Default)]
+pub struct VerbStats {
+    /// Requests that completed (successes and failures).
+    pub count: u64,
+    /// Failures.
+    pub errors: u64,
+    /// Latencies of successful requests.
+    pub latency: LatencyHistograms,
+}
+
+/// One failure, kept with `--raw-data` (kperf's `errors` array).
+#[derive(Debug, Clone)]
+pub struct ErrorRecord {
+    /// kperf's metric method label (`GET`, `LIST`, `POST`, ...).
+    pub method: &'static str,
+    /// The request URL (base URL + target).
+    pub url: String,
+    /// When the failure was seen.
+    pub timestamp: SystemTime,
+    /// Time from first byte sent to the failure, seconds.
+    pub duration: f64,
+    /// `http`, `http2-protocol`, `connection` or `unknown`.
+    pub kind: &'static str,
+    /// HTTP code (0 unless `http`).
+    pub code: i32,
+    /// Message ("" for `http`).
+    pub message: String,
+}
+
+/// Everything one core measured.
+#[derive(Debug, Clone)]
+pub struct CoreMetrics {
+    /// Send lag: first byte written − due instant.
+    pub lag: Histogram<u64>,
+    /// All successful requests.
+    pub all: LatencyHistograms,
+    /// Per label id (allocated on first use).
+    pub labels: Vec<Option<Box<LabelStats>>>,
+    /// Per verb (`Verb as usize`).
+    pub verbs: [VerbStats; 8],
+    /// Requests whose first byte was written.
+    pub sent: u64,
+    /// Requests that reached execution (kperf `totalRun`).
+    pub run: u64,
+    /// Requests that succeeded.
+    pub completed: u64,
+    /// Requests that failed (kperf `totalFailed`).
+    pub failed: u64,
+    /// Response body bytes.
+    pub bytes_received: u64,
+    /// Requests sent more than 1 ms after their due instant.
+    pub late_1ms: u64,
+    /// Requests sent more than 10 ms after their due instant.
+    pub late_10ms: u64,
+    /// kperf `errorStats`: key → count.
+    pub error_stats: BTreeMap<String, u64>,
+    /// kperf `errors` (only with `--raw-data`).
+    pub errors: Vec<ErrorRecord>,
+    /// Whether raw latencies and error records are kept.
+    pub raw_data: bool,
+}
+
+impl CoreMetrics {
+    /// Empty metrics sized for `label_count` labels.
+    pub fn new(label_count: u32, raw_data: bool) -> CoreMetrics {
+        CoreMetrics {
+            lag: new_histogram(),
+            all: LatencyHistograms::default(),
+            labels: vec![None; label_count as usize],
+            verbs: Default::default(),
+            sent: 0,
+            run: 0,
+            completed: 0,
+            failed: 0,
+            bytes_received: 0,
+            late_1ms: 0,
+            late_10ms: 0,
+            error_stats: BTreeMap::new(),
+            errors: Vec::new(),
+            raw_data,
+        }
+    }
+
+    /// Records that a request's first byte is being written `lag` after its due instant.
+    pub fn record_send(&mut self, lag: Duration) {
+        let us = micros(lag);
+        record_value(&mut self.lag, us);
+        self.sent += 1;
+        if us > 1_000 {
+            self.late_1ms += 1;
+        }
+        if us > 10_000 {
+            self.late_10ms += 1;
+        }
+    }
+
+    /// The stats of `label`, created on first use.
+    pub fn label_mut(&mut self, label: u32) -> Option<&mut LabelStats> {
+        let slot = self.labels.get_mut(label as usize)?;
+        Some(slot.get_or_insert_with(Default::default))
+    }
+
+    /// Records a success.
+    pub fn record_success(
+        &mut self,
+        verb: Verb,
+        label: u32,
+        service: Duration,
+        scheduled: Duration,
+    ) {
+        let (s_us, d_us) = (micros(service), micros(scheduled));
+        self.run += 1;
+        self.completed += 1;
+        self.all.record(s_us, d_us);
+        let v = &mut self.verbs[verb as usize];
+        v.count += 1;
+        v.latency.record(s_us, d_us);
+        let raw = self.raw_data;
+        if let Some(l) = self.label_mut(label) {
+            l.latency.record(s_us, d_us);
+            if raw {
+                l.raw_seconds.push(service.as_secs_f64());
+            }
+        }
+    }
+
+    /// Records a failure (cold path: builds the stats key).
+    pub fn record_failure(&mut self, verb: Verb, record: ErrorRecord) {
+        self.run += 1;
+        self.failed += 1;
+        let v = &mut self.verbs[verb as usize];
+        v.count += 1;
+        v.errors += 1;
+        let key = if record.kind == "http" {
+            format!("http/{}", record.code)
+        } else {
+            format!("{}/{}", record.kind, record.message)
+        };
+        *self.error_stats.entry(key).or_insert(0) += 1;
+        if self.raw_data {
+            self.errors.push(record);
+        }
+    }
+
+    /// Records a request kperf counts as run and failed without an error record
+    /// (its target could not be built).
+    pub fn record_unbuildable(&mut self, verb: Verb) {
+        self.run += 1;
+        self.failed += 1;
+        let v = &mut self.verbs[verb as usize];
+        v.count += 1;
+        v.errors += 1;
+    }
+
+    /// Folds `other` into `self`.
+    pub fn merge(&mut self, other: CoreMetrics) {
+        let _ = self.lag.add(&other.lag);
+        self.all.merge(&other.all);
+        if self.labels.len() < other.labels.len() {
+            self.labels.resize(other.labels.len(), None);
+        }
+        for (mine, theirs) in self.labels.iter_mut().zip(other.labels) {
+            let Some(theirs) = theirs else { continue };
+            match mine {
+                None => *mine = Some(theirs),
+                Some(m) => {
+                    m.latency.merge(&theirs.latency);
+                    m.raw_seconds.extend_from_slice(&theirs.raw_seconds);
+                    m.watch_events += theirs.watch_events;
+                    m.watch_bytes += theirs.watch_bytes;
+                }
+            }
+        }
+        for (mine, theirs) in self.verbs.iter_mut().zip(other.verbs.iter()) {
+            mine.count += theirs.count;
+            mine.errors += theirs.errors;
+            mine.latency.merge(&theirs.latency);
+        }
+        self.sent += other.sent;
+        self.run += other.run;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.bytes_received += other.bytes_received;
+        self.late_1ms += other.late_1ms;
+        self.late_10ms += other.late_10ms;
+        for (k, v) in other.error_stats {
+            *self.error_stats.entry(k).or_insert(0) += v;
+        }
+        self.errors.extend(other.errors);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_merge_add_up() {
+        let mut a = CoreMetrics::new(3, true);
+        let mut b = CoreMetrics::new(3, true);
+        a.record_send(Duration::from_micros(500));
+        a.record_send(Duration::from_millis(2));
+        b.record_send(Duration::from_millis(20));
+        a.record_success(
+            Verb::Get,
+            0,
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+        );
+        b.record_success(
+            Verb::Get,
+            0,
+            Duration::from_millis(3),
+            Duration::from_millis(3),
+        );
+        b.record_success(
+            Verb::List,
+            2,
+            Duration::from_millis(4),
+            Duration::from_millis(5),
+        );
+        let err = ErrorRecord {
+            method: "GET",
+            url: "http://x/a".into(),
+            timestamp: SystemTime::UNIX_EPOCH,
+            duration: 0.1,
+            kind: "connection",
+            code: 0,
+            message: "connection refused".into(),
+        };
+        a.record_failure(Verb::Get, err.clone());
+        b.record_failure(Verb::Get, err);
+        a.merge(b);
+        assert_eq!((a.sent, a.late_1ms, a.late_10ms), (3, 2, 1));
+        assert_eq!((a.run, a.completed, a.failed), (5, 3, 2));
+        assert_eq!(a.error_stats.get("connection/connection refused"), Some(&2));
+        assert_eq!(a.errors.len(), 2);
+        let l0 = a.labels[0].as_ref().unwrap();
+        assert_eq!(l0.latency.service.len(), 2);
+        assert_eq!(l0.raw_seconds.len(), 2);
+        assert!(a.labels[1].is_none());
+        assert_eq!(a.verbs[Verb::Get as usize].count, 4);
+        assert_eq!(a.verbs[Verb::Get as usize].errors, 2);
+        assert_eq!(a.all.service.len(), 3);
+        assert_eq!(a.all.service.max(), a.all.service.highest_equivalent(4_000));
+    }
+}

@@ -1,0 +1,169 @@
+//! Where requests go: a server URL (`--server`) or a kubeconfig cluster, behind one type.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+/// Something that yields the `Authorization` header value for requests (`Bearer …`).
+/// Implementations must keep the value out of `Debug` and errors.
+pub trait AuthProvider: Send + Sync {
+    /// The current header value, or `None` when requests carry no credentials.
+    fn authorization(&self) -> Result<Option<String>, String>;
+}
+
+/// A target that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The server URL is not `http://HOST[:PORT][/PATH]`.
+    #[error("invalid server URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The host name does not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// `host:port`.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+}
+
+/// The replay's target server.
+#[derive(Clone)]
+pub struct Target {
+    /// Server URL without a trailing `/` (kperf's `base`): prefixes metric keys and error URLs.
+    pub base_url: String,
+    /// Path part of the server URL (no trailing `/`; usually empty), prefixed to every request target.
+    pub base_path: String,
+    /// `Host` header value (`host[:port]` as in the URL).
+    pub host_header: String,
+    /// Resolved addresses (connections use the first).
+    pub addrs: Vec<SocketAddr>,
+    /// Credentials, if any.
+    pub auth: Option<Arc<dyn AuthProvider>>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("base_url", &self.base_url)
+            .field("addrs", &self.addrs)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Target {
+    /// A plain-HTTP target from `http://HOST[:PORT][/PATH]` (port 80 by default).
+    pub fn from_server_url(url: &str) -> Result<Target, TargetError> {
+        let bad = |reason: &str| TargetError::BadUrl {
+            url: redact_userinfo(url),
+            reason: reason.to_string(),
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(bad(
+                    "https with --server is not supported; use --kubeconfig for TLS clusters",
+                ))
+            }
+            _ => return Err(bad("expected http://HOST[:PORT][/PATH]")),
+        }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("user information in the URL is not supported"));
+        }
+        if uri.query().is_some() {
+            return Err(bad("a server URL cannot have a query"));
+        }
+        let host = authority.host();
+        let port = authority.port_u16().unwrap_or(80);
+        let host_for_resolve = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = (host_for_resolve, port)
+            .to_socket_addrs()
+            .map_err(|source| TargetError::Resolve {
+                host: format!("{host}:{port}"),
+                source,
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(TargetError::Resolve {
+                host: format!("{host}:{port}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+            });
+        }
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        let base_url = url.strip_suffix('/').unwrap_or(url).to_string();
+        Ok(Target {
+            base_url,
+            base_path,
+            host_header: authority.as_str().to_string(),
+            addrs,
+            auth: None,
+        })
+    }
+
+    /// The address connections go to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+}
+
+/// The URL with any `user:password@` replaced, so errors never show credentials.
+fn redact_userinfo(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    match url[after_scheme..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}<redacted>@{}",
+            &url[..after_scheme],
+            &url[after_scheme + at + 1..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_http_urls() {
+        let t = Target::from_server_url("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(t.base_url, "http://127.0.0.1:8080");
+        assert_eq!(t.base_path, "");
+        assert_eq!(t.host_header, "127.0.0.1:8080");
+        assert_eq!(t.addr(), "127.0.0.1:8080".parse().unwrap());
+        let t = Target::from_server_url("http://127.0.0.1/k8s/").unwrap();
+        assert_eq!((t.base_path.as_str(), t.addr().port()), ("/k8s", 80));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_serve() {
+        for url in [
+            "ftp://x",
+            "https://127.0.0.1:6443",
+            "127.0.0.1:80",
+            "http://127.0.0.1/?a=1",
+        ] {
+            let err = Target::from_server_url(url).unwrap_err().to_string();
+            assert!(err.contains(url), "{err}");
+        }
+        let err = Target::from_server_url("http://user:s3cret@127.0.0.1/")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("s3cret") && err.contains("<redacted>@127.0.0.1"),
+            "{err}"
+        );
+    }
+}
