@@ -1,0 +1,600 @@
+//! Decoding node trees into kperf's Go structs the way yaml.v2 (non-strict) does: known keys
+//! set fields in document order (a repeated key: last wins), unknown keys are ignored (here:
+//! noted as warnings), `<<` merges apply in place, null resets a field to its zero value, and
+//! type errors are collected rather than fatal. Alias expansion is counted as in yaml.v2
+//! (its "excessive aliasing" ratio) plus a per-node cap against alias bombs.
+
+use std::collections::HashMap;
+
+use super::LoadError;
+use crate::validate::{RawRequest, RawSpec};
+use crate::yaml::{resolve, shown_value, to_bool, to_int, Node, NodeKind, Resolved};
+
+/// Type errors kept for the message; the rest are only counted.
+const MAX_TYPE_ERRORS_SHOWN: usize = 50;
+/// Distinct unknown-key warnings kept.
+const MAX_WARNINGS: usize = 20;
+
+/// The fields of one Go struct, as a decode target.
+pub(crate) trait StructTarget {
+    /// The Go type name used in type errors (`types.ReplayRequest`).
+    const GO_TYPE: &'static str;
+    /// The field keys, for "did you mean" hints.
+    const KEYS: &'static [&'static str];
+    /// Sets the zero value (a null node).
+    fn reset(&mut self);
+    /// Decodes `value` into the field named `key`; false when there is no such field.
+    fn field(
+        &mut self,
+        dec: &mut Decoder,
+        key: &str,
+        value: &Node,
+        path: &str,
+    ) -> Result<bool, LoadError>;
+}
+
+struct UnknownKey {
+    first: String,
+    count: u64,
+}
+
+/// Decoding state for one document: counters, collected type errors, warnings.
+pub(crate) struct Decoder {
+    name: String,
+    max_expansions: u64,
+    decode_count: u64,
+    alias_count: u64,
+    alias_depth: u32,
+    /// Alias expansions since the last [`Decoder::start_node`].
+    node_expansions: u64,
+    type_errors: Vec<String>,
+    type_error_total: usize,
+    unknown: HashMap<String, UnknownKey>,
+    unknown_order: Vec<String>,
+    unknown_dropped: u64,
+}
+
+impl Decoder {
+    pub(crate) fn new(name: &str, max_expansions: usize) -> Self {
+        Decoder {
+            name: name.to_string(),
+            max_expansions: max_expansions as u64,
+            decode_count: 0,
+            alias_count: 0,
+            alias_depth: 0,
+            node_expansions: 0,
+            type_errors: Vec::new(),
+            type_error_total: 0,
+            unknown: HashMap::new(),
+            unknown_order: Vec::new(),
+            unknown_dropped: 0,
+        }
+    }
+
+    /// Starts the alias budget of one top-level piece (a request, the spec, ...).
+    pub(crate) fn start_node(&mut self) {
+        self.node_expansions = 0;
+    }
+
+    pub(crate) fn type_error_count(&self) -> usize {
+        self.type_error_total
+    }
+
+    /// The collected type errors, or `None` when there were none.
+    pub(crate) fn take_type_errors(&mut self) -> Option<LoadError> {
+        if self.type_error_total == 0 {
+            return None;
+        }
+        Some(LoadError::Types {
+            name: self.name.clone(),
+            more: self.type_error_total - self.type_errors.len(),
+            errors: std::mem::take(&mut self.type_errors),
+        })
+    }
+
+    /// Unknown-key warnings, one per distinct key path, in first-seen order.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .unknown_order
+            .iter()
+            .filter_map(|k| self.unknown.get(k))
+            .map(|u| match u.count {
+                1 => u.first.clone(),
+                n => format!("{} ({n} times)", u.first),
+            })
+            .collect();
+        if self.unknown_dropped > 0 {
+            out.push(format!(
+                "{} more unknown keys of other kinds not listed",
+                self.unknown_dropped
+            ));
+        }
+        out
+    }
+
+    fn fatal(&self, line: usize, message: String) -> LoadError {
+        LoadError::Syntax {
+            name: self.name.clone(),
+            line,
+            message,
+        }
+    }
+
+    /// yaml.v2's per-unmarshal bookkeeping, plus kreplay's per-node expansion cap.
+    fn count(&mut self, line: usize) -> Result<(), LoadError> {
+        self.decode_count += 1;
+        if self.alias_depth > 0 {
+            self.alias_count += 1;
+            self.node_expansions += 1;
+            if self.node_expansions > self.max_expansions {
+                return Err(LoadError::Limit {
+                    name: self.name.clone(),
+                    message: format!(
+                        "line {line}: aliases expand to more than {} nodes in one value \
+                         (LoadOptions::max_alias_expansions)",
+                        self.max_expansions
+                    ),
+                });
+            }
+        }
+        if self.alias_count > 100
+            && self.decode_count > 1000
+            && self.alias_count as f64 / self.decode_count as f64
+                > allowed_alias_ratio(self.decode_count)
+        {
+            return Err(self.fatal(line, "document contains excessive aliasing".into()));
+        }
+        Ok(())
+    }
+
+    fn type_error(&mut self, node: &Node, path: &str, go_type: &str) {
+        let shown = match &node.kind {
+            NodeKind::Scalar { value, plain, tag } => {
+                let tag = resolve(value, *plain, tag)
+                    .map(|r| r.tag)
+                    .unwrap_or_else(|_| "!!str".into());
+                format!("{tag}{}", shown_value(value))
+            }
+            NodeKind::Seq(_) => "!!seq".into(),
+            _ => "!!map".into(),
+        };
+        let field = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        self.type_error_total += 1;
+        if self.type_errors.len() < MAX_TYPE_ERRORS_SHOWN {
+            self.type_errors.push(format!(
+                "line {}: {field}cannot unmarshal {shown} into {go_type}",
+                node.line
+            ));
+        }
+    }
+
+    pub(crate) fn unknown_key(&mut self, path: &str, key: &str, known: &[&str]) {
+        let generic = format!("{}\u{0}{key}", strip_indices(path));
+        if let Some(u) = self.unknown.get_mut(&generic) {
+            u.count += 1;
+            return;
+        }
+        if self.unknown_order.len() >= MAX_WARNINGS {
+            self.unknown_dropped += 1;
+            return;
+        }
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        let hint = suggest(key, known)
+            .map(|k| format!(" (did you mean \"{k}\"?)"))
+            .unwrap_or_default();
+        let first = format!("{at}unknown key \"{key}\"{hint}");
+        self.unknown
+            .insert(generic.clone(), UnknownKey { first, count: 1 });
+        self.unknown_order.push(generic);
+    }
+
+    /// Follows an alias (counted), or returns the node itself.
+    fn through<T>(
+        &mut self,
+        node: &Node,
+        f: impl FnOnce(&mut Self, &Node) -> Result<T, LoadError>,
+    ) -> Result<T, LoadError> {
+        let node = node.defined();
+        self.count(node.line)?;
+        match &node.kind {
+            NodeKind::Alias(target) => {
+                self.alias_depth += 1;
+                let out = self.through(target, f);
+                self.alias_depth -= 1;
+                out
+            }
+            _ => f(self, node),
+        }
+    }
+
+    /// A scalar's resolution for a typed field; `None` (after noting a type error) for a
+    /// collection or a value of the wrong type.
+    fn scalar<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        go_type: &str,
+        convert: fn(Resolved) -> Option<T>,
+    ) -> Result<Option<T>, LoadError> {
+        self.through(node, |dec, n| {
+            let NodeKind::Scalar { value, plain, tag } = &n.kind else {
+                dec.type_error(n, path, go_type);
+                return Ok(None);
+            };
+            let resolved = resolve(value, *plain, tag).map_err(|m| dec.fatal(n.line, m))?;
+            match convert(resolved.value) {
+                Some(v) => Ok(Some(v)),
+                None => {
+                    dec.type_error(n, path, go_type);
+                    Ok(None)
+                }
+            }
+        })
+    }
+
+    /// Decodes an int field (Go `int`/`int64`); a type error leaves it unchanged.
+    pub(crate) fn int(
+        &mut self,
+        node: &Node,
+        path: &str,
+        go_type: &str,
+        out: &mut i64,
+    ) -> Result<(), LoadError> {
+        if let Some(v) = self.scalar(node, path, go_type, to_int)? {
+            *out = v;
+        }
+        Ok(())
+    }
+
+    /// Decodes a bool field.
+    pub(crate) fn boolean(
+        &mut self,
+        node: &Node,
+        path: &str,
+        out: &mut bool,
+    ) -> Result<(), LoadError> {
+        if let Some(v) = self.scalar(node, path, "bool", to_bool)? {
+            *out = v;
+        }
+        Ok(())
+    }
+
+    /// Decodes a string field: any non-null scalar keeps its literal text, null is "".
+    pub(crate) fn string(
+        &mut self,
+        node: &Node,
+        path: &str,
+        go_type: &str,
+        out: &mut String,
+    ) -> Result<(), LoadError> {
+        let text = self.through(node, |dec, n| {
+            let NodeKind::Scalar { value, plain, tag } = &n.kind else {
+                dec.type_error(n, path, go_type);
+                return Ok(None);
+            };
+            let resolved = resolve(value, *plain, tag).map_err(|m| dec.fatal(n.line, m))?;
+            Ok(Some(if resolved.value == Resolved::Null {
+                String::new()
+            } else {
+                value.clone()
+            }))
+        })?;
+        if let Some(text) = text {
+            *out = text;
+        }
+        Ok(())
+    }
+
+    /// A mapping key as yaml.v2 decodes it into a string; `None` after a type error.
+    pub(crate) fn key(&mut self, node: &Node, path: &str) -> Result<Option<String>, LoadError> {
+        let mut key = None;
+        let mut text = String::new();
+        let before = self.type_error_total;
+        self.string(node, path, "string", &mut text)?;
+        if self.type_error_total == before {
+            key = Some(text);
+        }
+        Ok(key)
+    }
+
+    /// Decodes a sequence-typed field: `visit(Begin)` when a sequence or null is assigned, then
+    /// `visit(Item)` per item (aliases followed and counted). A scalar or a mapping is a type
+    /// error and visits nothing.
+    pub(crate) fn sequence(
+        &mut self,
+        node: &Node,
+        path: &str,
+        go_type: &str,
+        mut visit: impl FnMut(&mut Self, SeqVisit<'_>) -> Result<(), LoadError>,
+    ) -> Result<(), LoadError> {
+        self.through(node, |dec, n| match &n.kind {
+            NodeKind::Seq(items) => {
+                visit(dec, SeqVisit::Begin(n.line))?;
+                for item in items {
+                    visit(dec, SeqVisit::Item(item))?;
+                }
+                Ok(())
+            }
+            NodeKind::Scalar { value, plain, tag } => {
+                let resolved = resolve(value, *plain, tag).map_err(|m| dec.fatal(n.line, m))?;
+                if resolved.value == Resolved::Null {
+                    visit(dec, SeqVisit::Begin(n.line))
+                } else {
+                    dec.type_error(n, path, go_type);
+                    Ok(())
+                }
+            }
+            _ => {
+                dec.type_error(n, path, go_type);
+                Ok(())
+            }
+        })
+    }
+
+    /// Decodes a mapping into a struct (null resets it; other scalars and sequences are
+    /// type errors). `path` names the struct in messages ("spec", "requests[3]", "").
+    pub(crate) fn structure<T: StructTarget>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        out: &mut T,
+    ) -> Result<(), LoadError> {
+        self.through(node, |dec, n| match &n.kind {
+            NodeKind::Map(entries) => {
+                for (key, value) in entries {
+                    if key.is_merge_key() {
+                        dec.merge(value, path, out)?;
+                        continue;
+                    }
+                    let Some(name) = dec.key(key, path)? else {
+                        continue;
+                    };
+                    let field_path = if path.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    if !out.field(dec, &name, value, &field_path)? {
+                        dec.unknown_key(path, &name, T::KEYS);
+                    }
+                }
+                Ok(())
+            }
+            NodeKind::Scalar { value, plain, tag } => {
+                let resolved = resolve(value, *plain, tag).map_err(|m| dec.fatal(n.line, m))?;
+                if resolved.value == Resolved::Null {
+                    out.reset();
+                } else {
+                    dec.type_error(n, path, T::GO_TYPE);
+                }
+                Ok(())
+            }
+            _ => {
+                dec.type_error(n, path, T::GO_TYPE);
+                Ok(())
+            }
+        })
+    }
+
+    /// yaml.v2 (v2.4) merge: a mapping, an alias to one, or a sequence of those applied last
+    /// to first (so earlier ones win among themselves); keys later in the mapping override.
+    pub(crate) fn merge<T: StructTarget>(
+        &mut self,
+        value: &Node,
+        path: &str,
+        out: &mut T,
+    ) -> Result<(), LoadError> {
+        let wrong = |dec: &Self, line| {
+            dec.fatal(
+                line,
+                "map merge requires map or sequence of maps as the value".into(),
+            )
+        };
+        let value = value.defined();
+        match &value.kind {
+            NodeKind::Map(_) => self.structure(value, path, out),
+            NodeKind::Alias(target) if is_map(target) => self.structure(value, path, out),
+            NodeKind::Seq(items) => {
+                for item in items.iter().rev() {
+                    let item_def = item.defined();
+                    let ok = match &item_def.kind {
+                        NodeKind::Map(_) => true,
+                        NodeKind::Alias(target) => is_map(target),
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(wrong(self, item_def.line));
+                    }
+                    self.structure(item, path, out)?;
+                }
+                Ok(())
+            }
+            _ => Err(wrong(self, value.line)),
+        }
+    }
+}
+
+fn is_map(node: &Node) -> bool {
+    matches!(node.defined().kind, NodeKind::Map(_))
+}
+
+/// What [`Decoder::sequence`] hands its visitor.
+pub(crate) enum SeqVisit<'n> {
+    /// A new value (a sequence, or null = empty) replaces the field; at this line.
+    Begin(usize),
+    /// One item, in order.
+    Item(&'n Node),
+}
+
+/// yaml.v2's allowed share of alias-expanded nodes: 99 % up to 400k decodes, 10 % from 4M.
+fn allowed_alias_ratio(decode_count: u64) -> f64 {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    let n = decode_count as f64;
+    if n <= LOW {
+        0.99
+    } else if n >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((n - LOW) / (HIGH - LOW))
+    }
+}
+
+/// `requests[3]` → `requests[]`, so one misspelt key is reported once, not per request.
+fn strip_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The known key a misspelling most likely meant: same letters ignoring case, or at most two
+/// edits away.
+fn suggest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        return Some(k);
+    }
+    known
+        .iter()
+        .map(|k| {
+            (
+                edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diag = above;
+        }
+    }
+    row[b.len()]
+}
+
+impl StructTarget for RawSpec {
+    const GO_TYPE: &'static str = "types.ReplayProfileSpec";
+    const KEYS: &'static [&'static str] = &[
+        "runnerCount",
+        "connsPerRunner",
+        "clientsPerRunner",
+        "contentType",
+        "disableHTTP2",
+    ];
+
+    fn reset(&mut self) {
+        *self = RawSpec::default();
+    }
+
+    fn field(
+        &mut self,
+        dec: &mut Decoder,
+        key: &str,
+        value: &Node,
+        path: &str,
+    ) -> Result<bool, LoadError> {
+        match key {
+            "runnerCount" => dec.int(value, path, "int", &mut self.runner_count)?,
+            "connsPerRunner" => dec.int(value, path, "int", &mut self.conns_per_runner)?,
+            "clientsPerRunner" => dec.int(value, path, "int", &mut self.clients_per_runner)?,
+            "contentType" => {
+                dec.string(value, path, "types.ContentType", &mut self.content_type)?
+            }
+            "disableHTTP2" => dec.boolean(value, path, &mut self.disable_http2)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl StructTarget for RawRequest {
+    const GO_TYPE: &'static str = "types.ReplayRequest";
+    const KEYS: &'static [&'static str] = &[
+        "timestamp",
+        "verb",
+        "namespace",
+        "resourceKind",
+        "name",
+        "apiPath",
+        "body",
+        "labelSelector",
+    ];
+
+    fn reset(&mut self) {
+        *self = RawRequest::default();
+    }
+
+    fn field(
+        &mut self,
+        dec: &mut Decoder,
+        key: &str,
+        value: &Node,
+        path: &str,
+    ) -> Result<bool, LoadError> {
+        let text = match key {
+            "timestamp" => {
+                dec.int(value, path, "int64", &mut self.timestamp)?;
+                return Ok(true);
+            }
+            "verb" => &mut self.verb,
+            "namespace" => &mut self.namespace,
+            "resourceKind" => &mut self.resource_kind,
+            "name" => &mut self.name,
+            "apiPath" => &mut self.api_path,
+            "body" => &mut self.body,
+            "labelSelector" => &mut self.label_selector,
+            _ => return Ok(false),
+        };
+        dec.string(value, path, "string", text)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            suggest("labelselector", RawRequest::KEYS),
+            Some("labelSelector")
+        );
+        assert_eq!(suggest("timestmp", RawRequest::KEYS), Some("timestamp"));
+        assert_eq!(suggest("zzz", RawRequest::KEYS), None);
+        assert_eq!(strip_indices("requests[12].x"), "requests[].x");
+    }
+}
