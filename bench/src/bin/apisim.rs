@@ -1,0 +1,156 @@
+//! apisim: a Kubernetes API server simulator for kreplay's tests, demo and benchmarks.
+//! Prints `listening on <url>` on stdout once ready; stops on SIGINT/SIGTERM.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bench::apisim::{self, parse_latency_flag, ApiSimConfig, FaultConfig};
+use clap::Parser;
+
+/// A Kubernetes API server simulator (in-memory store, watches, fault injection).
+#[derive(Debug, Parser)]
+#[command(name = "apisim", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Plain HTTP (h2c prior knowledge + HTTP/1.1) instead of TLS.
+    #[arg(long)]
+    plain: bool,
+    /// Write a kubeconfig here (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig_out: Option<PathBuf>,
+    /// Write the server CA certificate (PEM) here.
+    #[arg(long, value_name = "FILE")]
+    write_ca: Option<PathBuf>,
+    /// Bearer token to accept (default: random).
+    #[arg(long, value_name = "T")]
+    token: Option<String>,
+    /// Accept requests without credentials.
+    #[arg(long)]
+    no_auth: bool,
+    /// Runtime worker threads (1 = current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seed of the fault and generated-name generators.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Keep the last N requests for /apisim/requests (0 = off).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    record_requests: usize,
+    /// Maximum entries of the order log (0 = off).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    order_log_limit: usize,
+    /// Events kept for watches resuming from a resourceVersion.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    watch_history: usize,
+    /// Milliseconds between BOOKMARK events on watches that allow them.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    bookmark_interval_ms: u64,
+    /// Largest request body accepted, bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 3 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_concurrent_streams: u32,
+    /// Added latency: VERB=MS or VERB=MIN..MAX (VERB may be *); repeatable.
+    #[arg(long, value_name = "VERB=MS[..MAX]")]
+    latency: Vec<String>,
+    /// Fraction of API requests answered 429.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    throttle_fraction: f64,
+    /// Retry-After seconds on 429s.
+    #[arg(long, value_name = "S")]
+    retry_after: Option<u32>,
+    /// Requests in flight allowed (watches excluded); more are answered 429.
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<u64>,
+    /// Fraction of API requests answered 500.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    error_fraction: f64,
+    /// Fraction of API requests never answered (until shutdown); 1 stalls all.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    stall_fraction: f64,
+    /// Close each connection after N requests.
+    #[arg(long, value_name = "N")]
+    close_after: Option<u64>,
+    /// Send HTTP/2 GOAWAY after N streams on each connection.
+    #[arg(long, value_name = "N")]
+    goaway_after: Option<u64>,
+}
+
+impl Args {
+    fn config(&self) -> anyhow::Result<ApiSimConfig> {
+        let mut faults = FaultConfig {
+            throttle_fraction: self.throttle_fraction,
+            retry_after_seconds: self.retry_after,
+            max_in_flight: self.max_in_flight,
+            error_fraction: self.error_fraction,
+            stall_fraction: self.stall_fraction,
+            close_after_requests: self.close_after,
+            goaway_after_streams: self.goaway_after,
+            ..FaultConfig::default()
+        };
+        for spec in &self.latency {
+            let (verb, range) = parse_latency_flag(spec).map_err(anyhow::Error::msg)?;
+            faults.latency.insert(verb, range);
+        }
+        faults.validate().map_err(anyhow::Error::msg)?;
+        Ok(ApiSimConfig {
+            listen: self.listen,
+            plain: self.plain,
+            token: self.token.clone(),
+            no_auth: self.no_auth,
+            kubeconfig_out: self.kubeconfig_out.clone(),
+            write_ca: self.write_ca.clone(),
+            threads: self.threads,
+            faults,
+            seed: self.seed,
+            record_requests: self.record_requests,
+            order_log_limit: self.order_log_limit,
+            watch_history: self.watch_history,
+            bookmark_interval: Duration::from_millis(self.bookmark_interval_ms.max(1)),
+            max_body_bytes: self.max_body_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
+        })
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = args.config()?;
+    let runtime = apisim::build_runtime(config.threads)?;
+    runtime.block_on(async move {
+        let handle = apisim::serve(config)
+            .await
+            .context("apisim failed to start")?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "listening on {}", handle.url())?;
+        stdout.flush()?;
+        wait_for_signal().await?;
+        handle.shutdown();
+        // Let connections finish their graceful close (watches and stalls end on shutdown).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot wait for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
