@@ -314,15 +314,16 @@ impl<'a> ParsedUrl<'a> {
                 byte: before_hash.as_bytes()[offset],
             });
         }
-        let (raw_path, raw_query, force_query) =
-            if before_hash.ends_with('?') && before_hash.matches('?').count() == 1 {
-                (&before_hash[..before_hash.len() - 1], "", true)
-            } else {
-                match before_hash.find('?') {
-                    Some(i) => (&before_hash[..i], &before_hash[i + 1..], false),
-                    None => (before_hash, "", false),
-                }
-            };
+        let (raw_path, raw_query, force_query) = if before_hash.ends_with('?')
+            && before_hash.bytes().filter(|&b| b == b'?').count() == 1
+        {
+            (&before_hash[..before_hash.len() - 1], "", true)
+        } else {
+            match before_hash.find('?') {
+                Some(i) => (&before_hash[..i], &before_hash[i + 1..], false),
+                None => (before_hash, "", false),
+            }
+        };
         let path =
             unescape(raw_path.as_bytes(), UrlPart::Path).map_err(|BadEscape { offset, len }| {
                 ParseFailure::Escape {

@@ -27,7 +27,7 @@ pub(crate) struct BadEscape {
 const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Go's `shouldEscape` for the three parts kperf uses.
-fn should_escape(c: u8, part: UrlPart) -> bool {
+const fn should_escape(c: u8, part: UrlPart) -> bool {
     if c.is_ascii_alphanumeric() {
         return false;
     }
@@ -38,8 +38,31 @@ fn should_escape(c: u8, part: UrlPart) -> bool {
             UrlPart::QueryComponent => true,
             UrlPart::Fragment => false,
         },
-        b'!' | b'(' | b')' | b'*' => part != UrlPart::Fragment,
+        b'!' | b'(' | b')' | b'*' => !matches!(part, UrlPart::Fragment),
         _ => true,
+    }
+}
+
+/// `should_escape` for every byte, one table per part (this runs for every request).
+const fn escape_table(part: UrlPart) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = should_escape(c as u8, part);
+        c += 1;
+    }
+    table
+}
+
+const ESCAPE_PATH: [bool; 256] = escape_table(UrlPart::Path);
+const ESCAPE_QUERY: [bool; 256] = escape_table(UrlPart::QueryComponent);
+const ESCAPE_FRAGMENT: [bool; 256] = escape_table(UrlPart::Fragment);
+
+fn escape_table_of(part: UrlPart) -> &'static [bool; 256] {
+    match part {
+        UrlPart::Path => &ESCAPE_PATH,
+        UrlPart::QueryComponent => &ESCAPE_QUERY,
+        UrlPart::Fragment => &ESCAPE_FRAGMENT,
     }
 }
 
@@ -108,22 +131,33 @@ pub(crate) fn unescape(s: &[u8], part: UrlPart) -> Result<Cow<'_, [u8]>, BadEsca
 /// Appends Go's `escape(s, part)` to `out` (`%XX` upper-case; space is `+` in query
 /// components, `%20` elsewhere).
 pub(crate) fn escape_into(out: &mut String, s: &[u8], part: UrlPart) {
-    for &c in s {
+    let table = escape_table_of(part);
+    let mut rest = s;
+    while !rest.is_empty() {
+        let run = rest
+            .iter()
+            .position(|&c| table[usize::from(c)])
+            .unwrap_or(rest.len());
+        // Bytes that need no escaping are ASCII, so the run is valid UTF-8.
+        out.push_str(std::str::from_utf8(&rest[..run]).unwrap_or_default());
+        let Some(&c) = rest.get(run) else {
+            break;
+        };
         if c == b' ' && part == UrlPart::QueryComponent {
             out.push('+');
-        } else if should_escape(c, part) {
+        } else {
             out.push('%');
             out.push(char::from(UPPER_HEX[usize::from(c >> 4)]));
             out.push(char::from(UPPER_HEX[usize::from(c & 15)]));
-        } else {
-            out.push(char::from(c));
         }
+        rest = &rest[run + 1..];
     }
 }
 
 /// Go's `validEncoded`: whether `s` may be printed as is for `part` (no byte in it
 /// needs escaping; sub-delims, `:`, `@`, `[`, `]` and `%` are allowed).
 pub(crate) fn valid_encoded(s: &[u8], part: UrlPart) -> bool {
+    let table = escape_table_of(part);
     s.iter().all(|&c| {
         matches!(
             c,
@@ -142,7 +176,7 @@ pub(crate) fn valid_encoded(s: &[u8], part: UrlPart) -> bool {
                 | b'['
                 | b']'
                 | b'%'
-        ) || !should_escape(c, part)
+        ) || !table[usize::from(c)]
     })
 }
 
