@@ -78,8 +78,8 @@ impl Metrics {
         self.watches.fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition; `in_flight` is the number of requests being handled now.
+    pub fn render(&self, in_flight: u64) -> String {
         let mut out = String::new();
         let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str(
@@ -131,6 +131,12 @@ impl Metrics {
         }
         drop(tables);
         for (name, kind, help, value) in [
+            (
+                "apisim_requests_in_flight",
+                "gauge",
+                "API requests being handled now (watches excluded).",
+                in_flight.to_string(),
+            ),
             (
                 "apisim_watches",
                 "gauge",
@@ -184,7 +190,7 @@ mod tests {
         metrics.record("GET", "pods", 404, Duration::from_millis(3));
         metrics.add_response_bytes(10);
         metrics.watch_delta(1);
-        let text = metrics.render();
+        let text = metrics.render(4);
         assert!(
             text.contains("apisim_requests_total{verb=\"GET\",resource=\"pods\",code=\"200\"} 2\n")
         );
@@ -199,6 +205,7 @@ mod tests {
         );
         assert!(text.contains("apisim_request_duration_seconds_count{verb=\"GET\"} 3\n"));
         assert!(text.contains("apisim_watches 1\n"));
+        assert!(text.contains("apisim_requests_in_flight 4\n"));
         assert!(text.contains("apisim_response_body_bytes_total 10\n"));
     }
 }

@@ -275,7 +275,9 @@ async fn admin(shared: &Shared, parts: &Parts, body: Incoming) -> Response<ApiBo
         (&Method::GET, "/metrics") => full(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            shared.metrics.render(),
+            shared
+                .metrics
+                .render(shared.in_flight.load(Ordering::Relaxed)),
         ),
         (&Method::GET, "/apisim/order") => json_value(200, &shared.order.to_json()),
         (&Method::DELETE, "/apisim/order") => {
