@@ -165,6 +165,11 @@ impl Timeline {
         &self.header
     }
 
+    /// Where each section lies (for tools and tests that look at the layout).
+    pub fn sections(&self) -> &SectionTable {
+        &self.sections
+    }
+
     /// The path it was opened from.
     pub fn path(&self) -> &Path {
         &self.path
