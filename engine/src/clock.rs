@@ -81,6 +81,15 @@ impl DueWaiter {
     }
 }
 
+impl DueWaiter {
+    /// Sleeps for `d` on the reusable timer. A short pause lets every runnable task and
+    /// the reactor (pending I/O) run before the caller continues.
+    pub async fn pause(&mut self, d: Duration) {
+        self.timer.reset(d);
+        (&mut self.timer).await;
+    }
+}
+
 /// Converts profile time (µs) to a wall offset at a replay speed, without per-call division.
 #[derive(Debug, Clone, Copy)]
 pub struct SpeedScale {

@@ -7,6 +7,8 @@ pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod run;
+pub mod runtime;
 pub mod source;
 pub mod target;
 pub mod transport;

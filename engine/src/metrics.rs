@@ -226,6 +226,14 @@ impl CoreMetrics {
         }
     }
 
+    /// Records a WATCH that was still waiting for its response headers when the replay
+    /// ended: a success for kperf, with no latency to record.
+    pub fn record_watch_ended(&mut self, verb: Verb) {
+        self.run += 1;
+        self.completed += 1;
+        self.verbs[verb as usize].count += 1;
+    }
+
     /// Records a request kperf counts as run and failed without an error record
     /// (its target could not be built).
     pub fn record_unbuildable(&mut self, verb: Verb) {

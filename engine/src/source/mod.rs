@@ -5,11 +5,13 @@
 //! the timeline reader stays the format's single owner.
 
 pub mod memory;
+pub mod timeline;
 
 use preprocess::profile::{BodyKind, Method, Spec, Verb};
 use preprocess::timeline::record::RequestRecord;
 
 pub use memory::{MemoryRequest, MemorySource};
+pub use timeline::TimelineSource;
 
 /// Facts about a source, known before any record is read.
 #[derive(Debug, Clone)]

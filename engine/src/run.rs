@@ -1,0 +1,320 @@
+//! Runs a replay: picks the runs, starts one pinned glommio executor per core, fixes
+//! the common start instant, shows progress, and merges what the cores measured.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::clock::{SpeedScale, TimingMode};
+use crate::http1::RequestTemplate;
+use crate::metrics::CoreMetrics;
+use crate::plan::{assign_runs, split_evenly, RunnerSelection};
+use crate::runtime::progress::{CoreProgress, GateTicket, ReplayEnd, StartGate};
+use crate::runtime::{run_core, CorePlan, CoreSettings, Shared};
+use crate::source::ReplaySource;
+use crate::target::Target;
+
+/// How to run a replay.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Executors (cores); 0 = every CPU the process may use.
+    pub cores: usize,
+    /// Total pool connections over all cores (default: connsPerRunner × replayed runners).
+    pub conns: Option<usize>,
+    /// Total connection cap over all cores (default: 4 × conns).
+    pub max_conns: Option<usize>,
+    /// Replay speed (> 0).
+    pub speed: f64,
+    /// Waiting mode.
+    pub timing: TimingMode,
+    /// Wall-clock start (default: as soon as every core is connected).
+    pub start_at: Option<SystemTime>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Time given to in-flight requests after Ctrl-C / SIGTERM.
+    pub grace: Duration,
+    /// Keep raw latencies and error records (`--raw-data`).
+    pub raw_data: bool,
+    /// `User-Agent` header.
+    pub user_agent: String,
+    /// Runners to replay.
+    pub selection: RunnerSelection,
+    /// Show a progress line on stderr (only if it is a terminal).
+    pub progress: bool,
+}
+
+/// A replay that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An option is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// A core's executor could not be started.
+    #[error("cannot start the executor of core {core} (CPU {cpu}): {message}")]
+    Executor {
+        /// Core number.
+        core: usize,
+        /// CPU it was pinned to.
+        cpu: usize,
+        /// The cause.
+        message: String,
+    },
+}
+
+/// What a replay measured, merged over cores, with the facts the report needs.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Merged measurements.
+    pub metrics: CoreMetrics,
+    /// Wall-clock start instant.
+    pub start_wall: SystemTime,
+    /// From the start instant to the end of the last request.
+    pub duration: Duration,
+    /// Whether the run was stopped by a signal.
+    pub interrupted: bool,
+    /// Executors used.
+    pub cores: usize,
+    /// Pool connections opened at the start, total.
+    pub conns: usize,
+    /// Connection cap, total.
+    pub max_conns: usize,
+    /// Requests in the replayed runs.
+    pub scheduled: u64,
+    /// Due time of the last replayed request, µs.
+    pub scheduled_span_us: u64,
+    /// Due requests dropped unsent because of a stop.
+    pub unsent_on_stop: u64,
+    /// Connections opened, total (pool, replacements, WATCHes).
+    pub conns_opened: u64,
+    /// Largest pool size per core, summed.
+    pub peak_conns: usize,
+}
+
+/// Accept header for the timeline's content type.
+fn accept_of(source: &dyn ReplaySource) -> &'static str {
+    source.info().spec.content_type.accept()
+}
+
+/// Runs the replay to the end (or until `stop` is set and the grace period passed).
+pub fn run(
+    source: Arc<dyn ReplaySource>,
+    target: Arc<Target>,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RunOutcome, RunError> {
+    if !(opts.speed.is_finite() && opts.speed > 0.0) {
+        return Err(RunError::Invalid(format!(
+            "--speed must be > 0, got {}",
+            opts.speed
+        )));
+    }
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    let cpus = if cpus.is_empty() { vec![0] } else { cpus };
+    let cores = if opts.cores == 0 {
+        cpus.len()
+    } else {
+        opts.cores
+    };
+    let info = source.info().clone();
+    let runs: Vec<(usize, u64)> = source
+        .runs()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| opts.selection.includes(r.runner))
+        .map(|(i, r)| (i, r.len))
+        .collect();
+    let scheduled: u64 = runs.iter().map(|r| r.1).sum();
+    let scheduled_span_us = runs
+        .iter()
+        .filter_map(|&(i, _)| {
+            source
+                .run_records(i)
+                .and_then(|r| r.last())
+                .map(|r| r.due_us)
+        })
+        .max()
+        .unwrap_or(0);
+    let per_core_runs = assign_runs(&runs, cores);
+    let runners = match opts.selection {
+        RunnerSelection::All => info.runner_count as usize,
+        RunnerSelection::One(_) => 1,
+    };
+    let conns = opts
+        .conns
+        .unwrap_or(info.spec.conns_per_runner as usize * runners)
+        .max(cores);
+    let max_conns = opts.max_conns.unwrap_or(conns * 4).max(conns);
+    let core_conns = split_evenly(conns, cores, 1);
+    let core_max = split_evenly(max_conns, cores, 1);
+
+    let template = RequestTemplate {
+        base_path: target.base_path.clone(),
+        host: target.host_header.clone(),
+        user_agent: opts.user_agent.clone(),
+        accept: accept_of(source.as_ref()),
+    };
+    let gate = Arc::new(StartGate::default());
+    let shared = Arc::new(Shared {
+        source,
+        target,
+        template,
+        stop: stop.clone(),
+        replay_end: ReplayEnd::new(cores),
+        progress: (0..cores).map(|_| CoreProgress::default()).collect(),
+        settings: CoreSettings {
+            timing: opts.timing,
+            scale: SpeedScale::new(opts.speed),
+            timeout: opts.timeout,
+            grace: opts.grace,
+            raw_data: opts.raw_data,
+        },
+    });
+
+    let mut handles = Vec::with_capacity(cores);
+    let mut spawn_error = None;
+    for (i, runs) in per_core_runs.into_iter().enumerate() {
+        let plan = CorePlan {
+            index: i,
+            runs,
+            conns: core_conns[i],
+            max_conns: core_max[i].max(core_conns[i]),
+        };
+        let cpu = cpus[i % cpus.len()];
+        let ticket = GateTicket::new(gate.clone());
+        let sh = shared.clone();
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("kreplay-core-{i}"))
+            .io_memory(1 << 20)
+            .spawn(move || async move { run_core(sh, plan, ticket).await });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                spawn_error.get_or_insert(RunError::Executor {
+                    core: i,
+                    cpu,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    let ok = gate.wait_all(cores) && spawn_error.is_none();
+    let start = if ok {
+        let now = Instant::now();
+        let sys_now = SystemTime::now();
+        let start = match opts.start_at {
+            Some(at) => match at.duration_since(sys_now) {
+                Ok(ahead) => now + ahead,
+                Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+            },
+            None => now + Duration::from_millis(2),
+        };
+        gate.release(Some(start));
+        Some(start)
+    } else {
+        gate.release(None);
+        None
+    };
+    let start_wall = match opts.start_at {
+        Some(at) => at,
+        None => SystemTime::now() + Duration::from_millis(2),
+    };
+
+    let show = opts.progress && std::io::stderr().is_terminal() && start.is_some();
+    if show {
+        progress_loop(
+            &shared,
+            scheduled,
+            scheduled_span_us,
+            start.unwrap_or_else(Instant::now),
+            opts.speed,
+        );
+    }
+
+    let mut merged = CoreMetrics::new(info.label_count, opts.raw_data);
+    let mut end = start.unwrap_or_else(Instant::now);
+    let mut unsent = 0;
+    let mut opened = 0;
+    let mut peak = 0;
+    let mut join_error = None;
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(r) => {
+                merged.merge(r.metrics);
+                end = end.max(r.end);
+                unsent += r.unsent_on_stop;
+                opened += r.conns_opened;
+                peak += r.peak_conns;
+            }
+            Err(e) => {
+                join_error.get_or_insert(RunError::Executor {
+                    core: i,
+                    cpu: cpus[i % cpus.len()],
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    if let Some(e) = spawn_error.or(join_error) {
+        return Err(e);
+    }
+    if start.is_none() {
+        return Err(RunError::Invalid(
+            "a core failed to start; nothing was sent".to_string(),
+        ));
+    }
+    let duration = start.map_or(Duration::ZERO, |s| end.saturating_duration_since(s));
+    Ok(RunOutcome {
+        metrics: merged,
+        start_wall,
+        duration,
+        interrupted: stop.load(Ordering::Relaxed),
+        cores,
+        conns,
+        max_conns,
+        scheduled,
+        scheduled_span_us,
+        unsent_on_stop: unsent,
+        conns_opened: opened,
+        peak_conns: peak,
+    })
+}
+
+/// Prints a progress line on stderr every 500 ms until every core has finished.
+fn progress_loop(shared: &Shared, scheduled: u64, span_us: u64, start: Instant, speed: f64) {
+    let mut err = std::io::stderr();
+    loop {
+        let all_done = shared
+            .progress
+            .iter()
+            .all(|p| p.finished.load(Ordering::Acquire));
+        let (mut sent, mut done, mut failed, mut lag, mut pos) = (0, 0, 0, 0, 0);
+        for p in shared.progress.iter() {
+            sent += p.sent.load(Ordering::Relaxed);
+            done += p.done.load(Ordering::Relaxed);
+            failed += p.failed.load(Ordering::Relaxed);
+            lag = lag.max(p.lag_p99_us.load(Ordering::Relaxed));
+            pos = pos.max(p.position_us.load(Ordering::Relaxed));
+        }
+        let elapsed = Instant::now()
+            .saturating_duration_since(start)
+            .as_secs_f64();
+        let _ = write!(
+            err,
+            "\r\x1b[2K[{elapsed:7.1}s] timeline {:.1}/{:.1}s  sent {sent}/{scheduled}  in flight {}  errors {failed}  lag p99 {lag} µs",
+            pos as f64 / 1e6 / speed,
+            span_us as f64 / 1e6 / speed,
+            sent.saturating_sub(done),
+        );
+        let _ = err.flush();
+        if all_done {
+            let _ = writeln!(err);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,108 @@
+//! What can go wrong with one request, and its kperf classification (cold path).
+
+use std::io;
+
+use crate::http1::ResponseError;
+use crate::report::error_class::{classify, ErrorClass, FailureKind, TimeoutPhase};
+
+/// Why a request failed, as the worker saw it.
+#[derive(Debug)]
+pub enum Failure {
+    /// A final response outside 200..=206 (its body is in the worker's error buffer).
+    Status(u16),
+    /// Connecting failed.
+    Connect(io::Error),
+    /// Writing the request or reading the response failed.
+    Response(ResponseError),
+    /// `--timeout` expired before the response was read.
+    Timeout,
+    /// The run was interrupted and `--grace` expired before the response was read.
+    Interrupted,
+    /// The record could not be decoded (corrupt timeline).
+    Corrupt(String),
+}
+
+impl From<ResponseError> for Failure {
+    fn from(e: ResponseError) -> Failure {
+        Failure::Response(e)
+    }
+}
+
+impl Failure {
+    /// Whether the connection must be replaced after this failure.
+    pub fn breaks_connection(&self) -> bool {
+        !matches!(self, Failure::Status(_) | Failure::Corrupt(_))
+    }
+
+    /// kperf's classification. `body` is the kept start of a failed response's body;
+    /// `method`/`url` name the request for Go-style timeout texts.
+    pub fn classify(&self, body: &[u8], method: &str, url: &str) -> ErrorClass {
+        let text: String;
+        let kind = match self {
+            Failure::Status(status) => FailureKind::HttpStatus {
+                status: *status,
+                body,
+            },
+            Failure::Connect(e) | Failure::Response(ResponseError::Io(e)) => match e.kind() {
+                io::ErrorKind::ConnectionRefused => FailureKind::ConnectionRefused,
+                io::ErrorKind::ConnectionReset => FailureKind::ConnectionReset,
+                io::ErrorKind::UnexpectedEof => FailureKind::UnexpectedEof,
+                _ => {
+                    text = e.to_string();
+                    FailureKind::Other { text: &text }
+                }
+            },
+            Failure::Response(ResponseError::Eof) => FailureKind::Eof,
+            Failure::Response(ResponseError::UnexpectedEof) => FailureKind::UnexpectedEof,
+            Failure::Response(e @ ResponseError::Malformed(_)) => {
+                text = e.to_string();
+                FailureKind::Other { text: &text }
+            }
+            Failure::Timeout => FailureKind::Timeout {
+                method,
+                url,
+                phase: TimeoutPhase::AwaitingHeaders,
+            },
+            Failure::Interrupted => FailureKind::Other {
+                text: "interrupted: no response before the grace period ended",
+            },
+            Failure::Corrupt(message) => FailureKind::Other { text: message },
+        };
+        classify(&kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::error_class::stats_key;
+
+    fn key(f: Failure) -> String {
+        stats_key(&f.classify(b"", "GET", "http://127.0.0.1:1/api"))
+    }
+
+    #[test]
+    fn kperf_keys() {
+        assert_eq!(key(Failure::Status(404)), "http/404");
+        assert_eq!(
+            key(Failure::Connect(io::ErrorKind::ConnectionRefused.into())),
+            "connection/connection refused"
+        );
+        assert_eq!(key(Failure::Response(ResponseError::Eof)), "connection/EOF");
+        assert_eq!(
+            key(Failure::Response(ResponseError::UnexpectedEof)),
+            "connection/unexpected EOF"
+        );
+        assert_eq!(
+            key(Failure::Response(ResponseError::Io(
+                io::ErrorKind::ConnectionReset.into()
+            ))),
+            "connection/connection reset by peer"
+        );
+        assert!(key(Failure::Timeout).starts_with("connection/"));
+        assert!(
+            key(Failure::Response(ResponseError::Malformed("x"))).starts_with("unknown/malformed")
+        );
+        assert!(key(Failure::Connect(io::Error::other("boom"))).contains("boom"));
+    }
+}

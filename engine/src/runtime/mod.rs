@@ -1,0 +1,463 @@
+//! One core's replay: a dispatcher that releases requests at their due instants into a
+//! ready queue, a pool of connection workers that send them, and WATCH tasks.
+//!
+//! Everything here lives on one glommio executor (single thread): state is in `Rc`,
+//! `Cell` and `RefCell`, never in locks or atomics, except the progress counters this
+//! core publishes and the start/stop signals.
+
+pub mod conn;
+pub mod failure;
+pub mod notify;
+pub mod progress;
+pub mod queue;
+mod watch;
+mod worker;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::task::JoinHandle;
+use glommio::timer::sleep;
+
+use crate::clock::{set_precise_timer_slack, DueWaiter, SpeedScale, TimingMode};
+use crate::http1::RequestTemplate;
+use crate::merge::RunMerger;
+use crate::metrics::CoreMetrics;
+use crate::source::ReplaySource;
+use crate::target::Target;
+use conn::Conn;
+use notify::Notify;
+use progress::{CoreProgress, GateTicket, ReplayEnd, CROSS_CORE_POLL};
+use queue::{Pending, ReadyQueue};
+
+/// Most due requests waiting for a connection on one core; the dispatcher pauses beyond it.
+const QUEUE_CAP: usize = 16 * 1024;
+/// How often a core checks timeouts and publishes progress.
+const TICK: Duration = Duration::from_millis(10);
+/// Progress (lag p99) is recomputed every this many ticks.
+const PUBLISH_EVERY: u32 = 10;
+/// Credentials are re-read every this many ticks.
+const AUTH_EVERY: u32 = 100;
+
+/// Settings every core shares.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// How the dispatcher waits.
+    pub timing: TimingMode,
+    /// Profile time → wall time.
+    pub scale: SpeedScale,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Time given to in-flight requests after a stop.
+    pub grace: Duration,
+    /// Keep raw latencies and error records.
+    pub raw_data: bool,
+}
+
+/// What all cores share (read-only, or atomics).
+pub struct Shared {
+    /// The requests.
+    pub source: Arc<dyn ReplaySource>,
+    /// The server.
+    pub target: Arc<Target>,
+    /// Fixed request headers.
+    pub template: RequestTemplate,
+    /// Set on SIGINT/SIGTERM.
+    pub stop: Arc<AtomicBool>,
+    /// End of normal traffic over all cores.
+    pub replay_end: ReplayEnd,
+    /// One entry per core.
+    pub progress: Box<[CoreProgress]>,
+    /// Settings.
+    pub settings: CoreSettings,
+}
+
+/// One core's share of the work.
+#[derive(Debug, Clone)]
+pub struct CorePlan {
+    /// Core number (index into `Shared::progress`).
+    pub index: usize,
+    /// Global run indexes this core replays.
+    pub runs: Vec<usize>,
+    /// Connections opened before the start.
+    pub conns: usize,
+    /// Most connections this core may open.
+    pub max_conns: usize,
+}
+
+/// What a core hands back at the end.
+#[derive(Debug)]
+pub struct CoreResult {
+    /// Its measurements.
+    pub metrics: CoreMetrics,
+    /// When its last request finished.
+    pub end: Instant,
+    /// Due requests dropped unsent because of a stop.
+    pub unsent_on_stop: u64,
+    /// Connections opened (including replacements and WATCH connections).
+    pub conns_opened: u64,
+    /// Largest number of pool connections at once.
+    pub peak_conns: usize,
+}
+
+/// Per-worker state the core can see (to wake it, time it out or cancel it).
+#[derive(Debug, Default)]
+pub(crate) struct WorkerSlot {
+    /// Wakes the worker when work is queued.
+    wake: Notify,
+    /// Aborts the request in flight.
+    cancel: Notify,
+    /// Why `cancel` fired.
+    cancel_reason: Cell<CancelReason>,
+    /// When the request in flight started (None: idle).
+    busy_since: Cell<Option<Instant>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum CancelReason {
+    #[default]
+    Timeout,
+    Interrupted,
+}
+
+/// The core's shared state.
+pub(crate) struct CoreCtx {
+    shared: Arc<Shared>,
+    index: usize,
+    start: Instant,
+    queue: RefCell<ReadyQueue>,
+    idle: RefCell<Vec<Rc<WorkerSlot>>>,
+    slots: RefCell<Vec<Rc<WorkerSlot>>>,
+    workers: RefCell<Vec<JoinHandle<()>>>,
+    watches: RefCell<Vec<JoinHandle<()>>>,
+    watch_stops: RefCell<Vec<Rc<Notify>>>,
+    metrics: RefCell<CoreMetrics>,
+    input_done: Cell<bool>,
+    space: Notify,
+    max_conns: usize,
+    conns_opened: Cell<u64>,
+    auth: RefCell<Option<String>>,
+    finished: Cell<bool>,
+    last_end: Cell<Instant>,
+}
+
+impl CoreCtx {
+    fn stop_requested(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// Hands a due request to the pool: wakes an idle worker, or opens a connection.
+    fn wake_or_grow(self: &Rc<Self>, pushed: usize) {
+        let mut woken = 0;
+        while woken < pushed {
+            let Some(slot) = self.idle.borrow_mut().pop() else {
+                break;
+            };
+            slot.wake.notify();
+            woken += 1;
+        }
+        let waiting = self.queue.borrow().len();
+        let mut open = self.slots.borrow().len();
+        let mut extra = waiting.saturating_sub(woken);
+        while extra > 0 && open < self.max_conns {
+            self.spawn_worker(None);
+            open += 1;
+            extra -= 1;
+        }
+    }
+
+    fn spawn_worker(self: &Rc<Self>, conn: Option<Conn>) {
+        let slot = Rc::new(WorkerSlot::default());
+        self.slots.borrow_mut().push(slot.clone());
+        let task = glommio::spawn_local(worker::run(self.clone(), slot, conn)).detach();
+        self.workers.borrow_mut().push(task);
+    }
+
+    /// Wakes every idle worker (they re-check whether the run is over).
+    fn wake_all_idle(&self) {
+        let idle: Vec<Rc<WorkerSlot>> = self.idle.borrow_mut().drain(..).collect();
+        for slot in idle {
+            slot.wake.notify();
+        }
+    }
+
+    /// Cancels every request in flight with `reason`.
+    fn cancel_busy(&self, reason: CancelReason) {
+        for slot in self.slots.borrow().iter() {
+            if slot.busy_since.get().is_some() {
+                slot.cancel_reason.set(reason);
+                slot.cancel.notify();
+            }
+        }
+    }
+
+    /// The request URL for error records: base URL + target.
+    fn request_url(&self, target: &[u8]) -> String {
+        let mut url = self.shared.target.base_url.clone();
+        url.push_str(&String::from_utf8_lossy(target));
+        url
+    }
+}
+
+/// Opens `n` connections concurrently, each bounded by `timeout`; failures give `None`.
+async fn prewarm(target: &Target, n: usize, timeout: Duration) -> Vec<Option<Conn>> {
+    let mut conns = Vec::with_capacity(n);
+    // Sequential connects would cost n round trips; a few at a time is enough on one core.
+    for chunk_start in (0..n).step_by(32) {
+        let k = (n - chunk_start).min(32);
+        let tasks: Vec<_> = (0..k)
+            .map(|_| {
+                let t = target.clone();
+                glommio::spawn_local(async move {
+                    future::or(async { conn::connect(&t).await.ok() }, async {
+                        sleep(timeout).await;
+                        None
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            conns.push(t.await);
+        }
+    }
+    conns
+}
+
+/// Runs one core's replay to the end. Must run inside a glommio executor.
+pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -> CoreResult {
+    if shared.settings.timing == TimingMode::Precise {
+        set_precise_timer_slack();
+    }
+    let label_count = shared.source.info().label_count;
+    let prewarm_timeout = shared.settings.timeout.min(Duration::from_secs(5));
+    let conns = prewarm(&shared.target, plan.conns, prewarm_timeout).await;
+    let opened = conns.iter().filter(|c| c.is_some()).count() as u64;
+    let auth = shared
+        .target
+        .auth
+        .as_ref()
+        .and_then(|a| a.authorization().ok().flatten());
+    let Some(start) = ticket.arrive_and_wait(true) else {
+        return CoreResult {
+            metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
+            end: Instant::now(),
+            unsent_on_stop: 0,
+            conns_opened: opened,
+            peak_conns: 0,
+        };
+    };
+    let ctx = Rc::new(CoreCtx {
+        index: plan.index,
+        start,
+        queue: RefCell::new(ReadyQueue::new(QUEUE_CAP + 1024, plan.max_conns)),
+        idle: RefCell::new(Vec::with_capacity(plan.max_conns)),
+        slots: RefCell::new(Vec::with_capacity(plan.max_conns)),
+        workers: RefCell::new(Vec::with_capacity(plan.max_conns)),
+        watches: RefCell::new(Vec::new()),
+        watch_stops: RefCell::new(Vec::new()),
+        metrics: RefCell::new(CoreMetrics::new(label_count, shared.settings.raw_data)),
+        input_done: Cell::new(false),
+        space: Notify::default(),
+        max_conns: plan.max_conns.max(plan.conns).max(1),
+        conns_opened: Cell::new(opened),
+        auth: RefCell::new(auth),
+        finished: Cell::new(false),
+        last_end: Cell::new(start),
+        shared,
+    });
+    for c in conns {
+        ctx.spawn_worker(c);
+    }
+    let ticker = glommio::spawn_local(tick_loop(ctx.clone())).detach();
+
+    let unsent = dispatch(&ctx, &plan.runs).await;
+
+    // Normal traffic: wait for the pool, with `--grace` after a stop.
+    let workers: Vec<JoinHandle<()>> = ctx.workers.borrow_mut().drain(..).collect();
+    let all_workers = async {
+        for w in workers {
+            w.await;
+        }
+        // Workers spawned while we waited (pool growth) are joined too.
+        loop {
+            let more: Vec<JoinHandle<()>> = ctx.workers.borrow_mut().drain(..).collect();
+            if more.is_empty() {
+                break;
+            }
+            for w in more {
+                w.await;
+            }
+        }
+    };
+    futures_lite::pin!(all_workers);
+    let stopped = async {
+        while !ctx.stop_requested() {
+            sleep(CROSS_CORE_POLL * 4).await;
+        }
+        sleep(ctx.shared.settings.grace).await;
+    };
+    if future::or(
+        async {
+            (&mut all_workers).await;
+            true
+        },
+        async {
+            stopped.await;
+            false
+        },
+    )
+    .await
+    {
+    } else {
+        ctx.cancel_busy(CancelReason::Interrupted);
+        all_workers.await;
+    }
+    let peak_conns = ctx.slots.borrow().len();
+
+    // WATCHes end when every core's normal traffic has ended (or on stop).
+    ctx.shared.replay_end.core_done();
+    while !ctx.shared.replay_end.all_done() && !ctx.stop_requested() {
+        sleep(CROSS_CORE_POLL).await;
+    }
+    for stop in ctx.watch_stops.borrow().iter() {
+        stop.notify();
+    }
+    let watches: Vec<JoinHandle<()>> = ctx.watches.borrow_mut().drain(..).collect();
+    for w in watches {
+        w.await;
+    }
+    ctx.finished.set(true);
+    ticker.await;
+    publish(&ctx);
+    ctx.shared.progress[ctx.index]
+        .finished
+        .store(true, Ordering::Release);
+
+    let end = ctx.last_end.get();
+    let conns_opened = ctx.conns_opened.get();
+    let metrics = std::mem::replace(&mut *ctx.metrics.borrow_mut(), CoreMetrics::new(0, false));
+    CoreResult {
+        metrics,
+        end,
+        unsent_on_stop: unsent,
+        conns_opened,
+        peak_conns,
+    }
+}
+
+/// Releases this core's requests at their due instants. Returns how many due requests
+/// were dropped unsent because of a stop.
+async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
+    let source = ctx.shared.source.clone();
+    let slices = runs
+        .iter()
+        .map(|&r| source.run_records(r).unwrap_or(&[]))
+        .collect();
+    let mut merger = RunMerger::new(slices);
+    let scale = ctx.shared.settings.scale;
+    let mut waiter = DueWaiter::new(ctx.shared.settings.timing);
+    let stop = || ctx.stop_requested();
+    let progress = &ctx.shared.progress[ctx.index];
+    while let Some(next_us) = merger.peek_due() {
+        let due = ctx.start + scale.offset(next_us);
+        waiter.wait_until(due, &stop).await;
+        if stop() {
+            break;
+        }
+        let now = Instant::now();
+        let mut pushed = 0;
+        while let Some(d) = merger.peek_due() {
+            let due = ctx.start + scale.offset(d);
+            if due > now || ctx.queue.borrow().len() >= QUEUE_CAP {
+                break;
+            }
+            let Some((cursor, record)) = merger.pop() else {
+                break;
+            };
+            let run = runs[cursor.slot as usize] as u32;
+            if record.is_watch() {
+                watch::start(ctx, run, cursor.index, due);
+            } else {
+                ctx.queue.borrow_mut().push(Pending {
+                    run,
+                    index: cursor.index,
+                    key: record.key_hash,
+                    due,
+                });
+                pushed += 1;
+            }
+            progress.position_us.store(d, Ordering::Relaxed);
+        }
+        ctx.wake_or_grow(pushed);
+        // Let the workers and the reactor run before the next batch; when the queue is
+        // full, wait until the pool has taken some of it.
+        if ctx.queue.borrow().len() >= QUEUE_CAP {
+            ctx.space.clear();
+            while ctx.queue.borrow().len() >= QUEUE_CAP / 2 && !stop() {
+                future::or(
+                    ctx.space.notified(),
+                    waiter.pause(Duration::from_millis(50)),
+                )
+                .await;
+            }
+        } else {
+            waiter.pause(Duration::from_micros(1)).await;
+        }
+    }
+    let unsent = if stop() {
+        ctx.queue.borrow_mut().clear() as u64
+    } else {
+        0
+    };
+    ctx.input_done.set(true);
+    ctx.wake_all_idle();
+    unsent
+}
+
+/// Publishes this core's progress counters.
+fn publish(ctx: &CoreCtx) {
+    let m = ctx.metrics.borrow();
+    let p99 = if m.lag.is_empty() {
+        0
+    } else {
+        m.lag.value_at_quantile(0.99)
+    };
+    ctx.shared.progress[ctx.index].publish(m.sent, m.completed + m.failed, m.failed, p99);
+}
+
+/// Timeouts, progress and credential refresh, every `TICK` until the core finishes.
+async fn tick_loop(ctx: Rc<CoreCtx>) {
+    let timeout = ctx.shared.settings.timeout;
+    let (mut to_publish, mut to_auth) = (PUBLISH_EVERY, AUTH_EVERY);
+    while !ctx.finished.get() {
+        sleep(TICK).await;
+        let now = Instant::now();
+        for slot in ctx.slots.borrow().iter() {
+            if let Some(since) = slot.busy_since.get() {
+                if now.saturating_duration_since(since) >= timeout && !slot.cancel.is_set() {
+                    slot.cancel_reason.set(CancelReason::Timeout);
+                    slot.cancel.notify();
+                }
+            }
+        }
+        to_publish -= 1;
+        if to_publish == 0 {
+            to_publish = PUBLISH_EVERY;
+            publish(&ctx);
+        }
+        to_auth -= 1;
+        if to_auth == 0 {
+            to_auth = AUTH_EVERY;
+            if let Some(a) = ctx.shared.target.auth.as_ref() {
+                if let Ok(v) = a.authorization() {
+                    *ctx.auth.borrow_mut() = v;
+                }
+            }
+        }
+    }
+}

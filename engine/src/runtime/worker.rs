@@ -1,0 +1,242 @@
+//! A pool connection: takes due requests from the core's queue and runs them one at a
+//! time over keep-alive HTTP/1.1, replacing its connection when it breaks.
+
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use futures_lite::{future, AsyncWriteExt};
+
+use super::conn::{self, Conn};
+use super::failure::Failure;
+use super::queue::Pending;
+use super::{CancelReason, CoreCtx, WorkerSlot};
+use crate::http1::ResponseReader;
+use crate::metrics::ErrorRecord;
+use crate::report::error_class::is_kperf_failure_status;
+
+/// How much of a failed response's body is kept for the Status decode.
+pub(super) const ERROR_BODY_KEEP: usize = 4096;
+
+/// Buffers a worker reuses for every request.
+pub(super) struct Buffers {
+    pub(super) request: Vec<u8>,
+    pub(super) reader: ResponseReader,
+    pub(super) error_body: Vec<u8>,
+}
+
+impl Buffers {
+    pub(super) fn new() -> Buffers {
+        Buffers {
+            request: Vec::with_capacity(4096),
+            reader: ResponseReader::default(),
+            error_body: Vec::with_capacity(ERROR_BODY_KEEP),
+        }
+    }
+}
+
+/// The worker's loop: runs until the core's input is done and its queue is empty.
+pub(super) async fn run(ctx: Rc<CoreCtx>, slot: Rc<WorkerSlot>, mut conn: Option<Conn>) {
+    let mut bufs = Buffers::new();
+    while let Some(job) = next_job(&ctx, &slot).await {
+        conn = execute(&ctx, &slot, conn, &mut bufs, job).await;
+        ctx.queue.borrow_mut().release(job.key);
+    }
+    // Others may be parked waiting for work that will never come.
+    ctx.wake_all_idle();
+}
+
+/// The next request this worker may send, or `None` when the run is over.
+async fn next_job(ctx: &Rc<CoreCtx>, slot: &Rc<WorkerSlot>) -> Option<Pending> {
+    loop {
+        let taken = ctx.queue.borrow_mut().take();
+        if let Some(job) = taken {
+            let left = ctx.queue.borrow().len();
+            if left > 0 {
+                // Chain: another idle worker may find a request this one could not take.
+                if let Some(other) = ctx.idle.borrow_mut().pop() {
+                    other.wake.notify();
+                }
+            }
+            ctx.space.notify();
+            return Some(job);
+        }
+        if ctx.input_done.get() && ctx.queue.borrow().is_empty() {
+            return None;
+        }
+        ctx.idle.borrow_mut().push(slot.clone());
+        slot.wake.notified().await;
+    }
+}
+
+/// Sends one request and records its outcome; returns the connection if still usable.
+async fn execute(
+    ctx: &Rc<CoreCtx>,
+    slot: &WorkerSlot,
+    conn: Option<Conn>,
+    bufs: &mut Buffers,
+    job: Pending,
+) -> Option<Conn> {
+    let source = ctx.shared.source.clone();
+    let Some(record) = source
+        .run_records(job.run as usize)
+        .and_then(|r| r.get(job.index as usize))
+    else {
+        return conn;
+    };
+    let parts = match source.request(record) {
+        Ok(p) => p,
+        Err(e) => {
+            // A corrupt record: counted as failed under its profile index, never sent.
+            let verb = record.verb().unwrap_or(preprocess::profile::Verb::Get);
+            let class = Failure::Corrupt(e.to_string()).classify(b"", "GET", "");
+            ctx.metrics.borrow_mut().record_failure(
+                verb,
+                ErrorRecord {
+                    method: verb.metric_label(),
+                    url: String::new(),
+                    timestamp: SystemTime::now(),
+                    duration: 0.0,
+                    kind: class.kind,
+                    code: class.code,
+                    message: class.message,
+                },
+            );
+            return conn;
+        }
+    };
+    if record.has_invalid_target() {
+        ctx.metrics.borrow_mut().record_unbuildable(parts.verb);
+        return conn;
+    }
+
+    slot.cancel.clear();
+    let started = Instant::now();
+    slot.busy_since.set(Some(started));
+    let mut sent_at = started;
+    let mut body_bytes = 0u64;
+    bufs.error_body.clear();
+    let mut conn = conn;
+    let outcome = {
+        let io = async {
+            if conn.is_none() {
+                let c = conn::connect(&ctx.shared.target)
+                    .await
+                    .map_err(Failure::Connect)?;
+                ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+                bufs.reader.reset();
+                conn = Some(c);
+            }
+            let stream = conn.as_mut().ok_or_else(|| {
+                Failure::Connect(std::io::Error::other("connection missing after connect"))
+            })?;
+            {
+                let auth = ctx.auth.borrow();
+                ctx.shared.template.encode(
+                    &mut bufs.request,
+                    parts.method,
+                    parts.target,
+                    parts.body_kind,
+                    parts.body,
+                    auth.as_deref(),
+                );
+            }
+            sent_at = Instant::now();
+            ctx.metrics
+                .borrow_mut()
+                .record_send(sent_at.saturating_duration_since(job.due));
+            stream
+                .write_all(&bufs.request)
+                .await
+                .map_err(|e| Failure::Response(e.into()))?;
+            stream
+                .flush()
+                .await
+                .map_err(|e| Failure::Response(e.into()))?;
+            let head = bufs.reader.read_head(stream).await?;
+            let failed = is_kperf_failure_status(head.status);
+            let keep = &mut bufs.error_body;
+            bufs.reader
+                .read_body(stream, head.framing, |b| {
+                    body_bytes += b.len() as u64;
+                    if failed && keep.len() < ERROR_BODY_KEEP {
+                        let n = b.len().min(ERROR_BODY_KEEP - keep.len());
+                        keep.extend_from_slice(&b[..n]);
+                    }
+                })
+                .await?;
+            Ok::<_, Failure>((head.status, head.keep_alive))
+        };
+        let cancelled = async {
+            slot.cancel.notified().await;
+            Err(match slot.cancel_reason.get() {
+                CancelReason::Timeout => Failure::Timeout,
+                CancelReason::Interrupted => Failure::Interrupted,
+            })
+        };
+        future::or(io, cancelled).await
+    };
+    slot.busy_since.set(None);
+    let end = Instant::now();
+    ctx.last_end.set(end);
+    let mut m = ctx.metrics.borrow_mut();
+    m.bytes_received += body_bytes;
+    let keep_conn = match outcome {
+        Ok((status, keep_alive)) if !is_kperf_failure_status(status) => {
+            m.record_success(
+                parts.verb,
+                record.label,
+                end.saturating_duration_since(sent_at),
+                end.saturating_duration_since(job.due),
+            );
+            keep_alive
+        }
+        Ok((status, keep_alive)) => {
+            drop(m);
+            record_failure(
+                ctx,
+                &parts,
+                Failure::Status(status),
+                &bufs.error_body,
+                end,
+                sent_at,
+            );
+            keep_alive
+        }
+        Err(failure) => {
+            drop(m);
+            let keep = !failure.breaks_connection();
+            record_failure(ctx, &parts, failure, &bufs.error_body, end, sent_at);
+            keep
+        }
+    };
+    if keep_conn {
+        conn
+    } else {
+        None
+    }
+}
+
+/// Records a failure with kperf's classification (cold path).
+pub(super) fn record_failure(
+    ctx: &CoreCtx,
+    parts: &crate::source::RequestParts<'_>,
+    failure: Failure,
+    body: &[u8],
+    end: Instant,
+    sent_at: Instant,
+) {
+    let url = ctx.request_url(parts.target);
+    let class = failure.classify(body, parts.method.as_str(), &url);
+    ctx.metrics.borrow_mut().record_failure(
+        parts.verb,
+        ErrorRecord {
+            method: parts.verb.metric_label(),
+            url,
+            timestamp: SystemTime::now(),
+            duration: end.saturating_duration_since(sent_at).as_secs_f64(),
+            kind: class.kind,
+            code: class.code,
+            message: class.message,
+        },
+    );
+}

@@ -1,0 +1,88 @@
+//! `ReplaySource` over a memory-mapped timeline file.
+
+use std::path::Path;
+
+use preprocess::timeline::record::RequestRecord;
+use preprocess::timeline::{Timeline, TimelineError};
+
+use super::{ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
+
+/// An open timeline with its facts converted for the engine.
+pub struct TimelineSource {
+    timeline: Timeline,
+    info: SourceInfo,
+    runs: Vec<RunMeta>,
+}
+
+impl TimelineSource {
+    /// Opens and checks a timeline file (records are checked one by one as they are sent).
+    pub fn open(path: &Path) -> Result<TimelineSource, TimelineError> {
+        let timeline = Timeline::open(path)?;
+        let h = timeline.header();
+        let info = SourceInfo {
+            request_count: h.request_count,
+            watch_count: h.watch_count,
+            duration_us: h.duration_us,
+            runner_count: h.runner_count,
+            spec: h.spec.clone(),
+            description: h.description.clone(),
+            source: h.source.clone(),
+            label_count: h.label_count,
+        };
+        let runs = timeline
+            .runs()
+            .iter()
+            .map(|r| RunMeta {
+                runner: r.runner,
+                shard: r.shard,
+                len: r.len,
+            })
+            .collect();
+        Ok(TimelineSource {
+            timeline,
+            info,
+            runs,
+        })
+    }
+
+    /// The underlying timeline.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+}
+
+impl ReplaySource for TimelineSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn runs(&self) -> &[RunMeta] {
+        &self.runs
+    }
+
+    fn run_records(&self, run: usize) -> Option<&[RequestRecord]> {
+        self.timeline.run_records(run)
+    }
+
+    fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestParts<'a>, SourceError> {
+        let v = self.timeline.view(record).map_err(|e| SourceError {
+            profile_index: record.profile_index,
+            message: e.to_string(),
+        })?;
+        Ok(RequestParts {
+            record: v.record,
+            verb: v.verb,
+            method: v.method,
+            body_kind: v.body_kind,
+            target: v.target,
+            body: v.body,
+        })
+    }
+
+    fn label(&self, id: u32) -> Result<&str, SourceError> {
+        self.timeline.label(id).map_err(|e| SourceError {
+            profile_index: 0,
+            message: e.to_string(),
+        })
+    }
+}
