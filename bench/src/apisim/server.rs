@@ -28,8 +28,9 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    /// Counts a request and asks for a graceful close when a connection fault limit is reached.
-    pub fn count_request(&self, shared: &Shared, is_http2: bool) {
+    /// Counts a request and asks for a graceful close when a connection fault limit is reached; true
+    /// when this request is the connection's last.
+    pub fn count_request(&self, shared: &Shared, is_http2: bool) -> bool {
         let served = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let (close_after, goaway_after) = shared.faults.connection_limits();
         let close = close_after.is_some_and(|limit| served >= limit)
@@ -37,6 +38,7 @@ impl ConnState {
         if close {
             self.close.notify_one();
         }
+        close
     }
 }
 

@@ -8,7 +8,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE,
+    USER_AGENT,
+};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, Version};
 use serde_json::json;
@@ -29,9 +32,24 @@ pub(crate) async fn handle(
     conn: Arc<ConnState>,
     request: Request<Incoming>,
 ) -> Response<ApiBody> {
+    let is_http2 = request.version() == Version::HTTP_2;
+    let last = conn.count_request(&shared, is_http2);
+    let mut response = respond(shared, conn, request).await;
+    if last && !is_http2 {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn respond(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    request: Request<Incoming>,
+) -> Response<ApiBody> {
     let arrived = Instant::now();
     let (parts, body) = request.into_parts();
-    conn.count_request(&shared, parts.version == Version::HTTP_2);
     let path = parts.uri.path().to_string();
     if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
         return full(200, "text/plain; charset=utf-8", "ok");
