@@ -4,8 +4,6 @@
 //! All requests of one object key land in one runner and one shard, so a shard
 //! replayed in timestamp order keeps each object's requests in recorded order.
 
-use std::fmt::Write as _;
-
 use crate::profile::{ProfileRequest, Verb};
 
 /// FNV-1a 64-bit offset basis.
@@ -41,16 +39,16 @@ fn keys_on_selector(req: &ProfileRequest) -> bool {
 /// `default/Pod/?labelSelector=app=nginx`.
 pub fn object_key(req: &ProfileRequest, out: &mut String) {
     out.clear();
-    // Writing into a String cannot fail.
-    let _ = if keys_on_selector(req) {
-        write!(
-            out,
-            "{}/{}/?labelSelector={}",
-            req.namespace, req.resource_kind, req.label_selector
-        )
+    out.push_str(&req.namespace);
+    out.push('/');
+    out.push_str(&req.resource_kind);
+    if keys_on_selector(req) {
+        out.push_str("/?labelSelector=");
+        out.push_str(&req.label_selector);
     } else {
-        write!(out, "{}/{}/{}", req.namespace, req.resource_kind, req.name)
-    };
+        out.push('/');
+        out.push_str(&req.name);
+    }
 }
 
 /// `fnv1a64(object_key(req))`, computed without building the key.
