@@ -14,7 +14,7 @@ fn merge_bomb() -> String {
     let mut yaml = format!("{HEAD}l0: &l0 {{verb: GET}}\n");
     for level in 1..=9 {
         let prev = format!("*l{}", level - 1);
-        let list = vec![prev.as_str(); 10].join(", ");
+        let list = [prev.as_str(); 10].join(", ");
         yaml.push_str(&format!("l{level}: &l{level} {{<<: [{list}]}}\n"));
     }
     yaml.push_str("requests:\n- <<: *l9\n  timestamp: 1\n");
