@@ -1,6 +1,7 @@
 //! kperf's sample profile (shared/fixtures/kperf_sample_replay.yaml): its split over
 //! two runners (KPERF_COMPAT §4) and its metric keys (§6).
 
+use preprocess::loader::{load_profile, LoadOptions};
 use preprocess::partition::{key_hash, runner_of};
 use preprocess::profile::{ProfileRequest, Verb};
 use preprocess::request_target::{metric_label, normalize, PathMode};
@@ -10,61 +11,20 @@ const SAMPLE: &str = concat!(
     "/../../shared/fixtures/kperf_sample_replay.yaml"
 );
 
-/// The requests of the sample profile. The fixture's shape is fixed and simple (list
-/// items `  - timestamp:`, fields at four spaces, bodies as deeper `|` blocks), so a
-/// line reader suffices here and keeps this test independent of the YAML loader.
+/// The requests of the sample profile, read by the crate's loader.
 fn sample_requests() -> Vec<ProfileRequest> {
-    let text = match std::fs::read_to_string(SAMPLE) {
-        Ok(t) => t,
-        Err(e) => panic!("cannot read {SAMPLE}: {e}"),
+    let file = match std::fs::File::open(SAMPLE) {
+        Ok(f) => f,
+        Err(e) => panic!("cannot open {SAMPLE}: {e}"),
     };
-    let mut requests: Vec<ProfileRequest> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let field = if let Some(rest) = line.strip_prefix("  - ") {
-            requests.push(ProfileRequest {
-                timestamp_ms: -1,
-                verb: Verb::Get,
-                namespace: String::new(),
-                resource_kind: String::new(),
-                name: String::new(),
-                api_path: String::new(),
-                body: String::new(),
-                label_selector: String::new(),
-            });
-            rest
-        } else if let Some(rest) = line.strip_prefix("    ") {
-            if rest.starts_with(' ') {
-                continue; // a body line
-            }
-            rest
-        } else {
-            continue;
-        };
-        let Some(req) = requests.last_mut() else {
-            panic!("{SAMPLE}:{}: field before the first request", i + 1);
-        };
-        let Some((key, value)) = field.split_once(": ") else {
-            continue; // `body: |` has no value on its line
-        };
-        let value = value.trim().to_owned();
-        match key {
-            "timestamp" => {
-                req.timestamp_ms = value
-                    .parse()
-                    .unwrap_or_else(|e| panic!("{SAMPLE}:{}: timestamp {value:?}: {e}", i + 1))
-            }
-            "verb" => {
-                req.verb = Verb::from_profile(&value)
-                    .unwrap_or_else(|| panic!("{SAMPLE}:{}: verb {value:?}", i + 1))
-            }
-            "namespace" => req.namespace = value,
-            "resourceKind" => req.resource_kind = value,
-            "name" => req.name = value,
-            "apiPath" => req.api_path = value,
-            "labelSelector" => req.label_selector = value,
-            "body" => {}
-            other => panic!("{SAMPLE}:{}: unexpected field {other:?}", i + 1),
-        }
+    let mut requests = Vec::new();
+    let head = load_profile(SAMPLE, file, &LoadOptions::default(), &mut |_, req| {
+        requests.push(req);
+        Ok(())
+    });
+    match head {
+        Ok(head) => assert_eq!(head.spec.runner_count, 2),
+        Err(e) => panic!("cannot load {SAMPLE}: {e}"),
     }
     requests
 }
