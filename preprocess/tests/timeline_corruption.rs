@@ -193,10 +193,12 @@ fn view_of_record(bytes: &[u8], n: usize) -> Result<(), TimelineError> {
     t.view(rec).map(|_| ())
 }
 
+type RecordEdit = Box<dyn Fn(&mut RequestRecord)>;
+
 #[test]
 fn view_rejects_each_bad_record_field() {
     let bytes = sample_bytes();
-    let cases: [(&str, Box<dyn Fn(&mut RequestRecord)>); 9] = [
+    let cases: [(&str, RecordEdit); 9] = [
         ("verb", Box::new(|r| r.verb = 8)),
         ("method", Box::new(|r| r.method = 4)),
         ("method", Box::new(|r| r.method = (r.method + 1) % 4)),
