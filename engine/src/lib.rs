@@ -1,5 +1,6 @@
 //! kreplay's engine: replays a timeline on pinned per-core executors and reports what the server did.
 
+pub mod cli;
 pub mod clock;
 pub mod http1;
 pub mod kubeconfig;

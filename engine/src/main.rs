@@ -1,1 +1,126 @@
-fn main() {}
+//! `engine`: replays a timeline and writes kperf's report (plus kreplay's section).
+//!
+//! Exit codes: 0 after a complete run (even with failed requests: they are in the
+//! report), 1 on an error before or instead of the report, 130 when Ctrl-C or SIGTERM
+//! stopped the run (the report of what ran is still written).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use engine::cli::{Cli, Command, MetricBase, RunArgs};
+use engine::clock::TimingMode;
+use engine::plan::RunnerSelection;
+use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
+use engine::run::{run, RunOptions};
+use engine::source::{ReplaySource, TimelineSource};
+use engine::target::Target;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Run(args) = cli.command;
+    match run_command(&args) {
+        Ok(interrupted) => {
+            if interrupted {
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("engine: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs `engine run`; returns whether a signal stopped it.
+fn run_command(args: &RunArgs) -> Result<bool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+
+    let source = TimelineSource::open(&args.timeline)
+        .with_context(|| format!("cannot open timeline {}", args.timeline.display()))?;
+    let target = match (&args.server, &args.kubeconfig) {
+        (Some(url), None) => Target::from_server_url(url)?,
+        (None, Some(path)) => bail!(
+            "--kubeconfig {}: TLS clusters are not wired into the engine yet; use --server http://HOST:PORT",
+            path.display()
+        ),
+        _ => bail!("give the target with --server http://HOST:PORT"),
+    };
+    let info = source.info().clone();
+    let env_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let selection =
+        RunnerSelection::resolve(args.runner_index, env_index.as_deref(), info.runner_count)?;
+    let timing: TimingMode = args.timing.into();
+    let opts = RunOptions {
+        cores: args.cores,
+        conns: args.conns,
+        max_conns: args.max_conns,
+        speed: args.speed,
+        timing,
+        start_at: args.start_at,
+        timeout: args.timeout,
+        grace: args.grace,
+        raw_data: args.raw_data,
+        user_agent: args.user_agent.clone(),
+        selection,
+        progress: !args.quiet,
+    };
+    let base_url = target.base_url.clone();
+    let source: Arc<dyn ReplaySource> = Arc::new(source);
+    let outcome = run(source.clone(), Arc::new(target), &opts, stop)?;
+
+    let runner_index = match selection {
+        RunnerSelection::One(i) => Some(i),
+        RunnerSelection::All => None,
+    };
+    let ctx = ReportContext {
+        outcome: &outcome,
+        source: source.as_ref(),
+        base_url: match args.metric_base {
+            MetricBase::Url => Some(base_url.as_str()),
+            MetricBase::None => None,
+        },
+        raw_data: args.raw_data,
+        runner_form: runner_index.is_some(),
+        speed: args.speed,
+        config: ReportConfig {
+            timing: timing.as_str(),
+            timeout: args.timeout,
+            runner_index,
+            server: base_url.clone(),
+            user_agent: args.user_agent.clone(),
+        },
+    };
+    let report = render_report(&ctx)?;
+    eprint!("{}", render_summary(&ctx));
+    match &args.result {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the directory of --result {}", path.display())
+                })?;
+            }
+            std::fs::write(path, report)
+                .with_context(|| format!("cannot write --result {}", path.display()))?;
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(report.as_bytes())
+                .context("writing the report to stdout")?;
+            out.flush().context("writing the report to stdout")?;
+        }
+    }
+    Ok(outcome.interrupted)
+}

@@ -3,3 +3,55 @@
 pub mod error_class;
 pub mod gofmt;
 pub mod percentile;
+
+pub mod kperf;
+pub mod kreplay;
+pub mod summary;
+
+use std::time::Duration;
+
+use crate::run::RunOutcome;
+use crate::source::ReplaySource;
+
+/// Settings echoed in the report's `kreplay.config`.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    /// `precise` or `relaxed`.
+    pub timing: &'static str,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// The runner replayed, in runner mode.
+    pub runner_index: Option<u32>,
+    /// The server URL (no credentials).
+    pub server: String,
+    /// The User-Agent sent.
+    pub user_agent: String,
+}
+
+/// Everything the report is made from.
+pub struct ReportContext<'a> {
+    /// What the run measured.
+    pub outcome: &'a RunOutcome,
+    /// The replayed timeline (labels, spec).
+    pub source: &'a dyn ReplaySource,
+    /// Base URL inserted in metric keys (`None`: `--metric-base none`).
+    pub base_url: Option<&'a str>,
+    /// `--raw-data`.
+    pub raw_data: bool,
+    /// kperf's `runner replay` form (first eight keys only).
+    pub runner_form: bool,
+    /// Replay speed.
+    pub speed: f64,
+    /// Echoed settings.
+    pub config: ReportConfig,
+}
+
+/// Renders the whole JSON report (kperf's members, then `"kreplay"`).
+pub fn render_report(ctx: &ReportContext<'_>) -> Result<String, kreplay::HistogramCodecError> {
+    let mut w = gofmt::GoJsonWriter::with_capacity(64 * 1024);
+    w.begin_object();
+    kperf::write_kperf_members(&mut w, ctx);
+    kreplay::write_kreplay_member(&mut w, ctx)?;
+    w.end_object();
+    Ok(w.finish())
+}

@@ -1,0 +1,210 @@
+//! The `engine` command line: `engine run TIMELINE --server URL [...]`.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::clock::TimingMode;
+
+/// kreplay's replay engine.
+#[derive(Debug, Parser)]
+#[command(
+    name = "engine",
+    version,
+    about = "Replays a kreplay timeline against a Kubernetes API server"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a timeline (made by `preprocess`) at its recorded instants.
+    Run(RunArgs),
+}
+
+/// `--timing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimingArg {
+    /// Sleep until ~40 µs before each due instant, then spin (1 ns timer slack).
+    Precise,
+    /// Sleep only: cheaper, tens of µs late.
+    Relaxed,
+}
+
+impl From<TimingArg> for TimingMode {
+    fn from(t: TimingArg) -> TimingMode {
+        match t {
+            TimingArg::Precise => TimingMode::Precise,
+            TimingArg::Relaxed => TimingMode::Relaxed,
+        }
+    }
+}
+
+/// `--metric-base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricBase {
+    /// kperf's keys: `"<METHOD> <server URL><path>"`.
+    Url,
+    /// `"<METHOD> <path>"`: keys match across servers (kperf weakness 22).
+    None,
+}
+
+/// `engine run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Timeline file written by `preprocess`.
+    pub timeline: PathBuf,
+    /// Plain-HTTP server URL, `http://HOST:PORT[/PATH]`.
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub server: Option<String>,
+    /// Kubeconfig file for cluster access (TLS, credentials).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: its current-context).
+    #[arg(long, requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// Write the JSON report here (parent directories are created); default stdout.
+    #[arg(long)]
+    pub result: Option<PathBuf>,
+    /// Add kperf's `errors` and `latenciesByURL` (keeps every latency in memory).
+    #[arg(long)]
+    pub raw_data: bool,
+    /// Replay only this runner's partition (kperf `runner replay`); beats JOB_COMPLETION_INDEX.
+    #[arg(long, allow_negative_numbers = true)]
+    pub runner_index: Option<i64>,
+    /// Executors, one pinned per CPU (default: every CPU this process may use).
+    #[arg(long, default_value_t = 0)]
+    pub cores: usize,
+    /// Pool connections in total (default: connsPerRunner × replayed runners; at least 1 per core).
+    #[arg(long)]
+    pub conns: Option<usize>,
+    /// Connection cap in total when every connection is busy (default: 4 × conns).
+    #[arg(long)]
+    pub max_conns: Option<usize>,
+    /// Replay speed: 2 replays twice as fast.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// How the scheduler waits for due instants.
+    #[arg(long, value_enum, default_value_t = TimingArg::Precise)]
+    pub timing: TimingArg,
+    /// Start the timeline at this wall-clock instant: RFC 3339 or unix milliseconds (default: now).
+    #[arg(long, value_parser = parse_start_at)]
+    pub start_at: Option<SystemTime>,
+    /// Per-request timeout (`60s`, `500ms`, `2m`).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// After Ctrl-C / SIGTERM, time given to requests in flight.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// User-Agent header (kperf sends client-go's, e.g. `kperf/v0.0.0 (linux/amd64) kubernetes/$Format`).
+    #[arg(long, default_value = concat!("kreplay/", env!("CARGO_PKG_VERSION")))]
+    pub user_agent: String,
+    /// Whether metric keys include the server URL.
+    #[arg(long, value_enum, default_value_t = MetricBase::Url)]
+    pub metric_base: MetricBase,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Parses `60s`, `1.5s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 60s, 500ms, 2m"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?}: use h, m, s, ms or us"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("duration {s:?} is out of range"))
+}
+
+/// Parses an RFC 3339 instant or unix milliseconds.
+pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: u64 = t
+            .parse()
+            .map_err(|_| format!("unix milliseconds {s:?} out of range"))?;
+        return UNIX_EPOCH
+            .checked_add(Duration::from_millis(ms))
+            .ok_or_else(|| format!("unix milliseconds {s:?} out of range"));
+    }
+    let dt = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("invalid --start-at {s:?} ({e}): use RFC 3339 (2026-01-02T15:04:05Z) or unix milliseconds"))?;
+    let nanos = dt.unix_timestamp_nanos();
+    let since = u64::try_from(nanos).map_err(|_| format!("--start-at {s:?} is before 1970"))?;
+    Ok(UNIX_EPOCH + Duration::from_nanos(since))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn start_instants() {
+        assert_eq!(
+            parse_start_at("1000"),
+            Ok(UNIX_EPOCH + Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_start_at("1970-01-01T00:00:02.5Z"),
+            Ok(UNIX_EPOCH + Duration::from_millis(2500))
+        );
+        assert_eq!(parse_start_at("1970-01-01T01:00:00+01:00"), Ok(UNIX_EPOCH));
+        assert!(parse_start_at("tomorrow").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn cli_parses_run() {
+        let cli = Cli::try_parse_from([
+            "engine",
+            "run",
+            "t.bin",
+            "--server",
+            "http://127.0.0.1:1",
+            "--runner-index",
+            "-1",
+            "--timing",
+            "relaxed",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command;
+        assert_eq!(a.runner_index, Some(-1));
+        assert_eq!(a.timing, TimingArg::Relaxed);
+        assert_eq!(a.timeout, Duration::from_secs(60));
+        assert!(
+            Cli::try_parse_from(["engine", "run", "t", "--server", "x", "--kubeconfig", "k"])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! The kperf part of the report (KPERF_COMPAT §12), byte-compatible with kperf's JSON.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use super::gofmt::{format_go_duration, format_rfc3339_nano, GoJsonWriter};
+use super::percentile::{kperf_percentiles, KPERF_PERCENTILES};
+use super::ReportContext;
+use crate::metrics::LabelStats;
+
+/// kperf's six percentiles of a µs histogram, in seconds. p0 is the minimum and p1 the
+/// maximum; the others are HDR's value at the quantile (3 significant digits).
+pub fn hdr_percentiles(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    KPERF_PERCENTILES
+        .iter()
+        .map(|&p| {
+            let us = if p == 0.0 {
+                h.min()
+            } else if p == 1.0 {
+                h.max()
+            } else {
+                h.value_at_quantile(p)
+            };
+            (p, us as f64 / 1e6)
+        })
+        .collect()
+}
+
+/// The metric key of a label: `"<METHOD> <base URL><metric path>"`, or the label itself
+/// without a base URL (`--metric-base none`).
+pub fn metric_key(label: &str, base_url: Option<&str>) -> String {
+    match (base_url, label.split_once(' ')) {
+        (Some(base), Some((method, path))) => format!("{method} {base}{path}"),
+        _ => label.to_string(),
+    }
+}
+
+/// Per-key statistics, keys sorted bytewise (Go's map order).
+pub fn by_key<'a>(ctx: &ReportContext<'a>) -> BTreeMap<String, &'a LabelStats> {
+    let mut out = BTreeMap::new();
+    for (id, stats) in ctx.outcome.metrics.labels.iter().enumerate() {
+        let Some(stats) = stats else { continue };
+        let label = ctx
+            .source
+            .label(id as u32)
+            .map(str::to_string)
+            .unwrap_or_else(|_| format!("label#{id}"));
+        out.insert(metric_key(&label, ctx.base_url), stats.as_ref());
+    }
+    out
+}
+
+fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
+    w.begin_array();
+    for &(p, v) in pairs {
+        w.begin_array().float(p).float(v).end_array();
+    }
+    w.end_array();
+}
+
+/// Percentiles of one key: from raw latencies when kept, else from the histogram.
+fn key_percentiles(stats: &LabelStats, raw: bool) -> Vec<(f64, f64)> {
+    if raw {
+        let mut v = stats.raw_seconds.clone();
+        v.sort_by(f64::total_cmp);
+        kperf_percentiles(&v)
+    } else {
+        hdr_percentiles(&stats.latency.service)
+    }
+}
+
+/// Writes kperf's members into the open top-level object of `w`.
+pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
+    let o = ctx.outcome;
+    let m = &o.metrics;
+    let raw = ctx.raw_data;
+    let keys = by_key(ctx);
+    w.key("total").uint(o.scheduled);
+    w.key("duration").string(&format_go_duration(o.duration));
+    if raw && !m.errors.is_empty() {
+        w.key("errors").begin_array();
+        for e in &m.errors {
+            w.begin_object();
+            w.key("method").string(e.method);
+            w.key("url").string(&e.url);
+            w.key("timestamp")
+                .string(&format_rfc3339_nano(e.timestamp, 0));
+            w.key("duration").float(e.duration);
+            w.key("type").string(e.kind);
+            w.key("code").int(i64::from(e.code));
+            w.key("message").string(&e.message);
+            w.end_object();
+        }
+        w.end_array();
+    }
+    if !m.error_stats.is_empty() {
+        w.key("errorStats").begin_object();
+        for (k, v) in &m.error_stats {
+            w.key(k).uint(*v);
+        }
+        w.end_object();
+    }
+    w.key("totalReceivedBytes").uint(m.bytes_received);
+    let with_latencies: Vec<(&String, &&LabelStats)> = keys
+        .iter()
+        .filter(|(_, s)| !s.latency.service.is_empty())
+        .collect();
+    if raw && !with_latencies.is_empty() {
+        w.key("latenciesByURL").begin_object();
+        for (k, s) in &with_latencies {
+            let mut v = s.raw_seconds.clone();
+            v.sort_by(f64::total_cmp);
+            w.key(k).begin_array();
+            for x in v {
+                w.float(x);
+            }
+            w.end_array();
+        }
+        w.end_object();
+    }
+    let pooled = if raw {
+        let mut all: Vec<f64> = keys
+            .values()
+            .flat_map(|s| s.raw_seconds.iter().copied())
+            .collect();
+        all.sort_by(f64::total_cmp);
+        kperf_percentiles(&all)
+    } else {
+        hdr_percentiles(&m.all.service)
+    };
+    if !pooled.is_empty() {
+        w.key("percentileLatencies");
+        write_pairs(w, &pooled);
+    }
+    if !with_latencies.is_empty() {
+        w.key("percentileLatenciesByURL").begin_object();
+        for (k, s) in &with_latencies {
+            w.key(k);
+            write_pairs(w, &key_percentiles(s, raw));
+        }
+        w.end_object();
+    }
+    if !ctx.runner_form {
+        w.key("runnerCount")
+            .uint(u64::from(ctx.source.info().runner_count));
+        w.key("totalRun").uint(m.run);
+        w.key("totalFailed").uint(m.failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::new_histogram;
+
+    #[test]
+    fn keys_insert_the_base_after_the_method() {
+        assert_eq!(
+            metric_key(
+                "LIST /api/v1/pods?labelSelector=a%3Db",
+                Some("https://127.0.0.1:6443")
+            ),
+            "LIST https://127.0.0.1:6443/api/v1/pods?labelSelector=a%3Db"
+        );
+        assert_eq!(metric_key("GET /api", None), "GET /api");
+    }
+
+    #[test]
+    fn hdr_percentiles_are_monotone_with_exact_ends() {
+        let mut h = new_histogram();
+        for v in 1..=1000u64 {
+            crate::metrics::record_value(&mut h, v * 10);
+        }
+        let p = hdr_percentiles(&h);
+        assert_eq!(p.len(), 6);
+        assert_eq!(p[0], (0.0, 10.0 / 1e6));
+        assert!(p.windows(2).all(|w| w[0].1 <= w[1].1), "{p:?}");
+        assert!((p[1].1 - 0.005).abs() < 0.005 * 0.002, "{p:?}");
+        assert_eq!(p[5].0, 1.0);
+        assert!(hdr_percentiles(&new_histogram()).is_empty());
+    }
+}

@@ -1,0 +1,233 @@
+//! The `"kreplay"` object appended to kperf's report: what kperf cannot tell (send lag,
+//! latency from the scheduled instant, per-verb figures, rates, configuration) and every
+//! histogram serialised (HdrHistogram V2 + deflate, base64) so reports merge exactly.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use preprocess::profile::Verb;
+
+use super::gofmt::{format_rfc3339_nano, GoJsonWriter};
+use super::kperf::{by_key, hdr_percentiles};
+use super::ReportContext;
+use crate::metrics::LatencyHistograms;
+
+/// A histogram that cannot be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("histogram {what}: {message}")]
+pub struct HistogramCodecError {
+    what: &'static str,
+    message: String,
+}
+
+/// Serialises a histogram: HdrHistogram V2 with deflate, then standard base64.
+pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecError> {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .map_err(|e| HistogramCodecError {
+            what: "encoding",
+            message: format!("{e:?}"),
+        })?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Reads a histogram written by `encode_histogram`.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramCodecError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| HistogramCodecError {
+            what: "base64",
+            message: e.to_string(),
+        })?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| HistogramCodecError {
+            what: "decoding",
+            message: format!("{e:?}"),
+        })
+}
+
+fn seconds(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
+    w.begin_array();
+    for &(p, v) in pairs {
+        w.begin_array().float(p).float(v).end_array();
+    }
+    w.end_array();
+}
+
+fn write_histograms(
+    w: &mut GoJsonWriter,
+    l: &LatencyHistograms,
+) -> Result<(), HistogramCodecError> {
+    w.begin_object();
+    w.key("scheduled").string(&encode_histogram(&l.scheduled)?);
+    w.key("service").string(&encode_histogram(&l.service)?);
+    w.end_object();
+    Ok(())
+}
+
+/// Writes the `"kreplay"` member into the open top-level object of `w`.
+pub fn write_kreplay_member(
+    w: &mut GoJsonWriter,
+    ctx: &ReportContext<'_>,
+) -> Result<(), HistogramCodecError> {
+    let o = ctx.outcome;
+    let m = &o.metrics;
+    w.key("kreplay").begin_object();
+    w.key("version").string(env!("CARGO_PKG_VERSION"));
+
+    w.key("sendLag").begin_object();
+    w.key("count").uint(m.lag.len());
+    if !m.lag.is_empty() {
+        for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+            w.key(name).float(seconds(m.lag.value_at_quantile(q)));
+        }
+        w.key("max").float(seconds(m.lag.max()));
+    }
+    w.key("lateOver1ms").uint(m.late_1ms);
+    w.key("lateOver10ms").uint(m.late_10ms);
+    w.end_object();
+
+    let sched = hdr_percentiles(&m.all.scheduled);
+    if !sched.is_empty() {
+        w.key("scheduledLatency");
+        write_pairs(w, &sched);
+    }
+
+    w.key("verbs").begin_object();
+    let mut verbs: Vec<Verb> = Verb::ALL
+        .into_iter()
+        .filter(|v| m.verbs[*v as usize].count > 0)
+        .collect();
+    verbs.sort_by_key(|v| v.as_str());
+    for v in verbs {
+        let s = &m.verbs[v as usize];
+        w.key(v.as_str()).begin_object();
+        w.key("count").uint(s.count);
+        w.key("errors").uint(s.errors);
+        let h = &s.latency.service;
+        if !h.is_empty() {
+            w.key("p50").float(seconds(h.value_at_quantile(0.5)));
+            w.key("p90").float(seconds(h.value_at_quantile(0.9)));
+            w.key("p99").float(seconds(h.value_at_quantile(0.99)));
+            w.key("max").float(seconds(h.max()));
+        }
+        w.end_object();
+    }
+    w.end_object();
+
+    let secs = o.duration.as_secs_f64();
+    let span = o.scheduled_span_us as f64 / 1e6 / ctx.speed;
+    w.key("rate").begin_object();
+    w.key("achievedPerSecond").float(if secs > 0.0 {
+        (m.run as f64 / secs).round()
+    } else {
+        0.0
+    });
+    w.key("scheduledPerSecond").float(if span > 0.0 {
+        (o.scheduled as f64 / span).round()
+    } else {
+        0.0
+    });
+    w.end_object();
+
+    w.key("run").begin_object();
+    w.key("completed").uint(m.completed);
+    w.key("connectionsOpened").uint(o.conns_opened);
+    w.key("interrupted").bool(o.interrupted);
+    w.key("sent").uint(m.sent);
+    w.key("unsentOnStop").uint(o.unsent_on_stop);
+    w.end_object();
+
+    let watches: Vec<_> = by_key(ctx)
+        .into_iter()
+        .filter(|(_, s)| s.watch_events > 0 || s.watch_bytes > 0)
+        .collect();
+    if !watches.is_empty() {
+        w.key("watches").begin_object();
+        for (k, s) in watches {
+            w.key(&k).begin_object();
+            w.key("bytes").uint(s.watch_bytes);
+            w.key("events").uint(s.watch_events);
+            w.end_object();
+        }
+        w.end_object();
+    }
+
+    let c = &ctx.config;
+    w.key("config").begin_object();
+    w.key("cores").uint(o.cores as u64);
+    w.key("conns").uint(o.conns as u64);
+    w.key("maxConns").uint(o.max_conns as u64);
+    w.key("speed").float(ctx.speed);
+    w.key("timing").string(c.timing);
+    w.key("start").string(&format_rfc3339_nano(o.start_wall, 0));
+    w.key("timeoutSeconds").float(c.timeout.as_secs_f64());
+    if let Some(i) = c.runner_index {
+        w.key("runnerIndex").uint(u64::from(i));
+    }
+    w.key("server").string(&c.server);
+    w.key("timelineSource").string(&ctx.source.info().source);
+    w.key("timelineDescription")
+        .string(&ctx.source.info().description);
+    w.key("userAgent").string(&c.user_agent);
+    w.end_object();
+
+    w.key("histograms").begin_object();
+    w.key("all");
+    write_histograms(w, &m.all)?;
+    let keys = by_key(ctx);
+    if keys.values().any(|s| !s.latency.service.is_empty()) {
+        w.key("byURL").begin_object();
+        for (k, s) in keys.iter().filter(|(_, s)| !s.latency.service.is_empty()) {
+            w.key(k);
+            write_histograms(w, &s.latency)?;
+        }
+        w.end_object();
+    }
+    let mut verbs: Vec<Verb> = Verb::ALL
+        .into_iter()
+        .filter(|v| !m.verbs[*v as usize].latency.service.is_empty())
+        .collect();
+    verbs.sort_by_key(|v| v.as_str());
+    if !verbs.is_empty() {
+        w.key("byVerb").begin_object();
+        for v in verbs {
+            w.key(v.as_str());
+            write_histograms(w, &m.verbs[v as usize].latency)?;
+        }
+        w.end_object();
+    }
+    w.key("sendLag").string(&encode_histogram(&m.lag)?);
+    w.end_object();
+
+    w.end_object();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{new_histogram, record_value};
+
+    #[test]
+    fn histogram_round_trip_is_exact() {
+        let mut h = new_histogram();
+        for v in [0u64, 1, 7, 999, 1_000, 123_456, 59_000_000] {
+            record_value(&mut h, v);
+        }
+        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
+        assert_eq!(back.len(), h.len());
+        assert_eq!(back.max(), h.max());
+        assert_eq!(back.min(), h.min());
+        for q in [0.1, 0.5, 0.9, 0.99, 0.999] {
+            assert_eq!(back.value_at_quantile(q), h.value_at_quantile(q));
+        }
+        assert!(decode_histogram("not base64!").is_err());
+    }
+}
