@@ -1,0 +1,342 @@
+//! Exec credential plugins (client.authentication.k8s.io v1 and v1beta1), as kubectl runs them:
+//! the plugin prints an ExecCredential with a token and/or a client certificate, which is cached
+//! until shortly before its `expirationTimestamp` and refreshed once after a 401.
+
+use std::io::IsTerminal;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use rustls::client::ResolvesClientCert;
+use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::error::CredentialError;
+use super::model::ExecConfig;
+use super::pem::certified_key;
+
+/// A credential is refreshed this long before it expires, so no request carries an expired one.
+pub const EXEC_REFRESH_MARGIN: Duration = Duration::from_secs(10);
+
+const API_V1: &str = "client.authentication.k8s.io/v1";
+const API_V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
+
+/// When the plugin may talk to the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InteractiveMode {
+    Never,
+    IfAvailable,
+    Always,
+}
+
+/// A configured plugin and its cached credential.
+pub(crate) struct ExecPlugin {
+    config: ExecConfig,
+    interactive_mode: InteractiveMode,
+    /// `spec.cluster` of KUBERNETES_EXEC_INFO when `provideClusterInfo` is set.
+    cluster_info: Option<serde_json::Value>,
+    origin: String,
+    state: Mutex<ExecState>,
+}
+
+#[derive(Default)]
+struct ExecState {
+    cached: Option<ExecCredential>,
+    force: bool,
+}
+
+/// What one plugin run produced.
+#[derive(Clone)]
+pub(crate) struct ExecCredential {
+    pub token: Option<String>,
+    pub client_certificate: Option<Arc<CertifiedKey>>,
+    pub expires: Option<SystemTime>,
+}
+
+/// The plugin's stdout.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecCredentialOutput {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    status: Option<ExecCredentialStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecCredentialStatus {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    expiration_timestamp: Option<String>,
+    #[serde(default)]
+    client_certificate_data: Option<String>,
+    #[serde(default)]
+    client_key_data: Option<String>,
+}
+
+impl ExecPlugin {
+    /// Checks the configuration (`origin` names the kubeconfig user, for messages).
+    pub(crate) fn new(
+        config: ExecConfig,
+        origin: String,
+        cluster_info: Option<serde_json::Value>,
+    ) -> Result<Self, CredentialError> {
+        let error = |message: String| CredentialError::Exec {
+            origin: origin.clone(),
+            command: config.command.clone(),
+            message,
+        };
+        if config.command.is_empty() {
+            return Err(error(
+                "exec.command is empty; name the plugin to run".into(),
+            ));
+        }
+        let interactive_mode = match (
+            config.interactive_mode.as_deref(),
+            config.api_version.as_str(),
+        ) {
+            (Some("Never"), _) => InteractiveMode::Never,
+            (Some("IfAvailable"), _) => InteractiveMode::IfAvailable,
+            (Some("Always"), _) => InteractiveMode::Always,
+            (None | Some(""), API_V1) => {
+                return Err(error(format!(
+                    "exec.interactiveMode must be set for {API_V1} (Never, IfAvailable or Always)"
+                )))
+            }
+            (None | Some(""), API_V1BETA1) => InteractiveMode::IfAvailable,
+            (Some(other), _) => {
+                return Err(error(format!(
+                    "exec.interactiveMode {other:?} is not one of Never, IfAvailable, Always"
+                )))
+            }
+            (None, _) => InteractiveMode::IfAvailable,
+        };
+        if config.api_version != API_V1 && config.api_version != API_V1BETA1 {
+            return Err(error(format!(
+                "exec.apiVersion {:?} is not supported; use {API_V1} or {API_V1BETA1}",
+                config.api_version
+            )));
+        }
+        let cluster_info = if config.provide_cluster_info.unwrap_or(false) {
+            cluster_info
+        } else {
+            None
+        };
+        Ok(Self {
+            config,
+            interactive_mode,
+            cluster_info,
+            origin,
+            state: Mutex::new(ExecState::default()),
+        })
+    }
+
+    pub(crate) fn command(&self) -> &str {
+        &self.config.command
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ExecState> {
+        // Only whole values are stored under this lock, so a poisoned state is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cached credential, running the plugin first when there is none, it expires within
+    /// [`EXEC_REFRESH_MARGIN`], or a refresh was forced by a 401.
+    pub(crate) fn credential(&self) -> Result<ExecCredential, CredentialError> {
+        let mut state = self.lock();
+        let fresh = match &state.cached {
+            Some(cached) if !state.force => match cached.expires {
+                None => true,
+                Some(expires) => SystemTime::now() + EXEC_REFRESH_MARGIN < expires,
+            },
+            _ => false,
+        };
+        if !fresh {
+            state.force = false;
+            state.cached = Some(self.run()?);
+        }
+        match &state.cached {
+            Some(credential) => Ok(credential.clone()),
+            None => Err(self.error("produced no credential".into())),
+        }
+    }
+
+    pub(crate) fn force_refresh(&self) {
+        self.lock().force = true;
+    }
+
+    fn error(&self, message: String) -> CredentialError {
+        CredentialError::Exec {
+            origin: self.origin.clone(),
+            command: self.config.command.clone(),
+            message,
+        }
+    }
+
+    fn run(&self) -> Result<ExecCredential, CredentialError> {
+        let stdin_is_terminal = std::io::stdin().is_terminal();
+        let interactive = match self.interactive_mode {
+            InteractiveMode::Never => false,
+            InteractiveMode::IfAvailable => stdin_is_terminal,
+            InteractiveMode::Always if stdin_is_terminal => true,
+            InteractiveMode::Always => {
+                return Err(self.error(
+                    "interactiveMode is Always but standard input is not a terminal".into(),
+                ))
+            }
+        };
+        let mut spec = serde_json::json!({ "interactive": interactive });
+        if let Some(cluster) = &self.cluster_info {
+            spec["cluster"] = cluster.clone();
+        }
+        let exec_info = serde_json::json!({
+            "kind": "ExecCredential",
+            "apiVersion": self.config.api_version,
+            "spec": spec,
+        });
+
+        let mut command = Command::new(&self.config.command);
+        command
+            .args(self.config.args.iter().flatten())
+            .envs(
+                self.config
+                    .env
+                    .iter()
+                    .flatten()
+                    .map(|v| (v.name.as_str(), v.value.as_str())),
+            )
+            .env("KUBERNETES_EXEC_INFO", exec_info.to_string())
+            .stdin(if interactive {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            // Like kubectl: the plugin's diagnostics go straight to the user.
+            .stderr(Stdio::inherit());
+        let output = command.output().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => CredentialError::ExecNotFound {
+                origin: self.origin.clone(),
+                command: self.config.command.clone(),
+                install_hint: self.config.install_hint.clone(),
+            },
+            _ => self.error(format!("cannot be started: {e}")),
+        })?;
+        if !output.status.success() {
+            return Err(self.error(format!("failed ({})", output.status)));
+        }
+        self.parse_output(&output.stdout)
+    }
+
+    fn parse_output(&self, stdout: &[u8]) -> Result<ExecCredential, CredentialError> {
+        // serde_json's messages can quote values (the token): report the position only.
+        let parsed: ExecCredentialOutput = serde_json::from_slice(stdout).map_err(|e| {
+            self.error(format!(
+                "did not print an ExecCredential JSON object (error at line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if parsed.kind != "ExecCredential" {
+            return Err(self.error(format!(
+                "printed kind {:?}, expected ExecCredential",
+                parsed.kind
+            )));
+        }
+        if parsed.api_version != self.config.api_version {
+            return Err(self.error(format!(
+                "is configured for apiVersion {} but printed apiVersion {:?}",
+                self.config.api_version, parsed.api_version
+            )));
+        }
+        let Some(status) = parsed.status else {
+            return Err(self.error("printed an ExecCredential without status".into()));
+        };
+        let expires = match status.expiration_timestamp.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                OffsetDateTime::parse(text, &Rfc3339)
+                    .map(SystemTime::from)
+                    .map_err(|_| {
+                        self.error(format!(
+                            "status.expirationTimestamp {text:?} is not an RFC 3339 time"
+                        ))
+                    })?,
+            ),
+        };
+        let token = status.token.filter(|t| !t.is_empty());
+        let cert = status.client_certificate_data.filter(|c| !c.is_empty());
+        let key = status.client_key_data.filter(|k| !k.is_empty());
+        let client_certificate = match (cert, key) {
+            (Some(cert), Some(key)) => Some(
+                certified_key(cert.as_bytes(), key.as_bytes())
+                    .map_err(|e| self.error(format!("status: {e}")))?,
+            ),
+            (None, None) => None,
+            _ => return Err(self.error(
+                "status has only one of clientCertificateData and clientKeyData; both are needed"
+                    .into(),
+            )),
+        };
+        if token.is_some()
+            && token
+                .as_deref()
+                .is_some_and(|t| t.chars().any(char::is_control))
+        {
+            return Err(self.error("status.token holds control characters".into()));
+        }
+        if token.is_none() && client_certificate.is_none() {
+            return Err(self.error(
+                "status has neither a token nor clientCertificateData/clientKeyData".into(),
+            ));
+        }
+        Ok(ExecCredential {
+            token,
+            client_certificate,
+            expires,
+        })
+    }
+}
+
+/// Presents the exec plugin's current client certificate during TLS handshakes.
+#[derive(Debug)]
+pub(crate) struct ExecClientCert(pub Arc<ExecPlugin>);
+
+impl std::fmt::Debug for ExecPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ExecPlugin({:?} for {})",
+            self.config.command, self.origin
+        )
+    }
+}
+
+impl ResolvesClientCert for ExecClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        match self.0.credential() {
+            Ok(credential) => credential.client_certificate,
+            Err(e) => {
+                tracing::warn!("no client certificate for the TLS handshake: {e}");
+                None
+            }
+        }
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,242 @@
+//! An HTTP/2 client on a [`Stream`], using the `h2` crate through tokio-util's compat layer (no
+//! tokio runtime: `h2` needs only the I/O traits). The connection driver runs as a glommio task
+//! on the calling core.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use h2::RecvStream;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use super::error::{Http2Error, TransportError};
+use super::stream::Stream;
+
+/// Per-stream receive window: large enough that a LIST of a few MiB is not throttled by
+/// WINDOW_UPDATE round trips.
+const STREAM_WINDOW: u32 = 4 << 20;
+/// Connection receive window, shared by all streams.
+const CONNECTION_WINDOW: u32 = 16 << 20;
+
+/// What the driver task saw when the connection ended.
+#[derive(Default)]
+struct DriverState {
+    closed: Cell<bool>,
+    error: RefCell<Option<Http2Error>>,
+}
+
+/// One HTTP/2 connection. Clone-free: requests are sent through `&self`, so many requests can be
+/// in flight concurrently from tasks of the same core.
+pub struct Http2Connection {
+    sender: SendRequest<Bytes>,
+    driver: Rc<DriverState>,
+    scheme: Scheme,
+    authority: Authority,
+}
+
+impl std::fmt::Debug for Http2Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http2Connection")
+            .field("authority", &self.authority)
+            .field("closed", &self.driver.closed.get())
+            .finish()
+    }
+}
+
+/// Response status and headers; the body is read from [`Http2Body`].
+#[derive(Debug)]
+pub struct Http2Response {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The response body, to be drained (or dropped, which cancels the stream).
+    pub body: Http2Body,
+}
+
+/// A response body. Reading releases flow-control capacity, so the server can keep sending;
+/// dropping it before the end resets the stream with CANCEL (how a WATCH is ended).
+#[derive(Debug)]
+pub struct Http2Body {
+    recv: RecvStream,
+    bytes_read: u64,
+}
+
+impl Http2Connection {
+    /// Performs the HTTP/2 handshake on `stream` (the server must speak HTTP/2: ALPN `h2`, or
+    /// prior knowledge on cleartext) and starts the connection driver on the current glommio
+    /// executor, then waits one round trip (PING) so that the server's SETTINGS are known.
+    /// `authority` is the `host:port` sent as `:authority`.
+    pub async fn handshake(stream: Stream, authority: &str) -> Result<Self, TransportError> {
+        let authority: Authority = authority.parse().map_err(|e: http::uri::InvalidUri| {
+            Http2Error::InvalidRequest(format!("authority {authority:?}: {e}"))
+        })?;
+        let scheme = if stream.is_tls() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let (sender, mut connection) = h2::client::Builder::new()
+            .enable_push(false)
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .handshake::<_, Bytes>(stream.compat())
+            .await
+            .map_err(Http2Error::from_h2)?;
+        let ping_pong = connection.ping_pong();
+        let driver = Rc::new(DriverState::default());
+        let driver_state = Rc::clone(&driver);
+        glommio::spawn_local(async move {
+            if let Err(e) = connection.await {
+                *driver_state.error.borrow_mut() = Some(Http2Error::from_h2(e));
+            }
+            driver_state.closed.set(true);
+        })
+        .detach();
+        // The server's SETTINGS (its stream limit) precede its PING acknowledgement: once the
+        // pong is back, `max_concurrent_streams` is the server's and no request opens a stream
+        // the server would refuse with REFUSED_STREAM.
+        if let Some(mut ping_pong) = ping_pong {
+            ping_pong
+                .ping(h2::Ping::opaque())
+                .await
+                .map_err(Http2Error::from_h2)?;
+        }
+        Ok(Self {
+            sender,
+            driver,
+            scheme,
+            authority,
+        })
+    }
+
+    /// The server's current limit on concurrent streams (its SETTINGS are processed before
+    /// [`handshake`](Self::handshake) returns). Requests beyond it wait inside this connection
+    /// until a stream ends; a pool that wants no waiting opens another connection instead.
+    pub fn max_concurrent_streams(&self) -> usize {
+        self.sender.current_max_send_streams()
+    }
+
+    /// Whether the connection has ended (GOAWAY processed, I/O error, or closed by the server).
+    pub fn is_closed(&self) -> bool {
+        self.driver.closed.get()
+    }
+
+    /// Why the connection ended, if it ended with an error.
+    pub fn close_reason(&self) -> Option<String> {
+        self.driver.error.borrow().as_ref().map(ToString::to_string)
+    }
+
+    /// Sends one request and waits for the response head. `body` is sent as one DATA frame
+    /// sequence (empty: no DATA frame). Waits while the server's stream limit is reached.
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Http2Response, TransportError> {
+        if self.is_closed() {
+            return Err(self.closed_error().into());
+        }
+        let path = PathAndQuery::try_from(path_and_query)
+            .map_err(|e| Http2Error::InvalidRequest(format!("path {path_and_query:?}: {e}")))?;
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| Http2Error::InvalidRequest(e.to_string()))?;
+        let mut request = Request::new(());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers.clone();
+
+        let sender = self
+            .sender
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| self.request_error(e))?;
+        let mut sender = sender;
+        let (response, mut body_sender) = sender
+            .send_request(request, body.is_empty())
+            .map_err(|e| self.request_error(e))?;
+        if !body.is_empty() {
+            body_sender
+                .send_data(Bytes::copy_from_slice(body), true)
+                .map_err(|e| self.request_error(e))?;
+        }
+        let response = response.await.map_err(|e| self.request_error(e))?;
+        let (head, recv) = response.into_parts();
+        Ok(Http2Response {
+            status: head.status,
+            headers: head.headers,
+            body: Http2Body {
+                recv,
+                bytes_read: 0,
+            },
+        })
+    }
+
+    /// A stream-level failure: prefer the connection's own error (GOAWAY, I/O) when the
+    /// connection is gone, because that is what actually happened.
+    fn request_error(&self, err: h2::Error) -> TransportError {
+        let mapped = Http2Error::from_h2(err);
+        match mapped {
+            Http2Error::InvalidRequest(_) if self.is_closed() => self.closed_error().into(),
+            other => other.into(),
+        }
+    }
+
+    fn closed_error(&self) -> Http2Error {
+        match self.driver.error.borrow().as_ref() {
+            Some(Http2Error::GoAway { code, debug }) => Http2Error::GoAway {
+                code: *code,
+                debug: debug.clone(),
+            },
+            Some(Http2Error::StreamReset { code }) => Http2Error::StreamReset { code: *code },
+            Some(Http2Error::Connection { code }) => Http2Error::Connection { code: *code },
+            Some(Http2Error::Io(e)) => Http2Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            _ => Http2Error::ConnectionLost,
+        }
+    }
+}
+
+impl Http2Body {
+    /// The next chunk of the body, `None` at its end. Its capacity is released to the server
+    /// at once: the caller has the bytes.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
+        match self.recv.data().await {
+            None => Ok(None),
+            Some(Ok(data)) => {
+                self.bytes_read += data.len() as u64;
+                // Releasing can only fail when the stream is already gone; the next read reports it.
+                let _ = self.recv.flow_control().release_capacity(data.len());
+                Ok(Some(data))
+            }
+            Some(Err(e)) => Err(Http2Error::from_h2(e).into()),
+        }
+    }
+
+    /// Reads and discards the rest of the body; returns the bytes read by this call.
+    /// On error, [`bytes_read`](Self::bytes_read) still counts what arrived before it.
+    pub async fn drain(&mut self) -> Result<u64, TransportError> {
+        let before = self.bytes_read;
+        while self.chunk().await?.is_some() {}
+        Ok(self.bytes_read - before)
+    }
+
+    /// Body bytes received so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Whether the server has ended the body.
+    pub fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+}
