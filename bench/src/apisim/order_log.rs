@@ -72,16 +72,26 @@ impl OrderLog {
         *self.lock() = OrderState::default();
     }
 
-    /// The history of one key.
+    /// The history of one key, by arrival number. (Entries are recorded once the body is read, so two
+    /// requests racing on different connections may be appended out of arrival order.)
     pub fn entries(&self, key: &str) -> Vec<OrderEntry> {
-        self.lock().by_key.get(key).cloned().unwrap_or_default()
+        let mut entries = self.lock().by_key.get(key).cloned().unwrap_or_default();
+        entries.sort_by_key(|entry| entry.seq);
+        entries
     }
 
     /// `{"recorded": N, "dropped": M, "objects": {key: [{"seq", "verb"}...]}}`, keys sorted.
     pub fn to_json(&self) -> Value {
         let state = self.lock();
-        let objects: std::collections::BTreeMap<&String, &Vec<OrderEntry>> =
-            state.by_key.iter().collect();
+        let objects: std::collections::BTreeMap<&String, Vec<&OrderEntry>> = state
+            .by_key
+            .iter()
+            .map(|(key, entries)| {
+                let mut sorted: Vec<&OrderEntry> = entries.iter().collect();
+                sorted.sort_by_key(|entry| entry.seq);
+                (key, sorted)
+            })
+            .collect();
         json!({"recorded": state.recorded, "dropped": state.dropped, "objects": objects})
     }
 }
@@ -92,27 +102,30 @@ mod tests {
 
     #[test]
     fn keeps_per_key_order_and_bound() {
-        let log = OrderLog::new(3);
-        log.record("ns/pods/a", 1, "CREATE");
-        log.record("ns/pods/b", 2, "CREATE");
-        log.record("ns/pods/a", 3, "GET");
-        log.record("ns/pods/a", 4, "DELETE");
+        let log = OrderLog::new(6);
+        for (key, seq, verb) in [
+            ("ns/pods/a", 1, "CREATE"),
+            ("ns/pods/b", 2, "CREATE"),
+            ("ns/pods/a", 3, "GET"),
+            ("ns/pods/a", 4, "DELETE"),
+            ("ns/pods/c", 6, "GET"),
+            ("ns/pods/c", 5, "CREATE"),
+            ("ns/pods/a", 7, "GET"),
+        ] {
+            log.record(key, seq, verb);
+        }
+        let verbs = |key: &str| -> Vec<(u64, &str)> {
+            log.entries(key).iter().map(|e| (e.seq, e.verb)).collect()
+        };
         assert_eq!(
-            log.entries("ns/pods/a"),
-            vec![
-                OrderEntry {
-                    seq: 1,
-                    verb: "CREATE"
-                },
-                OrderEntry {
-                    seq: 3,
-                    verb: "GET"
-                }
-            ]
+            verbs("ns/pods/a"),
+            [(1, "CREATE"), (3, "GET"), (4, "DELETE")]
         );
+        assert_eq!(verbs("ns/pods/c"), [(5, "CREATE"), (6, "GET")]);
         let json = log.to_json();
-        assert_eq!(json["recorded"], 3);
+        assert_eq!(json["recorded"], 6);
         assert_eq!(json["dropped"], 1);
+        assert_eq!(json["objects"]["ns/pods/c"][0]["verb"], "CREATE");
         assert_eq!(json["objects"]["ns/pods/b"][0]["seq"], 2);
         log.reset();
         assert!(log.entries("ns/pods/a").is_empty());
