@@ -300,3 +300,28 @@ fn failure_statuses() {
     assert!(is_kperf_failure_status(304));
     assert!(is_kperf_failure_status(404));
 }
+
+#[test]
+fn io_errors_that_map_without_context() {
+    use std::io::{Error, ErrorKind};
+    let refused = Error::from(ErrorKind::ConnectionRefused);
+    assert_eq!(
+        FailureKind::from_io_error(&refused),
+        Some(FailureKind::ConnectionRefused)
+    );
+    let reset = Error::from_raw_os_error(libc::ECONNRESET);
+    assert_eq!(
+        FailureKind::from_io_error(&reset),
+        Some(FailureKind::ConnectionReset)
+    );
+    let eof = Error::new(ErrorKind::UnexpectedEof, "body cut");
+    assert_eq!(
+        FailureKind::from_io_error(&eof),
+        Some(FailureKind::UnexpectedEof)
+    );
+    assert_eq!(
+        FailureKind::from_io_error(&Error::from(ErrorKind::TimedOut)),
+        None
+    );
+    assert_eq!(FailureKind::from_io_error(&Error::other("x")), None);
+}

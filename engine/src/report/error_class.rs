@@ -77,6 +77,20 @@ pub enum FailureKind<'a> {
     },
 }
 
+impl FailureKind<'static> {
+    /// The kind for an I/O error whose meaning does not depend on context: connection
+    /// refused, connection reset, unexpected EOF. `None` for anything else (timeouts need
+    /// their phase, other errors their text).
+    pub fn from_io_error(err: &std::io::Error) -> Option<FailureKind<'static>> {
+        match err.kind() {
+            std::io::ErrorKind::ConnectionRefused => Some(FailureKind::ConnectionRefused),
+            std::io::ErrorKind::ConnectionReset => Some(FailureKind::ConnectionReset),
+            std::io::ErrorKind::UnexpectedEof => Some(FailureKind::UnexpectedEof),
+            _ => None,
+        }
+    }
+}
+
 /// Where a [`FailureKind::Timeout`] happened, which decides Go's error text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutPhase {
