@@ -1,0 +1,227 @@
+//! What arrives at the server: every request once, with kperf's method, target, headers and body.
+
+mod common;
+
+use common::*;
+use preprocess::profile::Verb;
+
+#[test]
+fn every_request_arrives_once_with_the_right_wire_form() {
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = req(
+        0,
+        Verb::List,
+        "default",
+        "",
+        "/api/v1/namespaces/default/pods",
+        "",
+    );
+    list.label_selector = "app=nginx".to_string();
+    let requests = vec![
+        req(
+            0,
+            Verb::Get,
+            "default",
+            "a",
+            "/api/v1/namespaces/default/pods/a",
+            "",
+        ),
+        list,
+        req(
+            5,
+            Verb::Create,
+            "default",
+            "b",
+            "/api/v1/namespaces/default/pods",
+            "{\"metadata\":{\"name\":\"b\"}}",
+        ),
+        req(
+            10,
+            Verb::Patch,
+            "default",
+            "a",
+            "/api/v1/namespaces/default/pods/a",
+            "{\"x\":1}",
+        ),
+        req(
+            10,
+            Verb::Patch,
+            "default",
+            "c",
+            "/apis/stable.example.com/v1/namespaces/default/crontabs/c",
+            "{\"y\":2}",
+        ),
+        req(
+            15,
+            Verb::Apply,
+            "default",
+            "d",
+            "/api/v1/namespaces/default/configmaps/d",
+            "kind: ConfigMap\n",
+        ),
+        req(
+            20,
+            Verb::Delete,
+            "default",
+            "a",
+            "/api/v1/namespaces/default/pods/a",
+            "",
+        ),
+        req(
+            20,
+            Verb::DeleteCollection,
+            "default",
+            "",
+            "/api/v1/namespaces/default/pods",
+            "",
+        ),
+    ];
+    let tl = write_timeline(dir.path(), &spec(2, 2), &requests);
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "2",
+            "--user-agent",
+            "kreplay-test/1",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "engine failed: {}", run.stderr);
+    let got = server.requests();
+    assert_eq!(got.len(), requests.len(), "{got:#?}");
+
+    let find = |method: &str, prefix: &str| -> &Received {
+        let hits: Vec<&Received> = got
+            .iter()
+            .filter(|r| r.method == method && r.target.starts_with(prefix))
+            .collect();
+        assert_eq!(hits.len(), 1, "{method} {prefix}: {hits:#?}");
+        hits[0]
+    };
+    for r in &got {
+        assert_eq!(r.header("accept"), Some("application/json, */*"));
+        assert_eq!(r.header("user-agent"), Some("kreplay-test/1"));
+        assert_eq!(r.header("host"), Some(server.addr.to_string().as_str()));
+        match r.header("content-length") {
+            Some(n) => assert_eq!(n.parse::<usize>().unwrap(), r.body.len()),
+            None => assert!(r.body.is_empty()),
+        }
+    }
+    let get = find("GET", "/api/v1/namespaces/default/pods/a?");
+    assert!(get.header("content-type").is_none());
+    let list = find("GET", "/api/v1/namespaces/default/pods?");
+    assert!(
+        list.target.contains("labelSelector=app%3Dnginx"),
+        "{}",
+        list.target
+    );
+    let create = find("POST", "/api/v1/namespaces/default/pods");
+    assert!(
+        create.header("content-type").is_none(),
+        "kperf sends CREATE without Content-Type"
+    );
+    assert_eq!(create.body, b"{\"metadata\":{\"name\":\"b\"}}");
+    let builtin = find("PATCH", "/api/v1/namespaces/default/pods/a");
+    assert_eq!(
+        builtin.header("content-type"),
+        Some("application/strategic-merge-patch+json")
+    );
+    assert_eq!(builtin.body, b"{\"x\":1}");
+    let crd = find("PATCH", "/apis/stable.example.com/");
+    assert_eq!(
+        crd.header("content-type"),
+        Some("application/merge-patch+json")
+    );
+    let apply = find("PATCH", "/api/v1/namespaces/default/configmaps/d");
+    assert_eq!(
+        apply.header("content-type"),
+        Some("application/apply-patch+yaml")
+    );
+    assert!(
+        apply.target.contains("fieldManager=kperf-replay"),
+        "{}",
+        apply.target
+    );
+    assert_eq!(apply.body, b"kind: ConfigMap\n");
+    let delete = find("DELETE", "/api/v1/namespaces/default/pods/a");
+    assert!(delete.body.is_empty() && delete.header("content-type").is_none());
+    find("DELETE", "/api/v1/namespaces/default/pods?");
+
+    let report = run.report.expect("report written");
+    assert_eq!(num(&report, "total"), 8);
+    assert_eq!(num(&report, "totalRun"), 8);
+    assert_eq!(num(&report, "totalFailed"), 0);
+    assert_eq!(num(&report, "runnerCount"), 2);
+    let by_url = report["percentileLatenciesByURL"]
+        .as_object()
+        .expect("per-URL percentiles");
+    let base = server.url();
+    assert!(
+        by_url.contains_key(&format!(
+            "DELETE {base}/api/v1/namespaces/default/pods/:name"
+        )),
+        "{by_url:?}"
+    );
+    assert!(
+        by_url.contains_key(&format!("POST {base}/api/v1/namespaces/default/pods")),
+        "{by_url:?}"
+    );
+    let body_len = Behavior::default().body.len() as u64;
+    assert_eq!(num(&report, "totalReceivedBytes"), 8 * body_len);
+}
+
+#[test]
+fn chunked_responses_and_metric_base_none() {
+    let server = TestServer::start(Behavior {
+        chunked: true,
+        body: "0123456789abcdefghij".to_string(),
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            req(
+                i,
+                Verb::Get,
+                "ns",
+                &format!("p{i}"),
+                &format!("/api/v1/namespaces/ns/pods/p{i}"),
+                "",
+            )
+        })
+        .collect();
+    let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--metric-base",
+            "none",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalReceivedBytes"), 20 * 20);
+    assert_eq!(num(&report, "totalFailed"), 0);
+    let keys: Vec<&String> = report["percentileLatenciesByURL"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("GET /api/v1/namespaces/ns/pods/p")),
+        "{keys:?}"
+    );
+    assert_eq!(server.requests().len(), 20);
+}
