@@ -1,0 +1,241 @@
+//! Faults: target down, server killed mid-run, connection closed after each response,
+//! a server slower than --timeout, HTTP errors, and SIGINT. No hang, no panic, a complete report.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use engine::report::kreplay::decode_histogram;
+use preprocess::profile::{ProfileRequest, Verb};
+
+fn gets(n: i64, every_ms: i64) -> Vec<ProfileRequest> {
+    (0..n)
+        .map(|i| {
+            req(
+                i * every_ms,
+                Verb::Get,
+                "ns",
+                &format!("p{i}"),
+                &format!("/api/v1/namespaces/ns/pods/p{i}"),
+                "",
+            )
+        })
+        .collect()
+}
+
+/// totalRun = successes + failures, kperf percentiles monotone, histograms decode to the success count.
+fn assert_consistent(report: &serde_json::Value) {
+    let run = num(report, "totalRun");
+    let failed = num(report, "totalFailed");
+    let completed = report["kreplay"]["run"]["completed"]
+        .as_u64()
+        .expect("completed");
+    assert_eq!(run, completed + failed, "{report}");
+    let stats_sum: u64 = report
+        .get("errorStats")
+        .and_then(|s| s.as_object())
+        .map_or(0, |m| m.values().map(|v| v.as_u64().unwrap_or(0)).sum());
+    assert_eq!(stats_sum, failed, "errorStats add up to totalFailed");
+    let hist = decode_histogram(
+        report["kreplay"]["histograms"]["all"]["service"]
+            .as_str()
+            .expect("histogram"),
+    )
+    .expect("decodes");
+    assert_eq!(hist.len(), completed);
+    if let Some(p) = report.get("percentileLatencies").and_then(|p| p.as_array()) {
+        let values: Vec<f64> = p
+            .iter()
+            .map(|pair| pair[1].as_f64().expect("seconds"))
+            .collect();
+        assert_eq!(values.len(), 6);
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    }
+}
+
+#[test]
+fn target_down_fails_every_request_as_connection_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(2, 2), &gets(20, 1));
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let started = Instant::now();
+    let run = run_engine(&tl, dir.path(), &["--server", &url, "--cores", "2"], &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let report = run.report.expect("report written");
+    assert_eq!(num(&report, "totalRun"), 20);
+    assert_eq!(num(&report, "totalFailed"), 20);
+    assert_eq!(
+        report["errorStats"]["connection/connection refused"].as_u64(),
+        Some(20),
+        "{report}"
+    );
+    assert_consistent(&report);
+}
+
+#[test]
+fn server_killed_mid_run_ends_with_failures_and_a_report() {
+    let mut server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 2), &gets(200, 10));
+    let child = spawn_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1", "--timeout", "2s"],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.requests().len() < 20 {
+        assert!(Instant::now() < deadline, "server never saw 20 requests");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.stop();
+    let (status, stderr) = wait_bounded(child, Duration::from_secs(60));
+    let run = read_run(status, stderr, dir.path());
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.expect("report written");
+    assert_eq!(num(&report, "totalRun"), 200);
+    let failed = num(&report, "totalFailed");
+    assert!(failed > 0 && failed < 200, "{report}");
+    assert_consistent(&report);
+}
+
+#[test]
+fn server_closing_after_each_response_is_fine() {
+    let server = TestServer::start(Behavior {
+        close_after_each: true,
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 1), &gets(50, 1));
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1"],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalFailed"), 0, "{report}");
+    assert_eq!(server.requests().len(), 50);
+    assert!(
+        report["kreplay"]["run"]["connectionsOpened"]
+            .as_u64()
+            .unwrap()
+            >= 50
+    );
+    assert_consistent(&report);
+}
+
+#[test]
+fn server_slower_than_timeout_fails_requests_without_hanging() {
+    let server = TestServer::start(Behavior {
+        stall: true,
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 2), &gets(6, 5));
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--timeout",
+            "300ms",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalRun"), 6);
+    assert_eq!(num(&report, "totalFailed"), 6);
+    let stats = report["errorStats"].as_object().unwrap();
+    assert!(
+        stats
+            .keys()
+            .all(|k| k.starts_with("connection/") && k.contains("deadline")),
+        "{stats:?}"
+    );
+    assert_consistent(&report);
+}
+
+#[test]
+fn http_errors_are_classified_and_raw_data_lists_them() {
+    let server = TestServer::start(Behavior {
+        status: 404,
+        body: "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"NotFound\",\"code\":404}".to_string(),
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 1), &gets(5, 1));
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1", "--raw-data"],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(report["errorStats"]["http/404"].as_u64(), Some(5));
+    let errors = report["errors"].as_array().expect("errors with --raw-data");
+    assert_eq!(errors.len(), 5);
+    assert_eq!(errors[0]["type"], "http");
+    assert_eq!(errors[0]["code"], 404);
+    assert!(errors[0]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&server.url()));
+    assert_consistent(&report);
+    // Key order is kperf's.
+    let text = run.report_text.unwrap();
+    let order = [
+        "\"total\"",
+        "\"duration\"",
+        "\"errors\"",
+        "\"errorStats\"",
+        "\"totalReceivedBytes\"",
+        "\"runnerCount\"",
+        "\"totalRun\"",
+        "\"totalFailed\"",
+        "\"kreplay\"",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|k| text.find(k).unwrap_or_else(|| panic!("{k} missing")))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+}
+
+#[test]
+fn sigint_mid_run_writes_the_report_and_exits_130() {
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 2), &gets(2000, 10));
+    let child = spawn_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1", "--grace", "1s"],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.requests().len() < 10 {
+        assert!(Instant::now() < deadline, "server never saw 10 requests");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child with SIGINT.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let (status, stderr) = wait_bounded(child, Duration::from_secs(30));
+    let run = read_run(status, stderr, dir.path());
+    assert_eq!(run.status.code(), Some(130), "{}", run.stderr);
+    let report = run.report.expect("report written after SIGINT");
+    assert_eq!(report["kreplay"]["run"]["interrupted"], true);
+    let total_run = num(&report, "totalRun");
+    assert!(total_run >= 10 && total_run < 2000, "{total_run}");
+    assert_eq!(total_run as usize, server.requests().len());
+    assert_consistent(&report);
+}
