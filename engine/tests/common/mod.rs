@@ -33,6 +33,9 @@ pub struct Behavior {
     pub chunked: bool,
     /// Response body.
     pub body: String,
+    /// Answer `watch=true` requests with a chunked stream of this many event lines,
+    /// then keep the stream open until the client or the server closes it.
+    pub watch_events: usize,
 }
 
 impl Default for Behavior {
@@ -45,6 +48,7 @@ impl Default for Behavior {
             status: 200,
             chunked: false,
             body: "{\"kind\":\"Status\"}".to_string(),
+            watch_events: 0,
         }
     }
 }
@@ -211,6 +215,30 @@ fn serve(
             body,
             seq: n,
         });
+        if b.watch_events > 0 && target.contains("watch=true") {
+            let mut resp = String::from("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for i in 0..b.watch_events {
+                let line = format!("{{\"type\":\"ADDED\",\"object\":{{\"n\":{i}}}}}\n");
+                resp.push_str(&format!("{:x}\r\n{line}\r\n", line.len()));
+            }
+            if stream.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+            // Hold the stream until the client ends it (read returns 0) or the server stops.
+            while !shutdown.load(Ordering::SeqCst) {
+                match stream.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return,
+                }
+            }
+            return;
+        }
         if b.stall {
             while !shutdown.load(Ordering::SeqCst) {
                 let _ = stream.read(&mut chunk);
