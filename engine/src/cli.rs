@@ -59,14 +59,14 @@ pub enum MetricBase {
 pub struct RunArgs {
     /// Timeline file written by `preprocess`.
     pub timeline: PathBuf,
-    /// Plain-HTTP server URL, `http://HOST:PORT[/PATH]`.
+    /// Plain-HTTP server URL, `http://HOST:PORT[/PATH]` (instead of a kubeconfig).
     #[arg(long, conflicts_with = "kubeconfig")]
     pub server: Option<String>,
-    /// Kubeconfig file for cluster access (TLS, credentials).
+    /// Kubeconfig for cluster access (TLS, credentials); default: KUBECONFIG, ~/.kube/config, in-cluster.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context (default: its current-context).
-    #[arg(long, requires = "kubeconfig")]
+    #[arg(long, conflicts_with = "server")]
     pub context: Option<String>,
     /// Write the JSON report here (parent directories are created); default stdout.
     #[arg(long)]

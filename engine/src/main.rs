@@ -9,11 +9,12 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 
 use engine::cli::{Cli, Command, MetricBase, RunArgs};
 use engine::clock::TimingMode;
+use engine::kubeconfig::{resolve, KubeconfigOptions};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
 use engine::run::{run, RunOptions};
@@ -50,13 +51,15 @@ fn run_command(args: &RunArgs) -> Result<bool> {
 
     let source = TimelineSource::open(&args.timeline)
         .with_context(|| format!("cannot open timeline {}", args.timeline.display()))?;
-    let target = match (&args.server, &args.kubeconfig) {
-        (Some(url), None) => Target::from_server_url(url)?,
-        (None, Some(path)) => bail!(
-            "--kubeconfig {}: TLS clusters are not wired into the engine yet; use --server http://HOST:PORT",
-            path.display()
-        ),
-        _ => bail!("give the target with --server http://HOST:PORT"),
+    let target = match &args.server {
+        Some(url) => Target::from_server_url(url)?,
+        None => {
+            let access = resolve(&KubeconfigOptions {
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            })?;
+            Target::from_cluster(&access)?
+        }
     };
     let info = source.info().clone();
     let env_index = std::env::var("JOB_COMPLETION_INDEX").ok();

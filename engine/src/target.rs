@@ -4,11 +4,29 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+
+use crate::kubeconfig::{ClusterAccess, Credentials};
+
 /// Something that yields the `Authorization` header value for requests (`Bearer …`).
 /// Implementations must keep the value out of `Debug` and errors.
 pub trait AuthProvider: Send + Sync {
     /// The current header value, or `None` when requests carry no credentials.
     fn authorization(&self) -> Result<Option<String>, String>;
+
+    /// The server answered 401: refresh credentials that can be refreshed (exec plugins).
+    fn on_unauthorized(&self) {}
+}
+
+impl AuthProvider for Credentials {
+    fn authorization(&self) -> Result<Option<String>, String> {
+        self.authorization_header().map_err(|e| e.to_string())
+    }
+
+    fn on_unauthorized(&self) {
+        Credentials::on_unauthorized(self);
+    }
 }
 
 /// A target that cannot be used.
@@ -45,6 +63,8 @@ pub struct Target {
     pub addrs: Vec<SocketAddr>,
     /// Credentials, if any.
     pub auth: Option<Arc<dyn AuthProvider>>,
+    /// TLS settings (ALPN `http/1.1`) and the name the certificate is checked against.
+    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl fmt::Debug for Target {
@@ -53,6 +73,7 @@ impl fmt::Debug for Target {
             .field("base_url", &self.base_url)
             .field("addrs", &self.addrs)
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -107,6 +128,43 @@ impl Target {
             host_header: authority.as_str().to_string(),
             addrs,
             auth: None,
+            tls: None,
+        })
+    }
+
+    /// A target from kubeconfig cluster access: TLS when the server is `https://`
+    /// (HTTP/1.1 over TLS), credentials from the selected user.
+    pub fn from_cluster(access: &ClusterAccess) -> Result<Target, TargetError> {
+        let e = &access.endpoint;
+        let addrs = e.socket_addrs().map_err(|source| TargetError::Resolve {
+            host: e.authority.clone(),
+            source,
+        })?;
+        if addrs.is_empty() {
+            return Err(TargetError::Resolve {
+                host: e.authority.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+            });
+        }
+        let tls = if e.https {
+            Some(access.tls_target(true).ok_or_else(|| TargetError::BadUrl {
+                url: redact_userinfo(&access.server),
+                reason: format!("no TLS settings for this https server ({})", access.source),
+            })?)
+        } else {
+            None
+        };
+        Ok(Target {
+            base_url: access
+                .server
+                .strip_suffix('/')
+                .unwrap_or(&access.server)
+                .to_string(),
+            base_path: e.base_path.clone(),
+            host_header: e.authority.clone(),
+            addrs,
+            auth: Some(Arc::new(access.credentials.clone())),
+            tls,
         })
     }
 

@@ -1,61 +1,19 @@
 //! A connection to the target: the stream type the HTTP/1.1 client runs on.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 
 use crate::target::Target;
+use crate::transport::{self, TransportError};
 
-/// An open connection (plain TCP; TLS slots in as another variant).
-pub enum Conn {
-    /// Plain TCP with TCP_NODELAY.
-    Plain(TcpStream),
-}
+/// An open connection: plain TCP or TLS (the transport's stream).
+pub type Conn = transport::Stream;
 
-/// Opens a connection to `target`.
+/// Opens a connection to `target` (TCP_NODELAY; TLS handshake for `https`).
 pub async fn connect(target: &Target) -> io::Result<Conn> {
-    let stream = TcpStream::connect(target.addr())
+    transport::connect(target.addr(), target.tls.clone())
         .await
-        .map_err(io::Error::from)?;
-    stream.set_nodelay(true).map_err(io::Error::from)?;
-    Ok(Conn::Plain(stream))
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_close(cx),
-        }
-    }
+        .map_err(|e| match e {
+            TransportError::Connect { source, .. } | TransportError::Io(source) => source,
+            other => io::Error::other(other.to_string()),
+        })
 }

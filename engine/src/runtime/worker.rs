@@ -192,6 +192,9 @@ async fn execute(
         }
         Ok((status, keep_alive)) => {
             drop(m);
+            if status == 401 {
+                refresh_credentials(ctx);
+            }
             record_failure(
                 ctx,
                 &parts,
@@ -239,4 +242,14 @@ pub(super) fn record_failure(
             message: class.message,
         },
     );
+}
+
+/// After a 401: lets exec/token-file credentials refresh, and re-reads the header (cold path).
+fn refresh_credentials(ctx: &CoreCtx) {
+    if let Some(a) = ctx.shared.target.auth.as_ref() {
+        a.on_unauthorized();
+        if let Ok(v) = a.authorization() {
+            *ctx.auth.borrow_mut() = v;
+        }
+    }
 }
