@@ -332,3 +332,18 @@ fn an_invalid_api_path_is_kept_raw_and_flagged() {
     assert!(rec.has_invalid_target());
     assert_eq!(t.view(rec).unwrap().target, b"/api/v1/pods/%zz");
 }
+
+#[test]
+fn too_many_runs_are_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WriterOptions {
+        runner_count_override: Some(1 << 20),
+        ..WriterOptions::default()
+    };
+    let mut w = TimelineWriter::create(&dir.path().join("t.bin"), opts).unwrap();
+    w.push(0, &request(0, Verb::Get, "a", ""), PathMode::Recorded)
+        .unwrap();
+    let err = w.finish(&spec(1), "").unwrap_err();
+    assert!(err.to_string().contains("--shards"), "{err}");
+    assert!(dir_entries(dir.path()).is_empty());
+}

@@ -26,7 +26,7 @@ pub const SECTION_ALIGN: u64 = 64;
 /// Default number of shards a runner's requests are split into (1–64 cores without re-preprocessing).
 pub const DEFAULT_SHARDS_PER_RUNNER: u32 = 64;
 /// Upper bound on runner_count × shards_per_runner (the index is held in memory).
-pub const MAX_RUNS: u64 = 1 << 22;
+pub const MAX_RUNS: u64 = 1 << 20;
 /// Upper bound on the encoded header (a description or source name cannot be larger).
 pub const MAX_HEADER_LEN: u64 = 16 << 20;
 

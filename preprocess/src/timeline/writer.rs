@@ -18,8 +18,8 @@ use super::blob_store::{BlobStore, HashKeyedMap};
 use super::error::TimelineError;
 use super::format::{
     align_up, header_config, FileHeader, OriginEntry, Preamble, RunEntry, SectionEntry,
-    SectionTable, TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION, MAGIC, MAX_RUNS,
-    PREAMBLE_LEN,
+    SectionTable, TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN,
+    MAX_RUNS, PREAMBLE_LEN,
 };
 use super::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
 use super::spool::{RecordSpool, SpoolEntry};
@@ -358,6 +358,12 @@ impl TimelineWriter {
         };
         let header_bytes = bincode::serde::encode_to_vec(&file_header, header_config())
             .map_err(|e| TimelineError::InvalidWrite(format!("encode header: {e}")))?;
+        if header_bytes.len() as u64 > MAX_HEADER_LEN {
+            return Err(TimelineError::InvalidWrite(format!(
+                "the header would be {} bytes, over the {MAX_HEADER_LEN}-byte limit (is the description that long?)",
+                header_bytes.len()
+            )));
+        }
         let header_offset = sections.blobs.offset + sections.blobs.len;
         let header_checksum = out.write_hashed(&header_bytes, header_offset)?;
         let preamble = Preamble {
