@@ -55,6 +55,8 @@ pub(crate) async fn accept_loop(
     builder
         .http2()
         .max_concurrent_streams(max_concurrent_streams);
+    // Small responses: one write of head and body together beats writev of two buffers.
+    builder.http1().writev(false);
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {

@@ -135,6 +135,10 @@ fn discovery_document(
 }
 
 async fn read_body(shared: &Shared, body: Incoming) -> Result<Bytes, ApiError> {
+    if hyper::body::Body::is_end_stream(&body) {
+        // GET, DELETE and LIST carry no body: skip the collector on the hot path.
+        return Ok(Bytes::new());
+    }
     match Limited::new(body, shared.max_body_bytes).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
