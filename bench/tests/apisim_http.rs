@@ -360,11 +360,11 @@ async fn watch_streams_events_bookmarks_and_expires_old_versions() {
     );
 
     // No resourceVersion: the current state as ADDED, then the stream ends at timeoutSeconds.
-    let snapshot = format!("/api/v1/watch/namespaces/default/pods?timeoutSeconds=1");
+    let snapshot = "/api/v1/watch/namespaces/default/pods?timeoutSeconds=1";
     let mut snapshot_events = WatchReader::new(
         H1::connect(addr)
             .await
-            .send_streaming(request("GET", &snapshot, &[], ""))
+            .send_streaming(request("GET", snapshot, &[], ""))
             .await,
     );
     let mut added = Vec::new();
