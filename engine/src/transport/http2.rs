@@ -22,10 +22,52 @@ const STREAM_WINDOW: u32 = 4 << 20;
 const CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// What the driver task saw when the connection ended.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct DriverState {
     closed: Cell<bool>,
     error: RefCell<Option<Http2Error>>,
+    /// The server's GOAWAY (code, debug data), once any request has seen it: it explains the
+    /// I/O errors that follow when the server closes the socket.
+    goaway: RefCell<Option<(u32, String)>>,
+}
+
+impl DriverState {
+    fn record_goaway(&self, code: u32, debug: &str) {
+        self.goaway
+            .borrow_mut()
+            .get_or_insert_with(|| (code, debug.to_string()));
+    }
+
+    /// The error to report for a request on a connection that has ended.
+    fn closed_error(&self) -> Http2Error {
+        if let Some((code, debug)) = self.goaway.borrow().as_ref() {
+            return Http2Error::GoAway {
+                code: *code,
+                debug: debug.clone(),
+            };
+        }
+        match self.error.borrow().as_ref() {
+            Some(Http2Error::StreamReset { code }) => Http2Error::StreamReset { code: *code },
+            Some(Http2Error::Connection { code }) => Http2Error::Connection { code: *code },
+            Some(Http2Error::Io(e)) => Http2Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            _ => Http2Error::ConnectionLost,
+        }
+    }
+}
+
+/// A stream-level failure, explained by the connection's fate when there is one: after a GOAWAY,
+/// the I/O errors of the closing socket are reported as that GOAWAY.
+fn stream_error(driver: &DriverState, err: h2::Error) -> TransportError {
+    let mapped = Http2Error::from_h2(err);
+    match mapped {
+        Http2Error::GoAway { code, ref debug } => {
+            driver.record_goaway(code, debug);
+            mapped.into()
+        }
+        Http2Error::Io(_) if driver.goaway.borrow().is_some() => driver.closed_error().into(),
+        Http2Error::InvalidRequest(_) if driver.closed.get() => driver.closed_error().into(),
+        other => other.into(),
+    }
 }
 
 /// One HTTP/2 connection. Clone-free: requests are sent through `&self`, so many requests can be
@@ -63,6 +105,7 @@ pub struct Http2Response {
 pub struct Http2Body {
     recv: RecvStream,
     bytes_read: u64,
+    driver: Rc<DriverState>,
 }
 
 impl Http2Connection {
@@ -91,7 +134,11 @@ impl Http2Connection {
         let driver_state = Rc::clone(&driver);
         glommio::spawn_local(async move {
             if let Err(e) = connection.await {
-                *driver_state.error.borrow_mut() = Some(Http2Error::from_h2(e));
+                let error = Http2Error::from_h2(e);
+                if let Http2Error::GoAway { code, debug } = &error {
+                    driver_state.record_goaway(*code, debug);
+                }
+                *driver_state.error.borrow_mut() = Some(error);
             }
             driver_state.closed.set(true);
         })
@@ -140,7 +187,7 @@ impl Http2Connection {
         body: &[u8],
     ) -> Result<Http2Response, TransportError> {
         if self.is_closed() {
-            return Err(self.closed_error().into());
+            return Err(self.driver.closed_error().into());
         }
         let path = PathAndQuery::try_from(path_and_query)
             .map_err(|e| Http2Error::InvalidRequest(format!("path {path_and_query:?}: {e}")))?;
@@ -160,17 +207,17 @@ impl Http2Connection {
             .clone()
             .ready()
             .await
-            .map_err(|e| self.request_error(e))?;
+            .map_err(|e| stream_error(&self.driver, e))?;
         let mut sender = sender;
         let (response, mut body_sender) = sender
             .send_request(request, body.is_empty())
-            .map_err(|e| self.request_error(e))?;
+            .map_err(|e| stream_error(&self.driver, e))?;
         if !body.is_empty() {
             body_sender
                 .send_data(Bytes::copy_from_slice(body), true)
-                .map_err(|e| self.request_error(e))?;
+                .map_err(|e| stream_error(&self.driver, e))?;
         }
-        let response = response.await.map_err(|e| self.request_error(e))?;
+        let response = response.await.map_err(|e| stream_error(&self.driver, e))?;
         let (head, recv) = response.into_parts();
         Ok(Http2Response {
             status: head.status,
@@ -178,31 +225,9 @@ impl Http2Connection {
             body: Http2Body {
                 recv,
                 bytes_read: 0,
+                driver: Rc::clone(&self.driver),
             },
         })
-    }
-
-    /// A stream-level failure: prefer the connection's own error (GOAWAY, I/O) when the
-    /// connection is gone, because that is what actually happened.
-    fn request_error(&self, err: h2::Error) -> TransportError {
-        let mapped = Http2Error::from_h2(err);
-        match mapped {
-            Http2Error::InvalidRequest(_) if self.is_closed() => self.closed_error().into(),
-            other => other.into(),
-        }
-    }
-
-    fn closed_error(&self) -> Http2Error {
-        match self.driver.error.borrow().as_ref() {
-            Some(Http2Error::GoAway { code, debug }) => Http2Error::GoAway {
-                code: *code,
-                debug: debug.clone(),
-            },
-            Some(Http2Error::StreamReset { code }) => Http2Error::StreamReset { code: *code },
-            Some(Http2Error::Connection { code }) => Http2Error::Connection { code: *code },
-            Some(Http2Error::Io(e)) => Http2Error::Io(std::io::Error::new(e.kind(), e.to_string())),
-            _ => Http2Error::ConnectionLost,
-        }
     }
 }
 
@@ -218,7 +243,7 @@ impl Http2Body {
                 let _ = self.recv.flow_control().release_capacity(data.len());
                 Ok(Some(data))
             }
-            Some(Err(e)) => Err(Http2Error::from_h2(e).into()),
+            Some(Err(e)) => Err(stream_error(&self.driver, e)),
         }
     }
 
