@@ -32,7 +32,8 @@ enum HeadOutcome {
 }
 
 async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due: Instant) {
-    let source = ctx.shared.source.clone();
+    // Borrowed, not cloned: an Arc clone per request would bounce its count between cores.
+    let source = &*ctx.shared.source;
     let Some(record) = source
         .run_records(run as usize)
         .and_then(|r| r.get(index as usize))

@@ -76,7 +76,8 @@ async fn execute(
     bufs: &mut Buffers,
     job: Pending,
 ) -> Option<Conn> {
-    let source = ctx.shared.source.clone();
+    // Borrowed, not cloned: an Arc clone per request would bounce its count between cores.
+    let source = &*ctx.shared.source;
     let Some(record) = source
         .run_records(job.run as usize)
         .and_then(|r| r.get(job.index as usize))
