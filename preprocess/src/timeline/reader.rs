@@ -74,6 +74,12 @@ pub struct Timeline {
     run_starts: Vec<u64>,
 }
 
+// The engine shares one Timeline between its per-core executors.
+const _: () = {
+    const fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<Timeline>();
+};
+
 impl Timeline {
     /// Maps and checks a timeline file (not every record: see `verify`).
     pub fn open(path: &Path) -> Result<Timeline, TimelineError> {
