@@ -203,25 +203,19 @@ pub fn run(
         }
     }
     let ok = gate.wait_all(cores) && spawn_error.is_none();
+    let now = Instant::now();
+    let sys_now = SystemTime::now();
+    let start_wall = opts.start_at.unwrap_or(sys_now + Duration::from_millis(2));
     let start = if ok {
-        let now = Instant::now();
-        let sys_now = SystemTime::now();
-        let start = match opts.start_at {
-            Some(at) => match at.duration_since(sys_now) {
-                Ok(ahead) => now + ahead,
-                Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
-            },
-            None => now + Duration::from_millis(2),
+        let start = match start_wall.duration_since(sys_now) {
+            Ok(ahead) => now + ahead,
+            Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
         };
         gate.release(Some(start));
         Some(start)
     } else {
         gate.release(None);
         None
-    };
-    let start_wall = match opts.start_at {
-        Some(at) => at,
-        None => SystemTime::now() + Duration::from_millis(2),
     };
 
     let show = opts.progress && std::io::stderr().is_terminal() && start.is_some();

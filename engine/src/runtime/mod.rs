@@ -230,6 +230,8 @@ async fn prewarm(target: &Target, n: usize, timeout: Duration) -> Vec<Option<Con
 
 /// Runs one core's replay to the end. Must run inside a glommio executor.
 pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -> CoreResult {
+    // Marks the core finished however it ends (also on a panic), for the progress line.
+    let _finished = FinishedFlag(shared.clone(), plan.index);
     if shared.settings.timing == TimingMode::Precise {
         set_precise_timer_slack();
     }
@@ -347,6 +349,17 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         unsent_on_stop: unsent,
         conns_opened,
         peak_conns,
+    }
+}
+
+/// Sets the core's `finished` progress flag when dropped.
+struct FinishedFlag(Arc<Shared>, usize);
+
+impl Drop for FinishedFlag {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.progress.get(self.1) {
+            p.finished.store(true, Ordering::Release);
+        }
     }
 }
 
