@@ -1,9 +1,9 @@
-//! apisim over HTTP: each verb's status codes, selectors, paging, watch, order log, metrics, request log,
+//! apisim over HTTP: each verb's status codes, selectors, paging, order log, metrics, request log,
 //! authentication and protocols — against the real binary.
 
 mod apisim_support;
 
-use apisim_support::{call, request, ApiSim, WatchReader, H1, H2};
+use apisim_support::{call, request, ApiSim, H2};
 use serde_json::{json, Value};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -140,6 +140,29 @@ async fn each_verb_answers_apiserver_status_codes() {
     .await;
     assert_eq!(reapplied.status, 200);
     assert_eq!(reapplied.json()["data"], json!({"k": "v", "j": "w"}));
+    let nameless = call(
+        addr,
+        "PATCH",
+        &format!("{cms}/n?fieldManager=t"),
+        &apply,
+        "data:\n  x: y\n",
+    )
+    .await;
+    assert_eq!(nameless.status, 201);
+    assert_eq!(
+        nameless.json()["metadata"]["name"],
+        "n",
+        "the URL names the applied object"
+    );
+    let rename = call(
+        addr,
+        "PATCH",
+        &format!("{cms}/n"),
+        &merge,
+        r#"{"metadata":{"name":"m"}}"#,
+    )
+    .await;
+    assert_eq!(rename.status, 400);
     let unknown = [("content-type", "text/plain")];
     assert_eq!(
         call(addr, "PATCH", &target, &unknown, "{}").await.status,
@@ -274,126 +297,6 @@ async fn limit_and_continue_page_through_a_list() {
             .status,
         400
     );
-}
-
-#[tokio::test]
-async fn watch_streams_events_bookmarks_and_expires_old_versions() {
-    let sim = ApiSim::start(&[
-        "--plain",
-        "--no-auth",
-        "--bookmark-interval-ms",
-        "50",
-        "--watch-history",
-        "3",
-    ]);
-    let addr = sim.addr.as_str();
-    create(addr, "before", json!({"app": "w"})).await;
-    let list = call(addr, "GET", PODS, &[], "").await.json();
-    let list_rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    let mut watch_conn = H1::connect(addr).await;
-    let target = format!(
-        "{PODS}?watch=true&resourceVersion={list_rv}&allowWatchBookmarks=true&labelSelector=app%3Dw&timeout=1m0s"
-    );
-    let response = watch_conn
-        .send_streaming(request("GET", &target, &[], ""))
-        .await;
-    assert_eq!(response.status(), 200);
-    let mut events = WatchReader::new(response);
-
-    create(addr, "other", json!({"app": "not-w"})).await;
-    create(addr, "x", json!({"app": "w"})).await;
-    let merge = [("content-type", "application/merge-patch+json")];
-    call(
-        addr,
-        "PATCH",
-        &format!("{PODS}/x"),
-        &merge,
-        r#"{"spec":{"n":1}}"#,
-    )
-    .await;
-    call(addr, "DELETE", &format!("{PODS}/x"), &[], "").await;
-
-    let mut changes = Vec::new();
-    let mut bookmarks = 0;
-    while changes.len() < 3 || bookmarks == 0 {
-        let event = events.next().await.expect("watch stream ended early");
-        match event["type"].as_str().unwrap() {
-            "BOOKMARK" => {
-                bookmarks += 1;
-                assert_eq!(event["object"]["kind"], "Pod");
-                assert!(event["object"]["metadata"]["resourceVersion"].is_string());
-            }
-            kind => changes.push((
-                kind.to_string(),
-                event["object"]["metadata"]["name"].clone(),
-            )),
-        }
-    }
-    assert_eq!(
-        changes,
-        [
-            ("ADDED".to_string(), json!("x")),
-            ("MODIFIED".to_string(), json!("x")),
-            ("DELETED".to_string(), json!("x"))
-        ]
-    );
-
-    // The history keeps 3 events: the list's resourceVersion is now too old.
-    let stale = format!("{PODS}?watch=1&resourceVersion={list_rv}");
-    let mut stale_events = WatchReader::new(
-        H1::connect(addr)
-            .await
-            .send_streaming(request("GET", &stale, &[], ""))
-            .await,
-    );
-    let error = stale_events.next().await.expect("an ERROR event");
-    assert_eq!(error["type"], "ERROR");
-    assert_eq!(error["object"]["code"], 410);
-    assert_eq!(error["object"]["reason"], "Expired");
-    assert!(
-        stale_events.next().await.is_none(),
-        "the stream ends after ERROR"
-    );
-
-    // No resourceVersion: the current state as ADDED, then the stream ends at timeoutSeconds.
-    let snapshot = "/api/v1/watch/namespaces/default/pods?timeoutSeconds=1";
-    let mut snapshot_events = WatchReader::new(
-        H1::connect(addr)
-            .await
-            .send_streaming(request("GET", snapshot, &[], ""))
-            .await,
-    );
-    let mut added = Vec::new();
-    while let Some(event) = snapshot_events.next().await {
-        assert_eq!(event["type"], "ADDED");
-        added.push(
-            event["object"]["metadata"]["name"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-    }
-    assert_eq!(added, ["before", "other"]);
-}
-
-#[tokio::test]
-async fn watches_end_when_the_server_stops() {
-    let mut sim = ApiSim::start(&["--plain", "--no-auth"]);
-    let addr = sim.addr.clone();
-    let mut conn = H1::connect(&addr).await;
-    let response = conn
-        .send_streaming(request("GET", &format!("{PODS}?watch=true"), &[], ""))
-        .await;
-    assert_eq!(response.status(), 200);
-    let mut events = WatchReader::new(response);
-    apisim_support::wait_for_metric(&addr, &[], "apisim_watches 1").await;
-    sim.terminate();
-    assert!(events.next().await.is_none(), "the watch ends on shutdown");
-    assert!(sim.wait_exit(), "apisim exits cleanly on SIGTERM");
 }
 
 #[tokio::test]
@@ -580,4 +483,69 @@ async fn h2c_prior_knowledge_serves_streams_on_one_connection() {
         metrics.lines().any(|l| l == "apisim_connections_total 2"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn tls_serves_http1_with_token_or_client_certificate() {
+    let curl_present = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !curl_present {
+        eprintln!("skipping: curl is not installed");
+        return;
+    }
+    let sim = ApiSim::start(&["--token", "tls-token", "--threads", "2"]);
+    let dir = sim.dir.path();
+    let ca = dir.join("ca.pem");
+    let kubeconfig = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    let field = |name: &str| -> Vec<u8> {
+        let line = kubeconfig
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("{name} missing from the kubeconfig"));
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(line)
+            .unwrap()
+    };
+    std::fs::write(&ca, field("certificate-authority-data")).unwrap();
+    std::fs::write(dir.join("client.pem"), field("client-certificate-data")).unwrap();
+    std::fs::write(dir.join("client-key.pem"), field("client-key-data")).unwrap();
+    let curl = |extra: &[&str]| -> (String, String) {
+        let output = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "--http1.1",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code} %{http_version}",
+            ])
+            .arg("--cacert")
+            .arg(&ca)
+            .args(extra)
+            .arg(format!("{}{PODS}", sim.url))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').expect("status line");
+        (body.to_string(), status.to_string())
+    };
+    let (_, status) = curl(&[]);
+    assert_eq!(status, "401 1.1");
+    let (body, status) = curl(&["-H", "Authorization: Bearer tls-token"]);
+    assert_eq!(status, "200 1.1");
+    assert!(body.contains("\"kind\":\"PodList\""), "{body}");
+    let cert = dir.join("client.pem");
+    let key = dir.join("client-key.pem");
+    let (_, status) = curl(&[
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(status, "200 1.1", "the client certificate authenticates");
 }

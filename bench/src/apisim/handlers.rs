@@ -364,7 +364,7 @@ fn patch(shared: &Shared, request: &ApiRequest<'_>) -> Result<Response<ApiBody>,
             }
             let mut created = patch_value;
             normalise(path, &mut created)?;
-            check_name(&created, name)?;
+            check_name(&mut created, name)?;
             metadata_mut(&mut created).remove("resourceVersion");
             return Ok(WriteOp::Put(created));
         };
@@ -374,7 +374,7 @@ fn patch(shared: &Shared, request: &ApiRequest<'_>) -> Result<Response<ApiBody>,
             _ => merge_patch(&mut patched, &patch_value),
         }
         normalise(path, &mut patched)?;
-        check_name(&patched, name)?;
+        check_name(&mut patched, name)?;
         if metadata_str(&patched, "resourceVersion") != current.resource_version.to_string()
             && !metadata_str(&patched, "resourceVersion").is_empty()
         {
@@ -390,9 +390,13 @@ fn patch(shared: &Shared, request: &ApiRequest<'_>) -> Result<Response<ApiBody>,
     Ok(json_bytes(status, outcome.object.json.clone()))
 }
 
-fn check_name(object: &Value, url_name: &str) -> Result<(), ApiError> {
+/// Requires the object's name to be the URL's; an absent name is filled in from the URL.
+fn check_name(object: &mut Value, url_name: &str) -> Result<(), ApiError> {
     let name = metadata_str(object, "name");
-    if name.is_empty() || name == url_name {
+    if name.is_empty() {
+        metadata_mut(object).insert("name".to_string(), Value::String(url_name.to_string()));
+        Ok(())
+    } else if name == url_name {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
