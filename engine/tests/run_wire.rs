@@ -225,3 +225,56 @@ fn chunked_responses_and_metric_base_none() {
     );
     assert_eq!(server.requests().len(), 20);
 }
+
+#[test]
+fn start_at_and_speed_shift_the_schedule() {
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    // Due at 0 and 400 ms; at speed 2 the second is due 200 ms after the start.
+    let requests = vec![
+        req(0, Verb::Get, "ns", "a", "/api/v1/namespaces/ns/pods/a", ""),
+        req(
+            400,
+            Verb::Get,
+            "ns",
+            "b",
+            "/api/v1/namespaces/ns/pods/b",
+            "",
+        ),
+    ];
+    let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
+    let start = std::time::SystemTime::now() + std::time::Duration::from_millis(1500);
+    let start_ms = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--start-at",
+            &start_ms,
+            "--speed",
+            "2",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let got = server.requests();
+    assert_eq!(got.len(), 2);
+    let start_ms: u64 = start_ms.parse().unwrap();
+    let start = std::time::UNIX_EPOCH + std::time::Duration::from_millis(start_ms);
+    // Never early: each request leaves at or after its due instant.
+    assert!(got[0].at >= start, "first request before --start-at");
+    assert!(
+        got[1].at >= start + std::time::Duration::from_millis(200),
+        "second request early"
+    );
+    let report = run.report.unwrap();
+    assert_eq!(report["kreplay"]["config"]["speed"].as_f64(), Some(2.0));
+}

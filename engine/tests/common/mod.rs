@@ -62,6 +62,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// Arrival order over the whole server.
     pub seq: u64,
+    /// Wall-clock arrival time (head fully read).
+    pub at: std::time::SystemTime,
 }
 
 impl Received {
@@ -214,6 +216,7 @@ fn serve(
             headers,
             body,
             seq: n,
+            at: std::time::SystemTime::now(),
         });
         if b.watch_events > 0 && target.contains("watch=true") {
             let mut resp = String::from("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
