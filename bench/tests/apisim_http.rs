@@ -495,7 +495,16 @@ async fn tls_serves_http1_with_token_or_client_certificate() {
         eprintln!("skipping: curl is not installed");
         return;
     }
-    let sim = ApiSim::start(&["--token", "tls-token", "--threads", "2"]);
+    let out = tempfile::tempdir().unwrap();
+    let written_ca = out.path().join("written-ca.pem");
+    let sim = ApiSim::start(&[
+        "--token",
+        "tls-token",
+        "--threads",
+        "2",
+        "--write-ca",
+        written_ca.to_str().unwrap(),
+    ]);
     let dir = sim.dir.path();
     let ca = dir.join("ca.pem");
     let kubeconfig = std::fs::read_to_string(&sim.kubeconfig).unwrap();
@@ -510,6 +519,11 @@ async fn tls_serves_http1_with_token_or_client_certificate() {
             .unwrap()
     };
     std::fs::write(&ca, field("certificate-authority-data")).unwrap();
+    assert_eq!(
+        std::fs::read(&written_ca).unwrap(),
+        field("certificate-authority-data"),
+        "--write-ca writes the CA the kubeconfig carries"
+    );
     std::fs::write(dir.join("client.pem"), field("client-certificate-data")).unwrap();
     std::fs::write(dir.join("client-key.pem"), field("client-key-data")).unwrap();
     let curl = |extra: &[&str]| -> (String, String) {
