@@ -21,7 +21,7 @@ use crate::validate::{
     check_not_empty, check_order, check_request, check_spec, check_version, RawRequest, RawSpec,
 };
 use crate::yaml::Node;
-use decode::{Decoder, SeqVisit, StructTarget};
+use decode::{Decoder, FieldPath, SeqVisit, StructTarget};
 use events::EventStream;
 
 /// Limits that keep a hostile or broken profile from exhausting memory or time.
@@ -275,7 +275,7 @@ fn stream_root_mapping<'a, R: Read + 'a>(
             events.skip(value_event)?;
             continue;
         };
-        match name.as_str() {
+        match name {
             "requests" if matches!(value_event.0, Event::SequenceStart(0, _)) => {
                 profile.requests.begin(value_event.1.start.line())?;
                 loop {
@@ -289,10 +289,14 @@ fn stream_root_mapping<'a, R: Read + 'a>(
             }
             "requests" | "version" | "description" | "spec" => {
                 let value = events.build(value_event)?;
-                profile.field(dec, &name, &value, &name)?;
+                let path = FieldPath {
+                    parent: "",
+                    key: name,
+                };
+                profile.field(dec, name, &value, path)?;
             }
             _ => {
-                dec.unknown_key("", &name, ProfileFields::KEYS);
+                dec.unknown_key("", name, ProfileFields::KEYS);
                 events.skip(value_event)?;
             }
         }
@@ -323,7 +327,7 @@ impl StructTarget for ProfileFields<'_> {
         dec: &mut Decoder,
         key: &str,
         value: &Node,
-        path: &str,
+        path: FieldPath<'_>,
     ) -> Result<bool, LoadError> {
         match key {
             "version" => dec.int(value, path, "int", &mut self.version)?,

@@ -29,7 +29,8 @@ pub(crate) enum InputError {
 #[derive(Debug)]
 pub(crate) struct InputState {
     error: RefCell<Option<InputError>>,
-    since_event: Cell<usize>,
+    /// Events seen so far; the input compares it at its checkpoints.
+    events: Cell<u64>,
     limit: usize,
 }
 
@@ -37,14 +38,14 @@ impl InputState {
     pub(crate) fn new(limit: usize) -> Rc<InputState> {
         Rc::new(InputState {
             error: RefCell::new(None),
-            since_event: Cell::new(0),
+            events: Cell::new(0),
             limit,
         })
     }
 
     /// Called for every event: the bytes that produced it were one token's worth.
     pub(crate) fn event_seen(&self) {
-        self.since_event.set(0);
+        self.events.set(self.events.get().wrapping_add(1));
     }
 
     /// The error that stopped the input, if any (taken once).
@@ -59,6 +60,9 @@ impl InputState {
 
 /// A UTF-8 decoding `Iterator<Item = char>` over a reader, with a fixed buffer.
 /// On any failure it records the error in the shared [`InputState`] and ends.
+///
+/// The scalar limit is checked every `step` bytes against the shared event counter rather
+/// than per char (this is the parser's innermost loop), so it is exact to within `step` bytes.
 pub(crate) struct CharInput<R> {
     inner: R,
     buf: Box<[u8]>,
@@ -68,12 +72,20 @@ pub(crate) struct CharInput<R> {
     base: u64,
     state: Rc<InputState>,
     done: bool,
+    /// Bytes since the last checkpoint.
+    unchecked: usize,
+    /// Bytes counted since the last event, as of the last checkpoint.
+    since_event: usize,
+    /// The event counter at the last checkpoint.
+    events_at_check: u64,
+    step: usize,
 }
 
 const INPUT_BUFFER: usize = 64 * 1024;
 
 impl<R: Read> CharInput<R> {
     pub(crate) fn new(inner: R, state: Rc<InputState>) -> Self {
+        let step = (state.limit / 4).clamp(1, 4096);
         CharInput {
             inner,
             buf: vec![0u8; INPUT_BUFFER].into_boxed_slice(),
@@ -82,6 +94,10 @@ impl<R: Read> CharInput<R> {
             base: 0,
             state,
             done: false,
+            unchecked: 0,
+            since_event: 0,
+            events_at_check: 0,
+            step,
         }
     }
 
@@ -112,12 +128,23 @@ impl<R: Read> CharInput<R> {
         }
         Ok(true)
     }
-}
 
-impl<R: Read> Iterator for CharInput<R> {
-    type Item = char;
+    /// Counts the bytes since the last checkpoint towards the current token, or restarts the
+    /// count when an event was emitted in between.
+    #[cold]
+    fn checkpoint(&mut self) -> bool {
+        let events = self.state.events.get();
+        if events != self.events_at_check {
+            self.events_at_check = events;
+            self.since_event = self.unchecked;
+        } else {
+            self.since_event += self.unchecked;
+        }
+        self.unchecked = 0;
+        self.since_event <= self.state.limit
+    }
 
-    fn next(&mut self) -> Option<char> {
+    fn next_slow(&mut self) -> Option<char> {
         if self.done {
             return None;
         }
@@ -146,27 +173,46 @@ impl<R: Read> Iterator for CharInput<R> {
             Ok(false) => return self.fail(InputError::NotUtf8 { offset }),
             Err(e) => return self.fail(InputError::Io(e)),
         }
-        let c = if width == 1 {
-            first as char
-        } else {
-            match std::str::from_utf8(&self.buf[self.pos..self.pos + width]) {
-                Ok(s) => match s.chars().next() {
-                    Some(c) => c,
-                    None => return self.fail(InputError::NotUtf8 { offset }),
-                },
-                Err(_) => return self.fail(InputError::NotUtf8 { offset }),
-            }
+        let c = match std::str::from_utf8(&self.buf[self.pos..self.pos + width]) {
+            Ok(s) => s.chars().next(),
+            Err(_) => None,
+        };
+        let Some(c) = c else {
+            return self.fail(InputError::NotUtf8 { offset });
         };
         self.pos += width;
-        let since = self.state.since_event.get() + width;
-        self.state.since_event.set(since);
-        if since > self.state.limit {
-            return self.fail(InputError::ScalarTooLarge {
+        self.count(width, offset)?;
+        Some(c)
+    }
+
+    #[inline]
+    fn count(&mut self, width: usize, offset: u64) -> Option<()> {
+        self.unchecked += width;
+        if self.unchecked >= self.step && !self.checkpoint() {
+            self.fail(InputError::ScalarTooLarge {
                 limit: self.state.limit,
                 offset,
             });
+            return None;
         }
-        Some(c)
+        Some(())
+    }
+}
+
+impl<R: Read> Iterator for CharInput<R> {
+    type Item = char;
+
+    #[inline]
+    fn next(&mut self) -> Option<char> {
+        if let Some(&b) = self.buf.get(self.pos) {
+            if self.pos < self.end && b < 0x80 && !self.done {
+                self.pos += 1;
+                let offset = self.base + self.pos as u64 - 1;
+                self.count(1, offset)?;
+                return Some(b as char);
+            }
+        }
+        self.next_slow()
     }
 }
 

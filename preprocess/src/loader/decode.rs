@@ -29,7 +29,7 @@ pub(crate) trait StructTarget {
         dec: &mut Decoder,
         key: &str,
         value: &Node,
-        path: &str,
+        path: FieldPath<'_>,
     ) -> Result<bool, LoadError>;
 }
 
@@ -147,7 +147,7 @@ impl Decoder {
         Ok(())
     }
 
-    fn type_error(&mut self, node: &Node, path: &str, go_type: &str) {
+    fn type_error(&mut self, node: &Node, path: FieldPath<'_>, go_type: &str) {
         let shown = match &node.kind {
             NodeKind::Scalar { value, plain, tag } => {
                 let tag = resolve(value, *plain, tag)
@@ -220,7 +220,7 @@ impl Decoder {
     fn scalar<T>(
         &mut self,
         node: &Node,
-        path: &str,
+        path: FieldPath<'_>,
         go_type: &str,
         convert: fn(Resolved) -> Option<T>,
     ) -> Result<Option<T>, LoadError> {
@@ -244,7 +244,7 @@ impl Decoder {
     pub(crate) fn int(
         &mut self,
         node: &Node,
-        path: &str,
+        path: FieldPath<'_>,
         go_type: &str,
         out: &mut i64,
     ) -> Result<(), LoadError> {
@@ -258,7 +258,7 @@ impl Decoder {
     pub(crate) fn boolean(
         &mut self,
         node: &Node,
-        path: &str,
+        path: FieldPath<'_>,
         out: &mut bool,
     ) -> Result<(), LoadError> {
         if let Some(v) = self.scalar(node, path, "bool", to_bool)? {
@@ -271,7 +271,7 @@ impl Decoder {
     pub(crate) fn string(
         &mut self,
         node: &Node,
-        path: &str,
+        path: FieldPath<'_>,
         go_type: &str,
         out: &mut String,
     ) -> Result<(), LoadError> {
@@ -293,16 +293,35 @@ impl Decoder {
         Ok(())
     }
 
-    /// A mapping key as yaml.v2 decodes it into a string; `None` after a type error.
-    pub(crate) fn key(&mut self, node: &Node, path: &str) -> Result<Option<String>, LoadError> {
-        let mut key = None;
-        let mut text = String::new();
-        let before = self.type_error_total;
-        self.string(node, path, "string", &mut text)?;
-        if self.type_error_total == before {
-            key = Some(text);
+    /// A mapping key as yaml.v2 decodes it into a string (null is ""); `None` after a type
+    /// error. Borrowed from the node: keys are decoded for every entry of every request.
+    pub(crate) fn key<'n>(
+        &mut self,
+        node: &'n Node,
+        parent: &str,
+    ) -> Result<Option<&'n str>, LoadError> {
+        let node = node.defined();
+        self.count(node.line)?;
+        match &node.kind {
+            NodeKind::Alias(target) => {
+                self.alias_depth += 1;
+                let out = self.key(target, parent);
+                self.alias_depth -= 1;
+                out
+            }
+            NodeKind::Scalar { value, plain, tag } => {
+                let resolved = resolve(value, *plain, tag).map_err(|m| self.fatal(node.line, m))?;
+                Ok(Some(if resolved.value == Resolved::Null {
+                    ""
+                } else {
+                    value.as_str()
+                }))
+            }
+            _ => {
+                self.type_error(node, FieldPath::of(parent), "string");
+                Ok(None)
+            }
         }
-        Ok(key)
     }
 
     /// Decodes a sequence-typed field: `visit(Begin)` when a sequence or null is assigned, then
@@ -311,7 +330,7 @@ impl Decoder {
     pub(crate) fn sequence(
         &mut self,
         node: &Node,
-        path: &str,
+        path: FieldPath<'_>,
         go_type: &str,
         mut visit: impl FnMut(&mut Self, SeqVisit<'_>) -> Result<(), LoadError>,
     ) -> Result<(), LoadError> {
@@ -357,13 +376,12 @@ impl Decoder {
                     let Some(name) = dec.key(key, path)? else {
                         continue;
                     };
-                    let field_path = if path.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{path}.{name}")
+                    let field_path = FieldPath {
+                        parent: path,
+                        key: name,
                     };
-                    if !out.field(dec, &name, value, &field_path)? {
-                        dec.unknown_key(path, &name, T::KEYS);
+                    if !out.field(dec, name, value, field_path)? {
+                        dec.unknown_key(path, name, T::KEYS);
                     }
                 }
                 Ok(())
@@ -373,12 +391,12 @@ impl Decoder {
                 if resolved.value == Resolved::Null {
                     out.reset();
                 } else {
-                    dec.type_error(n, path, T::GO_TYPE);
+                    dec.type_error(n, FieldPath::of(path), T::GO_TYPE);
                 }
                 Ok(())
             }
             _ => {
-                dec.type_error(n, path, T::GO_TYPE);
+                dec.type_error(n, FieldPath::of(path), T::GO_TYPE);
                 Ok(())
             }
         })
@@ -418,6 +436,35 @@ impl Decoder {
                 Ok(())
             }
             _ => Err(wrong(self, value.line)),
+        }
+    }
+}
+
+/// Where a value sits, for messages: `parent.key` (either part may be empty). Built into a
+/// string only when a message is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldPath<'a> {
+    pub(crate) parent: &'a str,
+    pub(crate) key: &'a str,
+}
+
+impl<'a> FieldPath<'a> {
+    /// The path of a struct itself (no key).
+    pub(crate) fn of(parent: &'a str) -> Self {
+        FieldPath { parent, key: "" }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.parent.is_empty() && self.key.is_empty()
+    }
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.parent.is_empty(), self.key.is_empty()) {
+            (_, true) => f.write_str(self.parent),
+            (true, false) => f.write_str(self.key),
+            (false, false) => write!(f, "{}.{}", self.parent, self.key),
         }
     }
 }
@@ -524,7 +571,7 @@ impl StructTarget for RawSpec {
         dec: &mut Decoder,
         key: &str,
         value: &Node,
-        path: &str,
+        path: FieldPath<'_>,
     ) -> Result<bool, LoadError> {
         match key {
             "runnerCount" => dec.int(value, path, "int", &mut self.runner_count)?,
@@ -562,7 +609,7 @@ impl StructTarget for RawRequest {
         dec: &mut Decoder,
         key: &str,
         value: &Node,
-        path: &str,
+        path: FieldPath<'_>,
     ) -> Result<bool, LoadError> {
         let text = match key {
             "timestamp" => {
