@@ -20,7 +20,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 # Debian starts nginx as a service on install; the tests start their own instances.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+if pgrep -x nginx >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true; fi
 
 # --- Rust components
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -32,6 +32,8 @@ log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test (build)"
+# The end-to-end tests in tests/ run the real binaries from target/debug.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked --no-run
 
 log "cargo test"

@@ -1,0 +1,177 @@
+//! End to end: generated and sample profiles are preprocessed and replayed by the
+//! real `engine` binary against the real `apisim`; what apisim saw is checked.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use bench::profile_gen::{write_profile_to_path, GenConfig};
+use common::{bin, preprocess, run_bounded, ApiSim};
+use preprocess::loader::{load_profile, LoadOptions};
+use preprocess::profile::{ProfileRequest, Verb};
+use serde_json::Value;
+
+/// Loads a profile's requests with the project's own loader.
+fn requests_of(profile: &Path) -> Vec<ProfileRequest> {
+    let file = std::fs::File::open(profile).expect("open profile");
+    let mut out = Vec::new();
+    load_profile(
+        &profile.display().to_string(),
+        file,
+        &LoadOptions::default(),
+        &mut |_, r| {
+            out.push(r);
+            Ok(())
+        },
+    )
+    .expect("profile loads");
+    out
+}
+
+/// apisim's order-log key of a named request: `<ns>/<resource plural>/<name>`, read from the apiPath.
+fn apisim_key(r: &ProfileRequest) -> Option<String> {
+    if r.name.is_empty() || matches!(r.verb, Verb::List | Verb::Watch | Verb::DeleteCollection) {
+        return None;
+    }
+    let path = r.api_path.split('?').next().unwrap_or("");
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Resource plural: the segment after the namespace, or after the group/version.
+    let (ns, rest) = match segs.iter().position(|s| *s == "namespaces") {
+        Some(i) if segs.len() > i + 2 => (segs[i + 1], &segs[i + 2..]),
+        _ => {
+            let skip = if segs.first() == Some(&"api") { 2 } else { 3 };
+            ("", segs.get(skip..).unwrap_or(&[]))
+        }
+    };
+    let resource = rest.first()?;
+    Some(format!("{ns}/{resource}/{}", r.name))
+}
+
+fn apisim_verb(v: Verb) -> &'static str {
+    match v {
+        Verb::Get => "GET",
+        Verb::List => "LIST",
+        Verb::Watch => "WATCH",
+        Verb::Create => "CREATE",
+        Verb::Delete => "DELETE",
+        Verb::DeleteCollection => "DELETECOLLECTION",
+        Verb::Patch => "PATCH",
+        Verb::Apply => "APPLY",
+    }
+}
+
+/// Runs `engine run` and returns the parsed report.
+fn engine_run(timeline: &Path, args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let out = run_bounded(
+        Command::new(bin("engine"))
+            .arg("run")
+            .arg(timeline)
+            .arg("--result")
+            .arg(&report)
+            .args(args),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "engine run failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).expect("report written");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is JSON ({e}): {text}"))
+}
+
+/// Checks that, for every named object, apisim saw the profile's verbs in profile order.
+fn assert_per_object_order(requests: &[ProfileRequest], order: &Value) {
+    let mut expected: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    for r in requests {
+        if let Some(key) = apisim_key(r) {
+            expected.entry(key).or_default().push(apisim_verb(r.verb));
+        }
+    }
+    assert!(!expected.is_empty(), "profile has named objects");
+    let objects = order["objects"].as_object().expect("order log objects");
+    for (key, verbs) in &expected {
+        let seen: Vec<&str> = objects
+            .get(key)
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("apisim saw nothing for {key}"))
+            .iter()
+            .map(|e| e["verb"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(&seen, verbs, "per-object order of {key}");
+    }
+}
+
+fn generated_profile(dir: &Path, requests: u64, runners: u32) -> std::path::PathBuf {
+    let path = dir.join("profile.yaml");
+    let cfg = GenConfig {
+        requests,
+        rate: Some(2_000.0),
+        runners,
+        conns: 4,
+        objects: 60,
+        namespaces: 3,
+        watches: Some(0),
+        seed: 7,
+        ..GenConfig::default()
+    };
+    write_profile_to_path(&cfg, path.to_str().expect("utf-8 path")).expect("generate profile");
+    path
+}
+
+#[test]
+fn per_object_order_holds_with_1_2_4_cores_and_several_runners() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = generated_profile(dir.path(), 1_500, 3);
+    let requests = requests_of(&profile);
+    let timeline = dir.path().join("timeline.bin");
+    preprocess(&profile, &timeline, &[]);
+
+    for cores in ["1", "2", "4"] {
+        // Random service time per request makes reordering likely if the engine allowed it.
+        let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "*=0..3"]);
+        let report = engine_run(&timeline, &["--server", &sim.url, "--cores", cores]);
+        assert_eq!(report["total"], 1_500, "cores={cores}");
+        assert_eq!(report["totalRun"], 1_500, "cores={cores}");
+        assert_eq!(report["runnerCount"], 3, "cores={cores}");
+        let order: Value =
+            serde_json::from_str(&sim.admin_get("/apisim/order")).expect("order log JSON");
+        assert_eq!(order["dropped"], 0);
+        assert_eq!(order["recorded"], 1_500, "every request arrived once");
+        assert_per_object_order(&requests, &order);
+    }
+}
+
+#[test]
+fn sample_profile_replays_cleanly_against_apisim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = common::fixture("kperf_sample_replay.yaml");
+    let timeline = dir.path().join("timeline.bin");
+    preprocess(&profile, &timeline, &[]);
+    let sim = ApiSim::start(&["--plain", "--no-auth"]);
+    let report = engine_run(&timeline, &["--server", &sim.url]);
+    assert_eq!(report["total"], 9);
+    assert_eq!(report["totalRun"], 9);
+    assert_eq!(report["totalFailed"], 0, "report: {report}");
+    assert!(report.get("errorStats").is_none(), "no failures: {report}");
+    let by_url = report["percentileLatenciesByURL"]
+        .as_object()
+        .expect("latencies by URL");
+    let base = sim.url.trim_end_matches('/');
+    for key in [
+        format!("POST {base}/api/v1/namespaces/default/pods"),
+        format!("GET {base}/api/v1/namespaces/default/pods/nginx-1"),
+        format!("LIST {base}/api/v1/namespaces/default/pods?labelSelector=app%3Dnginx"),
+        format!("DELETE {base}/api/v1/namespaces/default/pods/:name"),
+    ] {
+        assert!(by_url.contains_key(&key), "missing key {key}: {by_url:?}");
+    }
+    let order: Value = serde_json::from_str(&sim.admin_get("/apisim/order")).expect("order JSON");
+    assert_per_object_order(&requests_of(&profile), &order);
+}
