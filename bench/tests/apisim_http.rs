@@ -428,6 +428,17 @@ async fn request_log_shows_exactly_what_arrived() {
 }
 
 #[tokio::test]
+async fn oversized_bodies_get_413() {
+    let sim = ApiSim::start(&["--plain", "--no-auth", "--max-body-bytes", "64"]);
+    let big = pod(&"x".repeat(100), json!({}));
+    let answer = call(&sim.addr, "POST", PODS, &[], &big).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json()["reason"], "RequestEntityTooLarge");
+    let small = call(&sim.addr, "POST", PODS, &[], r#"{"metadata":{"name":"s"}}"#).await;
+    assert_eq!(small.status, 201);
+}
+
+#[tokio::test]
 async fn token_auth_and_discovery() {
     let sim = ApiSim::start(&["--plain", "--token", "s3cret"]);
     let addr = sim.addr.as_str();

@@ -97,6 +97,19 @@ async fn watch_streams_events_bookmarks_and_expires_old_versions() {
         "the stream ends after ERROR"
     );
 
+    // A resourceVersion the store has not reached: one ERROR (504 Timeout), then the end.
+    let future = format!("{PODS}?watch=1&resourceVersion=999999");
+    let mut future_events = WatchReader::new(
+        H1::connect(addr)
+            .await
+            .send_streaming(request("GET", &future, &[], ""))
+            .await,
+    );
+    let error = future_events.next().await.expect("an ERROR event");
+    assert_eq!(error["object"]["code"], 504);
+    assert_eq!(error["object"]["reason"], "Timeout");
+    assert!(future_events.next().await.is_none());
+
     // No resourceVersion: the current state as ADDED, then the stream ends at timeoutSeconds.
     let snapshot = "/api/v1/watch/namespaces/default/pods?timeoutSeconds=1";
     let mut snapshot_events = WatchReader::new(

@@ -144,6 +144,11 @@ impl ApiError {
         Self::new(410, "Expired", message.into())
     }
 
+    /// 504 Timeout: a watch asked for a resourceVersion the store has not reached.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(504, "Timeout", message.into()).with_details(json!({"retryAfterSeconds": 1}))
+    }
+
     /// The Status object as JSON.
     pub fn to_status(&self) -> Value {
         let mut status = json!({

@@ -165,7 +165,19 @@ impl WatchSession {
         let mut changes = self.shared.store.subscribe();
         changes.borrow_and_update();
         let mut last = match start {
-            Start::After(resource_version) => resource_version,
+            Start::After(resource_version) => {
+                let current = self.shared.store.resource_version();
+                if resource_version > current {
+                    // The apiserver waits up to 3 s for a future version, then sends this; apisim's
+                    // versions come only from its own writes, so it answers at once.
+                    let error = ApiError::timeout(format!(
+                        "Too large resource version: {resource_version}, current: {current}"
+                    ));
+                    let chunk = line(&json!({"type": "ERROR", "object": error.to_status()}));
+                    return self.send(sender, chunk).await;
+                }
+                resource_version
+            }
             Start::Snapshot => {
                 let page = self.shared.store.list(
                     &self.filter.collection,
