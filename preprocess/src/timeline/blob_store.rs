@@ -1,9 +1,10 @@
 //! The writer's blob area: interned byte strings streamed to a temporary file.
 //!
-//! Memory holds only a map from the xxh3 of each distinct string to where it is
-//! stored; the bytes go to disk. A hash hit is confirmed by reading the stored bytes
-//! back (a 64-bit collision must not merge two different bodies); on a collision the
-//! new string is simply stored again.
+//! Memory holds a map from the xxh3 of each distinct string to where it is stored;
+//! the bytes go to disk. A hash hit is confirmed by comparing the stored bytes (a
+//! 64-bit collision must not merge two different bodies); on a collision the new
+//! string is simply stored again. The first `RESIDENT_LIMIT` bytes of the area are
+//! also kept in memory, so most confirmations need no read from disk.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,6 +40,8 @@ impl Hasher for IdentityHasher {
 pub(crate) type HashKeyedMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
 const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes of the blob area kept in memory for comparisons (bounded memory beyond it).
+const RESIDENT_LIMIT: usize = 64 << 20;
 
 /// Interned strings, stored once each, in a temporary file.
 pub(crate) struct BlobStore {
@@ -48,6 +51,9 @@ pub(crate) struct BlobStore {
     flushed_len: u64,
     index: HashKeyedMap<BlobRef>,
     compare_buf: Vec<u8>,
+    /// A copy of the area's first bytes (up to `RESIDENT_LIMIT`).
+    resident: Vec<u8>,
+    resident_limit: usize,
 }
 
 impl BlobStore {
@@ -62,6 +68,8 @@ impl BlobStore {
             flushed_len: 0,
             index: HashKeyedMap::default(),
             compare_buf: Vec::new(),
+            resident: Vec::new(),
+            resident_limit: RESIDENT_LIMIT,
         })
     }
 
@@ -101,6 +109,11 @@ impl BlobStore {
             len,
             reserved: 0,
         };
+        if self.resident.len() as u64 == at.offset
+            && self.resident.len() + bytes.len() <= self.resident_limit
+        {
+            self.resident.extend_from_slice(bytes);
+        }
         if self.buffer.len() + bytes.len() > WRITE_BUFFER {
             self.flush()?;
         }
@@ -127,11 +140,15 @@ impl BlobStore {
     }
 
     fn stored_equals(&mut self, at: BlobRef, bytes: &[u8]) -> Result<bool, TimelineError> {
+        let end = at.offset + u64::from(at.len);
+        if end <= self.resident.len() as u64 {
+            return Ok(&self.resident[at.offset as usize..end as usize] == bytes);
+        }
         if at.offset >= self.flushed_len {
             let start = (at.offset - self.flushed_len) as usize;
             return Ok(self.buffer.get(start..start + bytes.len()) == Some(bytes));
         }
-        if at.offset + u64::from(at.len) > self.flushed_len {
+        if end > self.flushed_len {
             self.flush()?;
         }
         self.compare_buf.resize(bytes.len(), 0);
@@ -145,5 +162,55 @@ impl BlobStore {
     pub(crate) fn into_file(mut self) -> Result<(File, u64), TimelineError> {
         self.flush()?;
         Ok((self.file, self.flushed_len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn distinct(i: usize) -> Vec<u8> {
+        format!("{i:08}-{}", "b".repeat(1000)).into_bytes()
+    }
+
+    /// Interning must work the same whether the stored copy is in memory, in the write
+    /// buffer or only on disk.
+    #[test]
+    fn hits_are_confirmed_from_memory_buffer_and_disk() {
+        for limit in [0, 1 << 20, RESIDENT_LIMIT] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = BlobStore::new_in(dir.path()).unwrap();
+            store.resident_limit = limit;
+            let count = 3 * WRITE_BUFFER / 1000;
+            let refs: Vec<BlobRef> = (0..count)
+                .map(|i| {
+                    let (r, new) = store.intern(&distinct(i)).unwrap();
+                    assert!(new);
+                    r
+                })
+                .collect();
+            for (i, r) in refs.iter().enumerate().rev() {
+                assert_eq!(
+                    store.intern(&distinct(i)).unwrap(),
+                    (*r, false),
+                    "limit {limit}, string {i}"
+                );
+            }
+            let (file, len) = store.into_file().unwrap();
+            assert_eq!(len, refs.iter().map(|r| u64::from(r.len)).sum::<u64>());
+            for (i, r) in refs.iter().enumerate().step_by(97) {
+                let mut back = vec![0; r.len as usize];
+                file.read_exact_at(&mut back, r.offset).unwrap();
+                assert_eq!(back, distinct(i));
+            }
+        }
+    }
+
+    #[test]
+    fn the_empty_string_needs_no_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = BlobStore::new_in(dir.path()).unwrap();
+        assert_eq!(store.intern(b"").unwrap(), (BlobRef::default(), false));
+        assert_eq!(store.len(), 0);
     }
 }
