@@ -330,3 +330,34 @@ fn explicit_tags() {
         "{text}"
     );
 }
+
+#[test]
+fn a_null_request_item_is_a_zero_request() {
+    let yaml = with_requests("- ~\n");
+    assert_eq!(
+        error_of(&yaml),
+        "test.yaml: invalid profile: requests[0]: unsupported verb: "
+    );
+}
+
+#[test]
+fn an_anchored_root_is_decoded_in_memory() {
+    let yaml = format!("--- &root\n{}", with_requests(&get_item(3)));
+    let (head, got) = load(&yaml).expect("valid");
+    assert_eq!(head.spec.runner_count, 1);
+    assert_eq!(got[0].timestamp_ms, 3);
+}
+
+#[test]
+fn many_type_errors_are_summarised() {
+    let items: String = (0..60).map(|_| "- timestamp: x\n").collect();
+    match load(&with_requests(&items)) {
+        Err(LoadError::Types { errors, more, .. }) => {
+            assert_eq!(errors.len(), 50);
+            assert_eq!(more, 10);
+        }
+        other => panic!("expected type errors, got {other:?}"),
+    }
+    let text = error_of(&with_requests(&items));
+    assert!(text.ends_with("\n  ... and 10 more"), "{text}");
+}

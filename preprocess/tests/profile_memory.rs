@@ -39,7 +39,7 @@ impl Read for GeneratedProfile {
             self.next += 1;
             self.pending.clear();
             self.pos = 0;
-            let verb = if i % 3 == 0 { "CREATE" } else { "GET" };
+            let verb = ["CREATE", "GET", "GET"][(i % 3) as usize];
             self.pending.extend_from_slice(
                 format!(
                     "- timestamp: {ts}\n  verb: {verb}\n  namespace: ns-{ns}\n  resourceKind: Pod\n  \
