@@ -80,6 +80,34 @@ async fn watch_streams_events_bookmarks_and_expires_old_versions() {
         ]
     );
 
+    // Label changes move objects in and out of the selector: ADDED when it starts matching, DELETED when
+    // it stops.
+    call(
+        addr,
+        "PATCH",
+        &format!("{PODS}/other"),
+        &merge,
+        r#"{"metadata":{"labels":{"app":"w"}}}"#,
+    )
+    .await;
+    call(
+        addr,
+        "PATCH",
+        &format!("{PODS}/other"),
+        &merge,
+        r#"{"metadata":{"labels":{"app":"q"}}}"#,
+    )
+    .await;
+    let mut moves = Vec::new();
+    while moves.len() < 2 {
+        let event = events.next().await.expect("watch stream ended early");
+        if event["type"] != "BOOKMARK" {
+            assert_eq!(event["object"]["metadata"]["name"], "other");
+            moves.push(event["type"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(moves, ["ADDED", "DELETED"]);
+
     // The history keeps 3 events: the list's resourceVersion is now too old.
     let stale = format!("{PODS}?watch=1&resourceVersion={list_rv}");
     let mut stale_events = WatchReader::new(

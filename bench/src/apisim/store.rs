@@ -66,6 +66,8 @@ pub struct StoreEvent {
     pub key: ObjectKey,
     /// The object after the change (for DELETED: its last state, at the deletion's resourceVersion).
     pub object: Arc<StoredObject>,
+    /// For MODIFIED, the object before the change (watches with selectors need both states).
+    pub previous: Option<Arc<StoredObject>>,
     /// `{"type":...,"object":...}\n`, rendered once for all watchers.
     pub line: Bytes,
 }
@@ -262,7 +264,8 @@ impl Store {
         } else {
             state.objects.insert(key.clone(), object.clone());
         }
-        self.record_event(&mut state, key, event_type, &object);
+        let before = previous.filter(|_| event_type == EventType::Modified);
+        self.record_event(&mut state, key, event_type, &object, before);
         drop(state);
         self.latest.send_replace(resource_version);
         Ok(WriteOutcome { object, event_type })
@@ -333,6 +336,7 @@ impl Store {
         key: &ObjectKey,
         event_type: EventType,
         object: &Arc<StoredObject>,
+        previous: Option<Arc<StoredObject>>,
     ) {
         let mut line = Vec::with_capacity(object.json.len() + 32);
         line.extend_from_slice(b"{\"type\":\"");
@@ -345,6 +349,7 @@ impl Store {
             event_type,
             key: key.clone(),
             object: object.clone(),
+            previous,
             line: Bytes::from(line),
         }));
         while state.history.len() > self.history_limit {

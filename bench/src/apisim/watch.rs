@@ -37,7 +37,7 @@ impl WatchFilter {
         self.labels.matches(&object.value) && self.fields.matches(&object.value)
     }
 
-    fn matches_event(&self, event: &StoreEvent) -> bool {
+    fn concerns(&self, event: &StoreEvent) -> bool {
         event.key.collection == self.collection
             && self
                 .namespace
@@ -47,7 +47,21 @@ impl WatchFilter {
                 .name
                 .as_ref()
                 .is_none_or(|name| event.key.name == *name)
-            && self.matches_object(&event.object)
+    }
+
+    /// The event type this watch sees: a change that makes an object match the selectors is ADDED, one
+    /// that makes it stop matching is DELETED (as the apiserver does); None when it never matched.
+    fn visible_type(&self, event: &StoreEvent) -> Option<EventType> {
+        let matches_now = self.matches_object(&event.object);
+        match &event.previous {
+            Some(previous) => match (self.matches_object(previous), matches_now) {
+                (true, true) => Some(EventType::Modified),
+                (false, true) => Some(EventType::Added),
+                (true, false) => Some(EventType::Deleted),
+                (false, false) => None,
+            },
+            None => matches_now.then_some(event.event_type),
+        }
     }
 }
 
@@ -208,11 +222,9 @@ impl WatchSession {
         let deadline = self.deadline;
         loop {
             let current = *changes.borrow_and_update();
-            let events = match self
-                .shared
-                .store
-                .events_after(last, BATCH, &|event| self.filter.matches_event(event))
-            {
+            let events = match self.shared.store.events_after(last, BATCH, &|event| {
+                self.filter.concerns(event) && self.filter.visible_type(event).is_some()
+            }) {
                 Ok(events) => events,
                 Err(expired) => {
                     let error = line(&json!({"type": "ERROR", "object": expired.to_status()}));
@@ -221,8 +233,9 @@ impl WatchSession {
             };
             let complete = events.len() < BATCH;
             for event in &events {
-                let chunk = if self.as_table {
-                    self.event_line(event.event_type.as_str(), &event.object)
+                let event_type = self.filter.visible_type(event).unwrap_or(event.event_type);
+                let chunk = if self.as_table || event_type != event.event_type {
+                    self.event_line(event_type.as_str(), &event.object)
                 } else {
                     event.line.clone()
                 };
