@@ -68,11 +68,98 @@ impl LatencyHistograms {
     }
 }
 
+/// A label keeps up to this many latency pairs as plain values before switching to
+/// histograms: kperf profiles have one label per unmasked GET path, often hit a few
+/// times each, and two 3-digit histograms cost ~32 KiB per label.
+pub const SMALL_LABEL_LIMIT: usize = 128;
+
+/// Latencies of one label: a few plain (service, scheduled) µs pairs, or histograms.
+#[derive(Debug, Clone)]
+pub enum LabelLatency {
+    /// Up to `SMALL_LABEL_LIMIT` pairs, µs (clamped to u32, ~71 minutes).
+    Small(Vec<[u32; 2]>),
+    /// Histograms, once the label has more samples.
+    Hist(Box<LatencyHistograms>),
+}
+
+impl Default for LabelLatency {
+    fn default() -> Self {
+        LabelLatency::Small(Vec::new())
+    }
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl LabelLatency {
+    /// Records one request.
+    pub fn record(&mut self, service_us: u64, scheduled_us: u64) {
+        match self {
+            LabelLatency::Small(v) if v.len() < SMALL_LABEL_LIMIT => {
+                v.push([clamp_u32(service_us), clamp_u32(scheduled_us)]);
+            }
+            LabelLatency::Small(v) => {
+                let mut h = LatencyHistograms::default();
+                for [s, d] in v.iter() {
+                    h.record(u64::from(*s), u64::from(*d));
+                }
+                h.record(service_us, scheduled_us);
+                *self = LabelLatency::Hist(Box::new(h));
+            }
+            LabelLatency::Hist(h) => h.record(service_us, scheduled_us),
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> u64 {
+        match self {
+            LabelLatency::Small(v) => v.len() as u64,
+            LabelLatency::Hist(h) => h.service.len(),
+        }
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The samples as histograms (built on the fly for a small label: report time only).
+    pub fn histograms(&self) -> std::borrow::Cow<'_, LatencyHistograms> {
+        match self {
+            LabelLatency::Small(v) => {
+                let mut h = LatencyHistograms::default();
+                for [s, d] in v {
+                    h.record(u64::from(*s), u64::from(*d));
+                }
+                std::borrow::Cow::Owned(h)
+            }
+            LabelLatency::Hist(h) => std::borrow::Cow::Borrowed(h),
+        }
+    }
+
+    /// Adds another label's samples.
+    pub fn merge(&mut self, other: &LabelLatency) {
+        match other {
+            LabelLatency::Small(v) => {
+                for [s, d] in v {
+                    self.record(u64::from(*s), u64::from(*d));
+                }
+            }
+            LabelLatency::Hist(h) => {
+                let mut mine = self.histograms().into_owned();
+                mine.merge(h);
+                *self = LabelLatency::Hist(Box::new(mine));
+            }
+        }
+    }
+}
+
 /// Statistics of one metric label.
 #[derive(Debug, Clone, Default)]
 pub struct LabelStats {
     /// Latencies of successful requests.
-    pub latency: LatencyHistograms,
+    pub latency: LabelLatency,
     /// Raw latencies in seconds (only with `--raw-data`), in completion order.
     pub raw_seconds: Vec<f64>,
     /// WATCH events (lines) received.
@@ -287,6 +374,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn small_labels_switch_to_histograms_without_losing_samples() {
+        let mut a = LabelLatency::default();
+        let mut b = LabelLatency::default();
+        for i in 0..(SMALL_LABEL_LIMIT as u64 + 10) {
+            a.record(i, i + 1);
+        }
+        b.record(5_000, 6_000);
+        assert!(matches!(a, LabelLatency::Hist(_)));
+        assert!(matches!(b, LabelLatency::Small(_)));
+        assert_eq!(a.len(), SMALL_LABEL_LIMIT as u64 + 10);
+        b.merge(&a);
+        assert_eq!(b.len(), SMALL_LABEL_LIMIT as u64 + 11);
+        let h = b.histograms();
+        assert_eq!(h.service.max(), h.service.highest_equivalent(5_000));
+        let mut c = LabelLatency::default();
+        c.merge(&LabelLatency::Small(vec![[1, 2]]));
+        assert_eq!(c.histograms().scheduled.max(), 2);
+    }
+
+    #[test]
     fn counts_and_merge_add_up() {
         let mut a = CoreMetrics::new(3, true);
         let mut b = CoreMetrics::new(3, true);
@@ -328,7 +435,7 @@ mod tests {
         assert_eq!(a.error_stats.get("connection/connection refused"), Some(&2));
         assert_eq!(a.errors.len(), 2);
         let l0 = a.labels[0].as_ref().unwrap();
-        assert_eq!(l0.latency.service.len(), 2);
+        assert_eq!(l0.latency.len(), 2);
         assert_eq!(l0.raw_seconds.len(), 2);
         assert!(a.labels[1].is_none());
         assert_eq!(a.verbs[Verb::Get as usize].count, 4);

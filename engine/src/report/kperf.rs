@@ -69,7 +69,7 @@ fn key_percentiles(stats: &LabelStats, raw: bool) -> Vec<(f64, f64)> {
         v.sort_by(f64::total_cmp);
         kperf_percentiles(&v)
     } else {
-        hdr_percentiles(&stats.latency.service)
+        hdr_percentiles(&stats.latency.histograms().service)
     }
 }
 
@@ -105,10 +105,8 @@ pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
         w.end_object();
     }
     w.key("totalReceivedBytes").uint(m.bytes_received);
-    let with_latencies: Vec<(&String, &&LabelStats)> = keys
-        .iter()
-        .filter(|(_, s)| !s.latency.service.is_empty())
-        .collect();
+    let with_latencies: Vec<(&String, &&LabelStats)> =
+        keys.iter().filter(|(_, s)| !s.latency.is_empty()).collect();
     if raw && !with_latencies.is_empty() {
         w.key("latenciesByURL").begin_object();
         for (k, s) in &with_latencies {

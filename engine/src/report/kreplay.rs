@@ -182,11 +182,11 @@ pub fn write_kreplay_member(
     w.key("all");
     write_histograms(w, &m.all)?;
     let keys = by_key(ctx);
-    if keys.values().any(|s| !s.latency.service.is_empty()) {
+    if keys.values().any(|s| !s.latency.is_empty()) {
         w.key("byURL").begin_object();
-        for (k, s) in keys.iter().filter(|(_, s)| !s.latency.service.is_empty()) {
+        for (k, s) in keys.iter().filter(|(_, s)| !s.latency.is_empty()) {
             w.key(k);
-            write_histograms(w, &s.latency)?;
+            write_histograms(w, &s.latency.histograms())?;
         }
         w.end_object();
     }
