@@ -11,6 +11,7 @@
 
 mod decode;
 mod events;
+mod fields;
 
 use std::io::{self, Read};
 

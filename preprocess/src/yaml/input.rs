@@ -1,0 +1,209 @@
+//! Bytes to chars for the event parser, with the limits that must sit below it: invalid
+//! UTF-8, I/O errors, and too many bytes without an event (a parser accumulates a whole scalar
+//! before it emits it).
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read};
+use std::rc::Rc;
+
+/// Why the character input stopped early.
+#[derive(Debug)]
+pub(crate) enum InputError {
+    /// Reading failed (file, network, gzip).
+    Io(io::Error),
+    /// The bytes at this offset are not UTF-8.
+    NotUtf8 { offset: u64 },
+    /// More than `limit` bytes passed without the parser producing an event.
+    ScalarTooLarge { limit: usize, offset: u64 },
+}
+
+/// State shared between the [`CharInput`] (owned by the parser) and the loader.
+#[derive(Debug)]
+pub(crate) struct InputState {
+    error: RefCell<Option<InputError>>,
+    /// Events seen so far; the input compares it at its checkpoints.
+    events: Cell<u64>,
+    limit: usize,
+}
+
+impl InputState {
+    pub(crate) fn new(limit: usize) -> Rc<InputState> {
+        Rc::new(InputState {
+            error: RefCell::new(None),
+            events: Cell::new(0),
+            limit,
+        })
+    }
+
+    /// Called for every event: the bytes that produced it were one token's worth.
+    pub(crate) fn event_seen(&self) {
+        self.events.set(self.events.get().wrapping_add(1));
+    }
+
+    /// The error that stopped the input, if any (taken once).
+    pub(crate) fn take_error(&self) -> Option<InputError> {
+        self.error.borrow_mut().take()
+    }
+
+    pub(crate) fn has_error(&self) -> bool {
+        self.error.borrow().is_some()
+    }
+}
+
+/// A UTF-8 decoding `Iterator<Item = char>` over a reader, with a fixed buffer.
+/// On any failure it records the error in the shared [`InputState`] and ends.
+///
+/// The scalar limit is checked every `step` bytes against the shared event counter rather
+/// than per char (this is the parser's innermost loop), so it is exact to within `step` bytes.
+pub(crate) struct CharInput<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    /// Bytes consumed from the reader before `buf[0]`.
+    base: u64,
+    state: Rc<InputState>,
+    done: bool,
+    /// Bytes since the last checkpoint.
+    unchecked: usize,
+    /// Bytes counted since the last event, as of the last checkpoint.
+    since_event: usize,
+    /// The event counter at the last checkpoint.
+    events_at_check: u64,
+    step: usize,
+}
+
+const INPUT_BUFFER: usize = 64 * 1024;
+
+impl<R: Read> CharInput<R> {
+    pub(crate) fn new(inner: R, state: Rc<InputState>) -> Self {
+        let step = (state.limit / 4).clamp(1, 4096);
+        CharInput {
+            inner,
+            buf: vec![0u8; INPUT_BUFFER].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            base: 0,
+            state,
+            done: false,
+            unchecked: 0,
+            since_event: 0,
+            events_at_check: 0,
+            step,
+        }
+    }
+
+    fn fail(&mut self, e: InputError) -> Option<char> {
+        self.done = true;
+        *self.state.error.borrow_mut() = Some(e);
+        None
+    }
+
+    /// Makes at least `need` bytes available at `pos`; returns false at end of input.
+    fn fill(&mut self, need: usize) -> Result<bool, io::Error> {
+        if self.end - self.pos >= need {
+            return Ok(true);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        while self.end < need {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Counts the bytes since the last checkpoint towards the current token, or restarts the
+    /// count when an event was emitted in between.
+    #[cold]
+    fn checkpoint(&mut self) -> bool {
+        let events = self.state.events.get();
+        if events != self.events_at_check {
+            self.events_at_check = events;
+            self.since_event = self.unchecked;
+        } else {
+            self.since_event += self.unchecked;
+        }
+        self.unchecked = 0;
+        self.since_event <= self.state.limit
+    }
+
+    fn next_slow(&mut self) -> Option<char> {
+        if self.done {
+            return None;
+        }
+        match self.fill(1) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => return self.fail(InputError::Io(e)),
+        }
+        let first = self.buf[self.pos];
+        let width = match first {
+            0x00..=0x7f => 1,
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 0,
+        };
+        let offset = self.base + self.pos as u64;
+        if width == 0 {
+            return self.fail(InputError::NotUtf8 { offset });
+        }
+        match self.fill(width) {
+            Ok(true) => {}
+            Ok(false) => return self.fail(InputError::NotUtf8 { offset }),
+            Err(e) => return self.fail(InputError::Io(e)),
+        }
+        let c = match std::str::from_utf8(&self.buf[self.pos..self.pos + width]) {
+            Ok(s) => s.chars().next(),
+            Err(_) => None,
+        };
+        let Some(c) = c else {
+            return self.fail(InputError::NotUtf8 { offset });
+        };
+        self.pos += width;
+        self.count(width, offset)?;
+        Some(c)
+    }
+
+    #[inline]
+    fn count(&mut self, width: usize, offset: u64) -> Option<()> {
+        self.unchecked += width;
+        if self.unchecked >= self.step && !self.checkpoint() {
+            self.fail(InputError::ScalarTooLarge {
+                limit: self.state.limit,
+                offset,
+            });
+            return None;
+        }
+        Some(())
+    }
+}
+
+impl<R: Read> Iterator for CharInput<R> {
+    type Item = char;
+
+    #[inline]
+    fn next(&mut self) -> Option<char> {
+        if let Some(&b) = self.buf.get(self.pos) {
+            if self.pos < self.end && b < 0x80 && !self.done {
+                self.pos += 1;
+                let offset = self.base + self.pos as u64 - 1;
+                self.count(1, offset)?;
+                return Some(b as char);
+            }
+        }
+        self.next_slow()
+    }
+}
