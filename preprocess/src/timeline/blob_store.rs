@@ -41,7 +41,7 @@ pub(crate) type HashKeyedMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHas
 
 const WRITE_BUFFER: usize = 1 << 20;
 /// Bytes of the blob area kept in memory for comparisons (bounded memory beyond it).
-const RESIDENT_LIMIT: usize = 64 << 20;
+const RESIDENT_LIMIT: usize = 32 << 20;
 
 /// Interned strings, stored once each, in a temporary file.
 pub(crate) struct BlobStore {
@@ -49,7 +49,9 @@ pub(crate) struct BlobStore {
     path: PathBuf,
     buffer: Vec<u8>,
     flushed_len: u64,
-    index: HashKeyedMap<BlobRef>,
+    /// xxh3 → offset. The length is not kept: a hit is confirmed by comparing the new
+    /// bytes with the stored bytes at that offset, which is all a reference needs.
+    index: HashKeyedMap<u64>,
     compare_buf: Vec<u8>,
     /// A copy of the area's first bytes (up to `RESIDENT_LIMIT`).
     resident: Vec<u8>,
@@ -91,15 +93,20 @@ impl BlobStore {
             ))
         })?;
         let hash = xxh3_64(bytes);
-        if let Some(&existing) = self.index.get(&hash) {
-            if existing.len == len && self.stored_equals(existing, bytes)? {
+        if let Some(&offset) = self.index.get(&hash) {
+            let existing = BlobRef {
+                offset,
+                len,
+                reserved: 0,
+            };
+            if self.stored_equals(existing, bytes)? {
                 return Ok((existing, false));
             }
             // A collision: store the new bytes without indexing them.
             return Ok((self.append(bytes, len)?, true));
         }
         let stored = self.append(bytes, len)?;
-        self.index.insert(hash, stored);
+        self.index.insert(hash, stored.offset);
         Ok((stored, true))
     }
 
@@ -141,6 +148,9 @@ impl BlobStore {
 
     fn stored_equals(&mut self, at: BlobRef, bytes: &[u8]) -> Result<bool, TimelineError> {
         let end = at.offset + u64::from(at.len);
+        if end > self.len() {
+            return Ok(false);
+        }
         if end <= self.resident.len() as u64 {
             return Ok(&self.resident[at.offset as usize..end as usize] == bytes);
         }
@@ -212,5 +222,25 @@ mod tests {
         let mut store = BlobStore::new_in(dir.path()).unwrap();
         assert_eq!(store.intern(b"").unwrap(), (BlobRef::default(), false));
         assert_eq!(store.len(), 0);
+    }
+
+    /// A hit on a hash whose stored bytes differ (a collision, simulated by planting a
+    /// wrong offset) stores the new bytes instead of referring to the wrong ones, even
+    /// when the new bytes would run past the end of the area.
+    #[test]
+    fn a_hash_collision_stores_the_bytes_again() {
+        for planted in [b"other".as_slice(), b"a much longer string than first"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = BlobStore::new_in(dir.path()).unwrap();
+            let (first, _) = store.intern(b"first").unwrap();
+            store.index.insert(xxh3_64(planted), first.offset);
+            let (r, new) = store.intern(planted).unwrap();
+            assert!(new);
+            assert_ne!(r.offset, first.offset);
+            let (file, _) = store.into_file().unwrap();
+            let mut back = vec![0; r.len as usize];
+            file.read_exact_at(&mut back, r.offset).unwrap();
+            assert_eq!(back, planted);
+        }
     }
 }
