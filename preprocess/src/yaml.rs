@@ -313,6 +313,42 @@ fn parse_go_uint(s: &str) -> Option<u64> {
     digits_value(digits, radix).and_then(|m| u64::try_from(m).ok())
 }
 
+/// Go `base64.StdEncoding.DecodeString` (padding required, CR/LF ignored), which yaml.v2
+/// applies to `!!binary` scalars.
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits, mut symbols, mut padding) = (0u32, 0u32, 0usize, 0usize);
+    for c in text.bytes() {
+        let v = match c {
+            b'\r' | b'\n' => continue,
+            b'=' => {
+                padding += 1;
+                symbols += 1;
+                continue;
+            }
+            _ if padding > 0 => return None,
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        symbols += 1;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if symbols % 4 != 0 || padding > 2 || (padding > 0 && symbols - padding < 2) {
+        return None;
+    }
+    Some(out)
+}
+
 /// An int field's value as yaml.v2 sets it; `None` is a type error.
 pub(crate) fn to_int(r: Resolved) -> Option<i64> {
     match r {
@@ -388,6 +424,17 @@ mod tests {
         assert_eq!(to_int(Resolved::Float(f64::NEG_INFINITY)), Some(i64::MIN));
         assert_eq!(to_int(Resolved::Uint(u64::MAX)), None);
         assert_eq!(to_int(Resolved::Bool(true)), None);
+    }
+
+    #[test]
+    fn base64_as_go_decodes_it() {
+        assert_eq!(decode_base64("TWFu").as_deref(), Some(&b"Man"[..]));
+        assert_eq!(decode_base64("TWE=\n").as_deref(), Some(&b"Ma"[..]));
+        assert_eq!(decode_base64("TQ==").as_deref(), Some(&b"M"[..]));
+        assert_eq!(decode_base64("TQ="), None);
+        assert_eq!(decode_base64("T==="), None);
+        assert_eq!(decode_base64("TW=u"), None);
+        assert_eq!(decode_base64("TW u"), None);
     }
 
     #[test]

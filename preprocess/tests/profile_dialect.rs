@@ -361,3 +361,14 @@ fn many_type_errors_are_summarised() {
     let text = error_of(&with_requests(&items));
     assert!(text.ends_with("\n  ... and 10 more"), "{text}");
 }
+
+#[test]
+fn binary_tagged_strings_are_base64_decoded_as_in_yaml_v2() {
+    let r = one_request("  body: !!binary eyJhIjoxfQ==\n");
+    assert_eq!(r.body, "{\"a\":1}");
+    let text = error_of(&with_requests("- body: !!binary not*base64\n"));
+    assert!(
+        text.ends_with("!!binary value contains invalid base64 data"),
+        "{text}"
+    );
+}

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::LoadError;
-use crate::yaml::{resolve, shown_value, to_bool, to_int, Node, NodeKind, Resolved};
+use crate::yaml::{decode_base64, resolve, shown_value, to_bool, to_int, Node, NodeKind, Resolved};
 
 /// Type errors kept for the message; the rest are only counted.
 const MAX_TYPE_ERRORS_SHOWN: usize = 50;
@@ -280,6 +280,20 @@ impl Decoder {
                 return Ok(None);
             };
             let resolved = resolve(value, *plain, tag).map_err(|m| dec.fatal(n.line, m))?;
+            if resolved.tag == "!!binary" {
+                let Some(bytes) = decode_base64(value) else {
+                    return Err(
+                        dec.fatal(n.line, "!!binary value contains invalid base64 data".into())
+                    );
+                };
+                return match String::from_utf8(bytes) {
+                    Ok(text) => Ok(Some(text)),
+                    Err(_) => Err(dec.fatal(
+                        n.line,
+                        format!("{path}: !!binary value is not UTF-8 text, which kreplay requires"),
+                    )),
+                };
+            }
             Ok(Some(if resolved.value == Resolved::Null {
                 String::new()
             } else {
