@@ -77,8 +77,11 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
-    /// The input is not UTF-8.
-    #[error("{name}: failed to parse YAML: input is not valid UTF-8 at byte offset {offset}")]
+    /// The input is not UTF-8 (nor UTF-16 with a byte-order mark).
+    #[error(
+        "{name}: failed to parse YAML: input is not valid UTF-8 (or UTF-16 after a byte-order \
+         mark) at byte offset {offset}"
+    )]
     NotUtf8 {
         /// The source.
         name: String,

@@ -215,3 +215,46 @@ fn url_source_connection_refused_is_a_fetch_error() {
     assert!(matches!(err, SourceError::Fetch { .. }), "{err:?}");
     assert!(err.to_string().contains("failed to fetch URL"), "{err}");
 }
+
+fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+    let mut out = if big_endian {
+        vec![0xfe, 0xff]
+    } else {
+        vec![0xff, 0xfe]
+    };
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        });
+    }
+    out
+}
+
+#[test]
+fn utf16_with_a_byte_order_mark_and_utf8_bom_are_read_as_libyaml_does() {
+    let yaml = with_requests(&get_item(0)).replace("name: p", "name: pöd-𝄞");
+    for big_endian in [false, true] {
+        let (head, got) = load_bytes(&utf16(&yaml, big_endian), &LoadOptions::default())
+            .unwrap_or_else(|e| panic!("utf-16 (be={big_endian}): {e}"));
+        assert_eq!(head.request_count, 1);
+        assert_eq!(got[0].name, "pöd-𝄞");
+    }
+    let mut bom = vec![0xef, 0xbb, 0xbf];
+    bom.extend_from_slice(yaml.as_bytes());
+    assert_eq!(
+        load_bytes(&bom, &LoadOptions::default())
+            .expect("utf-8 bom")
+            .1
+            .len(),
+        1
+    );
+    // An odd trailing byte after a UTF-16 mark is broken input.
+    let mut odd = utf16(&yaml, false);
+    odd.push(b'x');
+    assert!(matches!(
+        load_bytes(&odd, &LoadOptions::default()),
+        Err(LoadError::NotUtf8 { .. })
+    ));
+}

@@ -11,7 +11,7 @@ use std::rc::Rc;
 pub(crate) enum InputError {
     /// Reading failed (file, network, gzip).
     Io(io::Error),
-    /// The bytes at this offset are not UTF-8.
+    /// The bytes at this offset are not UTF-8 (or not UTF-16, after a UTF-16 byte-order mark).
     NotUtf8 { offset: u64 },
     /// More than `limit` bytes passed without the parser producing an event.
     ScalarTooLarge { limit: usize, offset: u64 },
@@ -71,6 +71,16 @@ pub(crate) struct CharInput<R> {
     /// The event counter at the last checkpoint.
     events_at_check: u64,
     step: usize,
+    /// `None` until the byte-order mark is checked; then the encoding (libyaml's rule: a
+    /// UTF-16 BOM selects UTF-16, anything else is UTF-8).
+    encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Utf8,
+    Utf16Le,
+    Utf16Be,
 }
 
 const INPUT_BUFFER: usize = 64 * 1024;
@@ -90,6 +100,7 @@ impl<R: Read> CharInput<R> {
             since_event: 0,
             events_at_check: 0,
             step,
+            encoding: None,
         }
     }
 
@@ -136,9 +147,80 @@ impl<R: Read> CharInput<R> {
         self.since_event <= self.state.limit
     }
 
+    /// Looks at the first two bytes once: a UTF-16 byte-order mark switches decoding.
+    fn detect_encoding(&mut self) -> Result<Encoding, io::Error> {
+        let mut encoding = Encoding::Utf8;
+        if self.fill(2)? {
+            match (self.buf[self.pos], self.buf[self.pos + 1]) {
+                (0xff, 0xfe) => encoding = Encoding::Utf16Le,
+                (0xfe, 0xff) => encoding = Encoding::Utf16Be,
+                _ => {}
+            }
+            if encoding != Encoding::Utf8 {
+                self.pos += 2;
+            }
+        }
+        self.encoding = Some(encoding);
+        Ok(encoding)
+    }
+
+    fn next_utf16(&mut self, big_endian: bool) -> Option<char> {
+        let offset = self.base + self.pos as u64;
+        let unit = |this: &mut Self| -> Result<Option<u16>, io::Error> {
+            if !this.fill(2)? {
+                return Ok(None);
+            }
+            let pair = [this.buf[this.pos], this.buf[this.pos + 1]];
+            this.pos += 2;
+            Ok(Some(if big_endian {
+                u16::from_be_bytes(pair)
+            } else {
+                u16::from_le_bytes(pair)
+            }))
+        };
+        let first = match unit(self) {
+            Ok(Some(u)) => u,
+            Ok(None) if self.pos == self.end => {
+                self.done = true;
+                return None;
+            }
+            Ok(None) => return self.fail(InputError::NotUtf8 { offset }),
+            Err(e) => return self.fail(InputError::Io(e)),
+        };
+        let mut units = [first, 0];
+        let mut len = 1;
+        if (0xd800..0xdc00).contains(&first) {
+            match unit(self) {
+                Ok(Some(u)) => units[1] = u,
+                Ok(None) => return self.fail(InputError::NotUtf8 { offset }),
+                Err(e) => return self.fail(InputError::Io(e)),
+            }
+            len = 2;
+        }
+        match char::decode_utf16(units[..len].iter().copied()).next() {
+            Some(Ok(c)) => {
+                self.count(len * 2, offset)?;
+                Some(c)
+            }
+            _ => self.fail(InputError::NotUtf8 { offset }),
+        }
+    }
+
     fn next_slow(&mut self) -> Option<char> {
         if self.done {
             return None;
+        }
+        let encoding = match self.encoding {
+            Some(e) => e,
+            None => match self.detect_encoding() {
+                Ok(e) => e,
+                Err(e) => return self.fail(InputError::Io(e)),
+            },
+        };
+        match encoding {
+            Encoding::Utf8 => {}
+            Encoding::Utf16Le => return self.next_utf16(false),
+            Encoding::Utf16Be => return self.next_utf16(true),
         }
         match self.fill(1) {
             Ok(true) => {}
@@ -197,7 +279,11 @@ impl<R: Read> Iterator for CharInput<R> {
     #[inline]
     fn next(&mut self) -> Option<char> {
         if let Some(&b) = self.buf.get(self.pos) {
-            if self.pos < self.end && b < 0x80 && !self.done {
+            if self.pos < self.end
+                && b < 0x80
+                && !self.done
+                && self.encoding == Some(Encoding::Utf8)
+            {
                 self.pos += 1;
                 let offset = self.base + self.pos as u64 - 1;
                 self.count(1, offset)?;
