@@ -163,3 +163,23 @@ fn a_missing_profile_and_a_corrupt_timeline_are_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn load_warnings_go_to_stderr_and_the_build_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.yaml");
+    std::fs::write(
+        &profile,
+        "version: 1\nspec: {runnerCount: 1, connsPerRunner: 1, contentType: json}\nrequests:\n\
+         - {timestamp: 0, verb: LIST, resourceKind: Pod, apiPath: /api/v1/pods, labelselector: a=b}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("t.bin");
+    let o = run(&[profile.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("preprocess: warning:") && stderr.contains("labelselector"),
+        "{stderr}"
+    );
+}
