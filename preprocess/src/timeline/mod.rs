@@ -7,6 +7,8 @@
 mod blob_store;
 mod error;
 pub mod format;
+mod open_checks;
+mod output;
 mod prepare;
 mod reader;
 pub mod record;

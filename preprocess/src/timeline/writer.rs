@@ -8,11 +8,7 @@
 //! built in a 0600 temporary file beside the destination and renamed into place, so an
 //! error never leaves a partial timeline behind.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-use tempfile::NamedTempFile;
 
 use super::blob_store::{BlobStore, HashKeyedMap};
 use super::error::TimelineError;
@@ -21,6 +17,7 @@ use super::format::{
     SectionTable, TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN,
     MAX_RUNS, PREAMBLE_LEN,
 };
+use super::output::{Output, RunScatter, SequentialWriter};
 use super::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
 use super::spool::{RecordSpool, SpoolEntry};
 use crate::partition::{runner_of, shard_of};
@@ -385,183 +382,5 @@ impl TimelineWriter {
             blob_bytes: blob_len,
             file_bytes,
         })
-    }
-}
-
-/// The output file under construction.
-struct Output {
-    file: NamedTempFile,
-    path: PathBuf,
-}
-
-impl Output {
-    fn create(dir: &Path, output: &Path) -> Result<Self, TimelineError> {
-        // NamedTempFile creates with mode 0600: bodies can hold secrets.
-        let file = tempfile::Builder::new()
-            .prefix(".preprocess-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| TimelineError::io(dir, "create temporary output", e))?;
-        Ok(Output {
-            file,
-            path: output.to_path_buf(),
-        })
-    }
-
-    fn as_file(&self) -> &File {
-        self.file.as_file()
-    }
-
-    fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), TimelineError> {
-        self.as_file()
-            .write_all_at(bytes, offset)
-            .map_err(|e| TimelineError::io(&self.path, "write", e))
-    }
-
-    fn write_hashed(&self, bytes: &[u8], offset: u64) -> Result<u64, TimelineError> {
-        self.write_at(bytes, offset)?;
-        Ok(xxhash_rust::xxh3::xxh3_64(bytes))
-    }
-
-    fn hash_range(&self, offset: u64, len: u64) -> Result<u64, TimelineError> {
-        let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut done = 0u64;
-        while done < len {
-            let chunk = (len - done).min(buf.len() as u64) as usize;
-            self.as_file()
-                .read_exact_at(&mut buf[..chunk], offset + done)
-                .map_err(|e| TimelineError::io(&self.path, "read back records", e))?;
-            hasher.update(&buf[..chunk]);
-            done += chunk as u64;
-        }
-        Ok(hasher.digest())
-    }
-
-    fn copy_from(&self, src: &File, len: u64, offset: u64) -> Result<u64, TimelineError> {
-        let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut done = 0u64;
-        while done < len {
-            let chunk = (len - done).min(buf.len() as u64) as usize;
-            src.read_exact_at(&mut buf[..chunk], done)
-                .map_err(|e| TimelineError::io(&self.path, "read blob spool", e))?;
-            hasher.update(&buf[..chunk]);
-            self.write_at(&buf[..chunk], offset + done)?;
-            done += chunk as u64;
-        }
-        Ok(hasher.digest())
-    }
-
-    fn persist(self, to: &Path) -> Result<(), TimelineError> {
-        self.as_file()
-            .sync_all()
-            .map_err(|e| TimelineError::io(&self.path, "sync", e))?;
-        self.file
-            .persist(to)
-            .map_err(|e| TimelineError::io(to, "rename into place", e.error))?;
-        Ok(())
-    }
-}
-
-/// Per-run write buffers: records of one run are written in batches, not one syscall each.
-struct RunScatter {
-    records_offset: u64,
-    next: Vec<u64>,
-    buffered: Vec<u32>,
-    buffer: Vec<RequestRecord>,
-    per_run: usize,
-}
-
-/// Memory for all run buffers together.
-const SCATTER_BUFFER_BYTES: usize = 8 << 20;
-
-impl RunScatter {
-    fn new(runs: &[RunEntry], records_offset: u64) -> Self {
-        let per_run = (SCATTER_BUFFER_BYTES / 64 / runs.len().max(1)).clamp(1, 512);
-        RunScatter {
-            records_offset,
-            next: runs.iter().map(|r| r.first_record).collect(),
-            buffered: vec![0; runs.len()],
-            buffer: vec![bytemuck::Zeroable::zeroed(); per_run * runs.len()],
-            per_run,
-        }
-    }
-
-    /// Queues `record` at the next slot of `run`; returns its record index.
-    fn place(
-        &mut self,
-        out: &Output,
-        run: usize,
-        record: &RequestRecord,
-    ) -> Result<u64, TimelineError> {
-        let slot = self.buffered[run] as usize;
-        self.buffer[run * self.per_run + slot] = *record;
-        self.buffered[run] += 1;
-        let index = self.next[run] + slot as u64;
-        if self.buffered[run] as usize == self.per_run {
-            self.flush_run(out, run)?;
-        }
-        Ok(index)
-    }
-
-    fn flush_run(&mut self, out: &Output, run: usize) -> Result<(), TimelineError> {
-        let count = self.buffered[run] as usize;
-        if count == 0 {
-            return Ok(());
-        }
-        let start = run * self.per_run;
-        let bytes: &[u8] = bytemuck::cast_slice(&self.buffer[start..start + count]);
-        out.write_at(bytes, self.records_offset + self.next[run] * 64)?;
-        self.next[run] += count as u64;
-        self.buffered[run] = 0;
-        Ok(())
-    }
-
-    fn flush_all(&mut self, out: &Output) -> Result<(), TimelineError> {
-        for run in 0..self.next.len() {
-            self.flush_run(out, run)?;
-        }
-        Ok(())
-    }
-}
-
-/// Buffered positional writes of one sequential section, hashing as it goes.
-struct SequentialWriter {
-    offset: u64,
-    pending: Vec<u8>,
-    hasher: xxhash_rust::xxh3::Xxh3Default,
-}
-
-impl SequentialWriter {
-    fn new(offset: u64) -> Self {
-        SequentialWriter {
-            offset,
-            pending: Vec::with_capacity(1 << 20),
-            hasher: xxhash_rust::xxh3::Xxh3Default::new(),
-        }
-    }
-
-    fn write(&mut self, out: &Output, bytes: &[u8]) -> Result<(), TimelineError> {
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= 1 << 20 {
-            self.flush(out)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self, out: &Output) -> Result<(), TimelineError> {
-        if !self.pending.is_empty() {
-            out.write_at(&self.pending, self.offset)?;
-            self.hasher.update(&self.pending);
-            self.offset += self.pending.len() as u64;
-            self.pending.clear();
-        }
-        Ok(())
-    }
-
-    fn finish(mut self, out: &Output) -> Result<u64, TimelineError> {
-        self.flush(out)?;
-        Ok(self.hasher.digest())
     }
 }
