@@ -278,3 +278,68 @@ fn start_at_and_speed_shift_the_schedule() {
     let report = run.report.unwrap();
     assert_eq!(report["kreplay"]["config"]["speed"].as_f64(), Some(2.0));
 }
+
+#[test]
+fn raw_data_latencies_are_sorted_and_give_the_reported_percentiles() {
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let requests: Vec<_> = (0..45)
+        .map(|i| {
+            let obj = i % 3;
+            req(
+                i / 5,
+                Verb::Get,
+                "ns",
+                &format!("p{i}"),
+                &format!("/api/v1/namespaces/ns/pods/o{obj}"),
+                "",
+            )
+        })
+        .collect();
+    let tl = write_timeline(dir.path(), &spec(1, 2), &requests);
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1", "--raw-data"],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    let raw = report["latenciesByURL"]
+        .as_object()
+        .expect("latenciesByURL with --raw-data");
+    let pct = report["percentileLatenciesByURL"].as_object().unwrap();
+    assert_eq!(raw.len(), 3);
+    let mut pooled = Vec::new();
+    for (key, values) in raw {
+        let v: Vec<f64> = values
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(v.len(), 15, "{key}");
+        assert!(v.windows(2).all(|w| w[0] <= w[1]), "{key} not sorted");
+        let expected = engine::report::percentile::kperf_percentiles(&v);
+        let got: Vec<(f64, f64)> = pct[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+            .collect();
+        assert_eq!(got, expected, "{key}");
+        pooled.extend(v);
+    }
+    pooled.sort_by(f64::total_cmp);
+    let got: Vec<f64> = report["percentileLatencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    let expected: Vec<f64> = engine::report::percentile::kperf_percentiles(&pooled)
+        .iter()
+        .map(|p| p.1)
+        .collect();
+    assert_eq!(got, expected);
+}
