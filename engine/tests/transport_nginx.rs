@@ -390,3 +390,75 @@ fn refused_connection_keeps_the_os_error() {
     });
     assert_eq!(kind, Some(std::io::ErrorKind::ConnectionRefused));
 }
+
+/// A figure, not a check of speed: requests per second and per client CPU-second for 20,000
+/// small GETs with 64 concurrent streams on one TLS HTTP/2 connection to nginx. Run with
+/// `cargo test --release -p engine --test transport_nginx -- --ignored --nocapture h2_throughput`.
+#[test]
+#[ignore = "benchmark figure; run explicitly in release mode"]
+fn h2_throughput_figure() {
+    let Some((dir, pki, nginx)) = setup("") else {
+        return;
+    };
+    let access = access_for(
+        dir.path(),
+        &format!("https://localhost:{}", nginx.addr.port()),
+        &trusting(&pki),
+        "    token: abc\n",
+    );
+    let addr = nginx.addr;
+    const REQUESTS: usize = 20_000;
+    const STREAMS: usize = 64;
+    let (ok, elapsed, cpu) = run_glommio(move || async move {
+        let stream = connect(addr, access.tls_target(false))
+            .await
+            .expect("connect");
+        let connection = Rc::new(
+            Http2Connection::handshake(stream, &access.endpoint.authority)
+                .await
+                .expect("h2 handshake"),
+        );
+        let headers = Rc::new(HeaderMap::new());
+        let cpu_start = thread_cpu_time();
+        let start = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..STREAMS {
+            let connection = Rc::clone(&connection);
+            let headers = Rc::clone(&headers);
+            tasks.push(glommio::spawn_local(async move {
+                let mut ok = 0usize;
+                for _ in 0..REQUESTS / STREAMS {
+                    if let Ok(mut response) =
+                        connection.send(Method::GET, "/small", &headers, b"").await
+                    {
+                        if response.body.drain().await.is_ok() && response.status == 200 {
+                            ok += 1;
+                        }
+                    }
+                }
+                ok
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            ok += task.await;
+        }
+        (ok, start.elapsed(), thread_cpu_time() - cpu_start)
+    });
+    assert_eq!(ok, (REQUESTS / STREAMS) * STREAMS, "every request succeeds");
+    eprintln!(
+        "h2 over TLS, {STREAMS} streams, {ok} requests: {:.0} req/s wall, {:.0} req per client CPU-second",
+        ok as f64 / elapsed.as_secs_f64(),
+        ok as f64 / cpu.as_secs_f64()
+    );
+}
+
+fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

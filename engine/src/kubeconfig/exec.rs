@@ -98,32 +98,29 @@ impl ExecPlugin {
                 "exec.command is empty; name the plugin to run".into(),
             ));
         }
-        let interactive_mode = match (
-            config.interactive_mode.as_deref(),
-            config.api_version.as_str(),
-        ) {
-            (Some("Never"), _) => InteractiveMode::Never,
-            (Some("IfAvailable"), _) => InteractiveMode::IfAvailable,
-            (Some("Always"), _) => InteractiveMode::Always,
-            (None | Some(""), API_V1) => {
-                return Err(error(format!(
-                    "exec.interactiveMode must be set for {API_V1} (Never, IfAvailable or Always)"
-                )))
-            }
-            (None | Some(""), API_V1BETA1) => InteractiveMode::IfAvailable,
-            (Some(other), _) => {
-                return Err(error(format!(
-                    "exec.interactiveMode {other:?} is not one of Never, IfAvailable, Always"
-                )))
-            }
-            (None, _) => InteractiveMode::IfAvailable,
-        };
         if config.api_version != API_V1 && config.api_version != API_V1BETA1 {
             return Err(error(format!(
                 "exec.apiVersion {:?} is not supported; use {API_V1} or {API_V1BETA1}",
                 config.api_version
             )));
         }
+        let interactive_mode = match config.interactive_mode.as_deref().filter(|m| !m.is_empty()) {
+            Some("Never") => InteractiveMode::Never,
+            Some("IfAvailable") => InteractiveMode::IfAvailable,
+            Some("Always") => InteractiveMode::Always,
+            Some(other) => {
+                return Err(error(format!(
+                    "exec.interactiveMode {other:?} is not one of Never, IfAvailable, Always"
+                )))
+            }
+            None if config.api_version == API_V1 => {
+                return Err(error(format!(
+                    "exec.interactiveMode must be set for {API_V1} (Never, IfAvailable or Always)"
+                )))
+            }
+            // v1beta1's default.
+            None => InteractiveMode::IfAvailable,
+        };
         let cluster_info = if config.provide_cluster_info.unwrap_or(false) {
             cluster_info
         } else {

@@ -112,7 +112,8 @@ impl Http2Connection {
     /// Performs the HTTP/2 handshake on `stream` (the server must speak HTTP/2: ALPN `h2`, or
     /// prior knowledge on cleartext) and starts the connection driver on the current glommio
     /// executor, then waits one round trip (PING) so that the server's SETTINGS are known.
-    /// `authority` is the `host:port` sent as `:authority`.
+    /// `authority` is the `host:port` sent as `:authority`. A server that never answers keeps
+    /// this waiting: callers bound it with their connect timeout.
     pub async fn handshake(stream: Stream, authority: &str) -> Result<Self, TransportError> {
         let authority: Authority = authority.parse().map_err(|e: http::uri::InvalidUri| {
             Http2Error::InvalidRequest(format!("authority {authority:?}: {e}"))
@@ -202,13 +203,12 @@ impl Http2Connection {
         *request.uri_mut() = uri;
         *request.headers_mut() = headers.clone();
 
-        let sender = self
+        let mut sender = self
             .sender
             .clone()
             .ready()
             .await
             .map_err(|e| stream_error(&self.driver, e))?;
-        let mut sender = sender;
         let (response, mut body_sender) = sender
             .send_request(request, body.is_empty())
             .map_err(|e| stream_error(&self.driver, e))?;
