@@ -87,9 +87,11 @@ impl Timeline {
     /// Maps and checks a timeline file (not every record: see `verify`).
     pub fn open(path: &Path) -> Result<Timeline, TimelineError> {
         let file = File::open(path).map_err(|e| TimelineError::io(path, "open timeline", e))?;
-        // SAFETY: the map is read-only and private to this process; kreplay never writes
-        // a timeline in place (the writer renames a new file over it), so the bytes do not
-        // change under the map. Every read of the map is bounds-checked below.
+        // SAFETY: the map is read-only. kreplay never modifies a timeline in place (the
+        // writer renames a new file over the old one, which leaves existing maps intact),
+        // so the bytes do not change under the map; another program truncating the file
+        // while it is mapped is outside what a mapped reader can guard against. Every
+        // read of the map is bounds-checked.
         let map =
             unsafe { Mmap::map(&file) }.map_err(|e| TimelineError::io(path, "map timeline", e))?;
         Self::from_map(map, path)
