@@ -1,5 +1,7 @@
 //! Request targets: resource paths (`/api/v1/...`, `/apis/G/V/...`) and the query parameters apisim reads.
 
+use std::borrow::Cow;
+
 use super::status::ApiError;
 
 /// A resource request's path, split into its parts.
@@ -43,19 +45,23 @@ impl ResourcePath {
 
 /// Splits a resource path; None when the path is not under `/api/v1` or `/apis/G/V` or has too many segments.
 pub fn parse_resource_path(path: &str) -> Option<ResourcePath> {
-    let segments: Vec<String> = path
+    let segments: Vec<Cow<'_, str>> = path
         .split('/')
         .filter(|segment| !segment.is_empty())
-        .map(percent_decode)
+        .map(|segment| percent_decode_inner(segment, false))
         .collect();
-    let (group, version, rest) = match segments.first().map(String::as_str) {
-        Some("api") if segments.len() >= 3 => (String::new(), segments[1].clone(), &segments[2..]),
-        Some("apis") if segments.len() >= 4 => {
-            (segments[1].clone(), segments[2].clone(), &segments[3..])
+    let (group, version, rest) = match segments.first().map(|s| s.as_ref()) {
+        Some("api") if segments.len() >= 3 => {
+            (String::new(), segments[1].to_string(), &segments[2..])
         }
+        Some("apis") if segments.len() >= 4 => (
+            segments[1].to_string(),
+            segments[2].to_string(),
+            &segments[3..],
+        ),
         _ => return None,
     };
-    let (watch_prefix, rest) = match rest.first().map(String::as_str) {
+    let (watch_prefix, rest) = match rest.first().map(|s| s.as_ref()) {
         Some("watch") => (true, &rest[1..]),
         _ => (false, rest),
     };
@@ -64,7 +70,7 @@ pub fn parse_resource_path(path: &str) -> Option<ResourcePath> {
         && rest[0] == "namespaces"
         && !(rest.len() == 3 && (rest[2] == "status" || rest[2] == "finalize"));
     let (namespace, rest) = if namespaced {
-        (Some(rest[1].clone()), &rest[2..])
+        (Some(rest[1].to_string()), &rest[2..])
     } else {
         (None, rest)
     };
@@ -75,25 +81,21 @@ pub fn parse_resource_path(path: &str) -> Option<ResourcePath> {
         group,
         version,
         namespace,
-        resource: rest[0].clone(),
-        name: rest.get(1).cloned(),
-        subresource: rest.get(2).cloned(),
+        resource: rest[0].to_string(),
+        name: rest.get(1).map(|s| s.to_string()),
+        subresource: rest.get(2).map(|s| s.to_string()),
         watch_prefix,
     })
 }
 
-/// Decodes `%XX` escapes; malformed escapes are kept as written.
-pub fn percent_decode(text: &str) -> String {
-    percent_decode_inner(text, false)
-}
-
-fn percent_decode_inner(text: &str, plus_is_space: bool) -> String {
+/// Decodes `%XX` escapes (and `+` as space in queries); malformed escapes are kept as written.
+fn percent_decode_inner(text: &str, plus_is_space: bool) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     if !bytes
         .iter()
         .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
     {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -121,7 +123,7 @@ fn percent_decode_inner(text: &str, plus_is_space: bool) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn hex_value(byte: u8) -> Option<u8> {
@@ -167,8 +169,8 @@ pub fn parse_query(query: Option<&str>) -> Result<QueryParams, ApiError> {
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = percent_decode_inner(raw_key, true);
-        let value = percent_decode_inner(raw_value, true);
-        match key.as_str() {
+        let value = percent_decode_inner(raw_value, true).into_owned();
+        match key.as_ref() {
             "labelSelector" => params.label_selector = Some(value),
             "fieldSelector" => params.field_selector = Some(value),
             "limit" => params.limit = Some(parse_number("limit", &value)?),
@@ -266,6 +268,7 @@ mod tests {
         let error = parse_query(Some("limit=abc")).unwrap_err();
         assert_eq!(error.code, 400);
         assert!(error.message.contains("limit"));
-        assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");
+        assert_eq!(percent_decode_inner("a%2Fb%zz", false), "a/b%zz");
+        assert_eq!(percent_decode_inner("a+b", true), "a b");
     }
 }

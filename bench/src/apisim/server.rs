@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, watch, Notify};
 
 use super::{service, Shared};
 
@@ -121,24 +121,45 @@ async fn serve_connection<I>(
     };
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut shutdown = shared.shutdown.clone();
+    // A helper task turns "close this connection" and "server stopping" into one oneshot: the
+    // connection task then polls a cheap receiver on each wake instead of a Notify and a watch.
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(close_signal(
+        conn_state.clone(),
+        shared.shutdown.clone(),
+        stop_tx,
+    ));
     let mut closing = false;
     loop {
         tokio::select! {
+            biased;
             result = connection.as_mut() => {
                 if let Err(error) = result {
                     tracing::debug!("connection ended: {error}");
                 }
                 break;
             }
-            _ = conn_state.close.notified(), if !closing => {
-                closing = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            _ = shutdown.wait_for(|stop| *stop), if !closing => {
+            _ = &mut stop_rx, if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// Fires `stop` when the connection must close (fault limit) or the server stops; ends quietly when the
+/// connection ended first.
+async fn close_signal(
+    conn_state: Arc<ConnState>,
+    mut shutdown: watch::Receiver<bool>,
+    mut stop: oneshot::Sender<()>,
+) {
+    let fire = tokio::select! {
+        _ = conn_state.close.notified() => true,
+        stopped = shutdown.wait_for(|stop| *stop) => stopped.is_ok(),
+        _ = stop.closed() => false,
+    };
+    if fire {
+        let _ = stop.send(());
     }
 }
