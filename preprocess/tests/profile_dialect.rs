@@ -372,3 +372,22 @@ fn binary_tagged_strings_are_base64_decoded_as_in_yaml_v2() {
         "{text}"
     );
 }
+
+#[test]
+fn a_json_profile_on_one_line_is_yaml_too() {
+    let item = |ts: u32| {
+        format!(
+            "{{\"timestamp\":{ts},\"verb\":\"GET\",\"resourceKind\":\"Pod\",\"name\":\"p{ts}\",\
+             \"apiPath\":\"/api/v1/pods/p{ts}\"}}"
+        )
+    };
+    let items: Vec<String> = (0..2000).map(item).collect();
+    let json = format!(
+        "{{\"version\":1,\"spec\":{{\"runnerCount\":2,\"connsPerRunner\":1,\
+         \"contentType\":\"protobuf\"}},\"requests\":[{}]}}",
+        items.join(",")
+    );
+    let (head, got) = load(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(head.request_count, 2000);
+    assert_eq!(got[1999].name, "p1999");
+}
