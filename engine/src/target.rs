@@ -63,8 +63,11 @@ pub struct Target {
     pub addrs: Vec<SocketAddr>,
     /// Credentials, if any.
     pub auth: Option<Arc<dyn AuthProvider>>,
-    /// TLS settings (ALPN `http/1.1`) and the name the certificate is checked against.
+    /// TLS settings for pool connections (ALPN `h2` and `http/1.1`, or `http/1.1` only)
+    /// and the name the certificate is checked against.
     pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// TLS settings offering only `http/1.1` (WATCH connections).
+    pub tls_http1: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl fmt::Debug for Target {
@@ -129,12 +132,14 @@ impl Target {
             addrs,
             auth: None,
             tls: None,
+            tls_http1: None,
         })
     }
 
     /// A target from kubeconfig cluster access: TLS when the server is `https://`
-    /// (HTTP/1.1 over TLS), credentials from the selected user.
-    pub fn from_cluster(access: &ClusterAccess) -> Result<Target, TargetError> {
+    /// (offering HTTP/2 unless `http1_only`, as kperf's `disableHTTP2`), credentials
+    /// from the selected user.
+    pub fn from_cluster(access: &ClusterAccess, http1_only: bool) -> Result<Target, TargetError> {
         let e = &access.endpoint;
         let addrs = e.socket_addrs().map_err(|source| TargetError::Resolve {
             host: e.authority.clone(),
@@ -146,13 +151,16 @@ impl Target {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
             });
         }
-        let tls = if e.https {
-            Some(access.tls_target(true).ok_or_else(|| TargetError::BadUrl {
+        let tls_for = |h1: bool| {
+            access.tls_target(h1).ok_or_else(|| TargetError::BadUrl {
                 url: redact_userinfo(&access.server),
                 reason: format!("no TLS settings for this https server ({})", access.source),
-            })?)
+            })
+        };
+        let (tls, tls_http1) = if e.https {
+            (Some(tls_for(http1_only)?), Some(tls_for(true)?))
         } else {
-            None
+            (None, None)
         };
         Ok(Target {
             base_url: access
@@ -165,6 +173,7 @@ impl Target {
             addrs,
             auth: Some(Arc::new(access.credentials.clone())),
             tls,
+            tls_http1,
         })
     }
 

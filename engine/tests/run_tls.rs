@@ -26,6 +26,7 @@ fn replays_over_tls_with_the_kubeconfig_token() {
     let pki = Pki::new(dir.path());
     let extra = r#"location /api/ {
             if ($http_authorization != "Bearer good-t0ken") { return 401 '{"kind":"Status","status":"Failure","reason":"Unauthorized","code":401}'; }
+            if ($server_protocol = "HTTP/2.0") { return 200 '{"kind":"Pod","via":"h2"}'; }
             return 200 '{"kind":"Pod"}';
         }"#;
     let Some(nginx) = start_nginx(

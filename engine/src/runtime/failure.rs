@@ -2,8 +2,10 @@
 
 use std::io;
 
+use super::conn::ConnectError;
 use crate::http1::ResponseError;
 use crate::report::error_class::{classify, ErrorClass, FailureKind, TimeoutPhase};
+use crate::transport::{Http2Error, TransportError};
 
 /// Why a request failed, as the worker saw it.
 #[derive(Debug)]
@@ -12,6 +14,8 @@ pub enum Failure {
     Status(u16),
     /// Connecting failed.
     Connect(io::Error),
+    /// TLS, HTTP/2 handshake or an HTTP/2 exchange failed.
+    Transport(TransportError),
     /// Writing the request or reading the response failed.
     Response(ResponseError),
     /// `--timeout` expired before the response was read.
@@ -25,6 +29,15 @@ pub enum Failure {
 impl From<ResponseError> for Failure {
     fn from(e: ResponseError) -> Failure {
         Failure::Response(e)
+    }
+}
+
+impl From<ConnectError> for Failure {
+    fn from(e: ConnectError) -> Failure {
+        match e {
+            ConnectError::Io(e) => Failure::Connect(e),
+            ConnectError::Transport(e) => Failure::Transport(e),
+        }
     }
 }
 
@@ -52,6 +65,32 @@ impl Failure {
                     FailureKind::Other { text: &text }
                 }
             },
+            Failure::Transport(TransportError::Http2(h2)) => match h2 {
+                Http2Error::GoAway { code, debug } => FailureKind::Http2GoAway {
+                    code: *code,
+                    debug: debug.as_bytes(),
+                },
+                Http2Error::StreamReset { code } => FailureKind::Http2StreamReset { code: *code },
+                Http2Error::Connection { code } => FailureKind::Http2Connection { code: *code },
+                Http2Error::ConnectionLost => FailureKind::Http2ConnectionLost,
+                Http2Error::Io(e) => match e.kind() {
+                    io::ErrorKind::ConnectionRefused => FailureKind::ConnectionRefused,
+                    io::ErrorKind::ConnectionReset => FailureKind::ConnectionReset,
+                    io::ErrorKind::UnexpectedEof => FailureKind::UnexpectedEof,
+                    _ => {
+                        text = e.to_string();
+                        FailureKind::Other { text: &text }
+                    }
+                },
+                other => {
+                    text = other.to_string();
+                    FailureKind::Other { text: &text }
+                }
+            },
+            Failure::Transport(other) => {
+                text = other.to_string();
+                FailureKind::Other { text: &text }
+            }
             Failure::Response(ResponseError::Eof) => FailureKind::Eof,
             Failure::Response(ResponseError::UnexpectedEof) => FailureKind::UnexpectedEof,
             Failure::Response(e @ ResponseError::Malformed(_)) => {

@@ -70,9 +70,9 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
     let mut stream = None;
     let head = {
         let io = async {
-            let mut s = conn::connect(&ctx.shared.target)
+            let mut s = conn::connect_http1(&ctx.shared.target)
                 .await
-                .map_err(Failure::Connect)?;
+                .map_err(Failure::from)?;
             ctx.conns_opened.set(ctx.conns_opened.get() + 1);
             {
                 let auth = ctx.auth.borrow();

@@ -122,14 +122,31 @@ async fn execute(
             if conn.is_none() {
                 let c = conn::connect(&ctx.shared.target)
                     .await
-                    .map_err(Failure::Connect)?;
+                    .map_err(Failure::from)?;
                 ctx.conns_opened.set(ctx.conns_opened.get() + 1);
                 bufs.reader.reset();
                 conn = Some(c);
             }
-            let stream = conn.as_mut().ok_or_else(|| {
-                Failure::Connect(std::io::Error::other("connection missing after connect"))
-            })?;
+            let stream = match conn.as_mut() {
+                Some(Conn::Http1(stream)) => stream,
+                Some(Conn::Http2(h2)) => {
+                    return send_http2(
+                        ctx,
+                        h2,
+                        &parts,
+                        job.due,
+                        &mut sent_at,
+                        &mut body_bytes,
+                        &mut bufs.error_body,
+                    )
+                    .await;
+                }
+                None => {
+                    return Err(Failure::Connect(std::io::Error::other(
+                        "connection missing after connect",
+                    )))
+                }
+            };
             {
                 let auth = ctx.auth.borrow();
                 ctx.shared.template.encode(
@@ -253,4 +270,76 @@ fn refresh_credentials(ctx: &CoreCtx) {
             *ctx.auth.borrow_mut() = v;
         }
     }
+}
+
+/// One request as an HTTP/2 stream (the h2 crate allocates its request and frames; the
+/// HTTP/2 path is for compatibility with servers that prefer it, HTTP/1.1 is the fast path).
+/// Returns the status and whether the connection stays usable.
+async fn send_http2(
+    ctx: &CoreCtx,
+    h2: &crate::transport::Http2Connection,
+    parts: &crate::source::RequestParts<'_>,
+    due: Instant,
+    sent_at: &mut Instant,
+    body_bytes: &mut u64,
+    keep: &mut Vec<u8>,
+) -> Result<(u16, bool), Failure> {
+    use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+    let t = &ctx.shared.template;
+    let target = std::str::from_utf8(parts.target).map_err(|_| {
+        Failure::Corrupt(format!(
+            "request {}: target is not UTF-8",
+            parts.record.profile_index
+        ))
+    })?;
+    let mut path = String::with_capacity(t.base_path.len() + target.len());
+    path.push_str(&t.base_path);
+    path.push_str(target);
+    let bad_header = |what: &str| Failure::Corrupt(format!("{what} is not a valid header value"));
+    let mut headers = http::HeaderMap::with_capacity(4);
+    headers.insert(ACCEPT, HeaderValue::from_static(t.accept));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_str(&t.user_agent).map_err(|_| bad_header("--user-agent"))?,
+    );
+    if let Some(auth) = ctx.auth.borrow().as_deref() {
+        let mut v =
+            HeaderValue::from_str(auth).map_err(|_| bad_header("the Authorization header"))?;
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
+    }
+    if let Some(ct) = parts.body_kind.content_type() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    let method = match parts.method {
+        preprocess::profile::Method::Get => http::Method::GET,
+        preprocess::profile::Method::Post => http::Method::POST,
+        preprocess::profile::Method::Delete => http::Method::DELETE,
+        preprocess::profile::Method::Patch => http::Method::PATCH,
+    };
+    *sent_at = Instant::now();
+    ctx.metrics
+        .borrow_mut()
+        .record_send(sent_at.saturating_duration_since(due));
+    let mut response = h2
+        .send(method, &path, &headers, parts.body)
+        .await
+        .map_err(Failure::Transport)?;
+    let status = response.status.as_u16();
+    let failed = is_kperf_failure_status(status);
+    loop {
+        let chunk = response.body.chunk().await;
+        match chunk {
+            Ok(Some(b)) => {
+                *body_bytes += b.len() as u64;
+                if failed && keep.len() < ERROR_BODY_KEEP {
+                    let n = b.len().min(ERROR_BODY_KEEP - keep.len());
+                    keep.extend_from_slice(&b[..n]);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(Failure::Transport(e)),
+        }
+    }
+    Ok((status, !h2.is_closed()))
 }
