@@ -103,8 +103,9 @@ impl<'a, R: Read + 'a> EventStream<'a, R> {
         *held += bytes + NODE_OVERHEAD;
         if *held > self.opts.max_node_bytes {
             return Err(self.limit(format!(
-                "the YAML node starting at line {root_line} holds more than {} bytes \
-                 (LoadOptions::max_node_bytes); a single request must stay below it",
+                "the value starting at line {root_line} needs more than {} bytes in memory \
+                 (LoadOptions::max_node_bytes); each request, the spec, and each anchored \
+                 value (an anchored `requests` list is one value) must fit",
                 self.opts.max_node_bytes
             )));
         }
