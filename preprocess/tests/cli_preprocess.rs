@@ -183,3 +183,25 @@ fn load_warnings_go_to_stderr_and_the_build_succeeds() {
         "{stderr}"
     );
 }
+
+#[test]
+fn reads_the_profile_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdin.bin");
+    let mut child = Command::new(BIN)
+        .args(["-", "-o", out.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let profile = std::fs::read(SAMPLE).unwrap();
+    child.stdin.take().unwrap().write_all(&profile).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["inspect", out.to_str().unwrap(), "--json"]).stdout).unwrap();
+    assert_eq!(json["requests"], 9);
+    assert_eq!(json["source"], "<stdin>");
+}
