@@ -49,7 +49,7 @@ pub struct TimelineHeader {
     pub spec: Spec,
     /// The profile's description.
     pub description: String,
-    /// Where the profile was read from (path, `-` or URL).
+    /// The profile source's display name (path, `<stdin>`, or URL without credentials).
     pub source: String,
     /// Number of entries in the metric label table.
     pub label_count: u32,
