@@ -135,7 +135,32 @@ fn goaway_is_reported_with_code_name_and_debug_data() {
             Some(expected),
             "{error}"
         );
+        assert!(
+            !error.is_refused(),
+            "an error GOAWAY is a failure, not a refusal"
+        );
     }
+}
+
+#[test]
+fn graceful_goaway_and_refused_stream_mean_not_processed() {
+    let (addr, server) = serve(vec![Answer::Reset(0x7), Answer::GoAway(0x0)]);
+    let (outcomes, closed) = exchange(addr, 3);
+    server.join().expect("server");
+    let refused: Vec<bool> = outcomes
+        .iter()
+        .map(|o| o.as_ref().err().is_some_and(TransportError::is_refused))
+        .collect();
+    assert_eq!(refused, vec![true, true, true], "{outcomes:?}");
+    assert_eq!(
+        outcomes[1]
+            .as_ref()
+            .err()
+            .and_then(TransportError::http2_protocol_message)
+            .as_deref(),
+        Some("http2: server sent GOAWAY and closed the connection; ErrCode=NO_ERROR, debug=bye")
+    );
+    assert!(closed, "no new requests after a GOAWAY");
 }
 
 #[test]

@@ -462,3 +462,72 @@ fn thread_cpu_time() -> std::time::Duration {
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+#[test]
+fn requests_refused_by_a_graceful_goaway_succeed_on_a_new_connection() {
+    // nginx ends a connection with GOAWAY(NO_ERROR) after 5 requests: of 8 concurrent requests,
+    // 3 are refused unprocessed and must be sent again on another connection.
+    let Some((dir, pki, nginx)) = setup("keepalive_requests 5;") else {
+        return;
+    };
+    let access = access_for(
+        dir.path(),
+        &format!("https://localhost:{}", nginx.addr.port()),
+        &trusting(&pki),
+        "    token: abc\n",
+    );
+    let addr = nginx.addr;
+    let (first_try, retried, first_closed) = run_glommio(move || async move {
+        let open = || async {
+            let stream = connect(addr, access.tls_target(false))
+                .await
+                .expect("connect");
+            Rc::new(
+                Http2Connection::handshake(stream, &access.endpoint.authority)
+                    .await
+                    .expect("h2"),
+            )
+        };
+        let first = open().await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let connection = Rc::clone(&first);
+            tasks.push(glommio::spawn_local(async move {
+                let mut response = connection
+                    .send(Method::GET, "/small", &HeaderMap::new(), b"")
+                    .await?;
+                response.body.drain().await?;
+                Ok::<u16, TransportError>(response.status.as_u16())
+            }));
+        }
+        let mut first_try = Vec::new();
+        for task in tasks {
+            first_try.push(task.await);
+        }
+        let second = open().await;
+        let mut retried = Vec::new();
+        for outcome in &first_try {
+            if outcome
+                .as_ref()
+                .err()
+                .is_some_and(TransportError::is_refused)
+            {
+                let mut response = second
+                    .send(Method::GET, "/small", &HeaderMap::new(), b"")
+                    .await
+                    .expect("retry");
+                response.body.drain().await.expect("retry body");
+                retried.push(response.status.as_u16());
+            }
+        }
+        (first_try, retried, first.is_closed())
+    });
+    let served = first_try.iter().filter(|o| matches!(o, Ok(200))).count();
+    let refused = first_try
+        .iter()
+        .filter(|o| o.as_ref().err().is_some_and(TransportError::is_refused))
+        .count();
+    assert_eq!((served, refused), (5, 3), "{first_try:?}");
+    assert_eq!(retried, vec![200, 200, 200]);
+    assert!(first_closed);
+}

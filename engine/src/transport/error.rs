@@ -51,6 +51,12 @@ impl TransportError {
             _ => None,
         }
     }
+
+    /// Whether the server refused the request without processing it (see
+    /// [`Http2Error::is_refused`]): it may be sent again on another connection.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, TransportError::Http2(e) if e.is_refused())
+    }
 }
 
 /// An HTTP/2 failure. Codes are RFC 9113 error codes (`u32`, so unknown codes survive).
@@ -98,6 +104,17 @@ impl Http2Error {
             }
             Http2Error::Io(_) | Http2Error::InvalidRequest(_) => None,
         }
+    }
+
+    /// Whether the server did not process the request, so it may be sent again on another
+    /// connection, as Go's client does transparently: a graceful GOAWAY (`NO_ERROR`, which
+    /// only fails streams the server will not process) or a stream reset with `REFUSED_STREAM`
+    /// (RFC 9113 §8.7).
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            Http2Error::GoAway { code: 0x0, .. } | Http2Error::StreamReset { code: 0x7 }
+        )
     }
 
     /// Maps an `h2` error to the kind the report classifies.

@@ -168,9 +168,10 @@ impl Http2Connection {
         self.sender.current_max_send_streams()
     }
 
-    /// Whether the connection has ended (GOAWAY processed, I/O error, or closed by the server).
+    /// Whether the connection takes no more requests: it has ended (I/O error, closed by the
+    /// server) or a request has seen the server's GOAWAY (streams already open may still end).
     pub fn is_closed(&self) -> bool {
-        self.driver.closed.get()
+        self.driver.closed.get() || self.driver.goaway.borrow().is_some()
     }
 
     /// Why the connection ended, if it ended with an error.
