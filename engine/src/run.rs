@@ -53,12 +53,20 @@ pub enum RunError {
     #[error("{0}")]
     Invalid(String),
     /// A core's executor could not be started.
-    #[error("cannot start the executor of core {core} (CPU {cpu}): {message}")]
+    #[error("cannot start the executor of core {core} (CPU {cpu}): {message} (glommio needs RLIMIT_MEMLOCK >= 512 KiB per process: `ulimit -l`, or the container's memlock limit)")]
     Executor {
         /// Core number.
         core: usize,
         /// CPU it was pinned to.
         cpu: usize,
+        /// The cause.
+        message: String,
+    },
+    /// A core stopped abnormally.
+    #[error("core {core} failed: {message}")]
+    CoreFailed {
+        /// Core number.
+        core: usize,
         /// The cause.
         message: String,
     },
@@ -91,6 +99,23 @@ pub struct RunOutcome {
     pub conns_opened: u64,
     /// Largest pool size per core, summed.
     pub peak_conns: usize,
+}
+
+/// Raises this process's soft RLIMIT_MEMLOCK to its hard limit: each glommio executor
+/// locks memory for io_uring and refuses to start below 512 KiB (containers often
+/// default to 64 KiB soft). Best effort: a failure shows up as the executor's error.
+fn raise_memlock_soft_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+        }
+    }
 }
 
 /// Accept header for the timeline's content type.
@@ -175,6 +200,7 @@ pub fn run(
         },
     });
 
+    raise_memlock_soft_limit();
     let mut handles = Vec::with_capacity(cores);
     let mut spawn_error = None;
     for (i, runs) in per_core_runs.into_iter().enumerate() {
@@ -245,9 +271,8 @@ pub fn run(
                 peak += r.peak_conns;
             }
             Err(e) => {
-                join_error.get_or_insert(RunError::Executor {
+                join_error.get_or_insert(RunError::CoreFailed {
                     core: i,
-                    cpu: cpus[i % cpus.len()],
                     message: e.to_string(),
                 });
             }
