@@ -64,6 +64,8 @@ pub struct Received {
     pub seq: u64,
     /// Wall-clock arrival time (head fully read).
     pub at: std::time::SystemTime,
+    /// The client's address (one per connection).
+    pub peer: Option<SocketAddr>,
 }
 
 impl Received {
@@ -217,6 +219,7 @@ fn serve(
             body,
             seq: n,
             at: std::time::SystemTime::now(),
+            peer: stream.peer_addr().ok(),
         });
         if b.watch_events > 0 && target.contains("watch=true") {
             let mut resp = String::from("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");

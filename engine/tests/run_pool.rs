@@ -1,0 +1,109 @@
+//! Pool growth up to --max-conns when every connection is busy, and the wait beyond it
+//! showing in the send lag.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use preprocess::profile::Verb;
+
+fn burst(n: i64) -> Vec<preprocess::profile::ProfileRequest> {
+    (0..n)
+        .map(|i| {
+            req(
+                0,
+                Verb::Get,
+                "ns",
+                &format!("p{i}"),
+                &format!("/api/v1/namespaces/ns/pods/p{i}"),
+                "",
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn busy_pool_grows_to_max_conns_and_no_further() {
+    let server = TestServer::start(Behavior {
+        delay: Duration::from_millis(30),
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 2), &burst(20));
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--conns",
+            "2",
+            "--max-conns",
+            "8",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalFailed"), 0);
+    assert_eq!(
+        report["kreplay"]["run"]["connectionsOpened"].as_u64(),
+        Some(8),
+        "{report}"
+    );
+    let peers: BTreeSet<_> = server.requests().iter().filter_map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 8);
+}
+
+#[test]
+fn waiting_for_a_connection_shows_in_the_lag() {
+    let server = TestServer::start(Behavior {
+        delay: Duration::from_millis(20),
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 1), &burst(5));
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--conns",
+            "1",
+            "--max-conns",
+            "1",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    let lag = &report["kreplay"]["sendLag"];
+    // One connection and 20 ms per answer: the k-th request waits at least (k-1) × 20 ms.
+    assert!(lag["lateOver10ms"].as_u64().unwrap() >= 4, "{lag}");
+    assert!(lag["max"].as_f64().unwrap() >= 0.080, "{lag}");
+    // Latency from the due instant includes the wait; service latency does not.
+    let sched_max = report["kreplay"]["scheduledLatency"][5][1]
+        .as_f64()
+        .unwrap();
+    let service_max = report["percentileLatencies"][5][1].as_f64().unwrap();
+    assert!(
+        sched_max >= 0.100 && service_max < sched_max,
+        "{sched_max} {service_max}"
+    );
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter_map(|r| r.peer)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        1
+    );
+}
