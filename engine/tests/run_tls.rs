@@ -103,4 +103,52 @@ fn replays_over_tls_with_the_kubeconfig_token() {
         !text.contains("wrong-s3cret") && !run.stderr.contains("wrong-s3cret"),
         "token leaked"
     );
+
+    // disableHTTP2: false: the pool speaks HTTP/2 when the server picks h2 in ALPN, and
+    // workers share a connection up to its stream limit (nginx here: 8).
+    let mut h2_spec = spec(2, 2);
+    h2_spec.disable_http2 = false;
+    let h2_dir = dir.path().join("h2");
+    std::fs::create_dir_all(&h2_dir).unwrap();
+    let burst: Vec<_> = (0..30)
+        .map(|i| {
+            req(
+                0,
+                Verb::Get,
+                "ns",
+                &format!("p{i}"),
+                &format!("/api/v1/namespaces/ns/pods/p{i}"),
+                "",
+            )
+        })
+        .collect();
+    let tl2 = write_timeline(&h2_dir, &h2_spec, &burst);
+    let run = run_engine(
+        &tl2,
+        &h2_dir,
+        &[
+            "--kubeconfig",
+            good.to_str().unwrap(),
+            "--cores",
+            "1",
+            "--conns",
+            "2",
+            "--max-conns",
+            "16",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalFailed"), 0, "{report}");
+    assert_eq!(
+        num(&report, "totalReceivedBytes"),
+        30 * "{\"kind\":\"Pod\",\"via\":\"h2\"}".len() as u64
+    );
+    // 16 workers on 2 connections of 8 streams each: no connection beyond the prewarmed two.
+    assert_eq!(
+        report["kreplay"]["run"]["connectionsOpened"].as_u64(),
+        Some(2),
+        "{report}"
+    );
 }

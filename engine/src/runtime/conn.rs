@@ -1,17 +1,61 @@
-//! A connection to the target: HTTP/1.1 on a plain or TLS stream, or HTTP/2 when the
-//! server chose `h2` in the TLS handshake (one stream in flight per connection).
+//! A connection to the target: HTTP/1.1 on a plain or TLS stream, or a slot on an
+//! HTTP/2 connection when the server chose `h2` in the TLS handshake. An HTTP/2
+//! connection is shared by up to `min(server limit, H2_MAX_SLOTS)` workers of its core,
+//! each with one request in flight.
 
+use std::cell::{Cell, RefCell};
 use std::io;
+use std::rc::Rc;
 
 use crate::target::Target;
 use crate::transport::{self, Http2Connection, Stream, TransportError};
 
-/// An open connection.
+/// Most requests kreplay puts on one HTTP/2 connection at once.
+pub const H2_MAX_SLOTS: usize = 100;
+
+/// An HTTP/2 connection and how many workers use it.
+pub struct H2Shared {
+    conn: Http2Connection,
+    leases: Cell<usize>,
+}
+
+impl H2Shared {
+    fn has_free_slot(&self) -> bool {
+        let limit = self.conn.max_concurrent_streams().clamp(1, H2_MAX_SLOTS);
+        !self.conn.is_closed() && self.leases.get() < limit
+    }
+}
+
+/// A core's open HTTP/2 connections.
+pub type H2Pool = RefCell<Vec<Rc<H2Shared>>>;
+
+/// One worker's slot on a shared HTTP/2 connection (released on drop).
+pub struct H2Lease(Rc<H2Shared>);
+
+impl H2Lease {
+    fn new(shared: &Rc<H2Shared>) -> H2Lease {
+        shared.leases.set(shared.leases.get() + 1);
+        H2Lease(shared.clone())
+    }
+
+    /// The connection.
+    pub fn conn(&self) -> &Http2Connection {
+        &self.0.conn
+    }
+}
+
+impl Drop for H2Lease {
+    fn drop(&mut self) {
+        self.0.leases.set(self.0.leases.get().saturating_sub(1));
+    }
+}
+
+/// An open connection (or HTTP/2 slot).
 pub enum Conn {
     /// HTTP/1.1 over TCP or TLS.
     Http1(Stream),
-    /// HTTP/2 over TLS.
-    Http2(Http2Connection),
+    /// A slot on a shared HTTP/2 connection.
+    Http2(H2Lease),
 }
 
 /// Why a connection could not be opened.
@@ -39,8 +83,18 @@ fn connect_error(e: TransportError) -> ConnectError {
     }
 }
 
-/// Opens a connection to `target` (TCP_NODELAY; TLS for `https`; HTTP/2 when negotiated).
-pub async fn connect(target: &Target) -> Result<Conn, ConnectError> {
+/// A free slot on one of the core's HTTP/2 connections, if any (closed ones are dropped).
+pub fn lease_h2(pool: &H2Pool) -> Option<Conn> {
+    let mut pool = pool.borrow_mut();
+    pool.retain(|s| !s.conn.is_closed());
+    pool.iter()
+        .find(|s| s.has_free_slot())
+        .map(|s| Conn::Http2(H2Lease::new(s)))
+}
+
+/// Opens a connection to `target` (TCP_NODELAY; TLS for `https`; HTTP/2 when negotiated,
+/// then shared through `pool`).
+pub async fn connect(target: &Target, pool: &H2Pool) -> Result<Conn, ConnectError> {
     let stream = transport::connect(target.addr(), target.tls.clone())
         .await
         .map_err(connect_error)?;
@@ -48,7 +102,13 @@ pub async fn connect(target: &Target) -> Result<Conn, ConnectError> {
         let h2 = Http2Connection::handshake(stream, &target.host_header)
             .await
             .map_err(ConnectError::Transport)?;
-        return Ok(Conn::Http2(h2));
+        let shared = Rc::new(H2Shared {
+            conn: h2,
+            leases: Cell::new(0),
+        });
+        let lease = H2Lease::new(&shared);
+        pool.borrow_mut().push(shared);
+        return Ok(Conn::Http2(lease));
     }
     Ok(Conn::Http1(stream))
 }

@@ -140,6 +140,7 @@ pub(crate) struct CoreCtx {
     space: Notify,
     max_conns: usize,
     conns_opened: Cell<u64>,
+    h2_pool: Rc<conn::H2Pool>,
     auth: RefCell<Option<String>>,
     finished: Cell<bool>,
     last_end: Cell<Instant>,
@@ -204,7 +205,12 @@ impl CoreCtx {
 }
 
 /// Opens `n` connections concurrently, each bounded by `timeout`; failures give `None`.
-async fn prewarm(target: &Target, n: usize, timeout: Duration) -> Vec<Option<Conn>> {
+async fn prewarm(
+    target: &Target,
+    pool: &Rc<conn::H2Pool>,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Option<Conn>> {
     let mut conns = Vec::with_capacity(n);
     // Sequential connects would cost n round trips; a few at a time is enough on one core.
     for chunk_start in (0..n).step_by(32) {
@@ -212,8 +218,9 @@ async fn prewarm(target: &Target, n: usize, timeout: Duration) -> Vec<Option<Con
         let tasks: Vec<_> = (0..k)
             .map(|_| {
                 let t = target.clone();
+                let pool = pool.clone();
                 glommio::spawn_local(async move {
-                    future::or(async { conn::connect(&t).await.ok() }, async {
+                    future::or(async { conn::connect(&t, &pool).await.ok() }, async {
                         sleep(timeout).await;
                         None
                     })
@@ -237,7 +244,8 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     }
     let label_count = shared.source.info().label_count;
     let prewarm_timeout = shared.settings.timeout.min(Duration::from_secs(5));
-    let conns = prewarm(&shared.target, plan.conns, prewarm_timeout).await;
+    let h2_pool: Rc<conn::H2Pool> = Rc::new(RefCell::new(Vec::new()));
+    let conns = prewarm(&shared.target, &h2_pool, plan.conns, prewarm_timeout).await;
     let opened = conns.iter().filter(|c| c.is_some()).count() as u64;
     let auth = shared
         .target
@@ -267,6 +275,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         space: Notify::default(),
         max_conns: plan.max_conns.max(plan.conns).max(1),
         conns_opened: Cell::new(opened),
+        h2_pool,
         auth: RefCell::new(auth),
         finished: Cell::new(false),
         last_end: Cell::new(start),

@@ -120,7 +120,10 @@ async fn execute(
     let outcome = {
         let io = async {
             if conn.is_none() {
-                let c = conn::connect(&ctx.shared.target)
+                conn = conn::lease_h2(&ctx.h2_pool);
+            }
+            if conn.is_none() {
+                let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
                     .await
                     .map_err(Failure::from)?;
                 ctx.conns_opened.set(ctx.conns_opened.get() + 1);
@@ -129,7 +132,8 @@ async fn execute(
             }
             let stream = match conn.as_mut() {
                 Some(Conn::Http1(stream)) => stream,
-                Some(Conn::Http2(h2)) => {
+                Some(Conn::Http2(lease)) => {
+                    let h2 = lease.conn();
                     return send_http2(
                         ctx,
                         h2,
