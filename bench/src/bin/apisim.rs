@@ -10,6 +10,10 @@ use anyhow::Context as _;
 use bench::apisim::{self, parse_latency_flag, ApiSimConfig, FaultConfig};
 use clap::Parser;
 
+// glibc malloc showed up at ~7 % of apisim's CPU at 50k requests/s; mimalloc is cheaper per request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Kubernetes API server simulator (in-memory store, watches, fault injection).
 #[derive(Debug, Parser)]
 #[command(name = "apisim", version)]
