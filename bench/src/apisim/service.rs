@@ -50,8 +50,8 @@ async fn respond(
 ) -> Response<ApiBody> {
     let arrived = Instant::now();
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_string();
-    if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
+    let path = parts.uri.path();
+    if matches!(path, "/healthz" | "/readyz" | "/livez") {
         return full(200, "text/plain; charset=utf-8", "ok");
     }
     if !authorized(&shared, &conn, &parts.headers) {
@@ -66,10 +66,10 @@ async fn respond(
     if path == "/metrics" || path.starts_with("/apisim/") {
         return admin(&shared, &parts, body).await;
     }
-    match parse_resource_path(&path) {
+    match parse_resource_path(path) {
         Some(resource_path) => resource(shared, parts, body, resource_path, arrived).await,
         None => {
-            let response = match discovery_document(&parts.method, &path, &shared) {
+            let response = match discovery_document(&parts.method, parts.uri.path(), &shared) {
                 Ok(value) => json_value(200, &value),
                 Err(error) => error_response(&error),
             };
