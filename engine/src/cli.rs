@@ -25,6 +25,48 @@ pub struct Cli {
 pub enum Command {
     /// Replay a timeline (made by `preprocess`) at its recorded instants.
     Run(RunArgs),
+    /// Compare two reports side by side; exit 1 when a threshold is crossed, 2 on unusable input.
+    Compare(CompareArgs),
+    /// Merge the reports of distributed runners exactly, from their histograms.
+    Merge(MergeArgs),
+}
+
+/// `engine compare` options.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference report (kreplay's or kperf's JSON).
+    pub base: PathBuf,
+    /// The report under test.
+    pub new: PathBuf,
+    /// Largest allowed p99 latency regression, (new − base) / base (default 10%).
+    #[arg(long, value_parser = crate::compare::thresholds::parse_percent)]
+    pub max_p99_regression: Option<f64>,
+    /// Largest allowed p99 send lag of the new run (`200us`, `1ms`); kreplay reports only.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_lag_p99: Option<Duration>,
+    /// Largest allowed error rate (failed / run) of the new run (`0.1%`).
+    #[arg(long, value_parser = crate::compare::thresholds::parse_percent)]
+    pub max_error_rate: Option<f64>,
+    /// Also show one group per metric key (server URL removed); display only.
+    #[arg(long)]
+    pub per_url: bool,
+    /// Thresholds file (YAML); flags beat it.
+    #[arg(long)]
+    pub thresholds: Option<PathBuf>,
+}
+
+/// `engine merge` options.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Reports of `engine run` (one per runner).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Where to write the merged report.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Merge reports of different timelines or speeds, or the same runner twice.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `--timing`.
@@ -198,7 +240,9 @@ mod tests {
             "relaxed",
         ])
         .unwrap();
-        let Command::Run(a) = cli.command;
+        let Command::Run(a) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(a.runner_index, Some(-1));
         assert_eq!(a.timing, TimingArg::Relaxed);
         assert_eq!(a.timeout, Duration::from_secs(60));

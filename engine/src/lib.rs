@@ -2,12 +2,14 @@
 
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod http1;
 pub mod kubeconfig;
 pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod report_merge;
 pub mod run;
 pub mod runtime;
 pub mod source;

@@ -1,8 +1,10 @@
 //! `engine`: replays a timeline and writes kperf's report (plus kreplay's section).
 //!
-//! Exit codes: 0 after a complete run (even with failed requests: they are in the
+//! Exit codes of `run`: 0 after a complete run (even with failed requests: they are in the
 //! report), 1 on an error before or instead of the report, 130 when Ctrl-C or SIGTERM
 //! stopped the run (the report of what ran is still written).
+//! `compare`: 0 when no threshold is crossed, 1 when one is, 2 on unusable input.
+//! `merge`: 0 when the merged report is written, 1 otherwise.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -12,18 +14,25 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use engine::cli::{Cli, Command, MetricBase, RunArgs};
+use engine::cli::{Cli, Command, CompareArgs, MergeArgs, MetricBase, RunArgs};
 use engine::clock::TimingMode;
+use engine::compare::thresholds::{Limits, Thresholds};
+use engine::compare::{compare_files, CompareOptions};
 use engine::kubeconfig::{resolve, KubeconfigOptions};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
+use engine::report_merge::{merge_files, MergeOptions};
 use engine::run::{run, RunOptions};
 use engine::source::{ReplaySource, TimelineSource};
 use engine::target::Target;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
+    let args = match cli.command {
+        Command::Run(args) => args,
+        Command::Compare(args) => return compare_command(&args),
+        Command::Merge(args) => return merge_command(&args),
+    };
     match run_command(&args) {
         Ok(interrupted) => {
             if interrupted {
@@ -34,6 +43,69 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("engine: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs `engine compare`: the table on stdout, crossings and unchecked figures on stderr.
+fn compare_command(args: &CompareArgs) -> ExitCode {
+    let file = match &args.thresholds {
+        Some(path) => match Thresholds::from_file(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("engine compare: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Thresholds::default(),
+    };
+    let thresholds = file.with_flags(&Limits {
+        max_p99_regression: args.max_p99_regression,
+        max_lag_p99: args.max_lag_p99,
+        max_error_rate: args.max_error_rate,
+    });
+    let opts = CompareOptions {
+        thresholds,
+        per_url: args.per_url,
+    };
+    let outcome = match compare_files(&args.base, &args.new, &opts) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("engine compare: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // A closed stdout (`| head`) must not hide the verdict on stderr.
+    let _ = std::io::stdout().lock().write_all(outcome.table.as_bytes());
+    for u in &outcome.unchecked {
+        eprintln!("not checked: {u}");
+    }
+    for c in &outcome.crossings {
+        eprintln!("THRESHOLD CROSSED: {c}");
+    }
+    if outcome.crossings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Runs `engine merge`.
+fn merge_command(args: &MergeArgs) -> ExitCode {
+    let result = merge_files(&args.reports, MergeOptions { force: args.force })
+        .map_err(anyhow::Error::from)
+        .and_then(|merged| {
+            for n in &merged.notes {
+                eprintln!("engine merge: note: {n}");
+            }
+            std::fs::write(&args.output, merged.json)
+                .with_context(|| format!("cannot write -o {}", args.output.display()))
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine merge: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -1,0 +1,378 @@
+//! The figures `compare` reads from one report: overall, per verb (or kperf method label)
+//! and per metric key, each known or missing with a reason.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use super::read::{opt_u64_in, pair_value, ReportFile, ReportReadError};
+use crate::report::percentile::kperf_percentiles;
+
+/// How requests are grouped below the overall row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// kreplay's verbs (`GET`, `LIST`, `CREATE`, `APPLY`, ...): both reports are kreplay's.
+    Verbs,
+    /// kperf's method labels (`GET`, `LIST`, `POST`, `DELETE`, `PATCH`, `WATCH`).
+    MethodLabels,
+}
+
+/// kperf's method label of a kreplay verb name.
+pub fn method_label(verb: &str) -> &str {
+    match verb {
+        "CREATE" => "POST",
+        "DELETECOLLECTION" => "DELETE",
+        "APPLY" => "PATCH",
+        other => other,
+    }
+}
+
+/// Figures of one group of requests; `None` where the report cannot tell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    /// Requests run (successes and failures).
+    pub count: Option<u64>,
+    /// Failures.
+    pub errors: Option<u64>,
+    /// Service latency percentiles, seconds.
+    pub p50: Option<f64>,
+    /// p90, seconds.
+    pub p90: Option<f64>,
+    /// p99, seconds.
+    pub p99: Option<f64>,
+}
+
+impl Figures {
+    fn from_pairs(pairs: &[(f64, f64)]) -> Figures {
+        Figures {
+            p50: pair_value(pairs, 0.5),
+            p90: pair_value(pairs, 0.9),
+            p99: pair_value(pairs, 0.99),
+            ..Figures::default()
+        }
+    }
+
+    fn from_histogram(h: &Histogram<u64>) -> Figures {
+        if h.is_empty() {
+            return Figures::default();
+        }
+        let q = |p: f64| Some(h.value_at_quantile(p) as f64 / 1e6);
+        Figures {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            ..Figures::default()
+        }
+    }
+}
+
+/// Everything `compare` uses from one report.
+#[derive(Debug, Clone)]
+pub struct ReportFigures {
+    /// Whether the report has kreplay's section.
+    pub is_kreplay: bool,
+    /// Run duration, seconds.
+    pub duration_s: f64,
+    /// The whole run.
+    pub overall: Figures,
+    /// p99 send lag, seconds (kreplay only).
+    pub lag_p99: Option<f64>,
+    /// p99 latency from the due instant, seconds (kreplay only).
+    pub scheduled_p99: Option<f64>,
+    /// Per verb or method label.
+    pub groups: BTreeMap<String, Figures>,
+    /// Per metric key with the server URL removed.
+    pub urls: BTreeMap<String, Figures>,
+    /// Figures that could not be read, and why.
+    pub notes: Vec<String>,
+}
+
+/// A metric key without its server URL: `"<METHOD> <path>"`, so reports of different
+/// servers line up.
+pub fn normalise_key(key: &str) -> String {
+    let Some((method, url)) = key.split_once(' ') else {
+        return key.to_string();
+    };
+    let path = ["http://", "https://"]
+        .iter()
+        .find_map(|s| url.strip_prefix(s))
+        .map(|rest| rest.find('/').map_or("", |i| &rest[i..]))
+        .unwrap_or(url);
+    format!("{method} {path}")
+}
+
+fn seconds_at(obj: &serde_json::Map<String, Value>, key: &str) -> Option<f64> {
+    obj.get(key).and_then(Value::as_f64)
+}
+
+/// Reads the figures of `report`, grouped by `grouping`.
+pub fn read_figures(
+    report: &ReportFile,
+    grouping: Grouping,
+) -> Result<ReportFigures, ReportReadError> {
+    let mut notes = Vec::new();
+    let name = report.path.display().to_string();
+    let overall_pairs = match report.root.get("percentileLatencies") {
+        Some(v) => report.percentile_pairs(v, "percentileLatencies")?,
+        None => Vec::new(),
+    };
+    let mut overall = Figures::from_pairs(&overall_pairs);
+    let verbs = report
+        .kreplay()
+        .and_then(|k| k.get("verbs"))
+        .and_then(Value::as_object);
+    let verb_sum = |field: &str| -> Result<Option<u64>, ReportReadError> {
+        let Some(verbs) = verbs else { return Ok(None) };
+        let mut sum = 0u64;
+        for (verb, v) in verbs {
+            let obj = v
+                .as_object()
+                .ok_or_else(|| report.error(format!("kreplay.verbs.{verb} is not an object")))?;
+            sum += opt_u64_in(obj, field)
+                .map_err(|m| report.error(format!("kreplay.verbs.{verb}: {m}")))?
+                .unwrap_or(0);
+        }
+        Ok(Some(sum))
+    };
+    let stats_failed: u64 = report.error_stats()?.iter().map(|(_, n)| n).sum();
+    overall.count = match (report.opt_u64("totalRun")?, verb_sum("count")?) {
+        (Some(n), _) | (None, Some(n)) => Some(n),
+        (None, None) => {
+            notes.push(format!(
+                "{name}: no totalRun (a runner report): `total` used as the count"
+            ));
+            Some(report.total())
+        }
+    };
+    overall.errors = match (report.opt_u64("totalFailed")?, verb_sum("errors")?) {
+        (Some(n), _) | (None, Some(n)) => Some(n),
+        (None, None) => {
+            notes.push(format!(
+                "{name}: no totalFailed (a runner report): errors summed from errorStats"
+            ));
+            Some(stats_failed)
+        }
+    };
+
+    let (lag_p99, scheduled_p99) = match report.kreplay() {
+        Some(k) => {
+            let lag = k
+                .get("sendLag")
+                .and_then(Value::as_object)
+                .and_then(|l| seconds_at(l, "p99"));
+            let sched = match k.get("scheduledLatency") {
+                Some(v) => pair_value(
+                    &report.percentile_pairs(v, "kreplay.scheduledLatency")?,
+                    0.99,
+                ),
+                None => None,
+            };
+            (lag, sched)
+        }
+        None => (None, None),
+    };
+
+    let by_url = match report.root.get("percentileLatenciesByURL") {
+        Some(v) => {
+            let obj = v
+                .as_object()
+                .ok_or_else(|| report.error("field `percentileLatenciesByURL` is not an object"))?;
+            let mut out = BTreeMap::new();
+            for (k, v) in obj {
+                let pairs =
+                    report.percentile_pairs(v, &format!("percentileLatenciesByURL[{k:?}]"))?;
+                out.insert(k.clone(), pairs);
+            }
+            out
+        }
+        None => BTreeMap::new(),
+    };
+    let raw = raw_latencies(report)?;
+    let mut urls = BTreeMap::new();
+    for (k, pairs) in &by_url {
+        let mut f = Figures::from_pairs(pairs);
+        if let Some(raw) = &raw {
+            f.count = raw.get(k).map(|v| v.len() as u64);
+        } else if report.kreplay().is_some() {
+            f.count = report.histogram(&["byURL", k, "service"])?.map(|h| h.len());
+        }
+        urls.insert(normalise_key(k), f);
+    }
+
+    let groups = match (report.kreplay(), grouping) {
+        (Some(_), Grouping::Verbs) => kreplay_verb_groups(report, verbs)?,
+        (Some(_), Grouping::MethodLabels) => kreplay_label_groups(report, verbs)?,
+        (None, _) => kperf_label_groups(report, &by_url, raw.as_ref(), &mut notes)?,
+    };
+
+    Ok(ReportFigures {
+        is_kreplay: report.kreplay().is_some(),
+        duration_s: report.duration.as_secs_f64(),
+        overall,
+        lag_p99,
+        scheduled_p99,
+        groups,
+        urls,
+        notes,
+    })
+}
+
+type VerbMap<'a> = Option<&'a serde_json::Map<String, Value>>;
+
+fn kreplay_verb_groups(
+    report: &ReportFile,
+    verbs: VerbMap<'_>,
+) -> Result<BTreeMap<String, Figures>, ReportReadError> {
+    let mut out = BTreeMap::new();
+    for (verb, v) in verbs.into_iter().flatten() {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| report.error(format!("kreplay.verbs.{verb} is not an object")))?;
+        let int = |f: &str| {
+            opt_u64_in(obj, f).map_err(|m| report.error(format!("kreplay.verbs.{verb}: {m}")))
+        };
+        out.insert(
+            verb.clone(),
+            Figures {
+                count: int("count")?,
+                errors: int("errors")?,
+                p50: seconds_at(obj, "p50"),
+                p90: seconds_at(obj, "p90"),
+                p99: seconds_at(obj, "p99"),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// kreplay verbs folded into kperf method labels: counts add, percentiles come from the
+/// verbs' merged histograms (exact).
+fn kreplay_label_groups(
+    report: &ReportFile,
+    verbs: VerbMap<'_>,
+) -> Result<BTreeMap<String, Figures>, ReportReadError> {
+    let per_verb = kreplay_verb_groups(report, verbs)?;
+    let mut hists: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Figures> = BTreeMap::new();
+    for (verb, f) in &per_verb {
+        let label = method_label(verb).to_string();
+        let g = out.entry(label.clone()).or_default();
+        g.count = Some(g.count.unwrap_or(0) + f.count.unwrap_or(0));
+        g.errors = Some(g.errors.unwrap_or(0) + f.errors.unwrap_or(0));
+        if let Some(h) = report.histogram(&["byVerb", verb, "service"])? {
+            match hists.get_mut(&label) {
+                Some(acc) => acc.add(&h).map_err(|e| {
+                    report.error(format!("kreplay.histograms.byVerb.{verb}: {e:?}"))
+                })?,
+                None => {
+                    hists.insert(label, h);
+                }
+            }
+        }
+    }
+    for (label, h) in &hists {
+        if let Some(g) = out.get_mut(label) {
+            let p = Figures::from_histogram(h);
+            (g.p50, g.p90, g.p99) = (p.p50, p.p90, p.p99);
+        }
+    }
+    Ok(out)
+}
+
+/// `latenciesByURL` (kperf `--raw-data`), if present.
+fn raw_latencies(
+    report: &ReportFile,
+) -> Result<Option<BTreeMap<String, Vec<f64>>>, ReportReadError> {
+    let Some(v) = report.root.get("latenciesByURL") else {
+        return Ok(None);
+    };
+    let bad = |k: &str| report.error(format!("latenciesByURL[{k:?}] is not a list of seconds"));
+    let obj = v
+        .as_object()
+        .ok_or_else(|| report.error("field `latenciesByURL` is not an object"))?;
+    let mut out = BTreeMap::new();
+    for (k, list) in obj {
+        let list = list.as_array().ok_or_else(|| bad(k))?;
+        let v: Vec<f64> = list
+            .iter()
+            .map(|x| x.as_f64().ok_or_else(|| bad(k)))
+            .collect::<Result<_, _>>()?;
+        out.insert(k.clone(), v);
+    }
+    Ok(Some(out))
+}
+
+fn label_of(key: &str) -> &str {
+    key.split_once(' ').map_or(key, |(m, _)| m)
+}
+
+/// kperf method-label groups from a kperf report's keys: exact from raw latencies when
+/// the report has them, else only for labels with a single key.
+fn kperf_label_groups(
+    report: &ReportFile,
+    by_url: &BTreeMap<String, Vec<(f64, f64)>>,
+    raw: Option<&BTreeMap<String, Vec<f64>>>,
+    notes: &mut Vec<String>,
+) -> Result<BTreeMap<String, Figures>, ReportReadError> {
+    let name = report.path.display().to_string();
+    let mut keys: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for k in by_url.keys() {
+        keys.entry(label_of(k).to_string()).or_default().push(k);
+    }
+    // Failures per method: from the raw error records, or zero when nothing failed.
+    let mut errors: Option<BTreeMap<String, u64>> = None;
+    if let Some(list) = report.root.get("errors").and_then(Value::as_array) {
+        let mut m = BTreeMap::new();
+        for e in list {
+            let method = e
+                .get("method")
+                .and_then(Value::as_str)
+                .ok_or_else(|| report.error("an entry of `errors` has no string `method`"))?;
+            *m.entry(method.to_string()).or_insert(0) += 1;
+            keys.entry(method.to_string()).or_default();
+        }
+        errors = Some(m);
+    } else if report.root.get("errorStats").is_none() {
+        errors = Some(BTreeMap::new());
+    } else {
+        notes.push(format!(
+            "{name}: kperf report without raw error records (--raw-data): per-verb errors unknown"
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (label, ks) in &keys {
+        let mut f = match raw {
+            Some(raw) => {
+                let mut all: Vec<f64> = ks
+                    .iter()
+                    .filter_map(|k| raw.get(*k))
+                    .flatten()
+                    .copied()
+                    .collect();
+                all.sort_by(f64::total_cmp);
+                let mut f = Figures::from_pairs(&kperf_percentiles(&all));
+                f.count = Some(all.len() as u64);
+                f
+            }
+            None if ks.len() == 1 => Figures::from_pairs(&by_url[ks[0]]),
+            None => {
+                if !ks.is_empty() {
+                    notes.push(format!(
+                        "{name}: {label} has {} metric keys and the kperf report has no raw latencies (--raw-data): its percentiles cannot be pooled",
+                        ks.len()
+                    ));
+                }
+                Figures::default()
+            }
+        };
+        f.errors = errors.as_ref().map(|m| m.get(label).copied().unwrap_or(0));
+        if let (Some(c), Some(e)) = (f.count, f.errors) {
+            f.count = Some(c + e);
+        } else {
+            f.count = None;
+        }
+        out.insert(label.clone(), f);
+    }
+    Ok(out)
+}

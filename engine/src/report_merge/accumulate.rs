@@ -1,0 +1,311 @@
+//! Folding reports into one: counters add up, histograms are added.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Map, Value};
+
+use super::MergeError;
+use crate::compare::read::{opt_u64_in, ReportFile};
+use crate::metrics::new_histogram;
+
+/// Service and scheduled latency histograms of one group.
+#[derive(Debug, Clone)]
+pub(super) struct Pair {
+    pub service: Histogram<u64>,
+    pub scheduled: Histogram<u64>,
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Pair {
+            service: new_histogram(),
+            scheduled: new_histogram(),
+        }
+    }
+}
+
+/// One kperf error record (`--raw-data`), kept to be written again unchanged.
+#[derive(Debug, Clone)]
+pub(super) struct ErrorEntry {
+    pub method: String,
+    pub url: String,
+    pub timestamp: String,
+    pub duration: f64,
+    pub kind: String,
+    pub code: i64,
+    pub message: String,
+}
+
+/// The merged report under construction.
+#[derive(Debug, Default)]
+pub struct MergedReport {
+    pub(super) reports: usize,
+    pub(super) total: u64,
+    pub(super) duration: Duration,
+    pub(super) error_stats: BTreeMap<String, u64>,
+    pub(super) bytes: u64,
+    pub(super) runner_count: Option<u64>,
+    pub(super) run: u64,
+    pub(super) failed: u64,
+    /// Raw data (`--raw-data`): error records and latencies per key.
+    pub(super) raw_errors: Vec<ErrorEntry>,
+    pub(super) raw_latencies: BTreeMap<String, Vec<f64>>,
+    pub(super) raw_seen: bool,
+    pub(super) raw_missing: bool,
+    pub(super) lag: Option<Histogram<u64>>,
+    pub(super) late_1ms: u64,
+    pub(super) late_10ms: u64,
+    pub(super) all: Pair,
+    pub(super) by_url: BTreeMap<String, Pair>,
+    pub(super) by_verb: BTreeMap<String, Pair>,
+    pub(super) verbs: BTreeMap<String, (u64, u64)>,
+    pub(super) scheduled_rate: f64,
+    pub(super) completed: u64,
+    pub(super) conns_opened: u64,
+    pub(super) sent: u64,
+    pub(super) unsent: u64,
+    pub(super) interrupted: bool,
+    pub(super) watches: BTreeMap<String, (u64, u64)>,
+    pub(super) cores: u64,
+    pub(super) conns: u64,
+    pub(super) max_conns: u64,
+    pub(super) speed: f64,
+    pub(super) timings: BTreeSet<String>,
+    pub(super) start: Option<(time::OffsetDateTime, String)>,
+    pub(super) timeout: f64,
+    pub(super) runner_indexes: BTreeSet<u64>,
+    pub(super) servers: Vec<String>,
+    pub(super) timeline_source: String,
+    pub(super) timeline_description: String,
+    pub(super) user_agent: String,
+    /// What the merge had to leave out, for the user.
+    pub notes: Vec<String>,
+}
+
+fn object<'a>(
+    r: &ReportFile,
+    v: Option<&'a Value>,
+    field: &str,
+) -> Result<Option<&'a Map<String, Value>>, MergeError> {
+    match v {
+        None => Ok(None),
+        Some(v) => v
+            .as_object()
+            .map(Some)
+            .ok_or_else(|| r.error(format!("field `{field}` is not an object")).into()),
+    }
+}
+
+fn add_into(
+    r: &ReportFile,
+    acc: &mut Histogram<u64>,
+    h: Option<Histogram<u64>>,
+    field: &str,
+) -> Result<(), MergeError> {
+    if let Some(h) = h {
+        acc.add(&h)
+            .map_err(|e| r.error(format!("{field}: cannot add the histogram ({e:?})")))?;
+    }
+    Ok(())
+}
+
+fn add_pair(r: &ReportFile, acc: &mut Pair, path: &[&str]) -> Result<(), MergeError> {
+    let field = format!("kreplay.histograms.{}", path.join("."));
+    let mut p: Vec<&str> = path.to_vec();
+    p.push("service");
+    add_into(r, &mut acc.service, r.histogram(&p)?, &field)?;
+    p.pop();
+    p.push("scheduled");
+    add_into(r, &mut acc.scheduled, r.histogram(&p)?, &field)?;
+    Ok(())
+}
+
+fn uint(r: &ReportFile, obj: &Map<String, Value>, key: &str, at: &str) -> Result<u64, MergeError> {
+    Ok(opt_u64_in(obj, key)
+        .map_err(|m| r.error(format!("{at}: {m}")))?
+        .unwrap_or(0))
+}
+
+impl MergedReport {
+    /// Adds one report (already checked to carry kreplay's histograms).
+    pub fn add(&mut self, r: &ReportFile) -> Result<(), MergeError> {
+        let empty = Map::new();
+        let k = r.kreplay().unwrap_or(&empty);
+        self.reports += 1;
+        self.total += r.total();
+        self.duration = self.duration.max(r.duration);
+        for (key, n) in r.error_stats()? {
+            *self.error_stats.entry(key).or_insert(0) += n;
+        }
+        self.bytes += r.opt_u64("totalReceivedBytes")?.unwrap_or(0);
+        if let Some(n) = r.opt_u64("runnerCount")? {
+            self.runner_count = Some(self.runner_count.map_or(n, |c| c.max(n)));
+        }
+        self.add_raw(r)?;
+
+        let verbs = object(r, k.get("verbs"), "kreplay.verbs")?.unwrap_or(&empty);
+        let (mut run, mut failed) = (0, 0);
+        for (verb, v) in verbs {
+            let at = format!("kreplay.verbs.{verb}");
+            let v = object(r, Some(v), &at)?.unwrap_or(&empty);
+            let (c, e) = (uint(r, v, "count", &at)?, uint(r, v, "errors", &at)?);
+            let slot = self.verbs.entry(verb.clone()).or_insert((0, 0));
+            slot.0 += c;
+            slot.1 += e;
+            run += c;
+            failed += e;
+        }
+        // Runner reports have no totalRun/totalFailed (kperf's runner form): the verbs add up to them.
+        self.run += r.opt_u64("totalRun")?.unwrap_or(run);
+        self.failed += r.opt_u64("totalFailed")?.unwrap_or(failed);
+
+        let lag = object(r, k.get("sendLag"), "kreplay.sendLag")?.unwrap_or(&empty);
+        self.late_1ms += uint(r, lag, "lateOver1ms", "kreplay.sendLag")?;
+        self.late_10ms += uint(r, lag, "lateOver10ms", "kreplay.sendLag")?;
+        if let Some(h) = r.histogram(&["sendLag"])? {
+            match &mut self.lag {
+                Some(acc) => add_into(r, acc, Some(h), "kreplay.histograms.sendLag")?,
+                None => {
+                    let mut acc = new_histogram();
+                    add_into(r, &mut acc, Some(h), "kreplay.histograms.sendLag")?;
+                    self.lag = Some(acc);
+                }
+            }
+        }
+        add_pair(r, &mut self.all, &["all"])?;
+        let hists = object(r, k.get("histograms"), "kreplay.histograms")?.unwrap_or(&empty);
+        for (group, map) in [("byURL", &mut self.by_url), ("byVerb", &mut self.by_verb)] {
+            let field = format!("kreplay.histograms.{group}");
+            for key in object(r, hists.get(group), &field)?
+                .unwrap_or(&empty)
+                .keys()
+            {
+                add_pair(r, map.entry(key.clone()).or_default(), &[group, key])?;
+            }
+        }
+
+        let rate = object(r, k.get("rate"), "kreplay.rate")?.unwrap_or(&empty);
+        self.scheduled_rate += rate
+            .get("scheduledPerSecond")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let runs = object(r, k.get("run"), "kreplay.run")?.unwrap_or(&empty);
+        self.completed += uint(r, runs, "completed", "kreplay.run")?;
+        self.conns_opened += uint(r, runs, "connectionsOpened", "kreplay.run")?;
+        self.sent += uint(r, runs, "sent", "kreplay.run")?;
+        self.unsent += uint(r, runs, "unsentOnStop", "kreplay.run")?;
+        self.interrupted |= runs
+            .get("interrupted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        for (key, w) in object(r, k.get("watches"), "kreplay.watches")?.unwrap_or(&empty) {
+            let at = format!("kreplay.watches[{key:?}]");
+            let w = object(r, Some(w), &at)?.unwrap_or(&empty);
+            let slot = self.watches.entry(key.clone()).or_insert((0, 0));
+            slot.0 += uint(r, w, "bytes", &at)?;
+            slot.1 += uint(r, w, "events", &at)?;
+        }
+        self.add_config(
+            r,
+            object(r, k.get("config"), "kreplay.config")?.unwrap_or(&empty),
+        )
+    }
+
+    fn add_config(&mut self, r: &ReportFile, c: &Map<String, Value>) -> Result<(), MergeError> {
+        let first = self.reports == 1;
+        self.cores += uint(r, c, "cores", "kreplay.config")?;
+        self.conns += uint(r, c, "conns", "kreplay.config")?;
+        self.max_conns += uint(r, c, "maxConns", "kreplay.config")?;
+        let text = |key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+        if first {
+            self.speed = c.get("speed").and_then(Value::as_f64).unwrap_or(1.0);
+            self.timeline_source = text("timelineSource");
+            self.timeline_description = text("timelineDescription");
+            self.user_agent = text("userAgent");
+        }
+        self.timings.insert(text("timing"));
+        self.timeout = self.timeout.max(
+            c.get("timeoutSeconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
+        );
+        let server = text("server");
+        if !self.servers.contains(&server) {
+            self.servers.push(server);
+        }
+        if let Some(i) = c.get("runnerIndex").and_then(Value::as_u64) {
+            self.runner_indexes.insert(i);
+        }
+        let start_text = text("start");
+        let start = time::OffsetDateTime::parse(
+            &start_text,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| {
+            r.error(format!(
+                "kreplay.config.start {start_text:?} is not RFC 3339 ({e})"
+            ))
+        })?;
+        if self.start.as_ref().is_none_or(|(s, _)| start < *s) {
+            self.start = Some((start, start_text));
+        }
+        Ok(())
+    }
+
+    /// kperf's raw data (`errors`, `latenciesByURL`): merged when every report that has
+    /// latencies or failures carries it, else left out with a note.
+    fn add_raw(&mut self, r: &ReportFile) -> Result<(), MergeError> {
+        let has_raw = r.root.contains_key("latenciesByURL") || r.root.contains_key("errors");
+        if !has_raw {
+            if r.root.contains_key("percentileLatenciesByURL") || r.root.contains_key("errorStats")
+            {
+                self.raw_missing = true;
+            }
+            return Ok(());
+        }
+        self.raw_seen = true;
+        let empty = Map::new();
+        for (key, list) in
+            object(r, r.root.get("latenciesByURL"), "latenciesByURL")?.unwrap_or(&empty)
+        {
+            let bad = || r.error(format!("latenciesByURL[{key:?}] is not a list of seconds"));
+            let list = list.as_array().ok_or_else(bad)?;
+            let slot = self.raw_latencies.entry(key.clone()).or_default();
+            for x in list {
+                slot.push(x.as_f64().ok_or_else(bad)?);
+            }
+        }
+        if let Some(errors) = r.root.get("errors") {
+            let list = errors
+                .as_array()
+                .ok_or_else(|| r.error("field `errors` is not a list"))?;
+            for (i, e) in list.iter().enumerate() {
+                let bad = |f: &str| r.error(format!("errors[{i}]: no valid `{f}`"));
+                let s = |f: &str| {
+                    e.get(f)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(f))
+                };
+                self.raw_errors.push(ErrorEntry {
+                    method: s("method")?,
+                    url: s("url")?,
+                    timestamp: s("timestamp")?,
+                    duration: e
+                        .get("duration")
+                        .and_then(Value::as_f64)
+                        .ok_or_else(|| bad("duration"))?,
+                    kind: s("type")?,
+                    code: e
+                        .get("code")
+                        .and_then(Value::as_i64)
+                        .ok_or_else(|| bad("code"))?,
+                    message: s("message")?,
+                });
+            }
+        }
+        Ok(())
+    }
+}
