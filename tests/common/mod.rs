@@ -16,7 +16,11 @@ pub fn workspace() -> PathBuf {
 
 /// `../shared/fixtures/<name>` beside the repository.
 pub fn fixture(name: &str) -> PathBuf {
-    workspace().join("..").join("shared").join("fixtures").join(name)
+    workspace()
+        .join("..")
+        .join("shared")
+        .join("fixtures")
+        .join(name)
 }
 
 /// A binary of the workspace, from the target dir this test runs from.
