@@ -62,6 +62,9 @@ pub enum RunError {
         /// The cause.
         message: String,
     },
+    /// The preflight `GET /version` failed: nothing of the timeline was sent.
+    #[error(transparent)]
+    Preflight(#[from] crate::runtime::preflight::PreflightError),
     /// A core stopped abnormally.
     #[error("core {core} failed: {message}")]
     CoreFailed {
@@ -123,11 +126,34 @@ fn accept_of(source: &dyn ReplaySource) -> &'static str {
     source.info().spec.content_type.accept()
 }
 
-/// Runs the replay to the end (or until `stop` is set and the grace period passed).
+/// Runs the replay to the end (or until `stop` is set and the grace period passed), without
+/// a preflight check (what `--no-preflight` asks for).
 pub fn run(
     source: Arc<dyn ReplaySource>,
     target: Arc<Target>,
     opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RunOutcome, RunError> {
+    run_checked(source, target, opts, false, stop)
+}
+
+/// Like [`run`], but first each core sends `GET /version` through the replay's target,
+/// TLS, credentials and protocol; a wrong CA, a 401/403, an unreachable server or no answer
+/// within min(`--timeout`, 10 s) returns [`RunError::Preflight`] before anything is sent.
+pub fn run_with_preflight(
+    source: Arc<dyn ReplaySource>,
+    target: Arc<Target>,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RunOutcome, RunError> {
+    run_checked(source, target, opts, true, stop)
+}
+
+fn run_checked(
+    source: Arc<dyn ReplaySource>,
+    target: Arc<Target>,
+    opts: &RunOptions,
+    preflight: bool,
     stop: Arc<AtomicBool>,
 ) -> Result<RunOutcome, RunError> {
     if !(opts.speed.is_finite() && opts.speed > 0.0) {
@@ -197,6 +223,7 @@ pub fn run(
             timeout: opts.timeout,
             grace: opts.grace,
             raw_data: opts.raw_data,
+            preflight,
         },
     });
 
@@ -261,9 +288,13 @@ pub fn run(
     let mut opened = 0;
     let mut peak = 0;
     let mut join_error = None;
+    let mut preflight_error = None;
     for (i, h) in handles.into_iter().enumerate() {
         match h.join() {
             Ok(r) => {
+                if let Some(e) = r.preflight_error {
+                    preflight_error.get_or_insert(e);
+                }
                 merged.merge(r.metrics);
                 end = end.max(r.end);
                 unsent += r.unsent_on_stop;
@@ -280,6 +311,9 @@ pub fn run(
     }
     if let Some(e) = spawn_error.or(join_error) {
         return Err(e);
+    }
+    if let Some(e) = preflight_error {
+        return Err(RunError::Preflight(e));
     }
     if start.is_none() {
         return Err(RunError::Invalid(

@@ -1,7 +1,7 @@
 //! A connection to the target: HTTP/1.1 on a plain or TLS stream, or a slot on an
 //! HTTP/2 connection when the server chose `h2` in the TLS handshake. An HTTP/2
 //! connection is shared by up to `min(server limit, H2_MAX_SLOTS)` workers of its core,
-//! each with one request in flight.
+//! each with one request in flight, and by WATCH streams up to the server's own limit.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -20,9 +20,15 @@ pub struct H2Shared {
 }
 
 impl H2Shared {
+    /// Room for one more worker: pool requests keep at most `H2_MAX_SLOTS` streams busy.
     fn has_free_slot(&self) -> bool {
         let limit = self.conn.max_concurrent_streams().clamp(1, H2_MAX_SLOTS);
         !self.conn.is_closed() && self.leases.get() < limit
+    }
+
+    /// Room for one more WATCH stream: up to the server's stream limit, like Go's client.
+    fn has_free_stream(&self) -> bool {
+        !self.conn.is_closed() && self.leases.get() < self.conn.max_concurrent_streams().max(1)
     }
 }
 
@@ -90,6 +96,13 @@ pub fn lease_h2(pool: &H2Pool) -> Option<Conn> {
     pool.iter()
         .find(|s| s.has_free_slot())
         .map(|s| Conn::Http2(H2Lease::new(s)))
+}
+
+/// A free stream for a WATCH on one of the core's HTTP/2 connections, if any.
+pub fn lease_h2_watch(pool: &H2Pool) -> Option<H2Lease> {
+    let mut pool = pool.borrow_mut();
+    pool.retain(|s| !s.conn.is_closed());
+    pool.iter().find(|s| s.has_free_stream()).map(H2Lease::new)
 }
 
 /// Opens a connection to `target` (TCP_NODELAY; TLS for `https`; HTTP/2 when negotiated,

@@ -7,7 +7,9 @@
 
 pub mod conn;
 pub mod failure;
+mod h2_request;
 pub mod notify;
+pub mod preflight;
 pub mod progress;
 pub mod queue;
 mod watch;
@@ -40,6 +42,8 @@ const QUEUE_CAP: usize = 16 * 1024;
 const TICK: Duration = Duration::from_millis(10);
 /// Progress (lag p99) is recomputed every this many ticks.
 const PUBLISH_EVERY: u32 = 10;
+/// Longest preflight check (bounded by `--timeout` too).
+const PREFLIGHT_LIMIT: Duration = Duration::from_secs(10);
 /// Credentials are re-read every this many ticks.
 const AUTH_EVERY: u32 = 100;
 
@@ -56,6 +60,8 @@ pub struct CoreSettings {
     pub grace: Duration,
     /// Keep raw latencies and error records.
     pub raw_data: bool,
+    /// Check the target with `GET /version` before the start (see `preflight`).
+    pub preflight: bool,
 }
 
 /// What all cores share (read-only, or atomics).
@@ -102,6 +108,8 @@ pub struct CoreResult {
     pub conns_opened: u64,
     /// Largest number of pool connections at once.
     pub peak_conns: usize,
+    /// Why the preflight stopped this core (then nothing was sent).
+    pub preflight_error: Option<preflight::PreflightError>,
 }
 
 /// Per-worker state the core can see (to wake it, time it out or cancel it).
@@ -141,6 +149,10 @@ pub(crate) struct CoreCtx {
     max_conns: usize,
     conns_opened: Cell<u64>,
     h2_pool: Rc<conn::H2Pool>,
+    /// WATCHes open HTTP/2 connections one at a time (see `watch::open`).
+    watch_connect: glommio::sync::Semaphore,
+    /// The server answered a WATCH connection with HTTP/1.1: WATCHes use dedicated connections.
+    watch_http1: Cell<bool>,
     auth: RefCell<Option<String>>,
     finished: Cell<bool>,
     last_end: Cell<Instant>,
@@ -245,7 +257,30 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     let label_count = shared.source.info().label_count;
     let prewarm_timeout = shared.settings.timeout.min(Duration::from_secs(5));
     let h2_pool: Rc<conn::H2Pool> = Rc::new(RefCell::new(Vec::new()));
-    let conns = prewarm(&shared.target, &h2_pool, plan.conns, prewarm_timeout).await;
+    let mut checked = None;
+    if shared.settings.preflight {
+        let limit = shared.settings.timeout.min(PREFLIGHT_LIMIT);
+        match preflight::check(&shared, &h2_pool, limit).await {
+            Ok(conn) => checked = conn,
+            Err(e) => {
+                // Nothing is sent: the main thread aborts the start and reports `e`.
+                let _ = ticket.arrive_and_wait(false);
+                return CoreResult {
+                    metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
+                    end: Instant::now(),
+                    unsent_on_stop: 0,
+                    conns_opened: 0,
+                    peak_conns: 0,
+                    preflight_error: Some(e),
+                };
+            }
+        }
+    }
+    let more = plan.conns.saturating_sub(usize::from(checked.is_some()));
+    let mut conns = prewarm(&shared.target, &h2_pool, more, prewarm_timeout).await;
+    if checked.is_some() {
+        conns.push(checked);
+    }
     let opened = conns.iter().filter(|c| c.is_some()).count() as u64;
     let auth = shared
         .target
@@ -259,6 +294,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
             unsent_on_stop: 0,
             conns_opened: opened,
             peak_conns: 0,
+            preflight_error: None,
         };
     };
     let ctx = Rc::new(CoreCtx {
@@ -276,6 +312,8 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         max_conns: plan.max_conns.max(plan.conns).max(1),
         conns_opened: Cell::new(opened),
         h2_pool,
+        watch_connect: glommio::sync::Semaphore::new(1),
+        watch_http1: Cell::new(false),
         auth: RefCell::new(auth),
         finished: Cell::new(false),
         last_end: Cell::new(start),
@@ -358,6 +396,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         unsent_on_stop: unsent,
         conns_opened,
         peak_conns,
+        preflight_error: None,
     }
 }
 

@@ -1,6 +1,8 @@
-//! WATCH requests: each on a dedicated HTTP/1.1 connection (kperf's pool-sharing and
-//! overflow-client rules do not apply to kreplay's pools), latency = time to response
-//! headers, events (lines) and bytes counted per label, ended when the replay ends.
+//! WATCH requests. When the core's pool speaks HTTP/2, a WATCH is a stream on a pool
+//! connection (another connection is opened when the streams of the open ones are used up);
+//! over HTTP/1.1 each WATCH has a dedicated connection (kperf's pool-sharing and
+//! overflow-client rules do not apply to kreplay's pools). Latency = time to response
+//! headers; events (lines) and bytes are counted per label; all end when the replay ends.
 
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
@@ -8,13 +10,16 @@ use std::time::{Instant, SystemTime};
 use futures_lite::{future, AsyncWriteExt};
 use glommio::timer::sleep;
 
-use super::conn;
+use super::conn::{self, Conn, H2Lease};
 use super::failure::Failure;
 use super::notify::Notify;
 use super::worker::{record_failure, Buffers, ERROR_BODY_KEEP};
 use super::CoreCtx;
+use crate::http1::BodyFraming;
 use crate::metrics::ErrorRecord;
 use crate::report::error_class::is_kperf_failure_status;
+use crate::source::RequestParts;
+use crate::transport::{Http2Body, Stream};
 
 /// Starts the WATCH at (`run`, `index`), due at `due` (one task per WATCH: not the hot path).
 pub(super) fn start(ctx: &Rc<CoreCtx>, run: u32, index: u32, due: Instant) {
@@ -24,11 +29,65 @@ pub(super) fn start(ctx: &Rc<CoreCtx>, run: u32, index: u32, due: Instant) {
     ctx.watches.borrow_mut().push(task);
 }
 
+/// Where a WATCH's response comes from once its headers have arrived.
+enum WatchBody {
+    /// A dedicated HTTP/1.1 connection and how its body is delimited.
+    Http1(Stream, BodyFraming),
+    /// A stream on a shared HTTP/2 connection (the lease keeps its place counted).
+    Http2(Http2Body, H2Lease),
+}
+
 enum HeadOutcome {
     /// Response headers arrived.
-    Head(crate::http1::ResponseHead),
+    Head(u16, WatchBody),
     /// The replay ended first: kperf counts the WATCH as a success.
     Ended,
+}
+
+/// What the body phase saw.
+#[derive(Default)]
+struct Received {
+    bytes: u64,
+    events: u64,
+}
+
+/// A connection for one WATCH: a stream on an HTTP/2 pool connection when the server speaks
+/// HTTP/2 (opening one more connection when every open one's streams are taken), else a
+/// dedicated HTTP/1.1 connection.
+async fn open(ctx: &CoreCtx) -> Result<Conn, Failure> {
+    let target = &ctx.shared.target;
+    if target.tls.is_none() || ctx.watch_http1.get() {
+        let s = conn::connect_http1(target).await.map_err(Failure::from)?;
+        ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+        return Ok(Conn::Http1(s));
+    }
+    if let Some(lease) = conn::lease_h2_watch(&ctx.h2_pool) {
+        return Ok(Conn::Http2(lease));
+    }
+    // One connect at a time: a thousand WATCHes due together share the connection the first
+    // one opens instead of opening a thousand.
+    let _permit = ctx.watch_connect.acquire_permit(1).await.map_err(|e| {
+        Failure::Connect(std::io::Error::other(format!(
+            "WATCH connect gate closed: {e}"
+        )))
+    })?;
+    if ctx.watch_http1.get() {
+        let s = conn::connect_http1(target).await.map_err(Failure::from)?;
+        ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+        return Ok(Conn::Http1(s));
+    }
+    if let Some(lease) = conn::lease_h2_watch(&ctx.h2_pool) {
+        return Ok(Conn::Http2(lease));
+    }
+    let c = conn::connect(target, &ctx.h2_pool)
+        .await
+        .map_err(Failure::from)?;
+    ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+    if matches!(c, Conn::Http1(_)) {
+        // The server chose HTTP/1.1: later WATCHes connect without waiting for each other.
+        ctx.watch_http1.set(true);
+    }
+    Ok(c)
 }
 
 async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due: Instant) {
@@ -67,36 +126,8 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
     let timeout = ctx.shared.settings.timeout;
     let mut bufs = Buffers::new();
     let mut sent_at = Instant::now();
-    let mut stream = None;
     let head = {
-        let io = async {
-            let mut s = conn::connect_http1(&ctx.shared.target)
-                .await
-                .map_err(Failure::from)?;
-            ctx.conns_opened.set(ctx.conns_opened.get() + 1);
-            {
-                let auth = ctx.auth.borrow();
-                ctx.shared.template.encode(
-                    &mut bufs.request,
-                    parts.method,
-                    parts.target,
-                    parts.body_kind,
-                    parts.body,
-                    auth.as_deref(),
-                );
-            }
-            sent_at = Instant::now();
-            ctx.metrics
-                .borrow_mut()
-                .record_send(sent_at.saturating_duration_since(due));
-            s.write_all(&bufs.request)
-                .await
-                .map_err(|e| Failure::Response(e.into()))?;
-            s.flush().await.map_err(|e| Failure::Response(e.into()))?;
-            let head = bufs.reader.read_head(&mut s).await?;
-            stream = Some(s);
-            Ok(HeadOutcome::Head(head))
-        };
+        let io = send(&ctx, &parts, due, &mut bufs, &mut sent_at);
         let timed_out = async {
             sleep(timeout).await;
             Err(Failure::Timeout)
@@ -108,8 +139,8 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
         future::or(io, future::or(ended, timed_out)).await
     };
     let at_head = Instant::now();
-    let head = match head {
-        Ok(HeadOutcome::Head(h)) => h,
+    let (status, body) = match head {
+        Ok(HeadOutcome::Head(status, body)) => (status, body),
         Ok(HeadOutcome::Ended) => {
             ctx.metrics.borrow_mut().record_watch_ended(parts.verb);
             return;
@@ -119,32 +150,42 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
             return;
         }
     };
-    let Some(mut s) = stream else { return };
-    let failed = is_kperf_failure_status(head.status);
-    let mut bytes = 0u64;
-    let mut events = 0u64;
-    {
-        let keep = &mut bufs.error_body;
-        let drain = bufs.reader.read_body(&mut s, head.framing, |b| {
-            bytes += b.len() as u64;
-            events += b.iter().filter(|&&c| c == b'\n').count() as u64;
-            if failed && keep.len() < ERROR_BODY_KEEP {
-                let n = b.len().min(ERROR_BODY_KEEP - keep.len());
-                keep.extend_from_slice(&b[..n]);
-            }
-        });
-        // The stream ends when the server closes it or the replay ends; either is fine.
-        let _ = future::or(async { drain.await.map(|_| ()) }, async {
-            stop.signalled().await;
-            Ok(())
-        })
-        .await;
-    }
+    let failed = is_kperf_failure_status(status);
+    let received = match body {
+        WatchBody::Http1(mut s, framing) => {
+            let mut got = Received::default();
+            let keep = &mut bufs.error_body;
+            let drain = bufs.reader.read_body(&mut s, framing, |b| {
+                count(&mut got, b, failed, keep);
+            });
+            // The stream ends when the server closes it or the replay ends; either is fine.
+            let _ = future::or(async { drain.await.map(|_| ()) }, async {
+                stop.signalled().await;
+                Ok(())
+            })
+            .await;
+            got
+        }
+        WatchBody::Http2(mut b, lease) => {
+            let mut got = Received::default();
+            let keep = &mut bufs.error_body;
+            let drain = async {
+                while let Ok(Some(chunk)) = b.chunk().await {
+                    count(&mut got, &chunk, failed, keep);
+                }
+            };
+            future::or(drain, stop.signalled()).await;
+            // Dropping the body resets the stream (CANCEL); then its place is free.
+            drop(b);
+            drop(lease);
+            got
+        }
+    };
     let end = Instant::now();
     ctx.last_end.set(end);
     {
         let mut m = ctx.metrics.borrow_mut();
-        m.bytes_received += bytes;
+        m.bytes_received += received.bytes;
         if !failed {
             m.record_success(
                 parts.verb,
@@ -153,8 +194,8 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
                 at_head.saturating_duration_since(due),
             );
             if let Some(l) = m.label_mut(record.label) {
-                l.watch_events += events;
-                l.watch_bytes += bytes;
+                l.watch_events += received.events;
+                l.watch_bytes += received.bytes;
             }
             return;
         }
@@ -162,9 +203,77 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
     record_failure(
         &ctx,
         &parts,
-        Failure::Status(head.status),
+        Failure::Status(status),
         &bufs.error_body,
         end,
         sent_at,
     );
+}
+
+/// Counts a chunk of a WATCH body: bytes, events (one JSON object per line), and keeps the
+/// start of a failed response for its Status.
+fn count(got: &mut Received, chunk: &[u8], failed: bool, keep: &mut Vec<u8>) {
+    got.bytes += chunk.len() as u64;
+    got.events += chunk.iter().filter(|&&c| c == b'\n').count() as u64;
+    if failed && keep.len() < ERROR_BODY_KEEP {
+        let n = chunk.len().min(ERROR_BODY_KEEP - keep.len());
+        keep.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Opens the WATCH's connection or stream, sends it and waits for the response headers.
+async fn send(
+    ctx: &CoreCtx,
+    parts: &RequestParts<'_>,
+    due: Instant,
+    bufs: &mut Buffers,
+    sent_at: &mut Instant,
+) -> Result<HeadOutcome, Failure> {
+    match open(ctx).await? {
+        Conn::Http1(mut s) => {
+            {
+                let auth = ctx.auth.borrow();
+                ctx.shared.template.encode(
+                    &mut bufs.request,
+                    parts.method,
+                    parts.target,
+                    parts.body_kind,
+                    parts.body,
+                    auth.as_deref(),
+                );
+            }
+            *sent_at = Instant::now();
+            ctx.metrics
+                .borrow_mut()
+                .record_send(sent_at.saturating_duration_since(due));
+            s.write_all(&bufs.request)
+                .await
+                .map_err(|e| Failure::Response(e.into()))?;
+            s.flush().await.map_err(|e| Failure::Response(e.into()))?;
+            let head = bufs.reader.read_head(&mut s).await?;
+            Ok(HeadOutcome::Head(
+                head.status,
+                WatchBody::Http1(s, head.framing),
+            ))
+        }
+        Conn::Http2(lease) => {
+            let request = {
+                let auth = ctx.auth.borrow();
+                super::h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
+            };
+            *sent_at = Instant::now();
+            ctx.metrics
+                .borrow_mut()
+                .record_send(sent_at.saturating_duration_since(due));
+            let response = lease
+                .conn()
+                .send(request.method, &request.path, &request.headers, parts.body)
+                .await
+                .map_err(Failure::Transport)?;
+            Ok(HeadOutcome::Head(
+                response.status.as_u16(),
+                WatchBody::Http2(response.body, lease),
+            ))
+        }
+    }
 }

@@ -119,37 +119,52 @@ async fn execute(
     let mut conn = conn;
     let outcome = {
         let io = async {
-            if conn.is_none() {
-                conn = conn::lease_h2(&ctx.h2_pool);
-            }
-            if conn.is_none() {
-                let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
-                    .await
-                    .map_err(Failure::from)?;
-                ctx.conns_opened.set(ctx.conns_opened.get() + 1);
-                bufs.reader.reset();
-                conn = Some(c);
-            }
-            let stream = match conn.as_mut() {
-                Some(Conn::Http1(stream)) => stream,
-                Some(Conn::Http2(lease)) => {
-                    let h2 = lease.conn();
-                    return send_http2(
-                        ctx,
-                        h2,
-                        &parts,
-                        job.due,
-                        &mut sent_at,
-                        &mut body_bytes,
-                        &mut bufs.error_body,
-                    )
-                    .await;
+            // A refused HTTP/2 request (graceful GOAWAY, REFUSED_STREAM) was not processed by
+            // the server: it is sent once more on another connection, as Go's client does.
+            let mut first_attempt = true;
+            loop {
+                // A connection that ended while this worker was idle takes no request: the
+                // request goes to another one, never having been sent.
+                if matches!(&conn, Some(Conn::Http2(l)) if l.conn().is_closed()) {
+                    conn = None;
                 }
-                None => {
-                    return Err(Failure::Connect(std::io::Error::other(
-                        "connection missing after connect",
-                    )))
+                if conn.is_none() {
+                    conn = conn::lease_h2(&ctx.h2_pool);
                 }
+                if conn.is_none() {
+                    let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
+                        .await
+                        .map_err(Failure::from)?;
+                    ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+                    bufs.reader.reset();
+                    conn = Some(c);
+                }
+                let Some(Conn::Http2(lease)) = conn.as_ref() else {
+                    break;
+                };
+                let result = send_http2(
+                    ctx,
+                    lease.conn(),
+                    &parts,
+                    // A resend after a refusal is the same request: its lag is the first attempt's.
+                    first_attempt.then_some(job.due),
+                    &mut sent_at,
+                    &mut body_bytes,
+                    &mut bufs.error_body,
+                )
+                .await;
+                let refused = matches!(&result, Err(Failure::Transport(e)) if e.is_refused());
+                if refused && first_attempt {
+                    first_attempt = false;
+                    conn = None;
+                    continue;
+                }
+                return result;
+            }
+            let Some(Conn::Http1(stream)) = conn.as_mut() else {
+                return Err(Failure::Connect(std::io::Error::other(
+                    "connection missing after connect",
+                )));
             };
             {
                 let auth = ctx.auth.borrow();
@@ -278,55 +293,29 @@ fn refresh_credentials(ctx: &CoreCtx) {
 
 /// One request as an HTTP/2 stream (the h2 crate allocates its request and frames; the
 /// HTTP/2 path is for compatibility with servers that prefer it, HTTP/1.1 is the fast path).
-/// Returns the status and whether the connection stays usable.
+/// The send lag is recorded against `lag_from` (`None` on a resend). Returns the status and
+/// whether the connection stays usable.
 async fn send_http2(
     ctx: &CoreCtx,
     h2: &crate::transport::Http2Connection,
     parts: &crate::source::RequestParts<'_>,
-    due: Instant,
+    lag_from: Option<Instant>,
     sent_at: &mut Instant,
     body_bytes: &mut u64,
     keep: &mut Vec<u8>,
 ) -> Result<(u16, bool), Failure> {
-    use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-    let t = &ctx.shared.template;
-    let target = std::str::from_utf8(parts.target).map_err(|_| {
-        Failure::Corrupt(format!(
-            "request {}: target is not UTF-8",
-            parts.record.profile_index
-        ))
-    })?;
-    let mut path = String::with_capacity(t.base_path.len() + target.len());
-    path.push_str(&t.base_path);
-    path.push_str(target);
-    let bad_header = |what: &str| Failure::Corrupt(format!("{what} is not a valid header value"));
-    let mut headers = http::HeaderMap::with_capacity(4);
-    headers.insert(ACCEPT, HeaderValue::from_static(t.accept));
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_str(&t.user_agent).map_err(|_| bad_header("--user-agent"))?,
-    );
-    if let Some(auth) = ctx.auth.borrow().as_deref() {
-        let mut v =
-            HeaderValue::from_str(auth).map_err(|_| bad_header("the Authorization header"))?;
-        v.set_sensitive(true);
-        headers.insert(AUTHORIZATION, v);
-    }
-    if let Some(ct) = parts.body_kind.content_type() {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    let method = match parts.method {
-        preprocess::profile::Method::Get => http::Method::GET,
-        preprocess::profile::Method::Post => http::Method::POST,
-        preprocess::profile::Method::Delete => http::Method::DELETE,
-        preprocess::profile::Method::Patch => http::Method::PATCH,
+    let request = {
+        let auth = ctx.auth.borrow();
+        super::h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
     };
     *sent_at = Instant::now();
-    ctx.metrics
-        .borrow_mut()
-        .record_send(sent_at.saturating_duration_since(due));
+    if let Some(due) = lag_from {
+        ctx.metrics
+            .borrow_mut()
+            .record_send(sent_at.saturating_duration_since(due));
+    }
     let mut response = h2
-        .send(method, &path, &headers, parts.body)
+        .send(request.method, &request.path, &request.headers, parts.body)
         .await
         .map_err(Failure::Transport)?;
     let status = response.status.as_u16();

@@ -64,7 +64,11 @@ fn stream_error(driver: &DriverState, err: h2::Error) -> TransportError {
             driver.record_goaway(code, debug);
             mapped.into()
         }
-        Http2Error::Io(_) if driver.goaway.borrow().is_some() => driver.closed_error().into(),
+        // An I/O error on a connection that has already ended (the server closed it after
+        // its GOAWAY) is Go's "client connection lost", not a socket error of its own.
+        Http2Error::Io(_) if driver.goaway.borrow().is_some() || driver.closed.get() => {
+            driver.closed_error().into()
+        }
         Http2Error::InvalidRequest(_) if driver.closed.get() => driver.closed_error().into(),
         other => other.into(),
     }

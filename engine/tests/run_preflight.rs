@@ -1,0 +1,159 @@
+//! Preflight against the real apisim: `GET /version` through the replay's target, TLS,
+//! credentials and protocol stops a run that could only fail, before anything is sent.
+
+mod common;
+mod run_h2_support;
+#[path = "transport_support/mod.rs"]
+mod transport_support;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::*;
+use engine::clock::TimingMode;
+use engine::kubeconfig::{resolve, KubeconfigOptions};
+use engine::plan::RunnerSelection;
+use engine::run::{run_with_preflight, RunError, RunOptions, RunOutcome};
+use engine::source::{ReplaySource, TimelineSource};
+use engine::target::Target;
+use preprocess::profile::Verb;
+use run_h2_support::ApiSim;
+
+const TOKEN_MARK: &str = "wr0ng-t0ken-s3cret";
+
+fn options() -> RunOptions {
+    RunOptions {
+        cores: 2,
+        conns: None,
+        max_conns: None,
+        speed: 1.0,
+        timing: TimingMode::Relaxed,
+        start_at: None,
+        timeout: Duration::from_secs(5),
+        grace: Duration::from_secs(1),
+        raw_data: false,
+        user_agent: "preflight-test".to_string(),
+        selection: RunnerSelection::All,
+        progress: false,
+    }
+}
+
+/// Replays 20 CREATEs (HTTP/2 allowed) with preflight through `kubeconfig`.
+fn replay(dir: &Path, kubeconfig: &Path) -> Result<RunOutcome, RunError> {
+    let mut s = spec(1, 2);
+    s.disable_http2 = false;
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let name = format!("p{i}");
+            let body = format!(
+                "{{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"ns\"}}}}"
+            );
+            req(
+                i * 2,
+                Verb::Create,
+                "ns",
+                &name,
+                "/api/v1/namespaces/ns/pods",
+                &body,
+            )
+        })
+        .collect();
+    let tl = write_timeline(dir, &s, &requests);
+    let source: Arc<dyn ReplaySource> = Arc::new(TimelineSource::open(&tl).expect("timeline"));
+    let access = resolve(&KubeconfigOptions {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        context: None,
+    })
+    .expect("kubeconfig resolves");
+    let target = Arc::new(Target::from_cluster(&access, false).expect("target"));
+    run_with_preflight(source, target, &options(), Arc::new(AtomicBool::new(false)))
+}
+
+/// Objects apisim's order log holds (requests that reached the API).
+fn order_log_objects(sim: &ApiSim) -> usize {
+    let order: serde_json::Value =
+        serde_json::from_str(&sim.admin_get("/apisim/order")).expect("order log JSON");
+    order["objects"].as_object().map_or(0, |o| o.len())
+}
+
+fn preflight_message(result: Result<RunOutcome, RunError>) -> String {
+    match result {
+        Err(e @ RunError::Preflight(_)) => e.to_string(),
+        Err(other) => panic!("expected a preflight error, got: {other}"),
+        Ok(o) => panic!(
+            "expected a preflight error, the run went on: {:?}",
+            o.metrics.run
+        ),
+    }
+}
+
+#[test]
+fn good_credentials_pass_and_the_replay_runs() {
+    let sim = ApiSim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    sim.write_kubeconfig(&kc, &sim.url, &sim.ca_data, &sim.token);
+    let outcome = replay(dir.path(), &kc).expect("run with a good kubeconfig");
+    assert_eq!((outcome.metrics.run, outcome.metrics.failed), (20, 0));
+    assert_eq!(order_log_objects(&sim), 20);
+}
+
+#[test]
+fn a_wrong_token_stops_the_run_with_401() {
+    let sim = ApiSim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    sim.write_kubeconfig(&kc, &sim.url, &sim.ca_data, TOKEN_MARK);
+    let message = preflight_message(replay(dir.path(), &kc));
+    assert_eq!(
+        message,
+        format!(
+            "preflight: GET {}/version answered 401 Unauthorized: check the kubeconfig user's credentials",
+            sim.url
+        )
+    );
+    assert!(!message.contains(TOKEN_MARK));
+    assert_eq!(
+        order_log_objects(&sim),
+        0,
+        "nothing of the timeline was sent"
+    );
+}
+
+#[test]
+fn a_wrong_ca_stops_the_run_at_the_tls_handshake() {
+    let sim = ApiSim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let other = transport_support::self_signed_ca("another CA", &[]);
+    let other_ca = base64::engine::general_purpose::STANDARD.encode(other.cert_pem.as_bytes());
+    let kc = dir.path().join("kc");
+    sim.write_kubeconfig(&kc, &sim.url, &other_ca, &sim.token);
+    let message = preflight_message(replay(dir.path(), &kc));
+    let prefix = format!("preflight: GET {}/version failed: TLS handshake", sim.url);
+    assert!(message.starts_with(&prefix), "{message}");
+    assert!(!message.contains(&sim.token));
+    assert_eq!(
+        order_log_objects(&sim),
+        0,
+        "nothing of the timeline was sent"
+    );
+}
+
+#[test]
+fn an_unreachable_server_stops_the_run() {
+    let sim = ApiSim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let server = format!("https://127.0.0.1:{port}");
+    let kc = dir.path().join("kc");
+    sim.write_kubeconfig(&kc, &server, &sim.ca_data, &sim.token);
+    let message = preflight_message(replay(dir.path(), &kc));
+    let prefix =
+        format!("preflight: cannot connect to 127.0.0.1:{port} for GET {server}/version: ");
+    assert!(message.starts_with(&prefix), "{message}");
+    assert!(message.contains("refused"), "{message}");
+    assert_eq!(order_log_objects(&sim), 0);
+}
