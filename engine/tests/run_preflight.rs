@@ -43,6 +43,17 @@ fn options() -> RunOptions {
 
 /// Replays 20 CREATEs (HTTP/2 allowed) with preflight through `kubeconfig`.
 fn replay(dir: &Path, kubeconfig: &Path) -> Result<RunOutcome, RunError> {
+    let access = resolve(&KubeconfigOptions {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        context: None,
+    })
+    .expect("kubeconfig resolves");
+    let target = Target::from_cluster(&access, false).expect("target");
+    replay_to(dir, target, &options())
+}
+
+/// Replays 20 CREATEs with preflight to `target`.
+fn replay_to(dir: &Path, target: Target, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let mut s = spec(1, 2);
     s.disable_http2 = false;
     let requests: Vec<_> = (0..20)
@@ -63,13 +74,12 @@ fn replay(dir: &Path, kubeconfig: &Path) -> Result<RunOutcome, RunError> {
         .collect();
     let tl = write_timeline(dir, &s, &requests);
     let source: Arc<dyn ReplaySource> = Arc::new(TimelineSource::open(&tl).expect("timeline"));
-    let access = resolve(&KubeconfigOptions {
-        kubeconfig: Some(kubeconfig.to_path_buf()),
-        context: None,
-    })
-    .expect("kubeconfig resolves");
-    let target = Arc::new(Target::from_cluster(&access, false).expect("target"));
-    run_with_preflight(source, target, &options(), Arc::new(AtomicBool::new(false)))
+    run_with_preflight(
+        source,
+        Arc::new(target),
+        opts,
+        Arc::new(AtomicBool::new(false)),
+    )
 }
 
 /// Objects apisim's order log holds (requests that reached the API).
@@ -156,4 +166,53 @@ fn an_unreachable_server_stops_the_run() {
     assert!(message.starts_with(&prefix), "{message}");
     assert!(message.contains("refused"), "{message}");
     assert_eq!(order_log_objects(&sim), 0);
+}
+
+#[test]
+fn a_forbidden_answer_stops_the_run_with_403() {
+    let server = TestServer::start(Behavior {
+        status: 403,
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::from_server_url(&server.url()).unwrap();
+    let message = preflight_message(replay_to(dir.path(), target, &options()));
+    assert_eq!(
+        message,
+        format!(
+            "preflight: GET {}/version answered 403 Forbidden: the kubeconfig user may not read /version; check its RBAC permissions",
+            server.url()
+        )
+    );
+    // Each of the two cores checked once; nothing of the timeline followed.
+    let got = server.requests();
+    assert!(!got.is_empty() && got.len() <= 2, "{got:?}");
+    assert!(
+        got.iter()
+            .all(|r| r.method == "GET" && r.target == "/version"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_stops_the_run_at_the_time_limit() {
+    let server = TestServer::start(Behavior {
+        stall: true,
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::from_server_url(&server.url()).unwrap();
+    let opts = RunOptions {
+        timeout: Duration::from_millis(300),
+        ..options()
+    };
+    let message = preflight_message(replay_to(dir.path(), target, &opts));
+    assert_eq!(
+        message,
+        format!(
+            "preflight: GET {}/version got no answer within 300ms: check the server address, or raise --timeout if the server is slow",
+            server.url()
+        )
+    );
+    assert!(server.requests().iter().all(|r| r.target == "/version"));
 }
