@@ -376,3 +376,20 @@ fn kperf_label_groups(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_lose_their_server_url() {
+        assert_eq!(
+            normalise_key("LIST https://10.0.0.1:6443/api/v1/pods?labelSelector=a%3Db"),
+            "LIST /api/v1/pods?labelSelector=a%3Db"
+        );
+        assert_eq!(normalise_key("GET http://127.0.0.1:8080"), "GET ");
+        assert_eq!(normalise_key("GET /api"), "GET /api");
+        assert_eq!(method_label("APPLY"), "PATCH");
+        assert_eq!(method_label("LIST"), "LIST");
+    }
+}

@@ -61,9 +61,14 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    /// The limits that apply to `verb`.
+    /// The limits that apply to `verb`: its own override, else the override of its kperf
+    /// method label (`POST` covers `CREATE`, `PATCH` covers `APPLY`), else the global ones.
     pub fn for_verb(&self, verb: &str) -> Limits {
-        match self.verbs.get(verb) {
+        let over = self
+            .verbs
+            .get(verb)
+            .or_else(|| self.verbs.get(super::figures::method_label(verb)));
+        match over {
             Some(o) => self.global.overridden_by(o),
             None => self.global,
         }
@@ -206,6 +211,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn files_are_read_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gate.yaml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        write("max_lag_p99: 200us\nmax_error_rate: 0.1%\nverbs:\n  post: { max_p99_regression: 50% }\n");
+        let t = Thresholds::from_file(&path).unwrap();
+        assert_eq!(t.global.max_lag_p99, Some(Duration::from_micros(200)));
+        assert_eq!(t.global.max_error_rate, Some(0.001));
+        // A method label's override covers the kreplay verbs behind it.
+        assert_eq!(t.for_verb("CREATE").max_p99_regression, Some(0.5));
+        assert_eq!(t.for_verb("GET").max_p99_regression, None);
+        write("verbs:\n  FETCH: { max_error_rate: 1% }\n");
+        let e = Thresholds::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("verbs.FETCH: unknown verb"), "{e}");
+        write("verbs:\n  GET: { max_lag_p99: 1ms }\n");
+        let e = Thresholds::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("whole run only"), "{e}");
+        write("max_lag_p99: soon\n");
+        let e = Thresholds::from_file(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("gate.yaml: max_lag_p99: invalid duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn percentages() {
         assert_eq!(parse_percent("10%"), Ok(0.1));
         assert_eq!(parse_percent(" 0.1 %"), Ok(0.001));
@@ -236,6 +267,7 @@ mod tests {
         });
         assert_eq!(flagged.for_verb("LIST").max_p99_regression, Some(0.2));
         assert_eq!(flagged.for_verb("LIST").max_error_rate, Some(0.01));
+        assert_eq!(flagged.for_verb("APPLY").max_error_rate, Some(0.01));
         let default = Thresholds::default().with_flags(&Limits::default());
         assert_eq!(
             default.global.max_p99_regression,
