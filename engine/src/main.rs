@@ -78,6 +78,9 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
     };
     // A closed stdout (`| head`) must not hide the verdict on stderr.
     let _ = std::io::stdout().lock().write_all(outcome.table.as_bytes());
+    for n in &outcome.notes {
+        eprintln!("note: {n}");
+    }
     for u in &outcome.unchecked {
         eprintln!("not checked: {u}");
     }

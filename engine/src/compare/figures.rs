@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 use super::read::{opt_u64_in, pair_value, ReportFile, ReportReadError};
+use crate::metrics::new_histogram;
 use crate::report::percentile::kperf_percentiles;
 
 /// How requests are grouped below the overall row.
@@ -261,14 +262,12 @@ fn kreplay_label_groups(
         g.count = Some(g.count.unwrap_or(0) + f.count.unwrap_or(0));
         g.errors = Some(g.errors.unwrap_or(0) + f.errors.unwrap_or(0));
         if let Some(h) = report.histogram(&["byVerb", verb, "service"])? {
-            match hists.get_mut(&label) {
-                Some(acc) => acc.add(&h).map_err(|e| {
-                    report.error(format!("kreplay.histograms.byVerb.{verb}: {e:?}"))
-                })?,
-                None => {
-                    hists.insert(label, h);
-                }
-            }
+            // An auto-resizing sum accepts every verb's range.
+            hists
+                .entry(label)
+                .or_insert_with(new_histogram)
+                .add(&h)
+                .map_err(|e| report.error(format!("kreplay.histograms.byVerb.{verb}: {e:?}")))?;
         }
     }
     for (label, h) in &hists {
@@ -391,5 +390,39 @@ mod tests {
         assert_eq!(normalise_key("GET /api"), "GET /api");
         assert_eq!(method_label("APPLY"), "PATCH");
         assert_eq!(method_label("LIST"), "LIST");
+    }
+
+    #[test]
+    fn verbs_fold_into_labels_whatever_their_histogram_ranges() {
+        use crate::metrics::record_value;
+        use crate::report::kreplay::encode_histogram;
+        // APPLY (read first) holds only small values, PATCH far larger ones.
+        let (mut apply, mut patch) = (new_histogram(), new_histogram());
+        record_value(&mut apply, 5);
+        for v in [2_000_000u64, 3_000_000] {
+            record_value(&mut patch, v);
+        }
+        let hist =
+            |h: &Histogram<u64>| serde_json::json!({ "service": encode_histogram(h).unwrap() });
+        let report = serde_json::json!({
+            "total": 3, "duration": "1s",
+            "kreplay": {
+                "verbs": {
+                    "APPLY": { "count": 1, "errors": 0 },
+                    "PATCH": { "count": 3, "errors": 1 }
+                },
+                "histograms": { "byVerb": { "APPLY": hist(&apply), "PATCH": hist(&patch) } }
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, report.to_string()).unwrap();
+        let file = ReportFile::load(&path).unwrap();
+        let f = read_figures(&file, Grouping::MethodLabels).unwrap();
+        let g = &f.groups["PATCH"];
+        assert_eq!((g.count, g.errors), (Some(4), Some(1)));
+        assert!((g.p99.unwrap() - 3.0).abs() < 0.01, "{g:?}");
+        assert!(g.p50.unwrap() > 1.9, "{g:?}");
+        assert!(!f.groups.contains_key("APPLY"));
     }
 }

@@ -36,6 +36,8 @@ pub struct CompareOutcome {
     pub crossings: Vec<String>,
     /// Checks that could not be made, and why.
     pub unchecked: Vec<String>,
+    /// Figures read in a weaker way than usual (e.g. a runner report without `totalRun`).
+    pub notes: Vec<String>,
 }
 
 /// Options of one comparison.
@@ -137,7 +139,9 @@ pub fn compare_figures(
     opts: &CompareOptions,
 ) -> CompareOutcome {
     let mut crossings = Vec::new();
-    let mut unchecked: Vec<String> = b.notes.iter().chain(&n.notes).cloned().collect();
+    let mut unchecked: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = b.notes.iter().chain(&n.notes).cloned().collect();
+    notes.dedup();
     let t = &opts.thresholds;
 
     let mut table = Table::new();
@@ -213,5 +217,6 @@ pub fn compare_figures(
         table: table.render(),
         crossings,
         unchecked,
+        notes,
     }
 }
