@@ -13,9 +13,9 @@ use glommio::timer::sleep;
 use super::conn::{self, Conn, H2Lease};
 use super::failure::Failure;
 use super::notify::Notify;
-use super::worker::{record_failure, Buffers, ERROR_BODY_KEEP};
+use super::worker::{record_failure, ERROR_BODY_KEEP};
 use super::CoreCtx;
-use crate::http1::BodyFraming;
+use crate::http1::{BodyFraming, ResponseReader};
 use crate::metrics::ErrorRecord;
 use crate::report::error_class::is_kperf_failure_status;
 use crate::source::RequestParts;
@@ -31,8 +31,9 @@ pub(super) fn start(ctx: &Rc<CoreCtx>, run: u32, index: u32, due: Instant) {
 
 /// Where a WATCH's response comes from once its headers have arrived.
 enum WatchBody {
-    /// A dedicated HTTP/1.1 connection and how its body is delimited.
-    Http1(Stream, BodyFraming),
+    /// A dedicated HTTP/1.1 connection, how its body is delimited, and the reader holding
+    /// the bytes that followed the headers.
+    Http1(Stream, BodyFraming, Box<ResponseReader>),
     /// A stream on a shared HTTP/2 connection (the lease keeps its place counted).
     Http2(Http2Body, H2Lease),
 }
@@ -124,10 +125,12 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
         return;
     }
     let timeout = ctx.shared.settings.timeout;
-    let mut bufs = Buffers::new();
+    // Watches are many and long-lived: no per-watch buffer beyond what its protocol needs
+    // (the start of a failed response's body is kept only when there is one).
+    let mut error_body = Vec::new();
     let mut sent_at = Instant::now();
     let head = {
-        let io = send(&ctx, &parts, due, &mut bufs, &mut sent_at);
+        let io = send(&ctx, &parts, due, &mut sent_at);
         let timed_out = async {
             sleep(timeout).await;
             Err(Failure::Timeout)
@@ -152,10 +155,10 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
     };
     let failed = is_kperf_failure_status(status);
     let received = match body {
-        WatchBody::Http1(mut s, framing) => {
+        WatchBody::Http1(mut s, framing, mut reader) => {
             let mut got = Received::default();
-            let keep = &mut bufs.error_body;
-            let drain = bufs.reader.read_body(&mut s, framing, |b| {
+            let keep = &mut error_body;
+            let drain = reader.read_body(&mut s, framing, |b| {
                 count(&mut got, b, failed, keep);
             });
             // The stream ends when the server closes it or the replay ends; either is fine.
@@ -168,7 +171,7 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
         }
         WatchBody::Http2(mut b, lease) => {
             let mut got = Received::default();
-            let keep = &mut bufs.error_body;
+            let keep = &mut error_body;
             let drain = async {
                 while let Ok(Some(chunk)) = b.chunk().await {
                     count(&mut got, &chunk, failed, keep);
@@ -204,7 +207,7 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
         &ctx,
         &parts,
         Failure::Status(status),
-        &bufs.error_body,
+        &error_body,
         end,
         sent_at,
     );
@@ -226,15 +229,15 @@ async fn send(
     ctx: &CoreCtx,
     parts: &RequestParts<'_>,
     due: Instant,
-    bufs: &mut Buffers,
     sent_at: &mut Instant,
 ) -> Result<HeadOutcome, Failure> {
     match open(ctx).await? {
         Conn::Http1(mut s) => {
+            let mut request = Vec::with_capacity(parts.target.len() + parts.body.len() + 512);
             {
                 let auth = ctx.auth.borrow();
                 ctx.shared.template.encode(
-                    &mut bufs.request,
+                    &mut request,
                     parts.method,
                     parts.target,
                     parts.body_kind,
@@ -246,14 +249,15 @@ async fn send(
             ctx.metrics
                 .borrow_mut()
                 .record_send(sent_at.saturating_duration_since(due));
-            s.write_all(&bufs.request)
+            s.write_all(&request)
                 .await
                 .map_err(|e| Failure::Response(e.into()))?;
             s.flush().await.map_err(|e| Failure::Response(e.into()))?;
-            let head = bufs.reader.read_head(&mut s).await?;
+            let mut reader = Box::<ResponseReader>::default();
+            let head = reader.read_head(&mut s).await?;
             Ok(HeadOutcome::Head(
                 head.status,
-                WatchBody::Http1(s, head.framing),
+                WatchBody::Http1(s, head.framing, reader),
             ))
         }
         Conn::Http2(lease) => {
