@@ -1,4 +1,5 @@
-//! The `engine` command line: `engine run TIMELINE --server URL [...]`.
+//! The `engine` command line: `engine run TIMELINE --server URL [...]`,
+//! `engine compare BASE NEW [...]` and `engine merge R0 R1 ... -o OUT`.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -250,5 +251,36 @@ mod tests {
             Cli::try_parse_from(["engine", "run", "t", "--server", "x", "--kubeconfig", "k"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn cli_parses_compare_and_merge() {
+        let cli = Cli::try_parse_from([
+            "engine",
+            "compare",
+            "a.json",
+            "b.json",
+            "--max-p99-regression",
+            "5%",
+            "--max-lag-p99",
+            "200us",
+        ])
+        .unwrap();
+        let Command::Compare(c) = cli.command else {
+            panic!("not compare")
+        };
+        assert_eq!(c.max_p99_regression, Some(0.05));
+        assert_eq!(c.max_lag_p99, Some(Duration::from_micros(200)));
+        assert_eq!(c.max_error_rate, None);
+        assert!(
+            Cli::try_parse_from(["engine", "compare", "a", "b", "--max-error-rate", "1"]).is_err()
+        );
+        let cli = Cli::try_parse_from(["engine", "merge", "r0", "r1", "-o", "t.json"]).unwrap();
+        let Command::Merge(m) = cli.command else {
+            panic!("not merge")
+        };
+        assert_eq!(m.reports.len(), 2);
+        assert!(!m.force);
+        assert!(Cli::try_parse_from(["engine", "merge", "-o", "t.json"]).is_err());
     }
 }
