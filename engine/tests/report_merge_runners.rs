@@ -283,6 +283,7 @@ fn raw_data_and_errors_are_merged_from_runner_reports() {
     let out = dir.path().join("m.json");
     let (code, err) = merge(&[&r0, &r1, &r2], &out, &[]);
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("name different servers"), "{err}");
     let m = read(&out);
     let parts = [read(&r0), read(&r1), read(&r2)];
     let failed: u64 = parts[1]["total"].as_u64().unwrap() + parts[2]["total"].as_u64().unwrap();

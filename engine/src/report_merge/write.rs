@@ -48,6 +48,12 @@ impl MergedReport {
                     .to_string(),
             );
         }
+        if self.servers.len() > 1 {
+            self.notes.push(format!(
+                "the reports name different servers ({}): per-URL keys line up only with `engine run --metric-base none`",
+                self.servers.join(", ")
+            ));
+        }
         let mut w = GoJsonWriter::with_capacity(64 * 1024);
         w.begin_object();
         self.write_kperf(&mut w);
