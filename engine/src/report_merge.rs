@@ -151,6 +151,7 @@ pub fn merge_files(paths: &[PathBuf], opts: MergeOptions) -> Result<Merged, Merg
     for r in &reports {
         merged.add(r)?;
     }
+    merged.add_keys(&reports)?;
     let json = merged.render()?;
     Ok(Merged {
         json,

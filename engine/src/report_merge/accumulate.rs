@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use super::MergeError;
 use crate::compare::read::{opt_u64_in, ReportFile};
 use crate::metrics::new_histogram;
+use crate::report::kperf::hdr_percentiles;
+use crate::report::kreplay::encode_histogram;
 
 /// Service and scheduled latency histograms of one group.
 #[derive(Debug, Clone)]
@@ -24,6 +26,18 @@ impl Default for Pair {
             scheduled: new_histogram(),
         }
     }
+}
+
+/// One metric key after the merge: what the report shows of it. Kept instead of its
+/// histograms (tens of KiB each) so that high-cardinality reports merge in little memory.
+#[derive(Debug, Clone)]
+pub(super) struct MergedKey {
+    /// kperf's percentiles of the merged service histogram.
+    pub percentiles: Vec<(f64, f64)>,
+    /// The merged service histogram, serialised.
+    pub service: String,
+    /// The merged scheduled histogram, serialised.
+    pub scheduled: String,
 }
 
 /// One kperf error record (`--raw-data`), kept to be written again unchanged.
@@ -58,7 +72,7 @@ pub struct MergedReport {
     pub(super) late_1ms: u64,
     pub(super) late_10ms: u64,
     pub(super) all: Pair,
-    pub(super) by_url: BTreeMap<String, Pair>,
+    pub(super) by_url: BTreeMap<String, MergedKey>,
     pub(super) by_verb: BTreeMap<String, Pair>,
     pub(super) verbs: BTreeMap<String, (u64, u64)>,
     pub(super) scheduled_rate: f64,
@@ -176,14 +190,13 @@ impl MergedReport {
         }
         add_pair(r, &mut self.all, &["all"])?;
         let hists = object(r, k.get("histograms"), "kreplay.histograms")?.unwrap_or(&empty);
-        for (group, map) in [("byURL", &mut self.by_url), ("byVerb", &mut self.by_verb)] {
-            let field = format!("kreplay.histograms.{group}");
-            for key in object(r, hists.get(group), &field)?
-                .unwrap_or(&empty)
-                .keys()
-            {
-                add_pair(r, map.entry(key.clone()).or_default(), &[group, key])?;
-            }
+        let by_verb = object(r, hists.get("byVerb"), "kreplay.histograms.byVerb")?;
+        for verb in by_verb.unwrap_or(&empty).keys() {
+            add_pair(
+                r,
+                self.by_verb.entry(verb.clone()).or_default(),
+                &["byVerb", verb],
+            )?;
         }
 
         let rate = object(r, k.get("rate"), "kreplay.rate")?.unwrap_or(&empty);
@@ -211,6 +224,34 @@ impl MergedReport {
             r,
             object(r, k.get("config"), "kreplay.config")?.unwrap_or(&empty),
         )
+    }
+
+    /// Merges the per-key histograms of `reports` one key at a time (see [`MergedKey`]).
+    pub fn add_keys(&mut self, reports: &[ReportFile]) -> Result<(), MergeError> {
+        let empty = Map::new();
+        let mut keys = BTreeSet::new();
+        for r in reports {
+            let hists = r.kreplay().and_then(|k| k.get("histograms"));
+            let hists = object(r, hists, "kreplay.histograms")?.unwrap_or(&empty);
+            let by_url = object(r, hists.get("byURL"), "kreplay.histograms.byURL")?;
+            keys.extend(by_url.unwrap_or(&empty).keys().cloned());
+        }
+        for key in keys {
+            let mut pair = Pair::default();
+            for r in reports {
+                add_pair(r, &mut pair, &["byURL", &key])?;
+            }
+            if pair.service.is_empty() {
+                continue;
+            }
+            let merged = MergedKey {
+                percentiles: hdr_percentiles(&pair.service),
+                service: encode_histogram(&pair.service)?,
+                scheduled: encode_histogram(&pair.scheduled)?,
+            };
+            self.by_url.insert(key, merged);
+        }
+        Ok(())
     }
 
     fn add_config(&mut self, r: &ReportFile, c: &Map<String, Value>) -> Result<(), MergeError> {

@@ -127,8 +127,7 @@ impl MergedReport {
         } else {
             self.by_url
                 .iter()
-                .filter(|(_, p)| !p.service.is_empty())
-                .map(|(k, p)| (k, hdr_percentiles(&p.service)))
+                .map(|(k, m)| (k, m.percentiles.clone()))
                 .collect()
         };
         if !by_key.is_empty() {
@@ -250,16 +249,13 @@ impl MergedReport {
         w.key("histograms").begin_object();
         w.key("all");
         write_pair(w, &self.all)?;
-        let urls: Vec<_> = self
-            .by_url
-            .iter()
-            .filter(|(_, p)| !p.service.is_empty())
-            .collect();
-        if !urls.is_empty() {
+        if !self.by_url.is_empty() {
             w.key("byURL").begin_object();
-            for (k, p) in urls {
-                w.key(k);
-                write_pair(w, p)?;
+            for (k, m) in &self.by_url {
+                w.key(k).begin_object();
+                w.key("scheduled").string(&m.scheduled);
+                w.key("service").string(&m.service);
+                w.end_object();
             }
             w.end_object();
         }
