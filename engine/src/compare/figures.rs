@@ -107,10 +107,11 @@ fn seconds_at(obj: &serde_json::Map<String, Value>, key: &str) -> Option<f64> {
     obj.get(key).and_then(Value::as_f64)
 }
 
-/// Reads the figures of `report`, grouped by `grouping`.
+/// Reads the figures of `report`, grouped by `grouping`; per-key figures only with `per_url`.
 pub fn read_figures(
     report: &ReportFile,
     grouping: Grouping,
+    per_url: bool,
 ) -> Result<ReportFigures, ReportReadError> {
     let mut notes = Vec::new();
     let name = report.path.display().to_string();
@@ -191,7 +192,7 @@ pub fn read_figures(
     };
     let raw = raw_latencies(report)?;
     let mut urls = BTreeMap::new();
-    for (k, pairs) in &by_url {
+    for (k, pairs) in by_url.iter().filter(|_| per_url) {
         let mut f = Figures::from_pairs(pairs);
         if let Some(raw) = &raw {
             f.count = raw.get(k).map(|v| v.len() as u64);
@@ -418,7 +419,7 @@ mod tests {
         let path = dir.path().join("r.json");
         std::fs::write(&path, report.to_string()).unwrap();
         let file = ReportFile::load(&path).unwrap();
-        let f = read_figures(&file, Grouping::MethodLabels).unwrap();
+        let f = read_figures(&file, Grouping::MethodLabels, false).unwrap();
         let g = &f.groups["PATCH"];
         assert_eq!((g.count, g.errors), (Some(4), Some(1)));
         assert!((g.p99.unwrap() - 3.0).abs() < 0.01, "{g:?}");

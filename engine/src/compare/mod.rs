@@ -62,8 +62,8 @@ pub fn compare_files(
     } else {
         Grouping::MethodLabels
     };
-    let b = read_figures(&base, grouping)?;
-    let n = read_figures(&new, grouping)?;
+    let b = read_figures(&base, grouping, opts.per_url)?;
+    let n = read_figures(&new, grouping, opts.per_url)?;
     Ok(compare_figures(
         &b,
         &n,
