@@ -134,6 +134,15 @@ fn a_report_against_itself_passes_and_a_doubled_p99_fails() {
         assert!(out.contains(row), "table lacks {row}:\n{out}");
     }
     assert!(!err.contains("THRESHOLD"), "{err}");
+    // --per-url adds one group per metric key, server URL removed.
+    let (code, out, err) = compare(&os(&[&f.base, &f.base, &"--per-url"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\nGET /api/v1/namespaces/ns/pods/p0\n"),
+        "{out}"
+    );
+    assert!(out.contains("\nLIST /api/v1/namespaces/ns/pods\n"), "{out}");
+    assert!(!out.contains("http://127.0.0.1"), "{out}");
 
     let mut doubled = read(&f.base);
     scale_p99(&mut doubled["percentileLatencies"], 2.0);
