@@ -65,6 +65,7 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
         max_lag_p99: args.max_lag_p99,
         max_error_rate: args.max_error_rate,
     });
+    eprintln!("limits: {thresholds}");
     let opts = CompareOptions {
         thresholds,
         per_url: args.per_url,

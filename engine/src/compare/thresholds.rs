@@ -140,6 +140,41 @@ impl Thresholds {
     }
 }
 
+/// A fraction as a percentage without float noise: 0.007 → `0.7`.
+fn percent_text(v: f64) -> String {
+    let t = format!("{:.6}", v * 100.0);
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+impl std::fmt::Display for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(v) = self.max_p99_regression {
+            parts.push(format!("p99 regression <= +{}%", percent_text(v)));
+        }
+        if let Some(v) = self.max_lag_p99 {
+            parts.push(format!("send lag p99 <= {v:?}"));
+        }
+        if let Some(v) = self.max_error_rate {
+            parts.push(format!("error rate <= {}%", percent_text(v)));
+        }
+        if parts.is_empty() {
+            parts.push("none".to_string());
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+impl std::fmt::Display for Thresholds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.global)?;
+        for (verb, limits) in self.verbs.iter().filter(|(_, l)| **l != Limits::default()) {
+            write!(f, "; {verb}: {limits}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Verbs and kperf method labels a per-verb override may name.
 pub const KNOWN_VERBS: [&str; 9] = [
     "GET",
@@ -242,6 +277,8 @@ mod tests {
         assert_eq!(parse_percent(" 0.1 %"), Ok(0.001));
         assert!(parse_percent("0.1").unwrap_err().contains("with %"));
         assert!(parse_percent("-5%").is_err());
+        assert_eq!(percent_text(parse_percent("0.7%").unwrap()), "0.7");
+        assert_eq!(percent_text(0.1), "10");
     }
 
     #[test]
@@ -268,6 +305,10 @@ mod tests {
         assert_eq!(flagged.for_verb("LIST").max_p99_regression, Some(0.2));
         assert_eq!(flagged.for_verb("LIST").max_error_rate, Some(0.01));
         assert_eq!(flagged.for_verb("APPLY").max_error_rate, Some(0.01));
+        assert_eq!(
+            flagged.to_string(),
+            "p99 regression <= +20%, error rate <= 1%"
+        );
         let default = Thresholds::default().with_flags(&Limits::default());
         assert_eq!(
             default.global.max_p99_regression,
