@@ -28,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   pgrep -x nginx >/dev/null && { service nginx stop >/dev/null 2>&1 || nginx -s quit || true; }
 fi
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 bin=$PWD/target/release
 
 work=$(mktemp -d -t kreplay-bench.XXXXXX)
@@ -54,7 +54,7 @@ gen() { # gen NAME ARGS...: a get-only timeline against /api/v1/namespaces/defau
   "$bin/kreplay-gen" --mix GET=1 --objects 2000 --namespaces 10 --runners 1 --watches 0 "$@" -o "$work/$name.yaml" >/dev/null
   "$bin/preprocess" "$work/$name.yaml" -o "$work/$name.bin" >/dev/null 2>&1
 }
-engine() { taskset -c 1 /usr/bin/time -f '%U %S %e' -o "$work/time" "$bin/engine" run "$@" --server "$server" --cores 1 --no-progress --result "$work/report.json" 2>"$work/engine.err"; }
+engine() { taskset -c 1 /usr/bin/time -f '%U %S %e' -o "$work/time" "$bin/engine" run "$@" --server "$server" --cores 1 --quiet --result "$work/report.json" 2>"$work/engine.err"; }
 
 out=bench/results/$(date -u +%Y-%m-%d).md
 mkdir -p bench/results
@@ -123,4 +123,25 @@ for rate in $rates; do
     printf '| %s | oha -q %s --latency-correction | %.0f | n/a | n/a | n/a | n/a | %.2f |\n' "$rate" "$rate" "$(median "${a[@]}")" "$(median "${cpu[@]}")" >>"$out"
   fi
 done
+
+# apisim must not be the bottleneck of a benchmark: GETs of one object, wrk on CPU 1, apisim on CPU 0.
+kill "$nginx_pid" 2>/dev/null; wait "$nginx_pid" 2>/dev/null || true; nginx_pid=
+taskset -c 0 "$bin/apisim" --plain --no-auth --listen 127.0.0.1:0 >"$work/apisim.out" &
+apisim_pid=$!
+for _ in $(seq 100); do grep -q '^listening on ' "$work/apisim.out" && break; sleep 0.1; done
+sim=$(sed -n 's/^listening on //p' "$work/apisim.out")
+curl -fsS -X POST -H 'Content-Type: application/json' "$sim/api/v1/namespaces/default/configmaps" \
+  -d '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"default"},"data":{"k":"v"}}' >/dev/null
+a=()
+for _ in $(seq "$repeat"); do
+  taskset -c 1 wrk -t1 -c32 -d5s "$sim/api/v1/namespaces/default/configmaps/a" >"$work/wrk.out"
+  a+=("$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")")
+done
+kill "$apisim_pid"; wait "$apisim_pid" 2>/dev/null || true
+{
+  echo
+  echo "## apisim (plain HTTP/1.1, one core) under \`wrk -t1 -c32 -d5s\` GETs of one ConfigMap"
+  echo
+  printf '| server | GET/s |\n| --- | --- |\n| apisim --plain --no-auth (CPU 0) | %.0f |\n' "$(median "${a[@]}")"
+} >>"$out"
 cat "$out"

@@ -16,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building (release)" >&2
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 bin=target/release
 
 echo "== preprocess $profile" >&2
