@@ -175,3 +175,39 @@ fn sample_profile_replays_cleanly_against_apisim() {
     let order: Value = serde_json::from_str(&sim.admin_get("/apisim/order")).expect("order JSON");
     assert_per_object_order(&requests_of(&profile), &order);
 }
+
+#[test]
+fn preflight_stops_a_run_with_a_wrong_token_before_any_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let timeline = dir.path().join("timeline.bin");
+    preprocess(&common::fixture("kperf_sample_replay.yaml"), &timeline, &[]);
+    let sim = ApiSim::start(&[]);
+    // The token user with a token apisim does not accept.
+    let secret = "not-the-apisim-token-4f9a1c";
+    let text = std::fs::read_to_string(&sim.kubeconfig).expect("kubeconfig");
+    let token_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("token: "))
+        .expect("apisim's kubeconfig has a token user");
+    let bad = text.replace(token_line, &format!("    token: {secret}"));
+    let kubeconfig = dir.path().join("bad-kubeconfig");
+    std::fs::write(&kubeconfig, bad).expect("write kubeconfig");
+    let report = dir.path().join("report.json");
+    let out = run_bounded(
+        Command::new(bin("engine"))
+            .arg("run")
+            .arg(&timeline)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", "apisim-token", "--quiet", "--result"])
+            .arg(&report),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("preflight"), "stderr: {stderr}");
+    assert!(stderr.contains("401"), "stderr: {stderr}");
+    assert!(!stderr.contains(secret), "the token leaked: {stderr}");
+    let order: Value = serde_json::from_str(&sim.admin_get("/apisim/order")).expect("order JSON");
+    assert_eq!(order["recorded"], 0, "no request of the timeline was sent");
+}

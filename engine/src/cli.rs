@@ -153,6 +153,10 @@ pub struct RunArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Skip the `GET /version` check each core makes before the start (a wrong CA, a
+    /// 401/403 or an unreachable server then shows up as failed requests instead).
+    #[arg(long)]
+    pub no_preflight: bool,
 }
 
 /// Parses `60s`, `1.5s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.

@@ -22,7 +22,7 @@ use engine::kubeconfig::{resolve, KubeconfigOptions};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
 use engine::report_merge::{merge_files, MergeOptions};
-use engine::run::{run, RunOptions};
+use engine::run::{run, run_with_preflight, RunOptions};
 use engine::source::{ReplaySource, TimelineSource};
 use engine::target::Target;
 
@@ -158,7 +158,11 @@ fn run_command(args: &RunArgs) -> Result<bool> {
     };
     let base_url = target.base_url.clone();
     let source: Arc<dyn ReplaySource> = Arc::new(source);
-    let outcome = run(source.clone(), Arc::new(target), &opts, stop)?;
+    let outcome = if args.no_preflight {
+        run(source.clone(), Arc::new(target), &opts, stop)?
+    } else {
+        run_with_preflight(source.clone(), Arc::new(target), &opts, stop)?
+    };
 
     let runner_index = match selection {
         RunnerSelection::One(i) => Some(i),

@@ -375,6 +375,8 @@ pub fn spawn_engine(timeline: &Path, dir: &Path, args: &[&str], env: &[(&str, &s
         .arg("--result")
         .arg(dir.join("out").join("report.json"))
         .arg("--quiet")
+        // The recording servers count what arrives: keep the /version check out of it.
+        .arg("--no-preflight")
         .args(args)
         .env_remove("JOB_COMPLETION_INDEX")
         .stdin(Stdio::null())
