@@ -38,4 +38,11 @@ cargo test --workspace --locked --no-run
 
 log "cargo test"
 # Engine tests pin threads and open many sockets; two test threads fit a 2-core machine.
-cargo test --workspace --locked -- --test-threads="${KREPLAY_TEST_THREADS:-2}"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+cargo test --workspace --locked -- --test-threads="${KREPLAY_TEST_THREADS:-2}" 2>&1 | tee "$out" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "kreplay: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"
