@@ -2,66 +2,18 @@
 //! real `engine` binary against the real `apisim`; what apisim saw is checked.
 
 mod common;
+#[path = "common/order.rs"]
+mod order;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use bench::profile_gen::{write_profile_to_path, GenConfig};
 use common::{bin, preprocess, run_bounded, ApiSim};
-use preprocess::loader::{load_profile, LoadOptions};
-use preprocess::profile::{ProfileRequest, Verb};
+use order::{order_violations, requests_of};
+use preprocess::profile::ProfileRequest;
 use serde_json::Value;
-
-/// Loads a profile's requests with the project's own loader.
-fn requests_of(profile: &Path) -> Vec<ProfileRequest> {
-    let file = std::fs::File::open(profile).expect("open profile");
-    let mut out = Vec::new();
-    load_profile(
-        &profile.display().to_string(),
-        file,
-        &LoadOptions::default(),
-        &mut |_, r| {
-            out.push(r);
-            Ok(())
-        },
-    )
-    .expect("profile loads");
-    out
-}
-
-/// apisim's order-log key of a named request: `<ns>/<resource plural>/<name>`, read from the apiPath.
-fn apisim_key(r: &ProfileRequest) -> Option<String> {
-    if r.name.is_empty() || matches!(r.verb, Verb::List | Verb::Watch | Verb::DeleteCollection) {
-        return None;
-    }
-    let path = r.api_path.split('?').next().unwrap_or("");
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    // Resource plural: the segment after the namespace, or after the group/version.
-    let (ns, rest) = match segs.iter().position(|s| *s == "namespaces") {
-        Some(i) if segs.len() > i + 2 => (segs[i + 1], &segs[i + 2..]),
-        _ => {
-            let skip = if segs.first() == Some(&"api") { 2 } else { 3 };
-            ("", segs.get(skip..).unwrap_or(&[]))
-        }
-    };
-    let resource = rest.first()?;
-    Some(format!("{ns}/{resource}/{}", r.name))
-}
-
-fn apisim_verb(v: Verb) -> &'static str {
-    match v {
-        Verb::Get => "GET",
-        Verb::List => "LIST",
-        Verb::Watch => "WATCH",
-        Verb::Create => "CREATE",
-        Verb::Delete => "DELETE",
-        Verb::DeleteCollection => "DELETECOLLECTION",
-        Verb::Patch => "PATCH",
-        Verb::Apply => "APPLY",
-    }
-}
 
 /// Runs `engine run` and returns the parsed report.
 fn engine_run(timeline: &Path, args: &[&str]) -> Value {
@@ -88,24 +40,8 @@ fn engine_run(timeline: &Path, args: &[&str]) -> Value {
 
 /// Checks that, for every named object, apisim saw the profile's verbs in profile order.
 fn assert_per_object_order(requests: &[ProfileRequest], order: &Value) {
-    let mut expected: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
-    for r in requests {
-        if let Some(key) = apisim_key(r) {
-            expected.entry(key).or_default().push(apisim_verb(r.verb));
-        }
-    }
-    assert!(!expected.is_empty(), "profile has named objects");
-    let objects = order["objects"].as_object().expect("order log objects");
-    for (key, verbs) in &expected {
-        let seen: Vec<&str> = objects
-            .get(key)
-            .and_then(Value::as_array)
-            .unwrap_or_else(|| panic!("apisim saw nothing for {key}"))
-            .iter()
-            .map(|e| e["verb"].as_str().unwrap_or("?"))
-            .collect();
-        assert_eq!(&seen, verbs, "per-object order of {key}");
-    }
+    let violations = order_violations(requests, order);
+    assert!(violations.is_empty(), "per-object order: {violations:#?}");
 }
 
 fn generated_profile(dir: &Path, requests: u64, runners: u32) -> std::path::PathBuf {
