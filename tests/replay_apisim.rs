@@ -84,6 +84,68 @@ fn per_object_order_holds_with_1_2_4_cores_and_several_runners() {
     }
 }
 
+/// The `kreplay.config.server` and protocol facts of one run, plus the order check.
+fn replay_and_check(timeline: &Path, requests: &[ProfileRequest], sim: &ApiSim, args: &[&str]) {
+    let report = engine_run(timeline, args);
+    assert_eq!(report["totalRun"], report["total"], "{args:?}");
+    assert_eq!(
+        report["totalFailed"], 0,
+        "{args:?}: {}",
+        report["errorStats"]
+    );
+    let order: Value =
+        serde_json::from_str(&sim.admin_get("/apisim/order")).expect("order log JSON");
+    assert_eq!(
+        order["recorded"], report["total"],
+        "{args:?}: every request arrived once"
+    );
+    assert_per_object_order(requests, &order);
+}
+
+#[test]
+fn same_requests_and_order_over_http2_tls_http1_tls_and_plain_http1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = generated_profile(dir.path(), 800, 2);
+    let requests = requests_of(&profile);
+    let timeline = dir.path().join("timeline.bin");
+    preprocess(&profile, &timeline, &[]);
+
+    // TLS with ALPN h2 (the default), TLS with HTTP/1.1 only, plain HTTP/1.1.
+    for (mode, version) in [
+        ("h2", "HTTP/2.0"),
+        ("http1", "HTTP/1.1"),
+        ("plain", "HTTP/1.1"),
+    ] {
+        let mut sim_args = vec!["--latency", "*=0..2", "--record-requests", "5000"];
+        if mode == "plain" {
+            sim_args.extend_from_slice(&["--plain", "--no-auth"]);
+        }
+        let sim = ApiSim::start(&sim_args);
+        let kubeconfig = sim.kubeconfig.to_str().expect("utf-8 path").to_string();
+        let url = sim.url.clone();
+        let mut args = vec!["--cores", "2"];
+        match mode {
+            "plain" => args.extend_from_slice(&["--server", url.as_str()]),
+            _ => args.extend_from_slice(&["--kubeconfig", kubeconfig.as_str()]),
+        }
+        if mode == "http1" {
+            args.push("--http1");
+        }
+        replay_and_check(&timeline, &requests, &sim, &args);
+        let log: Value =
+            serde_json::from_str(&sim.admin_get("/apisim/requests")).expect("request log JSON");
+        let seen = log["requests"].as_array().expect("recorded requests");
+        assert!(
+            seen.len() >= requests.len(),
+            "{mode}: {} recorded",
+            seen.len()
+        );
+        for r in seen {
+            assert_eq!(r["version"], version, "{mode}: {r}");
+        }
+    }
+}
+
 #[test]
 fn sample_profile_replays_cleanly_against_apisim() {
     let dir = tempfile::tempdir().expect("tempdir");

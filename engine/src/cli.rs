@@ -153,6 +153,9 @@ pub struct RunArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Offer only HTTP/1.1 in TLS (as the profile's `disableHTTP2: true` does).
+    #[arg(long)]
+    pub http1: bool,
     /// Skip the `GET /version` check each core makes before the start (a wrong CA, a
     /// 401/403 or an unreachable server then shows up as failed requests instead).
     #[arg(long)]

@@ -134,7 +134,7 @@ fn run_command(args: &RunArgs) -> Result<bool> {
                 kubeconfig: args.kubeconfig.clone(),
                 context: args.context.clone(),
             })?;
-            Target::from_cluster(&access, source.info().spec.disable_http2)?
+            Target::from_cluster(&access, args.http1 || source.info().spec.disable_http2)?
         }
     };
     let info = source.info().clone();
