@@ -27,6 +27,16 @@ use engine::source::{ReplaySource, TimelineSource};
 use engine::target::Target;
 
 fn main() -> ExitCode {
+    // Library warnings (preflight answers, kept tokens, missing client certificates) go to
+    // stderr; RUST_LOG adjusts the level.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Run(args) => args,
