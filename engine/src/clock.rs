@@ -24,9 +24,11 @@ impl TimingMode {
     }
 }
 
-/// How long before a due instant a precise wait stops sleeping and starts spinning:
-/// glommio's timer wakes 22–33 µs late at the median on the reference VM.
-pub const SPIN_MARGIN: Duration = Duration::from_micros(40);
+/// How long before a due instant a precise wait stops sleeping and starts spinning.
+/// Inside a replaying executor (sockets in flight) glommio's timer wakes ~70 µs late at the
+/// median, not the 22–33 µs of an idle one: with a 40 µs margin the send lag at 1k/s was
+/// 27–32 µs at the median, with 120 µs it is 5 µs (spin cost: ~50 µs per due instant).
+pub const SPIN_MARGIN: Duration = Duration::from_micros(120);
 
 /// Longest single sleep, so a stop request is noticed while waiting for a distant instant.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
