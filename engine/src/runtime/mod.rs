@@ -38,6 +38,8 @@ use queue::{Pending, ReadyQueue};
 
 /// Most due requests waiting for a connection on one core; the dispatcher pauses beyond it.
 const QUEUE_CAP: usize = 16 * 1024;
+/// A dispatcher held back by a full queue resumes once fewer requests than this wait.
+const QUEUE_RESUME: usize = QUEUE_CAP / 2;
 /// How often a core checks timeouts and publishes progress.
 const TICK: Duration = Duration::from_millis(10);
 /// Progress (lag p99) is recomputed every this many ticks.
@@ -459,7 +461,7 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
         // full, wait until the pool has taken some of it.
         if ctx.queue.borrow().len() >= QUEUE_CAP {
             ctx.space.clear();
-            while ctx.queue.borrow().len() >= QUEUE_CAP / 2 && !stop() {
+            while ctx.queue.borrow().len() >= QUEUE_RESUME && !stop() {
                 future::or(
                     ctx.space.notified(),
                     waiter.pause(Duration::from_millis(50)),

@@ -9,7 +9,7 @@ use futures_lite::{future, AsyncWriteExt};
 use super::conn::{self, Conn};
 use super::failure::Failure;
 use super::queue::Pending;
-use super::{CancelReason, CoreCtx, WorkerSlot};
+use super::{CancelReason, CoreCtx, WorkerSlot, QUEUE_RESUME};
 use crate::http1::ResponseReader;
 use crate::metrics::ErrorRecord;
 use crate::report::error_class::is_kperf_failure_status;
@@ -57,7 +57,11 @@ async fn next_job(ctx: &Rc<CoreCtx>, slot: &Rc<WorkerSlot>) -> Option<Pending> {
                     other.wake.notify();
                 }
             }
-            ctx.space.notify();
+            // Only where the held-back dispatcher would resume: notifying on every take
+            // woke it (and re-armed its timer) once per request when flat out.
+            if left < QUEUE_RESUME {
+                ctx.space.notify();
+            }
             return Some(job);
         }
         if ctx.input_done.get() && ctx.queue.borrow().is_empty() {
