@@ -151,8 +151,9 @@ pub(crate) struct CoreCtx {
     max_conns: usize,
     conns_opened: Cell<u64>,
     h2_pool: Rc<conn::H2Pool>,
-    /// WATCHes open HTTP/2 connections one at a time (see `watch::open`).
-    watch_connect: glommio::sync::Semaphore,
+    /// One HTTP/2 connect at a time, so workers and WATCHes that find no free stream share
+    /// the connection the first of them opens.
+    h2_connect: glommio::sync::Semaphore,
     /// The server answered a WATCH connection with HTTP/1.1: WATCHes use dedicated connections.
     watch_http1: Cell<bool>,
     auth: RefCell<Option<String>>,
@@ -218,7 +219,10 @@ impl CoreCtx {
     }
 }
 
-/// Opens `n` connections concurrently, each bounded by `timeout`; failures give `None`.
+/// Gives `n` workers a connection each, every connect bounded by `timeout`; failures give
+/// `None`. Over HTTP/2 workers take the free slots of open connections before another is
+/// opened (each opening is a TLS handshake and a driver task); over HTTP/1.1 each worker
+/// has its own connection, opened a few at a time.
 async fn prewarm(
     target: &Target,
     pool: &Rc<conn::H2Pool>,
@@ -226,8 +230,26 @@ async fn prewarm(
     timeout: Duration,
 ) -> Vec<Option<Conn>> {
     let mut conns = Vec::with_capacity(n);
+    while conns.len() < n {
+        if let Some(c) = conn::lease_h2(pool) {
+            conns.push(Some(c));
+            continue;
+        }
+        // One connection first tells the protocol (the preflight's, if any, is in the pool).
+        let first = future::or(async { conn::connect(target, pool).await.ok() }, async {
+            sleep(timeout).await;
+            None
+        })
+        .await;
+        let h2 = matches!(first, Some(Conn::Http2(_)));
+        conns.push(first);
+        if !h2 {
+            break;
+        }
+    }
+    let done = conns.len();
     // Sequential connects would cost n round trips; a few at a time is enough on one core.
-    for chunk_start in (0..n).step_by(32) {
+    for chunk_start in (done..n).step_by(32) {
         let k = (n - chunk_start).min(32);
         let tasks: Vec<_> = (0..k)
             .map(|_| {
@@ -283,7 +305,12 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     if checked.is_some() {
         conns.push(checked);
     }
-    let opened = conns.iter().filter(|c| c.is_some()).count() as u64;
+    // Connections, not workers: HTTP/2 workers hold slots of the pool's shared connections.
+    let opened = (conns
+        .iter()
+        .filter(|c| matches!(c, Some(Conn::Http1(_))))
+        .count()
+        + h2_pool.borrow().len()) as u64;
     let auth = shared
         .target
         .auth
@@ -314,7 +341,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         max_conns: plan.max_conns.max(plan.conns).max(1),
         conns_opened: Cell::new(opened),
         h2_pool,
-        watch_connect: glommio::sync::Semaphore::new(1),
+        h2_connect: glommio::sync::Semaphore::new(1),
         watch_http1: Cell::new(false),
         auth: RefCell::new(auth),
         finished: Cell::new(false),

@@ -67,7 +67,7 @@ async fn open(ctx: &CoreCtx) -> Result<Conn, Failure> {
     }
     // One connect at a time: a thousand WATCHes due together share the connection the first
     // one opens instead of opening a thousand.
-    let _permit = ctx.watch_connect.acquire_permit(1).await.map_err(|e| {
+    let _permit = ctx.h2_connect.acquire_permit(1).await.map_err(|e| {
         Failure::Connect(std::io::Error::other(format!(
             "WATCH connect gate closed: {e}"
         )))

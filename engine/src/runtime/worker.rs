@@ -135,6 +135,19 @@ async fn execute(
                 if conn.is_none() {
                     conn = conn::lease_h2(&ctx.h2_pool);
                 }
+                // Over HTTP/2, one connect at a time: workers that all find every slot taken
+                // share the connection the first of them opens instead of opening one each.
+                let _permit = if conn.is_none() && !ctx.h2_pool.borrow().is_empty() {
+                    let permit = ctx.h2_connect.acquire_permit(1).await.map_err(|e| {
+                        Failure::Connect(std::io::Error::other(format!(
+                            "HTTP/2 connect gate closed: {e}"
+                        )))
+                    })?;
+                    conn = conn::lease_h2(&ctx.h2_pool);
+                    Some(permit)
+                } else {
+                    None
+                };
                 if conn.is_none() {
                     let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
                         .await
