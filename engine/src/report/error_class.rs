@@ -314,26 +314,8 @@ fn reason_code(reason: &str) -> Option<i32> {
 /// Go's `http2.ErrCode.String()`: `NO_ERROR` … `HTTP_1_1_REQUIRED`, else
 /// `unknown error code 0x<hex>` (lower-case hex).
 pub fn http2_error_code_name(code: u32) -> String {
-    const NAMES: [&str; 14] = [
-        "NO_ERROR",
-        "PROTOCOL_ERROR",
-        "INTERNAL_ERROR",
-        "FLOW_CONTROL_ERROR",
-        "SETTINGS_TIMEOUT",
-        "STREAM_CLOSED",
-        "FRAME_SIZE_ERROR",
-        "REFUSED_STREAM",
-        "CANCEL",
-        "COMPRESSION_ERROR",
-        "CONNECT_ERROR",
-        "ENHANCE_YOUR_CALM",
-        "INADEQUATE_SECURITY",
-        "HTTP_1_1_REQUIRED",
-    ];
-    match NAMES.get(code as usize) {
-        Some(name) => (*name).to_owned(),
-        None => format!("unknown error code 0x{code:x}"),
-    }
+    // One table for the whole engine: the transport names the codes it reports.
+    crate::transport::error_code_name(code).into_owned()
 }
 
 /// Go's `*url.Error` text for a timeout: `<Op> "<url>": <cause>`, where Op is the method
