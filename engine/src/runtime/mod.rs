@@ -12,9 +12,11 @@ pub mod notify;
 pub mod preflight;
 pub mod progress;
 pub mod queue;
+mod request_url;
 mod watch;
 mod worker;
 
+use preprocess::profile::Verb;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -211,10 +213,10 @@ impl CoreCtx {
         }
     }
 
-    /// The request URL for error records: base URL + target.
-    fn request_url(&self, target: &[u8]) -> String {
+    /// The request URL for error records: base URL + target, as kperf shows it.
+    fn request_url(&self, target: &[u8], verb: Verb) -> String {
         let mut url = self.shared.target.base_url.clone();
-        url.push_str(&String::from_utf8_lossy(target));
+        request_url::push_request_target(&mut url, &String::from_utf8_lossy(target), verb);
         url
     }
 }

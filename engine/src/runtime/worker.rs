@@ -282,7 +282,7 @@ pub(super) fn record_failure(
     end: Instant,
     sent_at: Instant,
 ) {
-    let url = ctx.request_url(parts.target);
+    let url = ctx.request_url(parts.target, parts.verb);
     let class = failure.classify(body, parts.method.as_str(), &url);
     ctx.metrics.borrow_mut().record_failure(
         parts.verb,
