@@ -1,0 +1,336 @@
+//! SVG plots (plotters, SVG backend): lines per tool and series, or bars per category and tool.
+
+use plotters::prelude::*;
+
+use super::markdown::format_number;
+use super::record::{PlotX, Record};
+use super::stats::median;
+
+/// One line of a line plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Legend entry: tool and series.
+    pub name: String,
+    /// Points, sorted by x.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One bar: category, tool, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    /// Category on the x axis.
+    pub category: String,
+    /// Tool (colour and legend).
+    pub tool: String,
+    /// Height.
+    pub value: f64,
+}
+
+/// What a plot draws.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlotBody {
+    /// Lines over a numeric x.
+    Lines(Vec<Line>),
+    /// Bars over categories.
+    Bars(Vec<Bar>),
+}
+
+/// A plot to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plot {
+    /// Plot id (file `<stamp>-<id>.svg`).
+    pub id: String,
+    /// Caption.
+    pub title: String,
+    /// x axis label.
+    pub x_label: String,
+    /// y axis label.
+    pub y_label: String,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+    /// Lines or bars.
+    pub body: PlotBody,
+}
+
+fn line_name(tool: &str, series: &str) -> String {
+    if series.is_empty() {
+        tool.to_string()
+    } else {
+        format!("{tool} {series}")
+    }
+}
+
+fn caption(title: &str, scenario_title: &str) -> String {
+    if title.is_empty() {
+        scenario_title.to_string()
+    } else {
+        title.to_string()
+    }
+}
+
+fn plot_entry<'a>(plots: &'a mut Vec<Plot>, id: &str, make: impl FnOnce() -> Plot) -> &'a mut Plot {
+    let i = match plots.iter().position(|p| p.id == id) {
+        Some(i) => i,
+        None => {
+            plots.push(make());
+            plots.len() - 1
+        }
+    };
+    &mut plots[i]
+}
+
+fn push_point(lines: &mut Vec<Line>, name: String, point: (f64, f64)) {
+    match lines.iter_mut().find(|l| l.name == name) {
+        Some(l) => l.points.push(point),
+        None => lines.push(Line {
+            name,
+            points: vec![point],
+        }),
+    }
+}
+
+/// Builds the plots the records ask for, in order of first appearance. A figure whose x kind
+/// (number or category) differs from its plot's first figure is left out of that plot.
+pub fn plots(records: &[Record]) -> Vec<Plot> {
+    let mut out: Vec<Plot> = Vec::new();
+    for r in records {
+        match r {
+            Record::Figure(f) => {
+                let (Some(p), Some(m)) = (&f.plot, median(&f.values)) else {
+                    continue;
+                };
+                let plot = plot_entry(&mut out, &p.id, || Plot {
+                    id: p.id.clone(),
+                    title: caption(&p.title, &f.scenario_title),
+                    x_label: p.x_label.clone(),
+                    y_label: f.unit.clone(),
+                    log_y: p.log_y,
+                    body: match p.x {
+                        PlotX::Number(_) => PlotBody::Lines(Vec::new()),
+                        PlotX::Category(_) => PlotBody::Bars(Vec::new()),
+                    },
+                });
+                match (&mut plot.body, &p.x) {
+                    (PlotBody::Lines(lines), PlotX::Number(x)) => {
+                        push_point(lines, line_name(&f.tool, &p.series), (*x, m))
+                    }
+                    (PlotBody::Bars(bars), PlotX::Category(c)) => bars.push(Bar {
+                        category: c.clone(),
+                        tool: line_name(&f.tool, &p.series),
+                        value: m,
+                    }),
+                    _ => {}
+                }
+            }
+            Record::Series(s) => {
+                let plot = plot_entry(&mut out, &s.plot, || Plot {
+                    id: s.plot.clone(),
+                    title: caption(&s.plot_title, &s.scenario_title),
+                    x_label: s.x_label.clone(),
+                    y_label: s.y_label.clone(),
+                    log_y: false,
+                    body: PlotBody::Lines(Vec::new()),
+                });
+                if let PlotBody::Lines(lines) = &mut plot.body {
+                    let name = line_name(&s.tool, &s.series);
+                    for (x, y) in s.x.iter().zip(&s.y) {
+                        push_point(lines, name.clone(), (*x, *y));
+                    }
+                }
+            }
+            Record::Note(_) => {}
+        }
+    }
+    for p in &mut out {
+        if let PlotBody::Lines(lines) = &mut p.body {
+            for l in lines.iter_mut() {
+                l.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            }
+        }
+    }
+    out
+}
+
+/// Why a plot could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("plot {id}: {what}")]
+pub struct PlotError {
+    /// The plot.
+    pub id: String,
+    /// What failed.
+    pub what: String,
+}
+
+fn span(lo: f64, hi: f64) -> (f64, f64) {
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    }
+}
+
+/// Draws a plot as an SVG document; `None` when it has nothing to draw (e.g. only
+/// non-positive values on a log axis).
+pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
+    let err = |e: &dyn std::fmt::Display| PlotError {
+        id: plot.id.clone(),
+        what: e.to_string(),
+    };
+    // A log axis is drawn as log10 of the values on a linear axis, labelled with the values.
+    let ty = |v: f64| if plot.log_y { v.log10() } else { v };
+    let keep = |v: f64| v.is_finite() && (!plot.log_y || v > 0.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let y_fmt = |v: &f64| format_number(if plot.log_y { 10f64.powf(*v) } else { *v });
+        match &plot.body {
+            PlotBody::Lines(lines) => {
+                let pts: Vec<Vec<(f64, f64)>> = lines
+                    .iter()
+                    .map(|l| {
+                        l.points
+                            .iter()
+                            .filter(|p| p.0.is_finite() && keep(p.1))
+                            .map(|p| (p.0, ty(p.1)))
+                            .collect()
+                    })
+                    .collect();
+                let all: Vec<&(f64, f64)> = pts.iter().flatten().collect();
+                if all.is_empty() {
+                    return Ok(None);
+                }
+                let (x0, x1) = span(
+                    all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min),
+                    all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
+                );
+                let ymin = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+                let ymax = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+                let (y0, y1) = if plot.log_y {
+                    span(ymin.floor(), ymax.ceil())
+                } else {
+                    span(ymin.min(0.0), ymax * 1.05)
+                };
+                let mut chart = ChartBuilder::on(&root)
+                    .caption(&plot.title, ("sans-serif", 20))
+                    .margin(12)
+                    .x_label_area_size(45)
+                    .y_label_area_size(80)
+                    .build_cartesian_2d(x0..x1, y0..y1)
+                    .map_err(|e| err(&e))?;
+                chart
+                    .configure_mesh()
+                    .x_desc(plot.x_label.as_str())
+                    .y_desc(plot.y_label.as_str())
+                    .x_label_formatter(&|v| format_number(*v))
+                    .y_label_formatter(&y_fmt)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+                for (i, (line, points)) in lines.iter().zip(pts).enumerate() {
+                    let color = Palette99::pick(i).to_rgba();
+                    chart
+                        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                        .map_err(|e| err(&e))?
+                        .label(line.name.as_str())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        });
+                    chart
+                        .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                        .map_err(|e| err(&e))?;
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }
+            PlotBody::Bars(bars) => {
+                let bars: Vec<&Bar> = bars.iter().filter(|b| keep(b.value)).collect();
+                if bars.is_empty() {
+                    return Ok(None);
+                }
+                let mut tools: Vec<&str> = Vec::new();
+                for b in &bars {
+                    if !tools.contains(&b.tool.as_str()) {
+                        tools.push(&b.tool);
+                    }
+                }
+                let ymax = bars
+                    .iter()
+                    .map(|b| ty(b.value))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let ymin = bars
+                    .iter()
+                    .map(|b| ty(b.value))
+                    .fold(f64::INFINITY, f64::min);
+                let (y0, y1) = if plot.log_y {
+                    span(ymin.floor(), ymax.ceil())
+                } else {
+                    span(0.0, ymax * 1.1)
+                };
+                let n = bars.len();
+                let mut chart = ChartBuilder::on(&root)
+                    .caption(&plot.title, ("sans-serif", 20))
+                    .margin(12)
+                    .x_label_area_size(45)
+                    .y_label_area_size(80)
+                    .build_cartesian_2d(0f64..n as f64, y0..y1)
+                    .map_err(|e| err(&e))?;
+                let x_fmt = |v: &f64| {
+                    let i = v.floor() as usize;
+                    bars.get(i)
+                        .map_or(String::new(), |b| format!("{} {}", b.category, b.tool))
+                };
+                chart
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .x_labels(n * 2 + 1)
+                    .x_label_formatter(&|v| {
+                        if (v.fract() - 0.5).abs() < 1e-6 {
+                            x_fmt(v)
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .x_desc(plot.x_label.as_str())
+                    .y_desc(plot.y_label.as_str())
+                    .y_label_formatter(&y_fmt)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+                for (t, tool) in tools.iter().enumerate() {
+                    let color = Palette99::pick(t).to_rgba();
+                    let rects: Vec<Rectangle<(f64, f64)>> = bars
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| b.tool == *tool)
+                        .map(|(i, b)| {
+                            Rectangle::new(
+                                [(i as f64 + 0.1, y0), (i as f64 + 0.9, ty(b.value))],
+                                color.filled(),
+                            )
+                        })
+                        .collect();
+                    chart
+                        .draw_series(rects)
+                        .map_err(|e| err(&e))?
+                        .label(*tool)
+                        .legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
+                        });
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(Some(svg))
+}
