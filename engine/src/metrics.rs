@@ -198,6 +198,47 @@ pub struct ErrorRecord {
     pub message: String,
 }
 
+/// Counts per whole second since the replay's start (the replay's shape). Grows only
+/// when a second beyond the reserved span is first hit, so the hot path rarely allocates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecondCounts(pub Vec<u64>);
+
+impl SecondCounts {
+    /// Zeroed counts for `seconds` seconds.
+    pub fn with_seconds(seconds: usize) -> SecondCounts {
+        SecondCounts(vec![0; seconds])
+    }
+
+    /// Counts one event `since_start` after the start.
+    pub fn add(&mut self, since_start: Duration) {
+        let i = usize::try_from(since_start.as_secs()).unwrap_or(usize::MAX);
+        if i >= self.0.len() {
+            // Days-long spans would be a bug upstream; never grow past a week of seconds.
+            if i >= 7 * 86_400 {
+                return;
+            }
+            self.0.resize((i + 1).max(self.0.len() * 2), 0);
+        }
+        self.0[i] += 1;
+    }
+
+    /// Adds another core's counts second by second.
+    pub fn merge(&mut self, other: &SecondCounts) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine += theirs;
+        }
+    }
+
+    /// The counts up to the last non-zero second.
+    pub fn trimmed(&self) -> &[u64] {
+        let end = self.0.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+        &self.0[..end]
+    }
+}
+
 /// Everything one core measured.
 #[derive(Debug, Clone)]
 pub struct CoreMetrics {
@@ -211,6 +252,8 @@ pub struct CoreMetrics {
     pub verbs: [VerbStats; 8],
     /// Requests whose first byte was written.
     pub sent: u64,
+    /// Requests sent, per second since the start.
+    pub sent_per_second: SecondCounts,
     /// Requests that reached execution (kperf `totalRun`).
     pub run: u64,
     /// Requests that succeeded.
@@ -240,6 +283,7 @@ impl CoreMetrics {
             labels: vec![None; label_count as usize],
             verbs: Default::default(),
             sent: 0,
+            sent_per_second: SecondCounts::default(),
             run: 0,
             completed: 0,
             failed: 0,
@@ -252,11 +296,13 @@ impl CoreMetrics {
         }
     }
 
-    /// Records that a request's first byte is being written `lag` after its due instant.
-    pub fn record_send(&mut self, lag: Duration) {
+    /// Records that a request's first byte is being written `lag` after its due instant,
+    /// `since_start` after the replay's start.
+    pub fn record_send(&mut self, lag: Duration, since_start: Duration) {
         let us = micros(lag);
         record_value(&mut self.lag, us);
         self.sent += 1;
+        self.sent_per_second.add(since_start);
         if us > 1_000 {
             self.late_1ms += 1;
         }
@@ -356,6 +402,7 @@ impl CoreMetrics {
             mine.latency.merge(&theirs.latency);
         }
         self.sent += other.sent;
+        self.sent_per_second.merge(&other.sent_per_second);
         self.run += other.run;
         self.completed += other.completed;
         self.failed += other.failed;
@@ -394,12 +441,27 @@ mod tests {
     }
 
     #[test]
+    fn second_counts_grow_and_merge() {
+        let mut a = SecondCounts::with_seconds(2);
+        a.add(Duration::from_millis(999));
+        a.add(Duration::from_millis(1_000));
+        a.add(Duration::from_secs(5));
+        let mut b = SecondCounts::default();
+        b.add(Duration::ZERO);
+        b.merge(&a);
+        assert_eq!(b.trimmed(), &[2, 1, 0, 0, 0, 1]);
+        a.add(Duration::from_secs(30 * 86_400));
+        assert_eq!(a.0.iter().sum::<u64>(), 3, "absurd offsets are not counted");
+        assert!(SecondCounts::with_seconds(3).trimmed().is_empty());
+    }
+
+    #[test]
     fn counts_and_merge_add_up() {
         let mut a = CoreMetrics::new(3, true);
         let mut b = CoreMetrics::new(3, true);
-        a.record_send(Duration::from_micros(500));
-        a.record_send(Duration::from_millis(2));
-        b.record_send(Duration::from_millis(20));
+        a.record_send(Duration::from_micros(500), Duration::from_millis(10));
+        a.record_send(Duration::from_millis(2), Duration::from_millis(1_500));
+        b.record_send(Duration::from_millis(20), Duration::from_millis(3_200));
         a.record_success(
             Verb::Get,
             0,
@@ -431,6 +493,7 @@ mod tests {
         b.record_failure(Verb::Get, err);
         a.merge(b);
         assert_eq!((a.sent, a.late_1ms, a.late_10ms), (3, 2, 1));
+        assert_eq!(a.sent_per_second.trimmed(), &[1, 1, 0, 1]);
         assert_eq!((a.run, a.completed, a.failed), (5, 3, 2));
         assert_eq!(a.error_stats.get("connection/connection refused"), Some(&2));
         assert_eq!(a.errors.len(), 2);

@@ -41,7 +41,7 @@ pub struct MergeOptions {
 }
 
 /// The identity of a report's replay: reports merge only when these agree.
-fn identity(r: &ReportFile) -> Result<[String; 3], MergeError> {
+fn identity(r: &ReportFile, by_id: bool) -> Result<[String; 3], MergeError> {
     let config = r
         .kreplay()
         .and_then(|k| k.get("config"))
@@ -61,11 +61,14 @@ fn identity(r: &ReportFile) -> Result<[String; 3], MergeError> {
         .get("speed")
         .and_then(Value::as_f64)
         .ok_or_else(|| r.error("kreplay.config has no number `speed`"))?;
-    Ok([
-        text("timelineSource")?,
-        text("timelineDescription")?,
-        speed.to_string(),
-    ])
+    // The content id where the reports have it: the same timeline copied to, or
+    // preprocessed again on, each runner's machine has one id whatever its path.
+    let timeline = if by_id {
+        text("timelineId")?
+    } else {
+        text("timelineSource")?
+    };
+    Ok([timeline, text("timelineDescription")?, speed.to_string()])
 }
 
 /// Checks that `reports` can merge: every one has histograms, they replay one timeline at
@@ -84,12 +87,19 @@ fn check_inputs(reports: &[ReportFile], force: bool) -> Result<(), MergeError> {
     if force {
         return Ok(());
     }
-    let first = identity(&reports[0])?;
+    // Reports written before timelineId existed are compared by their source path.
+    let by_id = reports.iter().all(|r| {
+        r.kreplay()
+            .and_then(|k| k.get("config"))
+            .and_then(|c| c.get("timelineId"))
+            .is_some()
+    });
+    let first = identity(&reports[0], by_id)?;
     for r in &reports[1..] {
-        let id = identity(r)?;
+        let id = identity(r, by_id)?;
         if id != first {
             return Err(MergeError::Refused(format!(
-                "{} and {} replay different timelines or speeds (timelineSource {:?} vs {:?}, timelineDescription {:?} vs {:?}, speed {} vs {}); use --force to merge anyway",
+                "{} and {} replay different timelines or speeds (timeline {:?} vs {:?}, timelineDescription {:?} vs {:?}, speed {} vs {}); use --force to merge anyway",
                 reports[0].path.display(),
                 r.path.display(),
                 first[0],

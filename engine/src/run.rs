@@ -10,7 +10,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::clock::{SpeedScale, TimingMode};
 use crate::http1::RequestTemplate;
-use crate::metrics::CoreMetrics;
+use crate::metrics::{CoreMetrics, SecondCounts};
 use crate::plan::{assign_runs, split_evenly, RunnerSelection};
 use crate::runtime::progress::{CoreProgress, GateTicket, ReplayEnd, StartGate};
 use crate::runtime::{run_core, CorePlan, CoreSettings, Shared};
@@ -96,6 +96,8 @@ pub struct RunOutcome {
     pub scheduled: u64,
     /// Due time of the last replayed request, µs.
     pub scheduled_span_us: u64,
+    /// Replayed requests per second of wall time since the start, as scheduled.
+    pub scheduled_per_second: SecondCounts,
     /// Due requests dropped unsent because of a stop.
     pub unsent_on_stop: u64,
     /// Connections opened, total (pool, replacements, WATCHes).
@@ -190,6 +192,13 @@ fn run_checked(
         })
         .max()
         .unwrap_or(0);
+    let scale = SpeedScale::new(opts.speed);
+    let mut scheduled_per_second = SecondCounts::default();
+    for &(i, _) in &runs {
+        for r in source.run_records(i).unwrap_or(&[]) {
+            scheduled_per_second.add(scale.offset(r.due_us));
+        }
+    }
     let per_core_runs = assign_runs(&runs, cores);
     let runners = match opts.selection {
         RunnerSelection::All => info.runner_count as usize,
@@ -219,7 +228,7 @@ fn run_checked(
         progress: (0..cores).map(|_| CoreProgress::default()).collect(),
         settings: CoreSettings {
             timing: opts.timing,
-            scale: SpeedScale::new(opts.speed),
+            scale,
             timeout: opts.timeout,
             grace: opts.grace,
             raw_data: opts.raw_data,
@@ -331,6 +340,7 @@ fn run_checked(
         max_conns,
         scheduled,
         scheduled_span_us,
+        scheduled_per_second,
         unsent_on_stop: unsent,
         conns_opened: opened,
         peak_conns: peak,

@@ -50,8 +50,10 @@ fn timeline(dir: &Path, description_suffix: &str) -> PathBuf {
     if description_suffix.is_empty() {
         return path;
     }
-    // Another timeline: same requests, a different profile source.
-    let other = dir.join("other.bin");
+    // "-twin": the same requests written from another profile path (the same content);
+    // otherwise another timeline: the same description, one request fewer.
+    let twin = description_suffix == "-twin";
+    let other = dir.join(format!("other{description_suffix}.bin"));
     let mut w = preprocess::timeline::TimelineWriter::create(
         &other,
         preprocess::timeline::WriterOptions {
@@ -60,11 +62,12 @@ fn timeline(dir: &Path, description_suffix: &str) -> PathBuf {
         },
     )
     .unwrap();
-    for (i, r) in reqs.iter().enumerate() {
+    let keep = if twin { reqs.len() } else { reqs.len() - 1 };
+    for (i, r) in reqs.iter().take(keep).enumerate() {
         w.push(i as u64, r, preprocess::request_target::PathMode::Recorded)
             .unwrap();
     }
-    w.finish(&spec(3, 2), "another").unwrap();
+    w.finish(&spec(3, 2), "engine test").unwrap();
     other
 }
 
@@ -223,6 +226,30 @@ fn merged_runner_reports_equal_a_full_run_and_the_sum_of_their_histograms() {
         .map(|p| p["totalReceivedBytes"].as_u64().unwrap())
         .sum();
     assert_eq!(merged["totalReceivedBytes"].as_u64(), Some(bytes));
+
+    // The replay's shape: every report counts each request once as scheduled and once as
+    // sent; the merged counts add up second by second to the same totals.
+    let counts = |v: &Value, k: &str| -> Vec<u64> {
+        v["kreplay"]["perSecond"][k]
+            .as_array()
+            .unwrap_or_else(|| panic!("kreplay.perSecond.{k}: {v}"))
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect()
+    };
+    for k in ["scheduled", "sent"] {
+        let part_sum: u64 = parts.iter().map(|p| counts(p, k).iter().sum::<u64>()).sum();
+        assert_eq!(part_sum, 90, "{k}");
+        assert_eq!(counts(&merged, k).iter().sum::<u64>(), 90, "{k}");
+        assert_eq!(counts(&full, k).iter().sum::<u64>(), 90, "{k}");
+    }
+    // 90 requests over 180 ms at speed 1: all scheduled in the first second.
+    assert_eq!(counts(&full, "scheduled"), vec![90]);
+    assert_eq!(
+        merged["kreplay"]["config"]["timelineId"],
+        full["kreplay"]["config"]["timelineId"]
+    );
+    assert_eq!(merged["kreplay"]["config"]["runnerCount"], 3);
 }
 
 #[test]
@@ -338,6 +365,21 @@ fn refuses_other_timelines_repeated_runners_and_kperf_reports() {
     );
     assert!(!out.exists(), "nothing written on refusal");
     let (code, err) = merge(&[&r0, &o1], &out, &["--force"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The same content from another path is the same timeline.
+    let twin = timeline(dir.path(), "-twin");
+    let w1 = run_into(&twin, dir.path(), "w1", &url, &["--runner-index", "1"]);
+    let (rep0, rep1) = (read(&r0), read(&w1));
+    let id = |v: &Value| v["kreplay"]["config"]["timelineId"].clone();
+    assert!(id(&rep0).as_str().is_some_and(|s| s.starts_with("xxh3:")));
+    assert_eq!(id(&rep0), id(&rep1), "same content, same id");
+    assert_ne!(id(&rep0), id(&read(&o1)), "other content, other id");
+    assert_ne!(
+        rep0["kreplay"]["config"]["timelineSource"],
+        rep1["kreplay"]["config"]["timelineSource"]
+    );
+    let (code, err) = merge(&[&r0, &w1], &out, &[]);
     assert_eq!(code, 0, "{err}");
 
     let (code, err) = merge(&[&r0, &r1, &r1], &out, &[]);

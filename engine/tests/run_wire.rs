@@ -230,11 +230,11 @@ fn chunked_responses_and_metric_base_none() {
 fn start_at_and_speed_shift_the_schedule() {
     let server = TestServer::start(Behavior::default());
     let dir = tempfile::tempdir().unwrap();
-    // Due at 0 and 400 ms; at speed 2 the second is due 200 ms after the start.
+    // Due at 0 and 2.4 s; at speed 2 the second is due 1.2 s after the start.
     let requests = vec![
         req(0, Verb::Get, "ns", "a", "/api/v1/namespaces/ns/pods/a", ""),
         req(
-            400,
+            2400,
             Verb::Get,
             "ns",
             "b",
@@ -272,11 +272,25 @@ fn start_at_and_speed_shift_the_schedule() {
     // Never early: each request leaves at or after its due instant.
     assert!(got[0].at >= start, "first request before --start-at");
     assert!(
-        got[1].at >= start + std::time::Duration::from_millis(200),
+        got[1].at >= start + std::time::Duration::from_millis(1200),
         "second request early"
     );
     let report = run.report.unwrap();
     assert_eq!(report["kreplay"]["config"]["speed"].as_f64(), Some(2.0));
+    // The replay's shape, in wall seconds since the start: one request due in second 0,
+    // one in second 1; each is sent in its due second or later, never earlier.
+    let counts = |k: &str| -> Vec<u64> {
+        report["kreplay"]["perSecond"][k]
+            .as_array()
+            .unwrap_or_else(|| panic!("perSecond.{k} in {report}"))
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(counts("scheduled"), vec![1, 1]);
+    let sent = counts("sent");
+    assert_eq!(sent.iter().sum::<u64>(), 2, "{sent:?}");
+    assert_eq!(sent[0], 1, "{sent:?}");
 }
 
 #[test]

@@ -60,6 +60,20 @@ fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
     w.end_array();
 }
 
+/// How a timeline's content id appears in `kreplay.config.timelineId`.
+pub fn timeline_id(content_id: u64) -> String {
+    format!("xxh3:{content_id:016x}")
+}
+
+/// Writes per-second counts as a JSON array of integers.
+pub fn write_counts(w: &mut GoJsonWriter, counts: &[u64]) {
+    w.begin_array();
+    for &c in counts {
+        w.uint(c);
+    }
+    w.end_array();
+}
+
 fn write_histograms(
     w: &mut GoJsonWriter,
     l: &LatencyHistograms,
@@ -136,6 +150,13 @@ pub fn write_kreplay_member(
     });
     w.end_object();
 
+    w.key("perSecond").begin_object();
+    w.key("scheduled");
+    write_counts(w, o.scheduled_per_second.trimmed());
+    w.key("sent");
+    write_counts(w, m.sent_per_second.trimmed());
+    w.end_object();
+
     w.key("run").begin_object();
     w.key("completed").uint(m.completed);
     w.key("connectionsOpened").uint(o.conns_opened);
@@ -171,7 +192,12 @@ pub fn write_kreplay_member(
     if let Some(i) = c.runner_index {
         w.key("runnerIndex").uint(u64::from(i));
     }
+    w.key("runnerCount")
+        .uint(u64::from(ctx.source.info().runner_count));
     w.key("server").string(&c.server);
+    if let Some(id) = ctx.source.info().content_id {
+        w.key("timelineId").string(&timeline_id(id));
+    }
     w.key("timelineSource").string(&ctx.source.info().source);
     w.key("timelineDescription")
         .string(&ctx.source.info().description);

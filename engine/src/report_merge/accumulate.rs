@@ -94,6 +94,9 @@ pub struct MergedReport {
     pub(super) timeline_source: String,
     pub(super) timeline_description: String,
     pub(super) user_agent: String,
+    pub(super) timeline_id: Option<String>,
+    /// Each report's start and `kreplay.perSecond` (scheduled, sent), aligned at render time.
+    pub(super) per_second: Vec<(time::OffsetDateTime, Vec<u64>, Vec<u64>)>,
     /// What the merge had to leave out, for the user.
     pub notes: Vec<String>,
 }
@@ -134,6 +137,15 @@ fn add_pair(r: &ReportFile, acc: &mut Pair, path: &[&str]) -> Result<(), MergeEr
     p.push("scheduled");
     add_into(r, &mut acc.scheduled, r.histogram(&p)?, &field)?;
     Ok(())
+}
+
+fn add_shifted(acc: &mut Vec<u64>, counts: &[u64], shift: usize) {
+    if acc.len() < shift + counts.len() {
+        acc.resize(shift + counts.len(), 0);
+    }
+    for (a, c) in acc[shift..].iter_mut().zip(counts) {
+        *a += c;
+    }
 }
 
 fn uint(r: &ReportFile, obj: &Map<String, Value>, key: &str, at: &str) -> Result<u64, MergeError> {
@@ -220,10 +232,43 @@ impl MergedReport {
             slot.0 += uint(r, w, "bytes", &at)?;
             slot.1 += uint(r, w, "events", &at)?;
         }
-        self.add_config(
+        let start = self.add_config(
             r,
             object(r, k.get("config"), "kreplay.config")?.unwrap_or(&empty),
-        )
+        )?;
+        let per_second = object(r, k.get("perSecond"), "kreplay.perSecond")?.unwrap_or(&empty);
+        let counts = |key: &str| -> Result<Vec<u64>, MergeError> {
+            match per_second.get(key) {
+                None => Ok(Vec::new()),
+                Some(v) => v
+                    .as_array()
+                    .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
+                    .ok_or_else(|| {
+                        r.error(format!(
+                            "kreplay.perSecond.{key} is not an array of non-negative integers"
+                        ))
+                        .into()
+                    }),
+            }
+        };
+        self.per_second
+            .push((start, counts("scheduled")?, counts("sent")?));
+        Ok(())
+    }
+
+    /// The merged `kreplay.perSecond` (scheduled, sent): each report's counts shifted by
+    /// the whole seconds between its start and the earliest start, then added.
+    pub(super) fn per_second_totals(&self) -> (Vec<u64>, Vec<u64>) {
+        let Some(earliest) = self.per_second.iter().map(|p| p.0).min() else {
+            return (Vec::new(), Vec::new());
+        };
+        let (mut scheduled, mut sent) = (Vec::new(), Vec::new());
+        for (start, s, n) in &self.per_second {
+            let shift = usize::try_from((*start - earliest).whole_seconds()).unwrap_or(0);
+            add_shifted(&mut scheduled, s, shift);
+            add_shifted(&mut sent, n, shift);
+        }
+        (scheduled, sent)
     }
 
     /// Merges the per-key histograms of `reports` one key at a time (see [`MergedKey`]).
@@ -254,7 +299,12 @@ impl MergedReport {
         Ok(())
     }
 
-    fn add_config(&mut self, r: &ReportFile, c: &Map<String, Value>) -> Result<(), MergeError> {
+    /// Folds one report's `kreplay.config` in; returns that report's start.
+    fn add_config(
+        &mut self,
+        r: &ReportFile,
+        c: &Map<String, Value>,
+    ) -> Result<time::OffsetDateTime, MergeError> {
         let first = self.reports == 1;
         self.cores += uint(r, c, "cores", "kreplay.config")?;
         self.conns += uint(r, c, "conns", "kreplay.config")?;
@@ -265,6 +315,10 @@ impl MergedReport {
             self.timeline_source = text("timelineSource");
             self.timeline_description = text("timelineDescription");
             self.user_agent = text("userAgent");
+            self.timeline_id = c
+                .get("timelineId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         self.timings.insert(text("timing"));
         self.timeout = self.timeout.max(
@@ -275,6 +329,10 @@ impl MergedReport {
         let server = text("server");
         if !self.servers.contains(&server) {
             self.servers.push(server);
+        }
+        // Runner-form reports have no top-level runnerCount; their config has it.
+        if let Some(n) = c.get("runnerCount").and_then(Value::as_u64) {
+            self.runner_count = Some(self.runner_count.map_or(n, |c| c.max(n)));
         }
         if let Some(i) = c.get("runnerIndex").and_then(Value::as_u64) {
             self.runner_indexes.insert(i);
@@ -292,7 +350,7 @@ impl MergedReport {
         if self.start.as_ref().is_none_or(|(s, _)| start < *s) {
             self.start = Some((start, start_text));
         }
-        Ok(())
+        Ok(start)
     }
 
     /// kperf's raw data (`errors`, `latenciesByURL`): merged when every report that has

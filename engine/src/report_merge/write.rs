@@ -5,7 +5,7 @@ use super::accumulate::{MergedReport, Pair};
 use crate::metrics::new_histogram;
 use crate::report::gofmt::{format_go_duration, GoJsonWriter};
 use crate::report::kperf::hdr_percentiles;
-use crate::report::kreplay::{encode_histogram, HistogramCodecError};
+use crate::report::kreplay::{encode_histogram, write_counts, HistogramCodecError};
 use crate::report::percentile::kperf_percentiles;
 
 fn seconds(us: u64) -> f64 {
@@ -202,6 +202,14 @@ impl MergedReport {
             .float(self.scheduled_rate.round());
         w.end_object();
 
+        let (scheduled, sent) = self.per_second_totals();
+        w.key("perSecond").begin_object();
+        w.key("scheduled");
+        write_counts(w, &scheduled);
+        w.key("sent");
+        write_counts(w, &sent);
+        w.end_object();
+
         w.key("run").begin_object();
         w.key("completed").uint(self.completed);
         w.key("connectionsOpened").uint(self.conns_opened);
@@ -231,7 +239,13 @@ impl MergedReport {
         w.key("start")
             .string(self.start.as_ref().map_or("", |(_, s)| s.as_str()));
         w.key("timeoutSeconds").float(self.timeout);
+        if let Some(n) = self.runner_count {
+            w.key("runnerCount").uint(n);
+        }
         w.key("server").string(&self.servers.join(","));
+        if let Some(id) = &self.timeline_id {
+            w.key("timelineId").string(id);
+        }
         w.key("timelineSource").string(&self.timeline_source);
         w.key("timelineDescription")
             .string(&self.timeline_description);

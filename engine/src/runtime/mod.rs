@@ -30,7 +30,7 @@ use glommio::timer::sleep;
 use crate::clock::{set_precise_timer_slack, DueWaiter, SpeedScale, TimingMode};
 use crate::http1::RequestTemplate;
 use crate::merge::RunMerger;
-use crate::metrics::CoreMetrics;
+use crate::metrics::{CoreMetrics, SecondCounts};
 use crate::source::ReplaySource;
 use crate::target::Target;
 use conn::Conn;
@@ -213,6 +213,14 @@ impl CoreCtx {
         }
     }
 
+    /// Records that a request due at `due` had its first byte written at `sent_at`.
+    fn record_send(&self, sent_at: Instant, due: Instant) {
+        self.metrics.borrow_mut().record_send(
+            sent_at.saturating_duration_since(due),
+            sent_at.saturating_duration_since(self.start),
+        );
+    }
+
     /// The request URL for error records: base URL + target, as kperf shows it.
     fn request_url(&self, target: &[u8], verb: Verb) -> String {
         let mut url = self.shared.target.base_url.clone();
@@ -328,6 +336,13 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
             preflight_error: None,
         };
     };
+    let mut metrics = CoreMetrics::new(label_count, shared.settings.raw_data);
+    // Reserved for the whole timeline (and a little lateness) so sends do not allocate.
+    let span = shared
+        .settings
+        .scale
+        .offset(shared.source.info().duration_us);
+    metrics.sent_per_second = SecondCounts::with_seconds(span.as_secs() as usize + 2);
     let ctx = Rc::new(CoreCtx {
         index: plan.index,
         start,
@@ -337,7 +352,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         workers: RefCell::new(Vec::with_capacity(plan.max_conns)),
         watches: RefCell::new(Vec::new()),
         watch_stops: RefCell::new(Vec::new()),
-        metrics: RefCell::new(CoreMetrics::new(label_count, shared.settings.raw_data)),
+        metrics: RefCell::new(metrics),
         input_done: Cell::new(false),
         space: Notify::default(),
         max_conns: plan.max_conns.max(plan.conns).max(1),

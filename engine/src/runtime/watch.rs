@@ -246,9 +246,7 @@ async fn send(
                 );
             }
             *sent_at = Instant::now();
-            ctx.metrics
-                .borrow_mut()
-                .record_send(sent_at.saturating_duration_since(due));
+            ctx.record_send(*sent_at, due);
             s.write_all(&request)
                 .await
                 .map_err(|e| Failure::Response(e.into()))?;
@@ -266,9 +264,7 @@ async fn send(
                 super::h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
             };
             *sent_at = Instant::now();
-            ctx.metrics
-                .borrow_mut()
-                .record_send(sent_at.saturating_duration_since(due));
+            ctx.record_send(*sent_at, due);
             let response = lease
                 .conn()
                 .send(request.method, &request.path, &request.headers, parts.body)

@@ -195,9 +195,7 @@ async fn execute(
                 );
             }
             sent_at = Instant::now();
-            ctx.metrics
-                .borrow_mut()
-                .record_send(sent_at.saturating_duration_since(job.due));
+            ctx.record_send(sent_at, job.due);
             stream
                 .write_all(&bufs.request)
                 .await
@@ -327,9 +325,7 @@ async fn send_http2(
     };
     *sent_at = Instant::now();
     if let Some(due) = lag_from {
-        ctx.metrics
-            .borrow_mut()
-            .record_send(sent_at.saturating_duration_since(due));
+        ctx.record_send(*sent_at, due);
     }
     let mut response = h2
         .send(request.method, &request.path, &request.headers, parts.body)

@@ -108,6 +108,7 @@ impl MemorySource {
             description: "in-memory requests".to_string(),
             source: "memory".to_string(),
             label_count: labels.len() as u32,
+            content_id: None,
         };
         MemorySource {
             info,

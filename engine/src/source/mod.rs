@@ -32,6 +32,8 @@ pub struct SourceInfo {
     pub source: String,
     /// Number of metric labels (label ids are `0..label_count`).
     pub label_count: u32,
+    /// The timeline's content identity (`Timeline::content_id`); `None` for in-memory sources.
+    pub content_id: Option<u64>,
 }
 
 /// One run: the records of one (runner, shard), in profile order.

@@ -28,6 +28,7 @@ impl TimelineSource {
             description: h.description.clone(),
             source: h.source.clone(),
             label_count: h.label_count,
+            content_id: Some(timeline.content_id()),
         };
         let runs = timeline
             .runs()

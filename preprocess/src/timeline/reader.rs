@@ -181,6 +181,17 @@ impl Timeline {
         &self.sections
     }
 
+    /// The content's identity: xxh3 over every section's checksum. Two files with the same
+    /// requests, partitioning and bodies have the same id wherever and whenever they were
+    /// written (the profile's path is in the header, not in the sections).
+    pub fn content_id(&self) -> u64 {
+        let mut bytes = [0u8; 40];
+        for (chunk, (_, s)) in bytes.chunks_exact_mut(8).zip(self.sections.named()) {
+            chunk.copy_from_slice(&s.checksum.to_le_bytes());
+        }
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    }
+
     /// The path it was opened from.
     pub fn path(&self) -> &Path {
         &self.path
