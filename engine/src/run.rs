@@ -212,12 +212,12 @@ fn run_checked(
     let core_conns = split_evenly(conns, cores, 1);
     let core_max = split_evenly(max_conns, cores, 1);
 
-    let template = RequestTemplate {
-        base_path: target.base_path.clone(),
-        host: target.host_header.clone(),
-        user_agent: opts.user_agent.clone(),
-        accept: accept_of(source.as_ref()),
-    };
+    let template = RequestTemplate::new(
+        target.base_path.clone(),
+        target.host_header.clone(),
+        opts.user_agent.clone(),
+        accept_of(source.as_ref()),
+    );
     let gate = Arc::new(StartGate::default());
     let shared = Arc::new(Shared {
         source,
@@ -318,6 +318,7 @@ fn run_checked(
             }
         }
     }
+    merged.finish();
     if let Some(e) = spawn_error.or(join_error) {
         return Err(e);
     }

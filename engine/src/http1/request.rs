@@ -13,9 +13,39 @@ pub struct RequestTemplate {
     pub user_agent: String,
     /// `Accept` header value.
     pub accept: &'static str,
+    /// `" HTTP/1.1\r\nHost: …\r\nUser-Agent: …\r\nAccept: …"`: the fixed middle of every
+    /// request head, copied in one piece.
+    fixed: Vec<u8>,
 }
 
 impl RequestTemplate {
+    /// A template for requests to `host` under `base_path`.
+    pub fn new(
+        base_path: String,
+        host: String,
+        user_agent: String,
+        accept: &'static str,
+    ) -> RequestTemplate {
+        let mut fixed = Vec::new();
+        for part in [
+            " HTTP/1.1\r\nHost: ",
+            &host,
+            "\r\nUser-Agent: ",
+            &user_agent,
+            "\r\nAccept: ",
+            accept,
+        ] {
+            fixed.extend_from_slice(part.as_bytes());
+        }
+        RequestTemplate {
+            base_path,
+            host,
+            user_agent,
+            accept,
+            fixed,
+        }
+    }
+
     /// Encodes one request (head and body) into `buf`, replacing its contents.
     /// `authorization` is the full header value (`Bearer …`) when the target has credentials.
     pub fn encode(
@@ -32,12 +62,7 @@ impl RequestTemplate {
         buf.push(b' ');
         buf.extend_from_slice(self.base_path.as_bytes());
         buf.extend_from_slice(target);
-        buf.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        buf.extend_from_slice(self.host.as_bytes());
-        buf.extend_from_slice(b"\r\nUser-Agent: ");
-        buf.extend_from_slice(self.user_agent.as_bytes());
-        buf.extend_from_slice(b"\r\nAccept: ");
-        buf.extend_from_slice(self.accept.as_bytes());
+        buf.extend_from_slice(&self.fixed);
         if let Some(auth) = authorization {
             buf.extend_from_slice(b"\r\nAuthorization: ");
             buf.extend_from_slice(auth.as_bytes());
@@ -76,12 +101,12 @@ mod tests {
     use super::*;
 
     fn template() -> RequestTemplate {
-        RequestTemplate {
-            base_path: "/prefix".to_string(),
-            host: "127.0.0.1:8080".to_string(),
-            user_agent: "kreplay/test".to_string(),
-            accept: "application/json, */*",
-        }
+        RequestTemplate::new(
+            "/prefix".to_string(),
+            "127.0.0.1:8080".to_string(),
+            "kreplay/test".to_string(),
+            "application/json, */*",
+        )
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! latency from the scheduled instant, per-verb figures, rates, configuration) and every
 //! histogram serialised (HdrHistogram V2 + deflate, base64) so reports merge exactly.
 
+use std::cell::RefCell;
+
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
@@ -20,16 +22,26 @@ pub struct HistogramCodecError {
     message: String,
 }
 
+thread_local! {
+    /// One serialiser per thread: a report writes thousands of histograms, and a new
+    /// serialiser allocates and clears its deflate state each time.
+    static SERIALIZER: RefCell<(V2DeflateSerializer, Vec<u8>)> =
+        RefCell::new((V2DeflateSerializer::new(), Vec::new()));
+}
+
 /// Serialises a histogram: HdrHistogram V2 with deflate, then standard base64.
 pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecError> {
-    let mut bytes = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut bytes)
-        .map_err(|e| HistogramCodecError {
-            what: "encoding",
-            message: format!("{e:?}"),
-        })?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    SERIALIZER.with(|cell| {
+        let (serializer, bytes) = &mut *cell.borrow_mut();
+        bytes.clear();
+        serializer
+            .serialize(h, bytes)
+            .map_err(|e| HistogramCodecError {
+                what: "encoding",
+                message: format!("{e:?}"),
+            })?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(&bytes[..]))
+    })
 }
 
 /// Reads a histogram written by `encode_histogram`.
