@@ -196,6 +196,10 @@ pub struct ErrorRecord {
     pub code: i32,
     /// Message ("" for `http`).
     pub message: String,
+    /// The runner (partition) of the request: kperf lists errors runner by runner.
+    pub runner: u32,
+    /// A WATCH: kperf lists a runner's WATCH errors after its other errors.
+    pub watch: bool,
 }
 
 /// Counts per whole second since the replay's start (the replay's shape). Grows only
@@ -377,8 +381,12 @@ impl CoreMetrics {
         v.errors += 1;
     }
 
-    /// Builds `all` from the per-verb histograms (once, after the cores are merged).
+    /// Builds `all` from the per-verb histograms and puts `errors` in kperf's order:
+    /// runner by runner, WATCHes last, each in completion order (once, after the cores
+    /// are merged).
     pub fn finish(&mut self) {
+        self.errors
+            .sort_by_key(|e| (e.runner, e.watch, e.timestamp));
         let mut all = LatencyHistograms::default();
         for v in &self.verbs {
             all.merge(&v.latency);
@@ -496,6 +504,8 @@ mod tests {
             kind: "connection",
             code: 0,
             message: "connection refused".into(),
+            runner: 0,
+            watch: false,
         };
         a.record_failure(Verb::Get, err.clone());
         b.record_failure(Verb::Get, err);

@@ -239,3 +239,78 @@ fn sigint_mid_run_writes_the_report_and_exits_130() {
     assert_eq!(total_run as usize, server.requests().len());
     assert_consistent(&report);
 }
+
+/// The runner of every request in a timeline, by its target as error records show it
+/// (without the wire-only `timeout=1m0s`).
+fn runner_of_targets(tl: &std::path::Path) -> std::collections::HashMap<String, u32> {
+    let t = preprocess::timeline::Timeline::open(tl).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for (i, run) in t.runs().iter().enumerate() {
+        for r in t.run_records(i).unwrap() {
+            let v = t.view(r).unwrap();
+            let target = String::from_utf8_lossy(v.target)
+                .replace("timeout=1m0s&", "")
+                .replace("?timeout=1m0s", "");
+            out.insert(target, run.runner);
+        }
+    }
+    out
+}
+
+#[test]
+fn raw_errors_are_listed_runner_by_runner_watches_last() {
+    let server = TestServer::start(Behavior {
+        status: 500,
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // GETs of 24 objects spread over 3 runners, and WATCHes, interleaved in time.
+    let mut requests = Vec::new();
+    for i in 0..24i64 {
+        let ns = format!("ns{}", i % 4);
+        if i % 6 == 0 {
+            let path = format!("/api/v1/namespaces/{ns}/pods");
+            let mut w = req(i, Verb::Watch, &ns, "", &path, "");
+            w.label_selector = format!("app=w{i}");
+            requests.push(w);
+        }
+        let path = format!("/api/v1/namespaces/{ns}/pods/p{i}");
+        requests.push(req(i, Verb::Get, &ns, &format!("p{i}"), &path, ""));
+    }
+    let tl = write_timeline(dir.path(), &spec(3, 2), &requests);
+    let runners = runner_of_targets(&tl);
+    let distinct: std::collections::BTreeSet<_> = runners.values().collect();
+    assert!(
+        distinct.len() > 1,
+        "the profile spreads over several runners"
+    );
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "2", "--raw-data"],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    let errors = report["errors"].as_array().expect("errors with --raw-data");
+    assert_eq!(errors.len(), requests.len());
+    // (runner, is WATCH) of each error, in the report's order.
+    let order: Vec<(u32, bool)> = errors
+        .iter()
+        .map(|e| {
+            let url = e["url"].as_str().unwrap();
+            let target = url.strip_prefix(&server.url()).unwrap();
+            let runner = *runners
+                .get(target)
+                .unwrap_or_else(|| panic!("no request has the target of {url}"));
+            (runner, e["method"] == "WATCH")
+        })
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(
+        order, sorted,
+        "kperf's order: runner by runner, WATCHes last"
+    );
+    assert!(order.iter().any(|o| o.1), "WATCH errors are listed");
+}

@@ -213,6 +213,15 @@ impl CoreCtx {
         }
     }
 
+    /// The runner (partition) of global run `run`.
+    fn runner_of(&self, run: u32) -> u32 {
+        self.shared
+            .source
+            .runs()
+            .get(run as usize)
+            .map_or(0, |r| r.runner)
+    }
+
     /// Records that a request due at `due` had its first byte written at `sent_at`.
     fn record_send(&self, sent_at: Instant, due: Instant) {
         self.metrics.borrow_mut().record_send(

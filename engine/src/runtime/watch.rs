@@ -115,6 +115,8 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
                     kind: class.kind,
                     code: class.code,
                     message: class.message,
+                    runner: ctx.runner_of(run),
+                    watch: true,
                 },
             );
             return;
@@ -149,7 +151,7 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
             return;
         }
         Err(f) => {
-            record_failure(&ctx, &parts, f, b"", at_head, sent_at);
+            record_failure(&ctx, run, &parts, f, b"", at_head, sent_at);
             return;
         }
     };
@@ -205,6 +207,7 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
     }
     record_failure(
         &ctx,
+        run,
         &parts,
         Failure::Status(status),
         &error_body,

@@ -104,6 +104,8 @@ async fn execute(
                     kind: class.kind,
                     code: class.code,
                     message: class.message,
+                    runner: ctx.runner_of(job.run),
+                    watch: false,
                 },
             );
             return conn;
@@ -249,6 +251,7 @@ async fn execute(
             }
             record_failure(
                 ctx,
+                job.run,
                 &parts,
                 Failure::Status(status),
                 &bufs.error_body,
@@ -260,7 +263,15 @@ async fn execute(
         Err(failure) => {
             drop(m);
             let keep = !failure.breaks_connection();
-            record_failure(ctx, &parts, failure, &bufs.error_body, end, sent_at);
+            record_failure(
+                ctx,
+                job.run,
+                &parts,
+                failure,
+                &bufs.error_body,
+                end,
+                sent_at,
+            );
             keep
         }
     };
@@ -274,6 +285,7 @@ async fn execute(
 /// Records a failure with kperf's classification (cold path).
 pub(super) fn record_failure(
     ctx: &CoreCtx,
+    run: u32,
     parts: &crate::source::RequestParts<'_>,
     failure: Failure,
     body: &[u8],
@@ -292,6 +304,8 @@ pub(super) fn record_failure(
             kind: class.kind,
             code: class.code,
             message: class.message,
+            runner: ctx.runner_of(run),
+            watch: parts.verb == preprocess::profile::Verb::Watch,
         },
     );
 }
