@@ -161,6 +161,8 @@ pub fn merge_files(paths: &[PathBuf], opts: MergeOptions) -> Result<Merged, Merg
     for r in &reports {
         merged.add(r)?;
     }
+    // kperf's order: runner by runner, whatever order the files were given in.
+    merged.raw_errors.sort_by_key(|e| e.runner);
     merged.add_keys(&reports)?;
     let json = merged.render()?;
     Ok(Merged {

@@ -308,7 +308,8 @@ fn raw_data_and_errors_are_merged_from_runner_reports() {
         &["--runner-index", "2", "--raw-data", "--metric-base", "none"],
     );
     let out = dir.path().join("m.json");
-    let (code, err) = merge(&[&r0, &r1, &r2], &out, &[]);
+    // Given out of order: the errors still come runner by runner.
+    let (code, err) = merge(&[&r2, &r0, &r1], &out, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("name different servers"), "{err}");
     let m = read(&out);

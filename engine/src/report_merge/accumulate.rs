@@ -50,6 +50,8 @@ pub(super) struct ErrorEntry {
     pub kind: String,
     pub code: i64,
     pub message: String,
+    /// The input's runner index (`None` for a full run): errors are listed runner by runner.
+    pub runner: Option<u64>,
 }
 
 /// The merged report under construction.
@@ -376,6 +378,11 @@ impl MergedReport {
                 slot.push(x.as_f64().ok_or_else(bad)?);
             }
         }
+        let runner = r
+            .kreplay()
+            .and_then(|k| k.get("config"))
+            .and_then(|c| c.get("runnerIndex"))
+            .and_then(Value::as_u64);
         if let Some(errors) = r.root.get("errors") {
             let list = errors
                 .as_array()
@@ -402,6 +409,7 @@ impl MergedReport {
                         .and_then(Value::as_i64)
                         .ok_or_else(|| bad("code"))?,
                     message: s("message")?,
+                    runner,
                 });
             }
         }
