@@ -106,6 +106,9 @@ enum Command {
         /// Logarithmic y axis
         #[arg(long)]
         log_y: bool,
+        /// Logarithmic x axis
+        #[arg(long)]
+        log_x: bool,
         /// Plot caption (default: the scenario title)
         #[arg(long, default_value = "")]
         plot_title: String,
@@ -234,6 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             series,
             x_label,
             log_y,
+            log_x,
             plot_title,
             values,
         } => {
@@ -265,6 +269,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         series,
                         x_label,
                         log_y,
+                        log_x,
                         title: plot_title,
                     })
                 }

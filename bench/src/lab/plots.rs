@@ -48,6 +48,8 @@ pub struct Plot {
     pub y_label: String,
     /// Logarithmic y axis.
     pub log_y: bool,
+    /// Logarithmic x axis (line plots).
+    pub log_x: bool,
     /// Lines or bars.
     pub body: PlotBody,
 }
@@ -105,6 +107,7 @@ pub fn plots(records: &[Record]) -> Vec<Plot> {
                     x_label: p.x_label.clone(),
                     y_label: f.unit.clone(),
                     log_y: p.log_y,
+                    log_x: p.log_x,
                     body: match p.x {
                         PlotX::Number(_) => PlotBody::Lines(Vec::new()),
                         PlotX::Category(_) => PlotBody::Bars(Vec::new()),
@@ -129,6 +132,7 @@ pub fn plots(records: &[Record]) -> Vec<Plot> {
                     x_label: s.x_label.clone(),
                     y_label: s.y_label.clone(),
                     log_y: false,
+                    log_x: false,
                     body: PlotBody::Lines(Vec::new()),
                 });
                 if let PlotBody::Lines(lines) = &mut plot.body {
@@ -179,6 +183,8 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
     // A log axis is drawn as log10 of the values on a linear axis, labelled with the values.
     let ty = |v: f64| if plot.log_y { v.log10() } else { v };
     let keep = |v: f64| v.is_finite() && (!plot.log_y || v > 0.0);
+    let tx = |v: f64| if plot.log_x { v.log10() } else { v };
+    let keep_x = |v: f64| v.is_finite() && (!plot.log_x || v > 0.0);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
@@ -191,8 +197,8 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                     .map(|l| {
                         l.points
                             .iter()
-                            .filter(|p| p.0.is_finite() && keep(p.1))
-                            .map(|p| (p.0, ty(p.1)))
+                            .filter(|p| keep_x(p.0) && keep(p.1))
+                            .map(|p| (tx(p.0), ty(p.1)))
                             .collect()
                     })
                     .collect();
@@ -204,6 +210,9 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                     all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min),
                     all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
                 );
+                // A little room on both sides so that end points are not on the frame.
+                let pad = (x1 - x0) * 0.03;
+                let (x0, x1) = (x0 - pad, x1 + pad);
                 let ymin = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
                 let ymax = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
                 let (y0, y1) = if plot.log_y {
@@ -222,7 +231,9 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                     .configure_mesh()
                     .x_desc(plot.x_label.as_str())
                     .y_desc(plot.y_label.as_str())
-                    .x_label_formatter(&|v| format_number(*v))
+                    .x_label_formatter(&|v| {
+                        format_number(if plot.log_x { 10f64.powf(*v) } else { *v })
+                    })
                     .y_label_formatter(&y_fmt)
                     .draw()
                     .map_err(|e| err(&e))?;

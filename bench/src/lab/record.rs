@@ -47,6 +47,9 @@ pub struct PlotRef {
     /// Logarithmic y axis.
     #[serde(default)]
     pub log_y: bool,
+    /// Logarithmic x axis.
+    #[serde(default)]
+    pub log_x: bool,
     /// Plot caption (default: the scenario title).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,

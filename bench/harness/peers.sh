@@ -1,0 +1,171 @@
+# Sourced by scripts/bench.sh: scenarios 1 and 2 (kreplay against wrk, hey, h2load, oha on
+# nginx) and apisim's capacity check. Each client command is bounded by `timeout`.
+
+have_oha() { command -v oha >/dev/null 2>&1; }
+# oha's JSON flag: `--output-format json` in recent releases, `--json` before.
+oha_json_flag() { if oha --help 2>/dev/null | grep -q -- '--output-format'; then echo "--output-format json"; else echo "--json"; fi; }
+
+# Unpaced GETs, all due at t=0, shared by h1 and h2.
+gen_unpaced() {
+  [ -f "$work/unpaced.bin" ] || gen unpaced --mix GET=1 --objects 2000 --namespaces 10 --runners 1 --watches 0 \
+    --shape all-at-zero -n "$requests" --conns 64
+}
+
+# kreplay_unpaced SCENARIO LABEL ENGINE-ARGS...: requests per client CPU-second and per second.
+kreplay_unpaced() {
+  local scen=$1 label=$2
+  shift 2
+  local eff=() rps=() run failed
+  for _ in $(seq "$repeat"); do
+    engine_run 300 "$work/unpaced.bin" "$@"
+    run=$(get "$work/report.json" /totalRun) failed=$(get "$work/report.json" /totalFailed)
+    [ "$failed" = 0 ] || { echo "kreplay $scen: $failed failures" >&2; cat "$work/engine.err" >&2; exit 1; }
+    eff+=("$(calc "$run / $(cpu_of "$work/time")")") rps+=("$(calc "$run / $(wall_of "$work/time")")")
+  done
+  local cmd="engine run unpaced.bin $* --cores 1 ($requests GETs due at t=0)"
+  rec "$scen" "requests per client CPU-second" "req/CPU-s" higher kreplay "$cmd" --plot throughput --x "$label" \
+    --plot-title "Unpaced: requests per client CPU-second" -- "${eff[@]}"
+  rec "$scen" "requests per second" "req/s" higher kreplay "$cmd" -- "${rps[@]}"
+}
+
+# peer_unpaced SCENARIO LABEL TOOL PARSE CMD...: runs CMD on CPU 1 `repeat` times; PARSE FILE
+# prints the number of requests it completed (from CMD's output in FILE).
+peer_unpaced() {
+  local scen=$1 label=$2 tool=$3 parse=$4
+  shift 4
+  local eff=() rps=() n
+  for _ in $(seq "$repeat"); do
+    if ! timed "$work/time" timeout 120 "$@" >"$work/peer.out" 2>"$work/peer.err"; then
+      note "$scen" "$tool failed ($*): $(head -c 300 "$work/peer.err")"
+      return 0
+    fi
+    n=$("$parse" "$work/peer.out")
+    eff+=("$(calc "$n / $(cpu_of "$work/time")")") rps+=("$(calc "$n / $(wall_of "$work/time")")")
+  done
+  rec "$scen" "requests per client CPU-second" "req/CPU-s" higher "$tool" "$*" --plot throughput --x "$label" -- "${eff[@]}"
+  rec "$scen" "requests per second" "req/s" higher "$tool" "$*" -- "${rps[@]}"
+}
+
+wrk_count() { awk '/requests in/ {print $1}' "$1"; }
+hey_count() { awk '/\[2[0-9][0-9]\]/ {s += $2} END {print s + 0}' "$1"; }
+# oha: responses by status code, {"200": N, ...}: their sum.
+oha_count() { get "$1" /statusCodeDistribution | grep -o ':[0-9]*' | tr -d : | awk '{s += $1} END {print s + 0}'; }
+h2load_count() { awk '/^requests:/ {print $8}' "$1"; }
+
+section_h1() {
+  start_nginx
+  gen_unpaced
+  kreplay_unpaced h1 "HTTP/1.1" --server "http://127.0.0.1:$port" --conns 64
+  peer_unpaced h1 "HTTP/1.1" wrk wrk_count wrk -t1 -c64 -d10s "$url"
+  peer_unpaced h1 "HTTP/1.1" hey hey_count hey -z 10s -c 64 "$url"
+  if have_oha; then
+    # shellcheck disable=SC2046
+    peer_unpaced h1 "HTTP/1.1" oha oha_count oha --worker-threads 1 -z 10s -c 64 --no-tui $(oha_json_flag) "$url"
+  else
+    note h1 "oha is not installed: no oha figures."
+  fi
+}
+
+section_h2() {
+  start_nginx
+  gen_unpaced
+  kreplay_unpaced h2 "HTTP/2+TLS" --kubeconfig "$work/kubeconfig" --conns 64 --max-conns 64
+  peer_unpaced h2 "HTTP/2+TLS" h2load h2load_count h2load -n "$requests" -c 1 -m 64 "$tlsurl"
+  if have_oha; then
+    # shellcheck disable=SC2046
+    peer_unpaced h2 "HTTP/2+TLS" oha oha_count oha --worker-threads 1 -n "$requests" -c 1 -p 64 --http2 --cacert "$work/ca.crt" --no-tui $(oha_json_flag) "$tlsurl"
+  fi
+  note h2 "kreplay: one HTTP/2 connection carrying up to 64 streams (its pool opens more only when every stream is busy); h2load and oha: one connection, 64 streams."
+}
+
+section_paced() {
+  start_nginx
+  note paced "Send lag (write start minus due instant) is kreplay's own figure: no peer reports it. \"Latency from the due instant\" is kreplay's scheduled latency and oha's latency with --latency-correction (both free of coordinated omission); hey's latencies are measured from its own send and are not comparable, so only its rate and CPU are recorded."
+  local rate n
+  for rate in $rates; do
+    n=$((rate * seconds))
+    gen "paced$rate" --mix GET=1 --objects 2000 --namespaces 10 --runners 1 --watches 0 --rate "$rate" -n "$n" --conns 64
+    paced_kreplay "$rate" "$n"
+    paced_hey "$rate"
+    if have_oha; then paced_oha "$rate"; fi
+  done
+  if ! have_oha; then note paced "oha is not installed: no oha figures."; fi
+}
+
+paced_kreplay() {
+  local rate=$1 n=$2 r=$work/report.json
+  local a=() p50=() p99=() p999=() mx=() l50=() l99=() cpu=()
+  for _ in $(seq "$repeat"); do
+    engine_run $((seconds * 10 + 60)) "$work/paced$rate.bin" --server "http://127.0.0.1:$port" --conns 64
+    a+=("$(get "$r" /kreplay/rate/achievedPerSecond)")
+    p50+=("$(calc "$(get "$r" /kreplay/sendLag/p50) * 1000")") p99+=("$(calc "$(get "$r" /kreplay/sendLag/p99) * 1000")")
+    p999+=("$(calc "$(get "$r" /kreplay/sendLag/p999) * 1000")") mx+=("$(calc "$(get "$r" /kreplay/sendLag/max) * 1000")")
+    # scheduledLatency: [[quantile, seconds], ...] with 0.5 at index 1 and 0.99 at index 4.
+    l50+=("$(calc "$(get "$r" /kreplay/scheduledLatency/1/1) * 1000")") l99+=("$(calc "$(get "$r" /kreplay/scheduledLatency/4/1) * 1000")")
+    cpu+=("$(calc "$(cpu_of "$work/time") / $(get "$r" /totalRun) * 1000000")")
+  done
+  local c="engine run paced$rate.bin --server URL --conns 64 --cores 1 ($n GETs at $rate/s)"
+  local lag=(--plot paced-lag --x "$rate" --x-label "target rate (req/s)" --log-y --plot-title "Paced: send lag and latency from the due instant")
+  rec paced "achieved rate at $rate/s" "req/s" higher kreplay "$c" --plot paced-rate --x "$rate" --x-label "target rate (req/s)" --plot-title "Paced: achieved rate" -- "${a[@]}"
+  rec paced "send lag p50 at $rate/s" ms lower kreplay "$c" "${lag[@]}" --series "send lag p50" -- "${p50[@]}"
+  rec paced "send lag p99 at $rate/s" ms lower kreplay "$c" "${lag[@]}" --series "send lag p99" -- "${p99[@]}"
+  rec paced "send lag p99.9 at $rate/s" ms lower kreplay "$c" -- "${p999[@]}"
+  rec paced "send lag max at $rate/s" ms lower kreplay "$c" -- "${mx[@]}"
+  rec paced "latency from due instant p50 at $rate/s" ms lower kreplay "$c" -- "${l50[@]}"
+  rec paced "latency from due instant p99 at $rate/s" ms lower kreplay "$c" "${lag[@]}" --series "latency p99" -- "${l99[@]}"
+  rec paced "client CPU per request at $rate/s" "µs" lower kreplay "$c" -- "${cpu[@]}"
+}
+
+paced_hey() {
+  local rate=$1 q=$(($1 / 50)) a=() cpu=() n
+  [ "$q" -ge 1 ] || q=1
+  local cmd=(hey -z "${seconds}s" -c 50 -q "$q" "$url")
+  for _ in $(seq "$repeat"); do
+    if ! timed "$work/time" timeout $((seconds * 4 + 30)) "${cmd[@]}" >"$work/hey.out" 2>&1; then
+      note paced "hey failed at $rate/s: $(tail -c 300 "$work/hey.out")"
+      return 0
+    fi
+    a+=("$(awk '/Requests\/sec/ {print $2}' "$work/hey.out")")
+    n=$(hey_count "$work/hey.out")
+    cpu+=("$(calc "$(cpu_of "$work/time") / ($n > 0 ? $n : 1) * 1000000")")
+  done
+  rec paced "achieved rate at $rate/s" "req/s" higher hey "${cmd[*]} (-q is per worker: 50 × $q/s)" --plot paced-rate --x "$rate" -- "${a[@]}"
+  rec paced "client CPU per request at $rate/s" "µs" lower hey "${cmd[*]}" -- "${cpu[@]}"
+}
+
+paced_oha() {
+  local rate=$1 a=() l50=() l99=() cpu=() n f=$work/oha.json
+  # shellcheck disable=SC2207
+  local cmd=(oha --worker-threads 1 -z "${seconds}s" -c 64 -q "$rate" --latency-correction --no-tui $(oha_json_flag) "$url")
+  for _ in $(seq "$repeat"); do
+    if ! timed "$work/time" timeout $((seconds * 4 + 30)) "${cmd[@]}" >"$f" 2>"$work/oha.err"; then
+      note paced "oha failed at $rate/s: $(head -c 300 "$work/oha.err")"
+      return 0
+    fi
+    a+=("$(get "$f" /summary/requestsPerSec)")
+    l50+=("$(calc "$(get "$f" /latencyPercentiles/p50) * 1000")") l99+=("$(calc "$(get "$f" /latencyPercentiles/p99) * 1000")")
+    n=$(oha_count "$f")
+    cpu+=("$(calc "$(cpu_of "$work/time") / ($n > 0 ? $n : 1) * 1000000")")
+  done
+  local lag=(--plot paced-lag --x "$rate" --x-label "target rate (req/s)" --log-y)
+  rec paced "achieved rate at $rate/s" "req/s" higher oha "${cmd[*]}" --plot paced-rate --x "$rate" -- "${a[@]}"
+  rec paced "latency from due instant p50 at $rate/s" ms lower oha "${cmd[*]}" -- "${l50[@]}"
+  rec paced "latency from due instant p99 at $rate/s" ms lower oha "${cmd[*]}" "${lag[@]}" --series "latency p99" -- "${l99[@]}"
+  rec paced "client CPU per request at $rate/s" "µs" lower oha "${cmd[*]}" -- "${cpu[@]}"
+}
+
+# apisim must not be the bottleneck of scenarios 3 and 4: GETs of one object, wrk on CPU 1.
+section_apisim() {
+  stop_nginx
+  start_apisim --plain --no-auth
+  curl -fsS -X POST -H 'Content-Type: application/json' "$sim/api/v1/namespaces/default/configmaps" \
+    -d '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"default"},"data":{"k":"v"}}' >/dev/null
+  local a=() cmd=(wrk -t1 -c32 -d5s "$sim/api/v1/namespaces/default/configmaps/a")
+  for _ in $(seq "$repeat"); do
+    taskset -c 1 timeout 60 "${cmd[@]}" >"$work/wrk.out"
+    a+=("$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")")
+  done
+  stop_apisim
+  note apisim "A capacity check of the target, not a comparison: apisim (--plain --no-auth, one thread, CPU 0) must serve at least 50,000 GET/s so that it is not the bottleneck of scenarios 3 and 4."
+  rec apisim "apisim GETs of one ConfigMap served per second" "req/s" higher wrk "${cmd[*]}" -- "${a[@]}"
+}

@@ -1,0 +1,60 @@
+# Sourced by scripts/bench.sh: scenario 4, scale. Preprocess time and peak RSS, engine start
+# time and RSS for large timelines; engine RSS with many concurrent watches. One run per size
+# (the 10M-request step takes minutes); big files are deleted as soon as they are measured.
+
+section_scale() {
+  stop_nginx
+  local s=scale n
+  note $s "kreplay only (no peer preprocesses or replays profiles). One run per size. *Engine start*: \`engine run X.bin --server http://127.0.0.1:<closed port> --cores 1\`, which opens and checks the timeline, plans the runs, starts the executor and stops at its preflight \`GET /version\` (connection refused): the engine's whole start-up before a first request, with nothing sent. *Full scan*: \`preprocess inspect X.bin\`, which reads every record."
+  for n in $scale_sizes; do
+    scale_size "$n"
+  done
+  for n in $scale_watches; do
+    scale_watches_run "$n"
+  done
+}
+
+scale_size() {
+  local n=$1 s=scale y=$work/scale.yaml b=$work/scale.bin closed
+  local plot=(--x "$n" --x-label "requests in the profile" --log-x)
+  echo "scale: $n requests (df: $(df -h --output=avail "$work" | tail -1 | xargs) free)" >&2
+  timeout 3600 "$bin/kreplay-gen" -n "$n" --rate 10000 --runners 4 --seed 1 -o "$y" >/dev/null
+  local mb
+  mb=$(calc "$(stat -c %s "$y") / 1048576")
+  timed "$work/time" timeout 3600 "$bin/preprocess" "$y" -o "$b" >/dev/null 2>&1
+  rm -f "$y"
+  local c="kreplay-gen -n $n --rate 10000 --runners 4 --seed 1; preprocess ($(printf '%.0f' "$mb") MB of YAML)"
+  rec $s "preprocess wall time, $n requests" s lower kreplay "$c" --plot scale-time --plot-title "Scale: wall time" --series "preprocess" "${plot[@]}" --log-y -- "$(wall_of "$work/time")"
+  rec $s "preprocess peak RSS, $n requests" MB lower kreplay "$c" --plot scale-rss --plot-title "Scale: peak RSS" --series "preprocess" "${plot[@]}" -- "$(rss_mb_of "$work/time")"
+  closed=$("$bin/kreplay-lab" free-port)
+  timed "$work/time" timeout 600 "$bin/engine" run "$b" --server "http://127.0.0.1:$closed" --cores 1 --quiet 2>"$work/engine.err" || true
+  grep -q preflight "$work/engine.err" || { echo "scale: engine did not stop at its preflight: $(cat "$work/engine.err")" >&2; exit 1; }
+  c="engine run scale.bin --server http://127.0.0.1:<closed> --cores 1 ($n requests; stops at the preflight)"
+  rec $s "engine start wall time, $n requests" s lower kreplay "$c" --plot scale-time --series "engine start" "${plot[@]}" --log-y -- "$(wall_of "$work/time")"
+  rec $s "engine start peak RSS, $n requests" MB lower kreplay "$c" --plot scale-rss --series "engine start" "${plot[@]}" -- "$(rss_mb_of "$work/time")"
+  timed "$work/time" timeout 600 "$bin/preprocess" inspect "$b" >/dev/null
+  c="preprocess inspect scale.bin ($n requests)"
+  rec $s "full scan wall time, $n requests" s lower kreplay "$c" --plot scale-time --series "full scan (inspect)" "${plot[@]}" --log-y -- "$(wall_of "$work/time")"
+  rec $s "full scan peak RSS, $n requests" MB lower kreplay "$c" --plot scale-rss --series "full scan (inspect)" "${plot[@]}" -- "$(rss_mb_of "$work/time")"
+  rm -f "$b"
+}
+
+# scale_watches_run W: W WATCHes spread over the replay (plus GETs at 1,000/s for about 5 s),
+# held until it ends; the engine's peak RSS and the watches its report counts.
+scale_watches_run() {
+  local w=$1 s=scale r=$work/report.json n=$(($1 + 5000))
+  local rate=$(( n / 8 > 1000 ? n / 8 : 1000 ))
+  gen "watch$w" -n "$n" --rate "$rate" --mix GET=1 --watches "$w" --runners 1 --conns 16 --seed 1
+  rm -f "$work/watch$w.yaml"
+  start_apisim --no-auth --kubeconfig-out "$work/sim.kubeconfig" --order-log-limit 0
+  engine_run 300 "$work/watch$w.bin" --kubeconfig "$work/sim.kubeconfig" ||
+    { echo "scale: engine failed with $w watches: $(cat "$work/engine.err")" >&2; stop_apisim; exit 1; }
+  stop_apisim
+  local c="engine run watch$w.bin --kubeconfig <apisim's> --cores 1 (HTTP/2; kreplay-gen -n $n --rate $rate --mix GET=1 --watches $w: watches spread over the replay, all open at its end)"
+  local plot=(--plot scale-watches --plot-title "Scale: engine peak RSS against concurrent watches" --x "$w" --x-label "watches" --series "engine peak RSS")
+  rec $s "engine peak RSS, $w watches" MB lower kreplay "$c" "${plot[@]}" -- "$(rss_mb_of "$work/time")"
+  rec $s "watches opened, $w watches" watches higher kreplay "$c" --expect "$w" -- "$(get "$r" /kreplay/verbs/WATCH/count 0)"
+  rec $s "failed requests, $w watches" requests lower kreplay "$c" -- "$(get "$r" /totalFailed)"
+  rec $s "send lag p99, $w watches" ms lower kreplay "$c" -- "$(calc "$(get "$r" /kreplay/sendLag/p99) * 1000")"
+  rm -f "$work/watch$w.bin"
+}
