@@ -18,7 +18,7 @@ scale_size() {
   local n=$1 s=scale y=$work/scale.yaml b=$work/scale.bin closed
   local plot=(--x "$n" --x-label "requests in the profile" --log-x)
   echo "scale: $n requests (df: $(df -h --output=avail "$work" | tail -1 | xargs) free)" >&2
-  timeout 3600 "$bin/kreplay-gen" -n "$n" --rate 10000 --runners 4 --seed 1 -o "$y" >/dev/null
+  timeout 3600 "$bin/kreplay-gen" -n "$n" --rate 10000 --runners 4 --seed 1 -o "$y" >/dev/null 2>>"$work/gen.log"
   local mb
   mb=$(calc "$(stat -c %s "$y") / 1048576")
   timed "$work/time" timeout 3600 "$bin/preprocess" "$y" -o "$b" >/dev/null 2>&1

@@ -139,21 +139,26 @@ get() {
 # calc EXPR: floating-point arithmetic.
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
-# timed FILE CMD...: runs CMD on CPU 1 under /usr/bin/time; FILE gets "user sys wall maxrss_kb".
+# timed FILE CMD...: runs CMD on CPU 1 under /usr/bin/time; FILE gets "user sys wall maxrss_kb"
+# and FILE.wall_us the wall time in µs (/usr/bin/time's wall has a 10 ms resolution).
 timed() {
-  local out=$1
+  local out=$1 t0 t1 rc=0
   shift
-  taskset -c 1 /usr/bin/time -f '%U %S %e %M' -o "$out" "$@"
+  t0=$(date +%s%N)
+  taskset -c 1 /usr/bin/time -f '%U %S %e %M' -o "$out" "$@" || rc=$?
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000)) >"$out.wall_us"
+  return $rc
 }
 cpu_of() { tail -1 "$1" | awk '{print $1 + $2}'; }
-wall_of() { tail -1 "$1" | awk '{print $3}'; }
+wall_of() { awk '{printf "%.6f", $1 / 1e6}' "$1.wall_us"; }
 rss_mb_of() { tail -1 "$1" | awk '{printf "%.1f", $4 / 1024}'; }
 
 # gen NAME ARGS...: a profile from kreplay-gen, preprocessed to $work/NAME.bin (YAML removed).
 gen() {
   local name=$1
   shift
-  "$bin/kreplay-gen" "$@" -o "$work/$name.yaml" >/dev/null
+  "$bin/kreplay-gen" "$@" -o "$work/$name.yaml" >/dev/null 2>>"$work/gen.log"
   "$bin/preprocess" "$work/$name.yaml" -o "$work/$name.bin" >/dev/null 2>&1
 }
 

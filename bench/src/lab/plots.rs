@@ -345,3 +345,99 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
     }
     Ok(Some(svg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::record::{Better, Figure, PlotRef, Series};
+
+    fn fig(tool: &str, x: PlotX, values: &[f64]) -> Record {
+        Record::Figure(Figure {
+            scenario: "s".into(),
+            scenario_title: "S".into(),
+            figure: "f".into(),
+            unit: "ms".into(),
+            better: Better::Lower,
+            tool: tool.into(),
+            command: String::new(),
+            values: values.to_vec(),
+            expect: None,
+            plot: Some(PlotRef {
+                id: "p".into(),
+                x,
+                series: "p99".into(),
+                x_label: "rate".into(),
+                log_y: true,
+                log_x: false,
+                title: String::new(),
+            }),
+        })
+    }
+
+    #[test]
+    fn figures_become_sorted_lines_of_medians_per_tool_and_series() {
+        let records = [
+            fig("kreplay", PlotX::Number(50.0), &[3.0, 1.0, 2.0]),
+            fig("kreplay", PlotX::Number(10.0), &[1.0]),
+            fig("oha", PlotX::Number(10.0), &[4.0]),
+            // A category in a numeric plot is left out.
+            fig("hey", PlotX::Category("x".into()), &[9.0]),
+        ];
+        let plots = plots(&records);
+        assert_eq!(plots.len(), 1);
+        assert_eq!(plots[0].title, "S");
+        assert!(plots[0].log_y);
+        let PlotBody::Lines(lines) = &plots[0].body else {
+            panic!("lines expected")
+        };
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].name, "kreplay p99");
+        assert_eq!(lines[0].points, vec![(10.0, 1.0), (50.0, 2.0)]);
+        assert_eq!(lines[1].name, "oha p99");
+        let svg = render_svg(&plots[0]).unwrap().unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("oha p99"));
+    }
+
+    #[test]
+    fn categories_become_bars_and_series_become_lines() {
+        let records = [
+            fig("kreplay", PlotX::Category("HTTP/1.1".into()), &[5.0]),
+            fig("wrk", PlotX::Category("HTTP/1.1".into()), &[7.0]),
+            Record::Series(Series {
+                scenario: "r".into(),
+                scenario_title: "R".into(),
+                plot: "shape".into(),
+                series: "sent".into(),
+                tool: "kreplay".into(),
+                x_label: "s".into(),
+                y_label: "n".into(),
+                x: vec![1.0, 0.0],
+                y: vec![20.0, 10.0],
+                command: String::new(),
+                plot_title: "Shape".into(),
+            }),
+        ];
+        let plots = plots(&records);
+        assert_eq!(plots.len(), 2);
+        let PlotBody::Bars(bars) = &plots[0].body else {
+            panic!("bars expected")
+        };
+        assert_eq!(
+            bars.iter()
+                .map(|b| (b.tool.as_str(), b.value))
+                .collect::<Vec<_>>(),
+            [("kreplay p99", 5.0), ("wrk p99", 7.0)]
+        );
+        assert_eq!(plots[1].title, "Shape");
+        let PlotBody::Lines(lines) = &plots[1].body else {
+            panic!("lines expected")
+        };
+        assert_eq!(lines[0].points, vec![(0.0, 10.0), (1.0, 20.0)]);
+    }
+
+    #[test]
+    fn a_log_plot_of_zeros_draws_nothing() {
+        let records = [fig("kreplay", PlotX::Number(1.0), &[0.0])];
+        assert_eq!(render_svg(&plots(&records)[0]).unwrap(), None);
+    }
+}
