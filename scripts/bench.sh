@@ -21,6 +21,14 @@ sections="h1 paced h2 apisim replay scale"
 replay_requests=60000 replay_rate=2000 replay_watches=1000
 scale_sizes="100000 1000000 10000000" scale_watches="1000 10000"
 out_dir=bench/results work_parent=/var/tmp keep_work=
+# --quick sets defaults first, so explicit flags win wherever they stand.
+for a in "$@"; do
+  if [ "$a" = --quick ]; then
+    repeat=1 requests=20000 rates="2000 10000" seconds=2
+    replay_requests=4000 replay_rate=1000 replay_watches=50
+    scale_sizes="10000 50000" scale_watches="100 500"
+  fi
+done
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeat) repeat=$2; shift 2 ;;
@@ -36,11 +44,7 @@ while [ $# -gt 0 ]; do
     --out-dir) out_dir=$2; shift 2 ;;
     --work-dir) work_parent=$2; shift 2 ;;
     --keep-work) keep_work=1; shift ;;
-    --quick)
-      repeat=1 requests=20000 rates="2000 10000" seconds=2
-      replay_requests=4000 replay_rate=1000 replay_watches=50
-      scale_sizes="10000 50000" scale_watches="100 500"
-      shift ;;
+    --quick) shift ;;
     -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac

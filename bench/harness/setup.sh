@@ -50,7 +50,11 @@ make_work_dir() {
 }
 
 cleanup() {
-  local p
+  local rc=$? p
+  if [ "$rc" != 0 ]; then
+    keep_work=1
+    echo "bench.sh failed (exit $rc); the records so far are in $records (kreplay-lab render --records ... renders them)" >&2
+  fi
   for p in "${target_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "$keep_work" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
