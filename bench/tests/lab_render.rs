@@ -303,22 +303,28 @@ fn render_writes_tables_with_best_peer_ratio_and_plots() {
     assert!(md.contains("Command: `scripts/bench.sh --quick`"), "{md}");
     // Higher is better: best peer is wrk (400 > 50); kreplay's median 200; ratio 0.50.
     assert!(
-        md.contains("| req per CPU-s | u | higher is better | 200 | wrk | 400 | 0.50 |"),
+        md.contains("| req per CPU-s | u | higher is better | 200 | wrk | 400 | 0.50 | hey 50 |"),
         "{md}"
     );
     // Lower is better: best peer is oha (8 < 16); kreplay's median of 2 and 4 is 3; ratio 0.375.
     assert!(
-        md.contains("| latency p99 at 10000/s | u | lower is better | 3 | oha | 8 | 0.38 |"),
+        md.contains(
+            "| latency p99 at 10000/s | u | lower is better | 3 | oha | 8 | 0.38 | hey 16 |"
+        ),
         "{md}"
     );
     // No peer: n/a.
     assert!(
-        md.contains("| send lag p50 at 10000/s | u | lower is better | 0.010 | n/a | n/a | n/a |"),
+        md.contains(
+            "| send lag p50 at 10000/s | u | lower is better | 0.010 | n/a | n/a | n/a |  |"
+        ),
         "{md}"
     );
     // Expectations: met for order violations, broken for failed requests (one run saw 5).
     assert!(
-        md.contains("| per-object order violations | u | lower is better | 0 | n/a | n/a | n/a |"),
+        md.contains(
+            "| per-object order violations | u | lower is better | 0 | n/a | n/a | n/a |  |"
+        ),
         "{md}"
     );
     assert!(
@@ -357,6 +363,7 @@ fn render_writes_tables_with_best_peer_ratio_and_plots() {
     assert_eq!(h1["kreplay"]["median"], 200.0);
     assert_eq!(h1["bestPeer"]["tool"], "wrk");
     assert_eq!(h1["ratio"], 0.5);
+    assert_eq!(h1["peers"].as_array().unwrap().len(), 2);
     assert_eq!(scenarios[2]["figures"][1]["violation"], true);
     assert_eq!(scenarios[2]["figures"][0]["violation"], false);
     let records = json["records"].as_array().unwrap();

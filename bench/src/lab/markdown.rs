@@ -76,8 +76,19 @@ fn figure_row(f: &FigureSummary) -> String {
         None => ("n/a".into(), "n/a".into()),
     };
     let ratio = f.ratio.map_or("n/a".into(), |r| format!("{r:.2}"));
+    let others: Vec<String> = f
+        .peers
+        .iter()
+        .filter(|p| Some(*p) != f.best_peer.as_ref())
+        .map(|p| format!("{} {}", p.tool, format_number(p.median)))
+        .collect();
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        others.join(", ")
+    };
     format!(
-        "| {} | {} | {} | {kreplay} | {peer} | {peer_value} | {ratio} |",
+        "| {} | {} | {} | {kreplay} | {peer} | {peer_value} | {ratio} | {others} |",
         f.figure,
         f.unit,
         direction(f.better)
@@ -129,9 +140,9 @@ pub fn render(
         if !s.figures.is_empty() {
             let _ = writeln!(
                 md,
-                "| figure | unit | direction | kreplay | best peer | peer value | kreplay / peer |"
+                "| figure | unit | direction | kreplay | best peer | peer value | kreplay / peer | other peers |"
             );
-            let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- |");
+            let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- |");
             for f in &s.figures {
                 let _ = writeln!(md, "{}", figure_row(f));
             }

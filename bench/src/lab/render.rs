@@ -64,6 +64,7 @@ fn scenario_json(s: &Scenario, plot_files: &[(String, String)]) -> Value {
             "better": f.better,
             "kreplay": tool_json(&f.kreplay),
             "bestPeer": tool_json(&f.best_peer),
+            "peers": f.peers.iter().map(|p| tool_json(&Some(p.clone()))).collect::<Vec<_>>(),
             "ratio": f.ratio,
             "expect": f.expect,
             "violation": f.violates_expectation(),

@@ -41,6 +41,8 @@ pub struct FigureSummary {
     pub kreplay: Option<ToolValue>,
     /// The best peer by `better` (ties: the first recorded).
     pub best_peer: Option<ToolValue>,
+    /// Every peer value, in record order (the best one included).
+    pub peers: Vec<ToolValue>,
     /// kreplay / best peer, when both exist and the peer's value is not 0.
     pub ratio: Option<f64>,
     /// The value every kreplay repeat must have, if any.
@@ -118,6 +120,7 @@ pub fn summarize(records: &[&Figure]) -> Option<FigureSummary> {
         better: first.better,
         kreplay,
         best_peer: best,
+        peers,
         ratio,
         expect,
         unexpected,
