@@ -239,12 +239,15 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                     .map_err(|e| err(&e))?;
                 for (i, (line, points)) in lines.iter().zip(pts).enumerate() {
                     let color = Palette99::pick(i).to_rgba();
+                    // The first line is drawn wider so that a line drawn over it (sent over
+                    // scheduled) leaves it visible.
+                    let width = if i == 0 && lines.len() > 1 { 5 } else { 2 };
                     chart
-                        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                        .draw_series(LineSeries::new(points.clone(), color.stroke_width(width)))
                         .map_err(|e| err(&e))?
                         .label(line.name.as_str())
                         .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
                         });
                     chart
                         .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
