@@ -229,14 +229,7 @@ fn merged_runner_reports_equal_a_full_run_and_the_sum_of_their_histograms() {
 
     // The replay's shape: every report counts each request once as scheduled and once as
     // sent; the merged counts add up second by second to the same totals.
-    let counts = |v: &Value, k: &str| -> Vec<u64> {
-        v["kreplay"]["perSecond"][k]
-            .as_array()
-            .unwrap_or_else(|| panic!("kreplay.perSecond.{k}: {v}"))
-            .iter()
-            .map(|c| c.as_u64().unwrap())
-            .collect()
-    };
+    let counts = per_second;
     for k in ["scheduled", "sent"] {
         let part_sum: u64 = parts.iter().map(|p| counts(p, k).iter().sum::<u64>()).sum();
         assert_eq!(part_sum, 90, "{k}");

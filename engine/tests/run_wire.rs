@@ -279,14 +279,7 @@ fn start_at_and_speed_shift_the_schedule() {
     assert_eq!(report["kreplay"]["config"]["speed"].as_f64(), Some(2.0));
     // The replay's shape, in wall seconds since the start: one request due in second 0,
     // one in second 1; each is sent in its due second or later, never earlier.
-    let counts = |k: &str| -> Vec<u64> {
-        report["kreplay"]["perSecond"][k]
-            .as_array()
-            .unwrap_or_else(|| panic!("perSecond.{k} in {report}"))
-            .iter()
-            .map(|c| c.as_u64().unwrap())
-            .collect()
-    };
+    let counts = |k: &str| per_second(&report, k);
     assert_eq!(counts("scheduled"), vec![1, 1]);
     let sent = counts("sent");
     assert_eq!(sent.iter().sum::<u64>(), 2, "{sent:?}");

@@ -423,3 +423,13 @@ pub fn num(report: &serde_json::Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("report has no integer {key}: {report}"))
 }
+
+/// A report's `kreplay.perSecond.<key>` counts (`scheduled` or `sent`).
+pub fn per_second(report: &serde_json::Value, key: &str) -> Vec<u64> {
+    report["kreplay"]["perSecond"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("kreplay.perSecond.{key} in {report}"))
+        .iter()
+        .map(|c| c.as_u64().expect("a count"))
+        .collect()
+}
