@@ -216,9 +216,10 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                 let ymin = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
                 let ymax = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
                 let (y0, y1) = if plot.log_y {
-                    span(ymin.floor(), ymax.ceil())
+                    // Headroom above the data for the legend (upper left).
+                    span(ymin.floor(), ymax.ceil() + 1.0)
                 } else {
-                    span(ymin.min(0.0), ymax * 1.05)
+                    span(ymin.min(0.0), ymax * 1.3)
                 };
                 let mut chart = ChartBuilder::on(&root)
                     .caption(&plot.title, ("sans-serif", 20))
