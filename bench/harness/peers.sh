@@ -55,7 +55,8 @@ h2load_count() { awk '/^requests:/ {print $8}' "$1"; }
 section_h1() {
   start_nginx
   gen_unpaced
-  kreplay_unpaced h1 "HTTP/1.1" --server "http://127.0.0.1:$port" --conns 64
+  # --max-conns 64: the same 64 connections as the peers (unpaced, the pool would grow to 4x).
+  kreplay_unpaced h1 "HTTP/1.1" --server "http://127.0.0.1:$port" --conns 64 --max-conns 64
   peer_unpaced h1 "HTTP/1.1" wrk wrk_count wrk -t1 -c64 -d10s "$url"
   peer_unpaced h1 "HTTP/1.1" hey hey_count hey -z 10s -c 64 "$url"
   if have_oha; then

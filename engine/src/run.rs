@@ -193,12 +193,6 @@ fn run_checked(
         .max()
         .unwrap_or(0);
     let scale = SpeedScale::new(opts.speed);
-    let mut scheduled_per_second = SecondCounts::default();
-    for &(i, _) in &runs {
-        for r in source.run_records(i).unwrap_or(&[]) {
-            scheduled_per_second.add(scale.offset(r.due_us));
-        }
-    }
     let per_core_runs = assign_runs(&runs, cores);
     let runners = match opts.selection {
         RunnerSelection::All => info.runner_count as usize,
@@ -331,6 +325,14 @@ fn run_checked(
         ));
     }
     let duration = start.map_or(Duration::ZERO, |s| end.saturating_duration_since(s));
+    // Counted after the run, not before the start: a scan of every record would delay the
+    // start (0.24 s for 10M requests) and map the whole timeline before anything is sent.
+    let mut scheduled_per_second = SecondCounts::default();
+    for &(i, _) in &runs {
+        for r in shared.source.run_records(i).unwrap_or(&[]) {
+            scheduled_per_second.add(scale.offset(r.due_us));
+        }
+    }
     Ok(RunOutcome {
         metrics: merged,
         start_wall,
