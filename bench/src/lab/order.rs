@@ -67,18 +67,9 @@ pub fn apisim_key(r: &ProfileRequest) -> Option<String> {
     Some(format!("{ns}/{resource}/{}", r.name))
 }
 
-/// apisim's name of a verb in its order log.
+/// apisim's name of a verb in its order log: the profile's spelling.
 pub fn apisim_verb(v: Verb) -> &'static str {
-    match v {
-        Verb::Get => "GET",
-        Verb::List => "LIST",
-        Verb::Watch => "WATCH",
-        Verb::Create => "CREATE",
-        Verb::Delete => "DELETE",
-        Verb::DeleteCollection => "DELETECOLLECTION",
-        Verb::Patch => "PATCH",
-        Verb::Apply => "APPLY",
-    }
+    v.as_str()
 }
 
 /// The verbs each named object of a profile must see, in order (gzip is detected).
