@@ -60,11 +60,13 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramCodecErro
         })
 }
 
-fn seconds(us: u64) -> f64 {
+/// Whole µs as seconds.
+pub(crate) fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
-fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
+/// Writes kperf-style `[p, seconds]` pairs.
+pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
     w.begin_array();
     for &(p, v) in pairs {
         w.begin_array().float(p).float(v).end_array();

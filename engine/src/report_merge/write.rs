@@ -5,20 +5,10 @@ use super::accumulate::{MergedReport, Pair};
 use crate::metrics::new_histogram;
 use crate::report::gofmt::{format_go_duration, GoJsonWriter};
 use crate::report::kperf::hdr_percentiles;
-use crate::report::kreplay::{encode_histogram, write_counts, HistogramCodecError};
+use crate::report::kreplay::{
+    encode_histogram, seconds, write_counts, write_pairs, HistogramCodecError,
+};
 use crate::report::percentile::kperf_percentiles;
-
-fn seconds(us: u64) -> f64 {
-    us as f64 / 1e6
-}
-
-fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
-    w.begin_array();
-    for &(p, v) in pairs {
-        w.begin_array().float(p).float(v).end_array();
-    }
-    w.end_array();
-}
 
 fn write_pair(w: &mut GoJsonWriter, p: &Pair) -> Result<(), HistogramCodecError> {
     w.begin_object();
