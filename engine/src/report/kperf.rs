@@ -54,7 +54,8 @@ pub fn by_key<'a>(ctx: &ReportContext<'a>) -> BTreeMap<String, &'a LabelStats> {
     out
 }
 
-fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
+/// Writes kperf's `[p, seconds]` pairs.
+pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
     w.begin_array();
     for &(p, v) in pairs {
         w.begin_array().float(p).float(v).end_array();

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use preprocess::profile::Verb;
 
 use super::gofmt::{format_rfc3339_nano, GoJsonWriter};
-use super::kperf::{by_key, hdr_percentiles};
+use super::kperf::{by_key, hdr_percentiles, write_pairs};
 use super::ReportContext;
 use crate::metrics::LatencyHistograms;
 
@@ -63,15 +63,6 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramCodecErro
 /// Whole µs as seconds.
 pub(crate) fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
-}
-
-/// Writes kperf-style `[p, seconds]` pairs.
-pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
-    w.begin_array();
-    for &(p, v) in pairs {
-        w.begin_array().float(p).float(v).end_array();
-    }
-    w.end_array();
 }
 
 /// How a timeline's content id appears in `kreplay.config.timelineId`.

@@ -4,10 +4,8 @@
 use super::accumulate::{MergedReport, Pair};
 use crate::metrics::new_histogram;
 use crate::report::gofmt::{format_go_duration, GoJsonWriter};
-use crate::report::kperf::hdr_percentiles;
-use crate::report::kreplay::{
-    encode_histogram, seconds, write_counts, write_pairs, HistogramCodecError,
-};
+use crate::report::kperf::{hdr_percentiles, write_pairs};
+use crate::report::kreplay::{encode_histogram, seconds, write_counts, HistogramCodecError};
 use crate::report::percentile::kperf_percentiles;
 
 fn write_pair(w: &mut GoJsonWriter, p: &Pair) -> Result<(), HistogramCodecError> {
