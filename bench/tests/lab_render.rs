@@ -8,11 +8,17 @@ use serde_json::Value;
 
 const LAB: &str = env!("CARGO_BIN_EXE_kreplay-lab");
 
-fn lab(args: &[&str]) -> std::process::Output {
-    let out = Command::new(LAB)
+/// Runs kreplay-lab, whatever its exit status.
+fn lab_output(args: &[&str]) -> std::process::Output {
+    Command::new(LAB)
         .args(args)
         .output()
-        .expect("run kreplay-lab");
+        .expect("run kreplay-lab")
+}
+
+/// Runs kreplay-lab and requires success.
+fn lab(args: &[&str]) -> std::process::Output {
+    let out = lab_output(args);
     assert!(
         out.status.success(),
         "kreplay-lab {args:?}: {}",
@@ -378,46 +384,40 @@ fn bad_records_are_refused_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("records.jsonl");
     std::fs::write(&r, "{\"kind\":\"note\",\"scenario\":\"a\",\"scenarioTitle\":\"A\",\"text\":\"t\"}\n{\"kind\":\"figure\"}\n").unwrap();
-    let out = Command::new(LAB)
-        .args([
-            "render",
-            "--records",
-            r.to_str().unwrap(),
-            "--out-dir",
-            dir.path().to_str().unwrap(),
-            "--stamp",
-            "x",
-        ])
-        .output()
-        .unwrap();
+    let out = lab_output(&[
+        "render",
+        "--records",
+        r.to_str().unwrap(),
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+        "--stamp",
+        "x",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("records.jsonl:2: not a lab record"), "{err}");
 
-    let out = Command::new(LAB)
-        .args([
-            "record",
-            "--records",
-            r.to_str().unwrap(),
-            "--scenario",
-            "a",
-            "--title",
-            "A",
-            "--figure",
-            "f",
-            "--unit",
-            "u",
-            "--better",
-            "higher",
-            "--tool",
-            "kreplay",
-            "--command",
-            "c",
-            "12",
-            "fast",
-        ])
-        .output()
-        .unwrap();
+    let out = lab_output(&[
+        "record",
+        "--records",
+        r.to_str().unwrap(),
+        "--scenario",
+        "a",
+        "--title",
+        "A",
+        "--figure",
+        "f",
+        "--unit",
+        "u",
+        "--better",
+        "higher",
+        "--tool",
+        "kreplay",
+        "--command",
+        "c",
+        "12",
+        "fast",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -425,18 +425,15 @@ fn bad_records_are_refused_with_file_and_line() {
         "{err}"
     );
 
-    let out = Command::new(LAB)
-        .args([
-            "render",
-            "--records",
-            r.to_str().unwrap(),
-            "--out-dir",
-            dir.path().to_str().unwrap(),
-            "--stamp",
-            "../x",
-        ])
-        .output()
-        .unwrap();
+    let out = lab_output(&[
+        "render",
+        "--records",
+        r.to_str().unwrap(),
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+        "--stamp",
+        "../x",
+    ]);
     assert!(!out.status.success());
 }
 
@@ -468,10 +465,7 @@ fn get_prints_report_fields_and_defaults() {
         ]),
         "none\n"
     );
-    let out = Command::new(LAB)
-        .args(["get", f.to_str().unwrap(), "/missing"])
-        .output()
-        .unwrap();
+    let out = lab_output(&["get", f.to_str().unwrap(), "/missing"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing at /missing"));
 }
