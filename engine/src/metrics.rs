@@ -128,7 +128,26 @@ impl LabelLatency {
         self.len() == 0
     }
 
-    /// The samples as histograms (built on the fly for a small label: report time only).
+    /// The samples as histograms; a small label's are recorded into `scratch` (cleared
+    /// first), so a report over thousands of labels reuses one pair of histograms.
+    pub fn histograms_in<'a>(
+        &'a self,
+        scratch: &'a mut LatencyHistograms,
+    ) -> &'a LatencyHistograms {
+        match self {
+            LabelLatency::Small(v) => {
+                scratch.service.reset();
+                scratch.scheduled.reset();
+                for [s, d] in v {
+                    scratch.record(u64::from(*s), u64::from(*d));
+                }
+                scratch
+            }
+            LabelLatency::Hist(h) => h,
+        }
+    }
+
+    /// The samples as histograms (built on the fly for a small label).
     pub fn histograms(&self) -> std::borrow::Cow<'_, LatencyHistograms> {
         match self {
             LabelLatency::Small(v) => {
@@ -542,6 +561,26 @@ mod tests {
         assert_eq!(l2.service.len(), expect(0).len() as u64);
         assert_eq!(l2.scheduled.min(), 1);
         assert_eq!(m.verbs[Verb::Get as usize].latency.service.len(), n);
+    }
+
+    #[test]
+    fn scratch_histograms_hold_only_the_current_label() {
+        let big = LabelLatency::Small(vec![[9_000_000, 9_500_000]; 3]);
+        let small = LabelLatency::Small(vec![[10, 20], [30, 40]]);
+        let mut hist = LabelLatency::default();
+        for i in 0..(SMALL_LABEL_LIMIT as u64 + 1) {
+            hist.record(i, i);
+        }
+        let mut scratch = LatencyHistograms::default();
+        assert_eq!(big.histograms_in(&mut scratch).service.len(), 3);
+        let h = small.histograms_in(&mut scratch);
+        let fresh = small.histograms();
+        assert_eq!(h.service.len(), 2);
+        assert_eq!(h.service.max(), fresh.service.max());
+        assert_eq!(h.scheduled.min(), fresh.scheduled.min());
+        assert_eq!(h.scheduled.value_at_quantile(0.5), 20);
+        let h = hist.histograms_in(&mut scratch);
+        assert_eq!(h.service.len(), SMALL_LABEL_LIMIT as u64 + 1);
     }
 
     #[test]

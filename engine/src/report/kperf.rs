@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use super::gofmt::{format_go_duration, format_rfc3339_nano, GoJsonWriter};
 use super::percentile::{kperf_percentiles, KPERF_PERCENTILES};
 use super::ReportContext;
-use crate::metrics::LabelStats;
+use crate::metrics::{LabelStats, LatencyHistograms};
 
 /// kperf's six percentiles of a µs histogram, in seconds. p0 is the minimum and p1 the
 /// maximum; the others are HDR's value at the quantile (3 significant digits).
@@ -64,13 +64,17 @@ pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
 }
 
 /// Percentiles of one key: from raw latencies when kept, else from the histogram.
-fn key_percentiles(stats: &LabelStats, raw: bool) -> Vec<(f64, f64)> {
+fn key_percentiles(
+    stats: &LabelStats,
+    raw: bool,
+    scratch: &mut LatencyHistograms,
+) -> Vec<(f64, f64)> {
     if raw {
         let mut v = stats.raw_seconds.clone();
         v.sort_by(f64::total_cmp);
         kperf_percentiles(&v)
     } else {
-        hdr_percentiles(&stats.latency.histograms().service)
+        hdr_percentiles(&stats.latency.histograms_in(scratch).service)
     }
 }
 
@@ -137,9 +141,10 @@ pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
     }
     if !with_latencies.is_empty() {
         w.key("percentileLatenciesByURL").begin_object();
+        let mut scratch = LatencyHistograms::default();
         for (k, s) in &with_latencies {
             w.key(k);
-            write_pairs(w, &key_percentiles(s, raw));
+            write_pairs(w, &key_percentiles(s, raw, &mut scratch));
         }
         w.end_object();
     }

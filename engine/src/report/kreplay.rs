@@ -253,9 +253,10 @@ pub fn write_kreplay_member(
     let keys = by_key(ctx);
     if keys.values().any(|s| !s.latency.is_empty()) {
         w.key("byURL").begin_object();
+        let mut scratch = LatencyHistograms::default();
         for (k, s) in keys.iter().filter(|(_, s)| !s.latency.is_empty()) {
             w.key(k);
-            write_histograms(w, &s.latency.histograms())?;
+            write_histograms(w, s.latency.histograms_in(&mut scratch))?;
         }
         w.end_object();
     }
