@@ -4,7 +4,7 @@
 # CPU 0, every client to CPU 1. Every measurement becomes a record in $work/records.jsonl;
 # `kreplay-lab render` turns them into bench/results/<stamp>.{json,md} and SVG plots.
 #
-#   scripts/bench.sh [--repeat N] [--sections "h1 paced h2 apisim replay scale"] [--quick]
+#   scripts/bench.sh [--repeat N] [--sections "h1 floor paced h2 apisim replay scale"] [--quick]
 #                    [--requests N] [--rates "10000 50000 100000 200000"] [--seconds S]
 #                    [--replay-requests N] [--replay-rate R] [--replay-watches W]
 #                    [--scale-sizes "100000 1000000 10000000"] [--scale-watches "1000 10000"]
@@ -17,7 +17,7 @@ repo=$PWD
 argv=("$@")
 
 repeat=3 requests=200000 rates="10000 50000 100000 200000" seconds=5
-sections="h1 paced h2 apisim replay scale"
+sections="h1 floor paced h2 apisim replay scale"
 replay_requests=60000 replay_rate=2000 replay_watches=1000
 scale_sizes="100000 1000000 10000000" scale_watches="1000 10000"
 out_dir=bench/results work_parent=/var/tmp keep_work=
@@ -50,8 +50,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 for s in $sections; do
-  case "$s" in h1 | paced | h2 | apisim | replay | scale) ;; *)
-    echo "bench.sh: unknown section $s (h1 paced h2 apisim replay scale)" >&2; exit 2 ;;
+  case "$s" in h1 | floor | paced | h2 | apisim | replay | scale) ;; *)
+    echo "bench.sh: unknown section $s (h1 floor paced h2 apisim replay scale)" >&2; exit 2 ;;
   esac
 done
 

@@ -67,6 +67,18 @@ section_h1() {
   fi
 }
 
+floor_count() { tail -1 "$1"; }
+
+# The same GET loop as wrk, with none of kreplay's replay work, on the I/O model kreplay's
+# engine uses (glommio tasks) and on a raw io_uring loop: what an engine on each could reach.
+section_floor() {
+  start_nginx
+  note floor "kreplay-floor runs wrk's loop (64 connections, one fixed GET in flight each, no timeline, no scheduling, no histograms). glommio: a task per connection, as kreplay's engine does its I/O. uring: one loop over a raw io_uring ring, receives as ring operations. Compare with kreplay's figure in scenario 1."
+  peer_unpaced floor "HTTP/1.1" floor-glommio floor_count "$bin/kreplay-floor" glommio "$url" --requests "$requests" --conns 64
+  peer_unpaced floor "HTTP/1.1" floor-uring floor_count "$bin/kreplay-floor" uring "$url" --requests "$requests" --conns 64
+  peer_unpaced floor "HTTP/1.1" wrk wrk_count wrk -t1 -c64 -d10s "$url"
+}
+
 section_h2() {
   start_nginx
   gen_unpaced

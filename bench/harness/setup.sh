@@ -117,6 +117,7 @@ stop_apisim() {
 # Scenario titles (headings of the report).
 declare -A titles=(
   [h1]="1. Unpaced HTTP/1.1 throughput"
+  [floor]="1b. I/O floor: wrk's GET loop on one core, without replay work"
   [h2]="1. Unpaced HTTP/2 + TLS throughput"
   [paced]="2. Paced HTTP/1.1 rates"
   [apisim]="apisim capacity (the target of scenarios 3 and 4)"

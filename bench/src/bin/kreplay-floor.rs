@@ -1,0 +1,244 @@
+//! The I/O floor of an HTTP/1.1 client on one core: the same keep-alive GET loop wrk runs
+//! (N connections, one request in flight each, a fixed request, responses framed by
+//! Content-Length), with no replay work: no timeline, no scheduling, no histograms.
+//!
+//! `glommio` runs it as kreplay's engine does its I/O (a task per connection on a glommio
+//! executor: a send syscall, a poll armed through io_uring, a recv syscall); `uring` runs it
+//! as one loop over a raw io_uring ring (send syscall, receive as a ring operation, no
+//! tasks). The lab's `floor` section compares both with wrk on the same nginx: what an
+//! engine built on each I/O model could reach at best. Prints the responses completed.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+/// The I/O model to measure.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Model {
+    /// glommio tasks, one per connection (kreplay's engine).
+    Glommio,
+    /// One loop over a raw io_uring ring.
+    Uring,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "The HTTP/1.1 GET loop of wrk on one core, without replay work")]
+struct Args {
+    /// I/O model.
+    model: Model,
+    /// Target, http://127.0.0.1:PORT/path (loopback only).
+    url: String,
+    /// Requests to complete.
+    #[arg(long, default_value_t = 200_000)]
+    requests: usize,
+    /// Connections.
+    #[arg(long, default_value_t = 64)]
+    conns: usize,
+    /// Stop after this many seconds even if requests remain.
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
+}
+
+/// Receive buffer per connection; a response must fit (nginx's small JSON does).
+const BUF: usize = 16 * 1024;
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let (addr, path) = split_url(&args.url)?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kreplay-floor\r\nAccept: application/json\r\n\r\n"
+    )
+    .into_bytes();
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let done = match args.model {
+        Model::Glommio => run_glommio(&addr, request, args.requests, args.conns, deadline)?,
+        Model::Uring => run_uring(&addr, &request, args.requests, args.conns, deadline)?,
+    };
+    println!("{done}");
+    Ok(())
+}
+
+/// `http://HOST:PORT/path` → (`HOST:PORT`, `/path`); refuses anything but loopback.
+fn split_url(url: &str) -> Result<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: expected http://127.0.0.1:PORT/path"))?;
+    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if !addr.starts_with("127.0.0.1:") {
+        bail!("{url}: the floor probe only talks to 127.0.0.1");
+    }
+    Ok((
+        addr.to_string(),
+        if path.is_empty() { "/" } else { path }.to_string(),
+    ))
+}
+
+/// Length of the complete response at the start of `buf`, if it is all there.
+fn complete_response(buf: &[u8]) -> Result<Option<usize>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(buf).context("malformed response head")? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let length = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .context("response without Content-Length")?;
+    let length: usize = std::str::from_utf8(length.value)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .context("bad Content-Length")?;
+    if head + length > BUF {
+        bail!(
+            "response of {} bytes is larger than the probe's buffer",
+            head + length
+        );
+    }
+    Ok((buf.len() >= head + length).then_some(head + length))
+}
+
+fn run_glommio(
+    addr: &str,
+    request: Vec<u8>,
+    requests: usize,
+    conns: usize,
+    deadline: Instant,
+) -> Result<usize> {
+    let addr = addr.to_string();
+    let request = Rc::new(request);
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .make()
+        .map_err(|e| anyhow::anyhow!("glommio executor: {e}"))?
+        .run(async move {
+            let left = Rc::new(Cell::new(requests));
+            let done = Rc::new(Cell::new(0usize));
+            let mut tasks = Vec::with_capacity(conns);
+            for _ in 0..conns {
+                let (left, done, addr, request) =
+                    (left.clone(), done.clone(), addr.clone(), request.clone());
+                tasks.push(glommio::spawn_local(async move {
+                    let glommio_error =
+                        |e: glommio::GlommioError<()>| anyhow::anyhow!("{addr}: {e}");
+                    let mut s = glommio::net::TcpStream::connect(addr.as_str())
+                        .await
+                        .map_err(glommio_error)?;
+                    s.set_nodelay(true).map_err(glommio_error)?;
+                    let mut buf = vec![0u8; BUF];
+                    while left.get() > 0 && (left.get() % 1024 != 0 || Instant::now() < deadline) {
+                        left.set(left.get() - 1);
+                        s.write_all(&request).await?;
+                        let mut have = 0;
+                        loop {
+                            let n = s.read(&mut buf[have..]).await?;
+                            if n == 0 {
+                                bail!("connection closed by the server");
+                            }
+                            have += n;
+                            if complete_response(&buf[..have])?.is_some() {
+                                break;
+                            }
+                        }
+                        done.set(done.get() + 1);
+                    }
+                    Ok(())
+                }));
+            }
+            for t in tasks {
+                t.await?;
+            }
+            Ok(done.get())
+        })
+}
+
+fn run_uring(
+    addr: &str,
+    request: &[u8],
+    requests: usize,
+    conns: usize,
+    deadline: Instant,
+) -> Result<usize> {
+    use io_uring::{opcode, types, IoUring};
+    let streams = (0..conns)
+        .map(|_| {
+            let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Leaked: the kernel may still own a buffer if this returns with receives in flight.
+    let bufs: &mut [Vec<u8>] = Vec::leak(vec![vec![0u8; BUF]; conns]);
+    let mut have = vec![0usize; conns];
+    let mut ring = IoUring::builder()
+        .setup_coop_taskrun()
+        .build(2 * conns.next_power_of_two() as u32)
+        .context("io_uring")?;
+    let (mut sent, mut done, mut in_flight) = (0usize, 0usize, 0usize);
+    // Writes the request and queues a receive into the connection's buffer past `have`.
+    let arm = |i: usize, send: bool, ring: &mut IoUring, bufs: &mut [Vec<u8>], have: &[usize]| {
+        if send {
+            (&streams[i]).write_all(request)?;
+        }
+        let free = &mut bufs[i][have[i]..];
+        let recv = opcode::Recv::new(
+            types::Fd(streams[i].as_raw_fd()),
+            free.as_mut_ptr(),
+            free.len() as u32,
+        )
+        .build()
+        .user_data(i as u64);
+        // SAFETY: the buffer is leaked, so it outlives the operation, and it is only read
+        // again after the operation's completion.
+        unsafe { ring.submission().push(&recv) }.context("submission queue full")?;
+        anyhow::Ok(())
+    };
+    for i in 0..conns.min(requests) {
+        arm(i, true, &mut ring, bufs, &have)?;
+        sent += 1;
+        in_flight += 1;
+    }
+    let mut completions = Vec::with_capacity(conns);
+    while in_flight > 0 {
+        ring.submit_and_wait(1).context("io_uring_enter")?;
+        completions.clear();
+        completions.extend(
+            ring.completion()
+                .map(|c| (c.user_data() as usize, c.result())),
+        );
+        for &(i, res) in &completions {
+            if res <= 0 {
+                bail!(
+                    "receive on connection {i}: {}",
+                    if res == 0 {
+                        "closed".to_string()
+                    } else {
+                        std::io::Error::from_raw_os_error(-res).to_string()
+                    }
+                );
+            }
+            have[i] += res as usize;
+            match complete_response(&bufs[i][..have[i]])? {
+                Some(_) => {
+                    done += 1;
+                    have[i] = 0;
+                    if sent < requests && (sent % 1024 != 0 || Instant::now() < deadline) {
+                        arm(i, true, &mut ring, bufs, &have)?;
+                        sent += 1;
+                    } else {
+                        in_flight -= 1;
+                    }
+                }
+                None => arm(i, false, &mut ring, bufs, &have)?,
+            }
+        }
+    }
+    Ok(done)
+}
