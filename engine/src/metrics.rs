@@ -62,6 +62,13 @@ impl LatencyHistograms {
         record_value(&mut self.scheduled, scheduled_us);
     }
 
+    /// Records a small label's (service, scheduled) µs pairs.
+    fn record_pairs(&mut self, pairs: &[[u32; 2]]) {
+        for [s, d] in pairs {
+            self.record(u64::from(*s), u64::from(*d));
+        }
+    }
+
     /// Adds another group's counts.
     pub fn merge(&mut self, other: &LatencyHistograms) {
         // Auto-resizing histograms accept any other histogram's range.
@@ -105,9 +112,7 @@ impl LabelLatency {
             }
             LabelLatency::Small(v) => {
                 let mut h = LatencyHistograms::default();
-                for [s, d] in v.iter() {
-                    h.record(u64::from(*s), u64::from(*d));
-                }
+                h.record_pairs(v);
                 h.record(service_us, scheduled_us);
                 *self = LabelLatency::Hist(Box::new(h));
             }
@@ -138,9 +143,7 @@ impl LabelLatency {
             LabelLatency::Small(v) => {
                 scratch.service.reset();
                 scratch.scheduled.reset();
-                for [s, d] in v {
-                    scratch.record(u64::from(*s), u64::from(*d));
-                }
+                scratch.record_pairs(v);
                 scratch
             }
             LabelLatency::Hist(h) => h,
@@ -152,9 +155,7 @@ impl LabelLatency {
         match self {
             LabelLatency::Small(v) => {
                 let mut h = LatencyHistograms::default();
-                for [s, d] in v {
-                    h.record(u64::from(*s), u64::from(*d));
-                }
+                h.record_pairs(v);
                 std::borrow::Cow::Owned(h)
             }
             LabelLatency::Hist(h) => std::borrow::Cow::Borrowed(h),
