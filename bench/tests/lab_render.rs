@@ -384,15 +384,18 @@ fn bad_records_are_refused_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("records.jsonl");
     std::fs::write(&r, "{\"kind\":\"note\",\"scenario\":\"a\",\"scenarioTitle\":\"A\",\"text\":\"t\"}\n{\"kind\":\"figure\"}\n").unwrap();
-    let out = lab_output(&[
-        "render",
-        "--records",
-        r.to_str().unwrap(),
-        "--out-dir",
-        dir.path().to_str().unwrap(),
-        "--stamp",
-        "x",
-    ]);
+    let render = |stamp: &str| {
+        lab_output(&[
+            "render",
+            "--records",
+            r.to_str().unwrap(),
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+            "--stamp",
+            stamp,
+        ])
+    };
+    let out = render("x");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("records.jsonl:2: not a lab record"), "{err}");
@@ -425,15 +428,7 @@ fn bad_records_are_refused_with_file_and_line() {
         "{err}"
     );
 
-    let out = lab_output(&[
-        "render",
-        "--records",
-        r.to_str().unwrap(),
-        "--out-dir",
-        dir.path().to_str().unwrap(),
-        "--stamp",
-        "../x",
-    ]);
+    let out = render("../x");
     assert!(!out.status.success());
 }
 
