@@ -2,8 +2,10 @@
 //!
 //! Generic over the stream so a plain glommio `TcpStream` and a TLS stream share one client.
 
+pub mod parser;
 pub mod request;
 pub mod response;
 
+pub use parser::{BodyFraming, RecvBuffer, ResponseError, ResponseHead, ResponseParser};
 pub use request::RequestTemplate;
-pub use response::{BodyFraming, ResponseError, ResponseHead, ResponseReader};
+pub use response::ResponseReader;

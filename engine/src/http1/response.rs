@@ -1,103 +1,28 @@
-//! Reads HTTP/1.1 responses with httparse into a reused buffer and drains their bodies.
-//!
-//! Framing: `Transfer-Encoding: chunked`, `Content-Length`, or close-delimited;
-//! 1xx interim responses are skipped; 204/304 have no body.
-
-use std::io;
+//! Reads HTTP/1.1 responses from an async stream into a reused buffer and drains their
+//! bodies; the framing rules are the sans-IO [`ResponseParser`]'s.
 
 use futures_lite::{AsyncRead, AsyncReadExt};
 
-/// Initial read buffer; it grows only for larger response heads.
-const READ_BUF: usize = 16 * 1024;
-/// Largest response head accepted.
-const MAX_HEAD: usize = 64 * 1024;
-/// Most headers parsed per response.
-const MAX_HEADERS: usize = 64;
-/// Longest chunk-size or trailer line accepted.
-const MAX_LINE: usize = 4096;
-
-/// Why a response could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ResponseError {
-    /// The connection closed before any byte of the response (Go: `EOF`).
-    #[error("EOF")]
-    Eof,
-    /// The connection closed in the middle of the response (Go: `unexpected EOF`).
-    #[error("unexpected EOF")]
-    UnexpectedEof,
-    /// A socket error.
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    /// The bytes are not a valid HTTP/1.1 response.
-    #[error("malformed HTTP response: {0}")]
-    Malformed(&'static str),
-}
-
-/// How the body of a response is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
-    /// Exactly this many bytes.
-    Length(u64),
-    /// Chunked transfer coding.
-    Chunked,
-    /// Until the server closes the connection.
-    UntilClose,
-}
-
-/// The parsed head of a final response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseHead {
-    /// HTTP status code.
-    pub status: u16,
-    /// How the body is delimited.
-    pub framing: BodyFraming,
-    /// Whether the connection may carry another request after this response.
-    pub keep_alive: bool,
-}
+pub use super::parser::{BodyFraming, ResponseError, ResponseHead};
+use super::parser::{RecvBuffer, ResponseParser};
 
 /// A reusable response reader for one connection.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ResponseReader {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl Default for ResponseReader {
-    fn default() -> Self {
-        ResponseReader {
-            buf: vec![0; READ_BUF],
-            start: 0,
-            end: 0,
-        }
-    }
+    input: RecvBuffer,
+    parser: ResponseParser,
 }
 
 impl ResponseReader {
     /// Forgets buffered bytes (after the connection is replaced).
     pub fn reset(&mut self) {
-        self.start = 0;
-        self.end = 0;
+        self.input.reset();
     }
 
     /// Reads more bytes; returns how many (0 at end of stream).
-    async fn fill<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> io::Result<usize> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            } else if self.buf.len() < MAX_HEAD {
-                self.buf.resize(self.buf.len() * 2, 0);
-            } else {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
-            }
-        }
-        let n = stream.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
+    async fn fill<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> Result<usize, ResponseError> {
+        let n = stream.read(self.input.spare()?).await?;
+        self.input.filled(n);
         Ok(n)
     }
 
@@ -106,39 +31,19 @@ impl ResponseReader {
         &mut self,
         stream: &mut S,
     ) -> Result<ResponseHead, ResponseError> {
-        let mut seen_any = self.start < self.end;
+        let mut seen_any = self.input.has_unparsed();
         loop {
-            let parsed = {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut response = httparse::Response::new(&mut headers);
-                match response.parse(&self.buf[self.start..self.end]) {
-                    Ok(httparse::Status::Complete(len)) => Some((len, head_of(&response)?)),
-                    Ok(httparse::Status::Partial) => None,
-                    Err(_) => return Err(ResponseError::Malformed("invalid response head")),
-                }
-            };
-            match parsed {
-                Some((len, head)) => {
-                    self.start += len;
-                    if (100..200).contains(&head.status) && head.status != 101 {
-                        continue;
-                    }
-                    return Ok(head);
-                }
-                None => {
-                    if self.end - self.start >= MAX_HEAD {
-                        return Err(ResponseError::Malformed("response head larger than 64 KiB"));
-                    }
-                    if self.fill(stream).await? == 0 {
-                        return Err(if seen_any {
-                            ResponseError::UnexpectedEof
-                        } else {
-                            ResponseError::Eof
-                        });
-                    }
-                    seen_any = true;
-                }
+            if let Some(head) = self.parser.parse_head(&mut self.input)? {
+                return Ok(head);
             }
+            if self.fill(stream).await? == 0 {
+                return Err(if seen_any {
+                    ResponseError::UnexpectedEof
+                } else {
+                    ResponseError::Eof
+                });
+            }
+            seen_any = true;
         }
     }
 
@@ -153,179 +58,16 @@ impl ResponseReader {
         S: AsyncRead + Unpin,
         F: FnMut(&[u8]),
     {
-        match framing {
-            BodyFraming::Length(len) => self.read_exact_body(stream, len, &mut sink).await,
-            BodyFraming::UntilClose => {
-                let mut total = 0;
-                loop {
-                    total += self.take_buffered(u64::MAX, &mut sink);
-                    if self.fill(stream).await? == 0 {
-                        return Ok(total);
-                    }
-                }
-            }
-            BodyFraming::Chunked => self.read_chunked(stream, &mut sink).await,
-        }
-    }
-
-    /// Hands up to `max` buffered bytes to `sink`.
-    fn take_buffered<F: FnMut(&[u8])>(&mut self, max: u64, sink: &mut F) -> u64 {
-        let n = (self.end - self.start).min(usize::try_from(max).unwrap_or(usize::MAX));
-        if n > 0 {
-            sink(&self.buf[self.start..self.start + n]);
-            self.start += n;
-        }
-        n as u64
-    }
-
-    async fn read_exact_body<S: AsyncRead + Unpin, F: FnMut(&[u8])>(
-        &mut self,
-        stream: &mut S,
-        len: u64,
-        sink: &mut F,
-    ) -> Result<u64, ResponseError> {
-        let mut left = len;
+        self.parser.begin_body(framing);
         loop {
-            left -= self.take_buffered(left, sink);
-            if left == 0 {
-                return Ok(len);
+            if let Some(n) = self.parser.parse_body(&mut self.input, &mut sink)? {
+                return Ok(n);
             }
             if self.fill(stream).await? == 0 {
-                return Err(ResponseError::UnexpectedEof);
+                return self.parser.end_of_stream();
             }
         }
     }
-
-    /// Reads one line (up to `\n`) from the buffer, filling as needed; returns its range.
-    async fn read_line<S: AsyncRead + Unpin>(
-        &mut self,
-        stream: &mut S,
-    ) -> Result<(usize, usize), ResponseError> {
-        let mut scanned = 0;
-        loop {
-            if let Some(pos) = self.buf[self.start + scanned..self.end]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let line = (self.start, self.start + scanned + pos);
-                self.start = line.1 + 1;
-                return Ok(line);
-            }
-            scanned = self.end - self.start;
-            if scanned > MAX_LINE {
-                return Err(ResponseError::Malformed("chunk line too long"));
-            }
-            if self.fill(stream).await? == 0 {
-                return Err(ResponseError::UnexpectedEof);
-            }
-        }
-    }
-
-    async fn read_chunked<S: AsyncRead + Unpin, F: FnMut(&[u8])>(
-        &mut self,
-        stream: &mut S,
-        sink: &mut F,
-    ) -> Result<u64, ResponseError> {
-        let mut total = 0;
-        loop {
-            let (a, b) = self.read_line(stream).await?;
-            let size = parse_chunk_size(&self.buf[a..b])?;
-            if size == 0 {
-                // Trailer section: lines until an empty one.
-                loop {
-                    let (a, b) = self.read_line(stream).await?;
-                    if b == a || (b == a + 1 && self.buf[a] == b'\r') {
-                        return Ok(total);
-                    }
-                }
-            }
-            total += self.read_exact_body(stream, size, sink).await?;
-            let (a, b) = self.read_line(stream).await?;
-            if !(b == a || (b == a + 1 && self.buf[a] == b'\r')) {
-                return Err(ResponseError::Malformed("missing CRLF after chunk data"));
-            }
-        }
-    }
-}
-
-/// Parses `1a3f[;ext]\r` into a size.
-fn parse_chunk_size(line: &[u8]) -> Result<u64, ResponseError> {
-    let mut size: u64 = 0;
-    let mut digits = 0;
-    for &b in line {
-        let v = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            b';' | b'\r' | b' ' | b'\t' => break,
-            _ => return Err(ResponseError::Malformed("invalid chunk size")),
-        };
-        size = size
-            .checked_mul(16)
-            .and_then(|s| s.checked_add(u64::from(v)))
-            .ok_or(ResponseError::Malformed("chunk size overflows"))?;
-        digits += 1;
-    }
-    if digits == 0 {
-        return Err(ResponseError::Malformed("empty chunk size"));
-    }
-    Ok(size)
-}
-
-fn head_of(response: &httparse::Response<'_, '_>) -> Result<ResponseHead, ResponseError> {
-    let status = response
-        .code
-        .ok_or(ResponseError::Malformed("no status code"))?;
-    let http10 = response.version == Some(0);
-    let mut keep_alive = !http10;
-    let mut chunked = false;
-    let mut length = None;
-    for h in response.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = has_token(h.value, b"chunked");
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(h.value)
-                .map_err(|_| ResponseError::Malformed("invalid Content-Length"))?;
-            let n: u64 = text
-                .trim()
-                .parse()
-                .map_err(|_| ResponseError::Malformed("invalid Content-Length"))?;
-            if length.is_some_and(|prev| prev != n) {
-                return Err(ResponseError::Malformed(
-                    "conflicting Content-Length headers",
-                ));
-            }
-            length = Some(n);
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            if has_token(h.value, b"close") {
-                keep_alive = false;
-            } else if has_token(h.value, b"keep-alive") {
-                keep_alive = true;
-            }
-        }
-    }
-    let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
-        BodyFraming::Length(0)
-    } else if chunked {
-        BodyFraming::Chunked
-    } else if let Some(n) = length {
-        BodyFraming::Length(n)
-    } else {
-        keep_alive = false;
-        BodyFraming::UntilClose
-    };
-    Ok(ResponseHead {
-        status,
-        framing,
-        keep_alive,
-    })
-}
-
-/// Whether a comma-separated header value contains `token` (ASCII case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -333,6 +75,7 @@ mod tests {
     use super::*;
     use futures_lite::future::block_on;
     use futures_lite::io::Cursor;
+    use std::io;
 
     /// Feeds bytes in small pieces so every state of the reader sees a split.
     struct Trickle {
