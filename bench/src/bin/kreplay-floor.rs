@@ -26,6 +26,8 @@ enum Model {
     Glommio,
     /// One loop over a raw io_uring ring.
     Uring,
+    /// The raw io_uring loop as one task on a glommio executor.
+    GlommioRing,
 }
 
 #[derive(Parser, Debug)]
@@ -60,6 +62,9 @@ fn main() -> Result<()> {
     let done = match args.model {
         Model::Glommio => run_glommio(&addr, request, args.requests, args.conns, deadline)?,
         Model::Uring => run_uring(&addr, &request, args.requests, args.conns, deadline)?,
+        Model::GlommioRing => {
+            run_glommio_ring(&addr, request, args.requests, args.conns, deadline)?
+        }
     };
     println!("{done}");
     Ok(())
@@ -159,37 +164,72 @@ fn run_glommio(
         })
 }
 
-fn run_uring(
-    addr: &str,
-    request: &[u8],
+/// wrk's loop over a raw io_uring ring: a send syscall per request, receives as ring
+/// operations into per-connection buffers.
+struct RingLoop<'a> {
+    streams: Vec<TcpStream>,
+    bufs: &'static mut [Vec<u8>],
+    have: Vec<usize>,
+    ring: io_uring::IoUring,
+    request: &'a [u8],
     requests: usize,
-    conns: usize,
     deadline: Instant,
-) -> Result<usize> {
-    use io_uring::{opcode, types, IoUring};
-    let streams = (0..conns)
-        .map(|_| {
-            let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
-            s.set_nodelay(true)?;
-            Ok(s)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    // Leaked: the kernel may still own a buffer if this returns with receives in flight.
-    let bufs: &mut [Vec<u8>] = Vec::leak(vec![vec![0u8; BUF]; conns]);
-    let mut have = vec![0usize; conns];
-    let mut ring = IoUring::builder()
-        .setup_coop_taskrun()
-        .build(2 * conns.next_power_of_two() as u32)
-        .context("io_uring")?;
-    let (mut sent, mut done, mut in_flight) = (0usize, 0usize, 0usize);
-    // Writes the request and queues a receive into the connection's buffer past `have`.
-    let arm = |i: usize, send: bool, ring: &mut IoUring, bufs: &mut [Vec<u8>], have: &[usize]| {
-        if send {
-            (&streams[i]).write_all(request)?;
+    sent: usize,
+    done: usize,
+    in_flight: usize,
+    completions: Vec<(usize, i32)>,
+}
+
+impl<'a> RingLoop<'a> {
+    fn open(
+        addr: &str,
+        request: &'a [u8],
+        requests: usize,
+        conns: usize,
+        deadline: Instant,
+    ) -> Result<RingLoop<'a>> {
+        let streams = (0..conns)
+            .map(|_| {
+                let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+                s.set_nodelay(true)?;
+                Ok(s)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ring = io_uring::IoUring::builder()
+            .setup_coop_taskrun()
+            .build(2 * conns.next_power_of_two() as u32)
+            .context("io_uring")?;
+        let mut me = RingLoop {
+            streams,
+            // Leaked: the kernel may still own a buffer if the loop ends with receives in flight.
+            bufs: Vec::leak(vec![vec![0u8; BUF]; conns]),
+            have: vec![0; conns],
+            ring,
+            request,
+            requests,
+            deadline,
+            sent: 0,
+            done: 0,
+            in_flight: 0,
+            completions: Vec::with_capacity(conns),
+        };
+        for i in 0..conns.min(requests) {
+            me.arm(i, true)?;
+            me.sent += 1;
+            me.in_flight += 1;
         }
-        let free = &mut bufs[i][have[i]..];
+        Ok(me)
+    }
+
+    /// Writes the request (when `send`) and queues a receive into the buffer past `have`.
+    fn arm(&mut self, i: usize, send: bool) -> Result<()> {
+        use io_uring::{opcode, types};
+        if send {
+            (&self.streams[i]).write_all(self.request)?;
+        }
+        let free = &mut self.bufs[i][self.have[i]..];
         let recv = opcode::Recv::new(
-            types::Fd(streams[i].as_raw_fd()),
+            types::Fd(self.streams[i].as_raw_fd()),
             free.as_mut_ptr(),
             free.len() as u32,
         )
@@ -197,23 +237,20 @@ fn run_uring(
         .user_data(i as u64);
         // SAFETY: the buffer is leaked, so it outlives the operation, and it is only read
         // again after the operation's completion.
-        unsafe { ring.submission().push(&recv) }.context("submission queue full")?;
-        anyhow::Ok(())
-    };
-    for i in 0..conns.min(requests) {
-        arm(i, true, &mut ring, bufs, &have)?;
-        sent += 1;
-        in_flight += 1;
+        unsafe { self.ring.submission().push(&recv) }.context("submission queue full")?;
+        Ok(())
     }
-    let mut completions = Vec::with_capacity(conns);
-    while in_flight > 0 {
-        ring.submit_and_wait(1).context("io_uring_enter")?;
-        completions.clear();
-        completions.extend(
-            ring.completion()
+
+    /// Handles the completions in the ring; returns how many there were.
+    fn reap(&mut self) -> Result<usize> {
+        self.completions.clear();
+        self.completions.extend(
+            self.ring
+                .completion()
                 .map(|c| (c.user_data() as usize, c.result())),
         );
-        for &(i, res) in &completions {
+        for k in 0..self.completions.len() {
+            let (i, res) = self.completions[k];
             if res <= 0 {
                 bail!(
                     "receive on connection {i}: {}",
@@ -224,21 +261,65 @@ fn run_uring(
                     }
                 );
             }
-            have[i] += res as usize;
-            match complete_response(&bufs[i][..have[i]])? {
+            self.have[i] += res as usize;
+            match complete_response(&self.bufs[i][..self.have[i]])? {
                 Some(_) => {
-                    done += 1;
-                    have[i] = 0;
-                    if sent < requests && (sent % 1024 != 0 || Instant::now() < deadline) {
-                        arm(i, true, &mut ring, bufs, &have)?;
-                        sent += 1;
+                    self.done += 1;
+                    self.have[i] = 0;
+                    let more = self.sent < self.requests
+                        && (self.sent % 1024 != 0 || Instant::now() < self.deadline);
+                    if more {
+                        self.arm(i, true)?;
+                        self.sent += 1;
                     } else {
-                        in_flight -= 1;
+                        self.in_flight -= 1;
                     }
                 }
-                None => arm(i, false, &mut ring, bufs, &have)?,
+                None => self.arm(i, false)?,
             }
         }
+        Ok(self.completions.len())
     }
-    Ok(done)
+}
+
+fn run_uring(
+    addr: &str,
+    request: &[u8],
+    requests: usize,
+    conns: usize,
+    deadline: Instant,
+) -> Result<usize> {
+    let mut ring = RingLoop::open(addr, request, requests, conns, deadline)?;
+    while ring.in_flight > 0 {
+        ring.ring.submit_and_wait(1).context("io_uring_enter")?;
+        ring.reap()?;
+    }
+    Ok(ring.done)
+}
+
+/// The uring loop as one task on a glommio executor: it submits without waiting and, when
+/// no completion is there, waits for the ring's fd to be readable through glommio.
+fn run_glommio_ring(
+    addr: &str,
+    request: Vec<u8>,
+    requests: usize,
+    conns: usize,
+    deadline: Instant,
+) -> Result<usize> {
+    let addr = addr.to_string();
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .make()
+        .map_err(|e| anyhow::anyhow!("glommio executor: {e}"))?
+        .run(async move {
+            let mut ring = RingLoop::open(&addr, &request, requests, conns, deadline)?;
+            while ring.in_flight > 0 {
+                ring.ring.submit().context("io_uring_enter")?;
+                if ring.reap()? == 0 {
+                    glommio::io::readable(ring.ring.as_raw_fd()).await?;
+                } else {
+                    futures_lite::future::yield_now().await;
+                }
+            }
+            Ok(ring.done)
+        })
 }

@@ -131,6 +131,7 @@ mod glommio_file;
 mod immutable_file;
 mod open_options;
 mod read_result;
+mod readiness;
 mod sched;
 mod stat;
 
@@ -169,6 +170,7 @@ pub use self::{
     immutable_file::{ImmutableFile, ImmutableFileBuilder, ImmutableFilePreSealSink},
     open_options::OpenOptions,
     read_result::ReadResult,
+    readiness::readable,
     stat::Stat,
 };
 pub use crate::sys::DmaBuffer;
