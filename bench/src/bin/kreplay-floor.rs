@@ -267,7 +267,7 @@ impl<'a> RingLoop<'a> {
                     self.done += 1;
                     self.have[i] = 0;
                     let more = self.sent < self.requests
-                        && (self.sent % 1024 != 0 || Instant::now() < self.deadline);
+                        && (!self.sent.is_multiple_of(1024) || Instant::now() < self.deadline);
                     if more {
                         self.arm(i, true)?;
                         self.sent += 1;
