@@ -13,6 +13,7 @@ pub mod preflight;
 pub mod progress;
 pub mod queue;
 mod request_url;
+mod ring;
 mod watch;
 mod worker;
 
@@ -161,6 +162,10 @@ pub(crate) struct CoreCtx {
     auth: RefCell<Option<String>>,
     finished: Cell<bool>,
     last_end: Cell<Instant>,
+    /// The HTTP/1.1 pool on its own io_uring ring (plain TCP targets); `None`: workers.
+    ring: RefCell<Option<ring::RingPool>>,
+    /// Wakes the ring pool's loop (work queued, cancellations, end of input).
+    ring_wake: Notify,
 }
 
 impl CoreCtx {
@@ -170,6 +175,11 @@ impl CoreCtx {
 
     /// Hands a due request to the pool: wakes an idle worker, or opens a connection.
     fn wake_or_grow(self: &Rc<Self>, pushed: usize) {
+        if self.ring.borrow().is_some() {
+            // The ring pool takes the queue's requests and grows itself.
+            self.ring_wake.notify();
+            return;
+        }
         let mut woken = 0;
         while woken < pushed {
             let Some(slot) = self.idle.borrow_mut().pop() else {
@@ -197,6 +207,7 @@ impl CoreCtx {
 
     /// Wakes every idle worker (they re-check whether the run is over).
     fn wake_all_idle(&self) {
+        self.ring_wake.notify();
         let idle: Vec<Rc<WorkerSlot>> = self.idle.borrow_mut().drain(..).collect();
         for slot in idle {
             slot.wake.notify();
@@ -205,6 +216,10 @@ impl CoreCtx {
 
     /// Cancels every request in flight with `reason`.
     fn cancel_busy(&self, reason: CancelReason) {
+        if let Some(pool) = self.ring.borrow_mut().as_mut() {
+            pool.cancel(reason, None);
+            self.ring_wake.notify();
+        }
         for slot in self.slots.borrow().iter() {
             if slot.busy_since.get().is_some() {
                 slot.cancel_reason.set(reason);
@@ -290,6 +305,35 @@ async fn prewarm(
     conns
 }
 
+/// The ring pool for a plain-TCP HTTP/1.1 target, over duplicates of the prewarmed
+/// connections' sockets; `None` for TLS targets (and if the ring cannot be set up, when the
+/// workers serve instead).
+fn ring_pool(target: &Target, conns: &[Option<Conn>], max_conns: usize) -> Option<ring::RingPool> {
+    if target.tls.is_some() {
+        return None;
+    }
+    let mut fds = Vec::with_capacity(conns.len());
+    for c in conns {
+        fds.push(match c {
+            Some(Conn::Http1(crate::transport::Stream::Plain(tcp))) => {
+                use std::os::fd::{AsRawFd, BorrowedFd};
+                // SAFETY: the stream is open for the duration of this borrow.
+                let fd = unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
+                fd.try_clone_to_owned().ok()
+            }
+            None => None,
+            Some(_) => return None,
+        });
+    }
+    match ring::RingPool::new(target.addr(), fds, max_conns) {
+        Ok(pool) => Some(pool),
+        Err(e) => {
+            tracing::warn!("io_uring pool unavailable ({e}); using a task per connection");
+            None
+        }
+    }
+}
+
 /// Runs one core's replay to the end. Must run inside a glommio executor.
 pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -> CoreResult {
     // Marks the core finished however it ends (also on a panic), for the progress line.
@@ -372,10 +416,23 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         auth: RefCell::new(auth),
         finished: Cell::new(false),
         last_end: Cell::new(start),
+        ring: RefCell::new(None),
+        ring_wake: Notify::default(),
         shared,
     });
-    for c in conns {
-        ctx.spawn_worker(c);
+    match ring_pool(&ctx.shared.target, &conns, ctx.max_conns) {
+        Some(pool) => {
+            // The glommio streams close here; the pool keeps duplicates of their sockets.
+            drop(conns);
+            *ctx.ring.borrow_mut() = Some(pool);
+            let driver = glommio::spawn_local(ring::drive(ctx.clone())).detach();
+            ctx.workers.borrow_mut().push(driver);
+        }
+        None => {
+            for c in conns {
+                ctx.spawn_worker(c);
+            }
+        }
     }
     let ticker = glommio::spawn_local(tick_loop(ctx.clone())).detach();
 
@@ -421,7 +478,8 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         ctx.cancel_busy(CancelReason::Interrupted);
         all_workers.await;
     }
-    let peak_conns = ctx.slots.borrow().len();
+    let peak_conns =
+        ctx.slots.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
 
     // WATCHes end when every core's normal traffic has ended (or on stop).
     ctx.shared.replay_end.core_done();
@@ -553,6 +611,12 @@ async fn tick_loop(ctx: Rc<CoreCtx>) {
     while !ctx.finished.get() {
         sleep(TICK).await;
         let now = Instant::now();
+        if let Some(pool) = ctx.ring.borrow_mut().as_mut() {
+            let started_before = now.checked_sub(timeout);
+            if started_before.is_some() && pool.cancel(CancelReason::Timeout, started_before) > 0 {
+                ctx.ring_wake.notify();
+            }
+        }
         for slot in ctx.slots.borrow().iter() {
             if let Some(since) = slot.busy_since.get() {
                 if now.saturating_duration_since(since) >= timeout && !slot.cancel.is_set() {

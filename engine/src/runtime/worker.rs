@@ -13,6 +13,8 @@ use super::{CancelReason, CoreCtx, WorkerSlot, QUEUE_RESUME};
 use crate::http1::ResponseReader;
 use crate::metrics::ErrorRecord;
 use crate::report::error_class::is_kperf_failure_status;
+use crate::source::RequestParts;
+use preprocess::timeline::record::RequestRecord;
 
 /// How much of a failed response's body is kept for the Status decode.
 pub(super) const ERROR_BODY_KEEP: usize = 4096;
@@ -80,42 +82,9 @@ async fn execute(
     bufs: &mut Buffers,
     job: Pending,
 ) -> Option<Conn> {
-    // Borrowed, not cloned: an Arc clone per request would bounce its count between cores.
-    let source = &*ctx.shared.source;
-    let Some(record) = source
-        .run_records(job.run as usize)
-        .and_then(|r| r.get(job.index as usize))
-    else {
+    let Some((record, parts)) = request_of(ctx, &job) else {
         return conn;
     };
-    let parts = match source.request(record) {
-        Ok(p) => p,
-        Err(e) => {
-            // A corrupt record: counted as failed under its profile index, never sent.
-            let verb = record.verb().unwrap_or(preprocess::profile::Verb::Get);
-            let class = Failure::Corrupt(e.to_string()).classify(b"", "GET", "");
-            ctx.metrics.borrow_mut().record_failure(
-                verb,
-                ErrorRecord {
-                    method: verb.metric_label(),
-                    url: String::new(),
-                    timestamp: SystemTime::now(),
-                    duration: 0.0,
-                    kind: class.kind,
-                    code: class.code,
-                    message: class.message,
-                    runner: ctx.runner_of(job.run),
-                    watch: false,
-                },
-            );
-            return conn;
-        }
-    };
-    if record.has_invalid_target() {
-        ctx.metrics.borrow_mut().record_unbuildable(parts.verb);
-        return conn;
-    }
-
     slot.cancel.clear();
     let started = Instant::now();
     slot.busy_since.set(Some(started));
@@ -282,6 +251,47 @@ async fn execute(
     }
 }
 
+/// The record and request of `job`; `None` (with the failure recorded) when the record is
+/// corrupt or its target cannot be built, so it is never sent.
+pub(super) fn request_of<'a>(
+    ctx: &'a CoreCtx,
+    job: &Pending,
+) -> Option<(&'a RequestRecord, RequestParts<'a>)> {
+    // Borrowed, not cloned: an Arc clone per request would bounce its count between cores.
+    let source = &*ctx.shared.source;
+    let record = source
+        .run_records(job.run as usize)
+        .and_then(|r| r.get(job.index as usize))?;
+    let parts = match source.request(record) {
+        Ok(p) => p,
+        Err(e) => {
+            // A corrupt record: counted as failed under its profile index, never sent.
+            let verb = record.verb().unwrap_or(preprocess::profile::Verb::Get);
+            let class = Failure::Corrupt(e.to_string()).classify(b"", "GET", "");
+            ctx.metrics.borrow_mut().record_failure(
+                verb,
+                ErrorRecord {
+                    method: verb.metric_label(),
+                    url: String::new(),
+                    timestamp: SystemTime::now(),
+                    duration: 0.0,
+                    kind: class.kind,
+                    code: class.code,
+                    message: class.message,
+                    runner: ctx.runner_of(job.run),
+                    watch: false,
+                },
+            );
+            return None;
+        }
+    };
+    if record.has_invalid_target() {
+        ctx.metrics.borrow_mut().record_unbuildable(parts.verb);
+        return None;
+    }
+    Some((record, parts))
+}
+
 /// Records a failure with kperf's classification (cold path).
 pub(super) fn record_failure(
     ctx: &CoreCtx,
@@ -311,7 +321,7 @@ pub(super) fn record_failure(
 }
 
 /// After a 401: lets exec/token-file credentials refresh, and re-reads the header (cold path).
-fn refresh_credentials(ctx: &CoreCtx) {
+pub(super) fn refresh_credentials(ctx: &CoreCtx) {
     if let Some(a) = ctx.shared.target.auth.as_ref() {
         a.on_unauthorized();
         if let Ok(v) = a.authorization() {

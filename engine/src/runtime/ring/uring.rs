@@ -1,0 +1,219 @@
+//! The pool's own io_uring ring: operations tagged with their connection, and the two
+//! syscalls the pool makes itself (a socket for a connect, a non-blocking send).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+/// What an operation in the ring does for its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    Connect = 1,
+    Send = 2,
+    Recv = 3,
+    /// Cancels the connection's operation in flight; its completion carries nothing.
+    Cancel = 4,
+}
+
+/// A completion: which connection (slot and its connection generation), which operation,
+/// and the kernel's result (bytes, or a negated errno).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Completion {
+    pub slot: u32,
+    pub generation: u32,
+    pub op: Option<Op>,
+    pub result: i32,
+}
+
+/// `slot` in the high 32 bits, the generation's low 24 bits, the operation in the low 8.
+pub(super) fn tag(slot: u32, generation: u32, op: Op) -> u64 {
+    (u64::from(slot) << 32) | (u64::from(generation & 0x00ff_ffff) << 8) | op as u64
+}
+
+fn untag(user_data: u64, result: i32) -> Completion {
+    let op = match user_data & 0xff {
+        1 => Some(Op::Connect),
+        2 => Some(Op::Send),
+        3 => Some(Op::Recv),
+        4 => Some(Op::Cancel),
+        _ => None,
+    };
+    Completion {
+        slot: (user_data >> 32) as u32,
+        generation: ((user_data >> 8) & 0x00ff_ffff) as u32,
+        op,
+        result,
+    }
+}
+
+/// Whether a connection's generation matches a completion's (24 bits are compared).
+pub(super) fn same_generation(generation: u32, completion: &Completion) -> bool {
+    generation & 0x00ff_ffff == completion.generation
+}
+
+/// An io_uring ring owned by one core.
+pub(super) struct Ring {
+    ring: IoUring,
+}
+
+impl Ring {
+    /// A ring for `connections` connections (each has at most one operation and one
+    /// cancellation queued at a time).
+    pub(super) fn new(connections: usize) -> io::Result<Ring> {
+        let entries = (2 * connections + 16).next_power_of_two().min(4096) as u32;
+        // Completions are delivered at this thread's next kernel entry, which the core makes
+        // for every send anyway, instead of interrupting it (COOP_TASKRUN); older kernels
+        // get a plain ring.
+        let ring = IoUring::builder()
+            .setup_coop_taskrun()
+            .build(entries)
+            .or_else(|_| IoUring::new(entries))?;
+        Ok(Ring { ring })
+    }
+
+    /// The ring's descriptor: readable when completions wait.
+    pub(super) fn fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Queues `entry`, submitting first if the submission queue is full.
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        // SAFETY (for the callers' entries): every buffer and address an entry points to is
+        // owned by the pool's slots, which never move or free them while the operation is in
+        // flight (see `RingPool`'s invariants and its `Drop`).
+        if unsafe { self.ring.submission().push(&entry) }.is_err() {
+            self.ring.submit()?;
+            unsafe { self.ring.submission().push(&entry) }
+                .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        }
+        Ok(())
+    }
+
+    /// Queues a receive of up to `len` bytes at `buf`.
+    pub(super) fn recv(&mut self, fd: RawFd, buf: *mut u8, len: usize, tag: u64) -> io::Result<()> {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        self.push(
+            opcode::Recv::new(types::Fd(fd), buf, len)
+                .build()
+                .user_data(tag),
+        )
+    }
+
+    /// Queues a send of `len` bytes at `buf` (the part a non-blocking send left).
+    pub(super) fn send(
+        &mut self,
+        fd: RawFd,
+        buf: *const u8,
+        len: usize,
+        tag: u64,
+    ) -> io::Result<()> {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        self.push(
+            opcode::Send::new(types::Fd(fd), buf, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+                .user_data(tag),
+        )
+    }
+
+    /// Queues a connect of `fd` to `addr`.
+    pub(super) fn connect(
+        &mut self,
+        fd: RawFd,
+        addr: &socket2::SockAddr,
+        tag: u64,
+    ) -> io::Result<()> {
+        self.push(
+            opcode::Connect::new(types::Fd(fd), addr.as_ptr().cast(), addr.len())
+                .build()
+                .user_data(tag),
+        )
+    }
+
+    /// Queues the cancellation of the operation tagged `target`.
+    pub(super) fn cancel(&mut self, target: u64, tag: u64) -> io::Result<()> {
+        self.push(opcode::AsyncCancel::new(target).build().user_data(tag))
+    }
+
+    /// Submits what is queued, if anything (one `io_uring_enter`).
+    pub(super) fn submit(&mut self) -> io::Result<()> {
+        if self.ring.submission().is_empty() {
+            return Ok(());
+        }
+        self.ring.submit().map(|_| ())
+    }
+
+    /// Whether completions wait.
+    pub(super) fn has_completions(&mut self) -> bool {
+        !self.ring.completion().is_empty()
+    }
+
+    /// The next completion, if any.
+    pub(super) fn next_completion(&mut self) -> Option<Completion> {
+        self.ring
+            .completion()
+            .next()
+            .map(|c| untag(c.user_data(), c.result()))
+    }
+}
+
+/// A non-blocking TCP socket for `addr`, with TCP_NODELAY, not yet connected.
+pub(super) fn open_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    Ok(socket.into())
+}
+
+/// One non-blocking `send`: the bytes written, `Ok(0)` when the socket buffer is full.
+pub(super) fn send_now(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `bytes` is a valid slice for the duration of the call.
+        let n = unsafe {
+            libc::send(
+                fd,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(0),
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip() {
+        for (slot, generation, op) in [
+            (0, 0, Op::Connect),
+            (7, 1, Op::Send),
+            (u32::MAX, 0x00ff_ffff, Op::Recv),
+            (3, 0x0100_0002, Op::Cancel),
+        ] {
+            let c = untag(tag(slot, generation, op), -5);
+            assert_eq!(c.slot, slot);
+            assert!(same_generation(generation, &c));
+            assert!(!same_generation(generation.wrapping_add(1), &c));
+            assert_eq!(c.op, Some(op));
+            assert_eq!(c.result, -5);
+        }
+        assert_eq!(untag(0, 0).op, None);
+    }
+}
