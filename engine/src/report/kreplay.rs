@@ -45,8 +45,9 @@ thread_local! {
     });
 }
 
-/// Serialises a histogram: HdrHistogram V2 with deflate (the bytes `V2DeflateSerializer`
-/// writes), then standard base64.
+/// Serialises a histogram as HdrHistogram V2 in a zlib stream (the compressed V2 form every
+/// HdrHistogram reader takes), then standard base64. A payload over `STORED_UP_TO` bytes
+/// is deflated (the bytes `V2DeflateSerializer` writes); a smaller one is stored.
 pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecError> {
     let failed = |message: String| HistogramCodecError {
         what: "encoding",
@@ -61,6 +62,10 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecErro
         e.packed
             .extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
         e.packed.extend_from_slice(&[0; 4]);
+        if e.plain.len() <= STORED_UP_TO {
+            zlib_stored(&e.plain, &mut e.packed);
+            return finish_packed(&mut e.packed).map_err(failed);
+        }
         // Deflate output is at most a little larger than its input.
         e.packed.reserve(e.plain.len() + e.plain.len() / 16 + 64);
         e.compress.reset();
@@ -75,11 +80,40 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecErro
             }
             e.packed.reserve(e.packed.capacity().max(64));
         }
-        let len = u32::try_from(e.packed.len() - 8)
-            .map_err(|_| failed("compressed histogram over 4 GiB".into()))?;
-        e.packed[4..8].copy_from_slice(&len.to_be_bytes());
-        Ok(base64::engine::general_purpose::STANDARD.encode(&e.packed[..]))
+        finish_packed(&mut e.packed).map_err(failed)
     })
+}
+
+/// V2 payloads up to this size go into the zlib stream uncompressed (stored blocks):
+/// deflate saves a few dozen bytes on them, and resetting its state (128 KiB zeroed per
+/// histogram) was most of the report's cost with thousands of labels.
+const STORED_UP_TO: usize = 1024;
+
+/// Appends `payload` as a zlib stream of stored (uncompressed) deflate blocks, which every
+/// zlib decoder reads (RFC 1950/1951).
+fn zlib_stored(payload: &[u8], out: &mut Vec<u8>) {
+    // CMF 0x78 (deflate, 32 KiB window), FLG 0x01 (fastest; header check bits).
+    out.extend_from_slice(&[0x78, 0x01]);
+    let mut blocks = payload.chunks(usize::from(u16::MAX)).peekable();
+    if payload.is_empty() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        out.push(u8::from(blocks.peek().is_none()));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&adler2::adler32_slice(payload).to_be_bytes());
+}
+
+/// Writes the compressed length into the V2 header and encodes the whole in base64.
+fn finish_packed(packed: &mut [u8]) -> Result<String, String> {
+    let len = u32::try_from(packed.len() - 8)
+        .map_err(|_| "compressed histogram over 4 GiB".to_string())?;
+    packed[4..8].copy_from_slice(&len.to_be_bytes());
+    Ok(base64::engine::general_purpose::STANDARD.encode(&packed[..]))
 }
 
 /// Reads a histogram written by `encode_histogram`.
@@ -303,7 +337,7 @@ mod tests {
 
     #[test]
     fn encoding_is_hdrhistograms_v2_deflate_with_the_compressor_reused() {
-        use hdrhistogram::serialization::V2DeflateSerializer;
+        use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
         let mut small = new_histogram();
         record_value(&mut small, 42);
         let mut wide = new_histogram();
@@ -312,14 +346,42 @@ mod tests {
         }
         // Twice each, interleaved: a reused compressor must start clean every time.
         for h in [&wide, &small, &wide, &small] {
+            let ours = base64::engine::general_purpose::STANDARD
+                .decode(encode_histogram(h).unwrap())
+                .unwrap();
+            // hdrhistogram's own reader takes both forms and gives the same histogram back.
+            let back: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut ours.as_slice())
+                .unwrap();
+            assert_eq!(&back, h);
+            assert_eq!(back.len(), h.len());
             let mut theirs = Vec::new();
             V2DeflateSerializer::new()
                 .serialize(h, &mut theirs)
                 .unwrap();
-            let ours = base64::engine::general_purpose::STANDARD
-                .decode(encode_histogram(h).unwrap())
+            if h.len() > 1 {
+                // A large payload is deflated: the very bytes hdrhistogram writes.
+                assert_eq!(ours, theirs);
+            } else {
+                // A small one is stored: zlib header, one final stored block.
+                assert_eq!(&ours[8..11], &[0x78, 0x01, 0x01]);
+                assert_ne!(ours, theirs);
+            }
+        }
+    }
+
+    #[test]
+    fn stored_zlib_streams_decode_at_every_block_boundary() {
+        use std::io::Read;
+        for n in [0usize, 1, 1000, 65_535, 65_536, 140_000] {
+            let payload: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            let mut packed = Vec::new();
+            zlib_stored(&payload, &mut packed);
+            let mut back = Vec::new();
+            flate2::read::ZlibDecoder::new(packed.as_slice())
+                .read_to_end(&mut back)
                 .unwrap();
-            assert_eq!(ours, theirs);
+            assert_eq!(back, payload, "{n} bytes");
         }
     }
 }
