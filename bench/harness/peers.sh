@@ -73,9 +73,10 @@ floor_count() { tail -1 "$1"; }
 # engine uses (glommio tasks) and on a raw io_uring loop: what an engine on each could reach.
 section_floor() {
   start_nginx
-  note floor "kreplay-floor runs wrk's loop (64 connections, one fixed GET in flight each, no timeline, no scheduling, no histograms). glommio: a task per connection, as kreplay's engine does its I/O. uring: one loop over a raw io_uring ring, receives as ring operations. Compare with kreplay's figure in scenario 1."
+  note floor "kreplay-floor runs wrk's loop (64 connections, one fixed GET in flight each, no timeline, no scheduling, no histograms). glommio: a task per connection, as kreplay's engine does its I/O. uring: one loop over a raw io_uring ring, receives as ring operations. glommio-ring: that loop as one glommio task waiting on the ring's fd, as kreplay's HTTP/1.1 pool now does its I/O. Compare with kreplay's figure in scenario 1."
   peer_unpaced floor "HTTP/1.1" floor-glommio floor_count "$bin/kreplay-floor" glommio "$url" --requests "$requests" --conns 64
   peer_unpaced floor "HTTP/1.1" floor-uring floor_count "$bin/kreplay-floor" uring "$url" --requests "$requests" --conns 64
+  peer_unpaced floor "HTTP/1.1" floor-glommio-ring floor_count "$bin/kreplay-floor" glommio-ring "$url" --requests "$requests" --conns 64
   peer_unpaced floor "HTTP/1.1" wrk wrk_count wrk -t1 -c64 -d10s "$url"
 }
 

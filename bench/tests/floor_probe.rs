@@ -20,11 +20,15 @@ async fn pod_404s(addr: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn both_models_complete_every_request_once() {
+async fn every_model_completes_every_request_once() {
     let sim = ApiSim::start(&["--plain", "--no-auth"]);
     let url = format!("{}/api/v1/namespaces/default/pods/absent", sim.url);
     let mut expected = 0;
-    for (model, requests, conns) in [("glommio", 500, 8), ("uring", 700, 5)] {
+    for (model, requests, conns) in [
+        ("glommio", 500, 8),
+        ("uring", 700, 5),
+        ("glommio-ring", 600, 6),
+    ] {
         let out = Command::new(FLOOR)
             .args([model, &url, "--requests", &requests.to_string()])
             .args(["--conns", &conns.to_string(), "--max-seconds", "20"])

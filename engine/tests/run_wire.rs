@@ -350,3 +350,55 @@ fn raw_data_latencies_are_sorted_and_give_the_reported_percentiles() {
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_body_larger_than_the_socket_buffers_arrives_whole() {
+    // 32 MiB: more than loopback's socket buffers take in one non-blocking send, so the
+    // HTTP/1.1 pool writes the rest as it drains (through its ring).
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..32 * 1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let requests = vec![
+        req(
+            0,
+            Verb::Create,
+            "default",
+            "big",
+            "/api/v1/namespaces/default/configmaps",
+            &body,
+        ),
+        req(
+            1,
+            Verb::Get,
+            "default",
+            "big",
+            "/api/v1/namespaces/default/configmaps/big",
+            "",
+        ),
+    ];
+    let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1"],
+        &[],
+    );
+    assert!(run.status.success(), "engine failed: {}", run.stderr);
+    let got = server.requests();
+    assert_eq!(got.len(), 2, "both requests arrive once");
+    assert_eq!(
+        got[0].method, "POST",
+        "the large request first (same object)"
+    );
+    assert_eq!(got[0].header("content-length"), Some("33554432"));
+    assert!(
+        got[0].body == body.as_bytes(),
+        "the body arrives byte for byte"
+    );
+    assert_eq!(got[1].method, "GET");
+    let report = run.report.expect("report written");
+    assert_eq!(num(&report, "totalRun"), 2);
+    assert_eq!(num(&report, "totalFailed"), 0);
+}

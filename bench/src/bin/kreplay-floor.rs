@@ -2,11 +2,13 @@
 //! (N connections, one request in flight each, a fixed request, responses framed by
 //! Content-Length), with no replay work: no timeline, no scheduling, no histograms.
 //!
-//! `glommio` runs it as kreplay's engine does its I/O (a task per connection on a glommio
+//! `glommio` runs it as kreplay's TLS pool does its I/O (a task per connection on a glommio
 //! executor: a send syscall, a poll armed through io_uring, a recv syscall); `uring` runs it
 //! as one loop over a raw io_uring ring (send syscall, receive as a ring operation, no
-//! tasks). The lab's `floor` section compares both with wrk on the same nginx: what an
-//! engine built on each I/O model could reach at best. Prints the responses completed.
+//! tasks); `glommio-ring` runs that loop as one task on a glommio executor, waiting on the
+//! ring's fd, as kreplay's plain-TCP HTTP/1.1 pool does. The lab's `floor` section compares
+//! them with wrk on the same nginx: what an engine built on each I/O model could reach at
+//! best. Prints the responses completed.
 
 use std::cell::Cell;
 use std::io::Write;
