@@ -113,6 +113,14 @@ fn complete_response(buf: &[u8]) -> Result<Option<usize>> {
     Ok((buf.len() >= head + length).then_some(head + length))
 }
 
+/// Runs `work` on a glommio executor on this thread.
+fn on_glommio(work: impl std::future::Future<Output = Result<usize>> + 'static) -> Result<usize> {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .make()
+        .map_err(|e| anyhow::anyhow!("glommio executor: {e}"))?
+        .run(work)
+}
+
 fn run_glommio(
     addr: &str,
     request: Vec<u8>,
@@ -122,48 +130,44 @@ fn run_glommio(
 ) -> Result<usize> {
     let addr = addr.to_string();
     let request = Rc::new(request);
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .make()
-        .map_err(|e| anyhow::anyhow!("glommio executor: {e}"))?
-        .run(async move {
-            let left = Rc::new(Cell::new(requests));
-            let done = Rc::new(Cell::new(0usize));
-            let mut tasks = Vec::with_capacity(conns);
-            for _ in 0..conns {
-                let (left, done, addr, request) =
-                    (left.clone(), done.clone(), addr.clone(), request.clone());
-                tasks.push(glommio::spawn_local(async move {
-                    let glommio_error =
-                        |e: glommio::GlommioError<()>| anyhow::anyhow!("{addr}: {e}");
-                    let mut s = glommio::net::TcpStream::connect(addr.as_str())
-                        .await
-                        .map_err(glommio_error)?;
-                    s.set_nodelay(true).map_err(glommio_error)?;
-                    let mut buf = vec![0u8; BUF];
-                    while left.get() > 0 && (left.get() % 1024 != 0 || Instant::now() < deadline) {
-                        left.set(left.get() - 1);
-                        s.write_all(&request).await?;
-                        let mut have = 0;
-                        loop {
-                            let n = s.read(&mut buf[have..]).await?;
-                            if n == 0 {
-                                bail!("connection closed by the server");
-                            }
-                            have += n;
-                            if complete_response(&buf[..have])?.is_some() {
-                                break;
-                            }
+    on_glommio(async move {
+        let left = Rc::new(Cell::new(requests));
+        let done = Rc::new(Cell::new(0usize));
+        let mut tasks = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let (left, done, addr, request) =
+                (left.clone(), done.clone(), addr.clone(), request.clone());
+            tasks.push(glommio::spawn_local(async move {
+                let glommio_error = |e: glommio::GlommioError<()>| anyhow::anyhow!("{addr}: {e}");
+                let mut s = glommio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(glommio_error)?;
+                s.set_nodelay(true).map_err(glommio_error)?;
+                let mut buf = vec![0u8; BUF];
+                while left.get() > 0 && (left.get() % 1024 != 0 || Instant::now() < deadline) {
+                    left.set(left.get() - 1);
+                    s.write_all(&request).await?;
+                    let mut have = 0;
+                    loop {
+                        let n = s.read(&mut buf[have..]).await?;
+                        if n == 0 {
+                            bail!("connection closed by the server");
                         }
-                        done.set(done.get() + 1);
+                        have += n;
+                        if complete_response(&buf[..have])?.is_some() {
+                            break;
+                        }
                     }
-                    Ok(())
-                }));
-            }
-            for t in tasks {
-                t.await?;
-            }
-            Ok(done.get())
-        })
+                    done.set(done.get() + 1);
+                }
+                Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await?;
+        }
+        Ok(done.get())
+    })
 }
 
 /// wrk's loop over a raw io_uring ring: a send syscall per request, receives as ring
@@ -309,19 +313,16 @@ fn run_glommio_ring(
     deadline: Instant,
 ) -> Result<usize> {
     let addr = addr.to_string();
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .make()
-        .map_err(|e| anyhow::anyhow!("glommio executor: {e}"))?
-        .run(async move {
-            let mut ring = RingLoop::open(&addr, &request, requests, conns, deadline)?;
-            while ring.in_flight > 0 {
-                ring.ring.submit().context("io_uring_enter")?;
-                if ring.reap()? == 0 {
-                    glommio::io::readable(ring.ring.as_raw_fd()).await?;
-                } else {
-                    futures_lite::future::yield_now().await;
-                }
+    on_glommio(async move {
+        let mut ring = RingLoop::open(&addr, &request, requests, conns, deadline)?;
+        while ring.in_flight > 0 {
+            ring.ring.submit().context("io_uring_enter")?;
+            if ring.reap()? == 0 {
+                glommio::io::readable(ring.ring.as_raw_fd()).await?;
+            } else {
+                futures_lite::future::yield_now().await;
             }
-            Ok(ring.done)
-        })
+        }
+        Ok(ring.done)
+    })
 }

@@ -388,8 +388,26 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// One response of each framing (after a 1xx), the last close-delimited.
+    pub(in crate::http1) const EVERY_FRAMING: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n\
+        HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
+        HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n\
+        3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: z\r\n\r\n\
+        HTTP/1.1 204 No Content\r\n\r\n\
+        HTTP/1.1 200 OK\r\n\r\nuntil close";
+
+    /// (status, body, keep-alive) of each final response in `EVERY_FRAMING`.
+    pub(in crate::http1) fn every_framing_parsed() -> Vec<(u16, Vec<u8>, bool)> {
+        vec![
+            (200, b"hello".to_vec(), true),
+            (404, b"abc0123456789abcdef".to_vec(), true),
+            (204, Vec::new(), true),
+            (200, b"until close".to_vec(), false),
+        ]
+    }
 
     /// Feeds `data` into a buffer `step` bytes at a time, parsing every response.
     fn parse_all(data: &[u8], step: usize) -> Result<Vec<(u16, Vec<u8>, bool)>, ResponseError> {
@@ -432,23 +450,9 @@ mod tests {
 
     #[test]
     fn every_framing_parses_across_any_split() {
-        let data = b"HTTP/1.1 100 Continue\r\n\r\n\
-            HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
-            HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n\
-            3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: z\r\n\r\n\
-            HTTP/1.1 204 No Content\r\n\r\n\
-            HTTP/1.1 200 OK\r\n\r\nuntil close";
         for step in [1, 2, 3, 7, 4096] {
-            assert_eq!(
-                parse_all(data, step).unwrap(),
-                vec![
-                    (200, b"hello".to_vec(), true),
-                    (404, b"abc0123456789abcdef".to_vec(), true),
-                    (204, Vec::new(), true),
-                    (200, b"until close".to_vec(), false),
-                ],
-                "step {step}"
-            );
+            let got = parse_all(EVERY_FRAMING, step).unwrap();
+            assert_eq!(got, every_framing_parsed(), "step {step}");
         }
     }
 

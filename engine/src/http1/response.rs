@@ -128,24 +128,10 @@ mod tests {
 
     #[test]
     fn length_chunked_interim_and_close_delimited() {
-        let data = b"HTTP/1.1 100 Continue\r\n\r\n\
-            HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
-            HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n\
-            3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: z\r\n\r\n\
-            HTTP/1.1 204 No Content\r\n\r\n\
-            HTTP/1.1 200 OK\r\n\r\nuntil close";
+        use crate::http1::parser::tests::{every_framing_parsed, EVERY_FRAMING};
         for step in [1, 2, 3, 7, 4096] {
-            let got = read_all(data, step).unwrap();
-            assert_eq!(
-                got,
-                vec![
-                    (200, b"hello".to_vec(), true),
-                    (404, b"abc0123456789abcdef".to_vec(), true),
-                    (204, Vec::new(), true),
-                    (200, b"until close".to_vec(), false),
-                ],
-                "step {step}"
-            );
+            let got = read_all(EVERY_FRAMING, step).unwrap();
+            assert_eq!(got, every_framing_parsed(), "step {step}");
         }
     }
 

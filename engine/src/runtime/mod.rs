@@ -245,6 +245,19 @@ impl CoreCtx {
         );
     }
 
+    /// Encodes `parts` as an HTTP/1.1 request into `buf`, with the current credentials.
+    fn encode_request(&self, buf: &mut Vec<u8>, parts: &crate::source::RequestParts<'_>) {
+        let auth = self.auth.borrow();
+        self.shared.template.encode(
+            buf,
+            parts.method,
+            parts.target,
+            parts.body_kind,
+            parts.body,
+            auth.as_deref(),
+        );
+    }
+
     /// The request URL for error records: base URL + target, as kperf shows it.
     fn request_url(&self, target: &[u8], verb: Verb) -> String {
         let mut url = self.shared.target.base_url.clone();

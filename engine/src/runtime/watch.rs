@@ -5,7 +5,7 @@
 //! headers; events (lines) and bytes are counted per label; all end when the replay ends.
 
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use futures_lite::{future, AsyncWriteExt};
 use glommio::timer::sleep;
@@ -16,7 +16,6 @@ use super::notify::Notify;
 use super::worker::{record_failure, ERROR_BODY_KEEP};
 use super::CoreCtx;
 use crate::http1::{BodyFraming, ResponseReader};
-use crate::metrics::ErrorRecord;
 use crate::report::error_class::is_kperf_failure_status;
 use crate::source::RequestParts;
 use crate::transport::{Http2Body, Stream};
@@ -92,40 +91,9 @@ async fn open(ctx: &CoreCtx) -> Result<Conn, Failure> {
 }
 
 async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due: Instant) {
-    // Borrowed, not cloned: an Arc clone per request would bounce its count between cores.
-    let source = &*ctx.shared.source;
-    let Some(record) = source
-        .run_records(run as usize)
-        .and_then(|r| r.get(index as usize))
-    else {
+    let Some((record, parts)) = super::worker::request_of(&ctx, run, index, true) else {
         return;
     };
-    let parts = match source.request(record) {
-        Ok(p) => p,
-        Err(e) => {
-            let class = Failure::Corrupt(e.to_string()).classify(b"", "GET", "");
-            let verb = preprocess::profile::Verb::Watch;
-            ctx.metrics.borrow_mut().record_failure(
-                verb,
-                ErrorRecord {
-                    method: verb.metric_label(),
-                    url: String::new(),
-                    timestamp: SystemTime::now(),
-                    duration: 0.0,
-                    kind: class.kind,
-                    code: class.code,
-                    message: class.message,
-                    runner: ctx.runner_of(run),
-                    watch: true,
-                },
-            );
-            return;
-        }
-    };
-    if record.has_invalid_target() {
-        ctx.metrics.borrow_mut().record_unbuildable(parts.verb);
-        return;
-    }
     let timeout = ctx.shared.settings.timeout;
     // Watches are many and long-lived: no per-watch buffer beyond what its protocol needs
     // (the start of a failed response's body is kept only when there is one).
@@ -237,17 +205,7 @@ async fn send(
     match open(ctx).await? {
         Conn::Http1(mut s) => {
             let mut request = Vec::with_capacity(parts.target.len() + parts.body.len() + 512);
-            {
-                let auth = ctx.auth.borrow();
-                ctx.shared.template.encode(
-                    &mut request,
-                    parts.method,
-                    parts.target,
-                    parts.body_kind,
-                    parts.body,
-                    auth.as_deref(),
-                );
-            }
+            ctx.encode_request(&mut request, parts);
             *sent_at = Instant::now();
             ctx.record_send(*sent_at, due);
             s.write_all(&request)

@@ -82,7 +82,7 @@ async fn execute(
     bufs: &mut Buffers,
     job: Pending,
 ) -> Option<Conn> {
-    let Some((record, parts)) = request_of(ctx, &job) else {
+    let Some((record, parts)) = request_of(ctx, job.run, job.index, false) else {
         return conn;
     };
     slot.cancel.clear();
@@ -154,17 +154,7 @@ async fn execute(
                     "connection missing after connect",
                 )));
             };
-            {
-                let auth = ctx.auth.borrow();
-                ctx.shared.template.encode(
-                    &mut bufs.request,
-                    parts.method,
-                    parts.target,
-                    parts.body_kind,
-                    parts.body,
-                    auth.as_deref(),
-                );
-            }
+            ctx.encode_request(&mut bufs.request, &parts);
             sent_at = Instant::now();
             ctx.record_send(sent_at, job.due);
             stream
@@ -251,22 +241,29 @@ async fn execute(
     }
 }
 
-/// The record and request of `job`; `None` (with the failure recorded) when the record is
-/// corrupt or its target cannot be built, so it is never sent.
-pub(super) fn request_of<'a>(
-    ctx: &'a CoreCtx,
-    job: &Pending,
-) -> Option<(&'a RequestRecord, RequestParts<'a>)> {
+/// The record `index` of run `run` and its request; `None` (with the failure recorded) when
+/// the record is corrupt or its target cannot be built, so it is never sent. `watch`: the
+/// record is a WATCH's (its failure counts as one).
+pub(super) fn request_of(
+    ctx: &CoreCtx,
+    run: u32,
+    index: u32,
+    watch: bool,
+) -> Option<(&RequestRecord, RequestParts<'_>)> {
     // Borrowed, not cloned: an Arc clone per request would bounce its count between cores.
     let source = &*ctx.shared.source;
     let record = source
-        .run_records(job.run as usize)
-        .and_then(|r| r.get(job.index as usize))?;
+        .run_records(run as usize)
+        .and_then(|r| r.get(index as usize))?;
     let parts = match source.request(record) {
         Ok(p) => p,
         Err(e) => {
             // A corrupt record: counted as failed under its profile index, never sent.
-            let verb = record.verb().unwrap_or(preprocess::profile::Verb::Get);
+            let verb = if watch {
+                preprocess::profile::Verb::Watch
+            } else {
+                record.verb().unwrap_or(preprocess::profile::Verb::Get)
+            };
             let class = Failure::Corrupt(e.to_string()).classify(b"", "GET", "");
             ctx.metrics.borrow_mut().record_failure(
                 verb,
@@ -278,8 +275,8 @@ pub(super) fn request_of<'a>(
                     kind: class.kind,
                     code: class.code,
                     message: class.message,
-                    runner: ctx.runner_of(job.run),
-                    watch: false,
+                    runner: ctx.runner_of(run),
+                    watch,
                 },
             );
             return None;

@@ -179,6 +179,8 @@ impl RingPool {
     fn abandon(&mut self, ctx: &CoreCtx, error: std::io::Error) {
         let end = Instant::now();
         for slot in &mut self.slots {
+            // Later completions of its operation (if any) are stale: the slot is dead.
+            slot.generation = slot.generation.wrapping_add(1);
             if let Some(job) = slot.job.take() {
                 self.busy -= 1;
                 let failure = Failure::Response(clone_error(&error).into());
@@ -208,7 +210,7 @@ impl RingPool {
             if ctx.queue.borrow().len() < QUEUE_RESUME {
                 ctx.space.notify();
             }
-            let Some((record, parts)) = request_of(ctx, &pending) else {
+            let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
                 ctx.queue.borrow_mut().release(pending.key);
                 continue;
             };
@@ -239,17 +241,7 @@ impl RingPool {
             };
             let now = Instant::now();
             let slot = &mut self.slots[i];
-            {
-                let auth = ctx.auth.borrow();
-                ctx.shared.template.encode(
-                    &mut slot.request,
-                    parts.method,
-                    parts.target,
-                    parts.body_kind,
-                    parts.body,
-                    auth.as_deref(),
-                );
-            }
+            ctx.encode_request(&mut slot.request, &parts);
             slot.job = Some(Job {
                 pending,
                 verb: parts.verb,
@@ -494,7 +486,7 @@ impl RingPool {
 /// Records `job` as failed with kperf's classification and lets its key go (cold path).
 fn record_job_failure(ctx: &CoreCtx, job: &Job, failure: Failure, body: &[u8], end: Instant) {
     ctx.queue.borrow_mut().release(job.pending.key);
-    if let Some((_, parts)) = request_of(ctx, &job.pending) {
+    if let Some((_, parts)) = request_of(ctx, job.pending.run, job.pending.index, false) {
         record_failure(
             ctx,
             job.pending.run,
