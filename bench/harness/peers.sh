@@ -52,11 +52,34 @@ hey_count() { awk '/\[2[0-9][0-9]\]/ {s += $2} END {print s + 0}' "$1"; }
 oha_count() { get "$1" /statusCodeDistribution | grep -o ':[0-9]*' | tr -d : | awk '{s += $1} END {print s + 0}'; }
 h2load_count() { awk '/^requests:/ {print $8}' "$1"; }
 
+# paired_with_wrk: `repeat` rounds of kreplay then wrk back to back; each round's ratio of
+# their requests per client CPU-second. On a noisy machine this is steadier than the ratio of
+# two medians taken minutes apart (the tools above run their repeats one tool after another).
+paired_with_wrk() {
+  local ratios=() run failed k n
+  for _ in $(seq "$repeat"); do
+    engine_run 300 "$work/unpaced.bin" --server "http://127.0.0.1:$port" --conns 64 --max-conns 64
+    run=$(get "$work/report.json" /totalRun) failed=$(get "$work/report.json" /totalFailed)
+    [ "$failed" = 0 ] || { echo "kreplay h1 (paired): $failed failures" >&2; cat "$work/engine.err" >&2; exit 1; }
+    k=$(calc "$run / $(cpu_of "$work/time")")
+    if ! timed "$work/time" timeout 120 wrk -t1 -c64 -d10s "$url" >"$work/peer.out" 2>"$work/peer.err"; then
+      note h1 "wrk failed in the paired rounds: $(head -c 300 "$work/peer.err")"
+      return 0
+    fi
+    n=$(wrk_count "$work/peer.out")
+    ratios+=("$(calc "$k / ($n / $(cpu_of "$work/time"))")")
+  done
+  rec h1 "kreplay / wrk, requests per client CPU-second, same round" "ratio" higher kreplay \
+    "engine run unpaced.bin --server URL --conns 64 --max-conns 64 --cores 1, then wrk -t1 -c64 -d10s URL, each round" \
+    -- "${ratios[@]}"
+}
+
 section_h1() {
   start_nginx
   gen_unpaced
   # --max-conns 64: the same 64 connections as the peers (unpaced, the pool would grow to 4x).
   kreplay_unpaced h1 "HTTP/1.1" --server "http://127.0.0.1:$port" --conns 64 --max-conns 64
+  paired_with_wrk
   peer_unpaced h1 "HTTP/1.1" wrk wrk_count wrk -t1 -c64 -d10s "$url"
   peer_unpaced h1 "HTTP/1.1" hey hey_count hey -z 10s -c 64 "$url"
   if have_oha; then

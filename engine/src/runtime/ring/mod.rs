@@ -3,8 +3,9 @@
 //! response arrives through receives queued in the ring, straight into the connection's
 //! buffer, and is framed by the sans-IO [`ResponseParser`].
 //!
-//! Measured against a task per connection on glommio (kreplay-floor, same nginx): about
-//! 15 % less CPU per request, from fewer syscalls (no poll then `recv`) and no wakers.
+//! Against a task per connection on glommio, an unpaced replay needs ~9 % less CPU per
+//! request (15.35 → 13.95 µs, user 4.6 → 2.9 µs; bench/RESULTS.md): no `recv` and armed poll
+//! per request, no task, waker or source per operation.
 //! TLS targets keep the task-per-connection workers (`worker.rs`).
 //!
 //! Invariants that make the ring's raw pointers sound: a slot has at most one operation in
