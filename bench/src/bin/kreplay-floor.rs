@@ -60,13 +60,17 @@ fn main() -> Result<()> {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kreplay-floor\r\nAccept: application/json\r\n\r\n"
     )
     .into_bytes();
-    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let load = Load {
+        addr,
+        request,
+        requests: args.requests,
+        conns: args.conns,
+        deadline: Instant::now() + Duration::from_secs(args.max_seconds),
+    };
     let done = match args.model {
-        Model::Glommio => run_glommio(&addr, request, args.requests, args.conns, deadline)?,
-        Model::Uring => run_uring(&addr, &request, args.requests, args.conns, deadline)?,
-        Model::GlommioRing => {
-            run_glommio_ring(&addr, request, args.requests, args.conns, deadline)?
-        }
+        Model::Glommio => run_glommio(load)?,
+        Model::Uring => run_uring(&load)?,
+        Model::GlommioRing => run_glommio_ring(load)?,
     };
     println!("{done}");
     Ok(())
@@ -121,14 +125,23 @@ fn on_glommio(work: impl std::future::Future<Output = Result<usize>> + 'static) 
         .run(work)
 }
 
-fn run_glommio(
-    addr: &str,
+/// What a model runs: `requests` GETs over `conns` connections to `addr`, until `deadline`.
+struct Load {
+    addr: String,
     request: Vec<u8>,
     requests: usize,
     conns: usize,
     deadline: Instant,
-) -> Result<usize> {
-    let addr = addr.to_string();
+}
+
+fn run_glommio(load: Load) -> Result<usize> {
+    let Load {
+        addr,
+        request,
+        requests,
+        conns,
+        deadline,
+    } = load;
     let request = Rc::new(request);
     on_glommio(async move {
         let left = Rc::new(Cell::new(requests));
@@ -177,9 +190,7 @@ struct RingLoop<'a> {
     bufs: &'static mut [Vec<u8>],
     have: Vec<usize>,
     ring: io_uring::IoUring,
-    request: &'a [u8],
-    requests: usize,
-    deadline: Instant,
+    load: &'a Load,
     sent: usize,
     done: usize,
     in_flight: usize,
@@ -187,13 +198,8 @@ struct RingLoop<'a> {
 }
 
 impl<'a> RingLoop<'a> {
-    fn open(
-        addr: &str,
-        request: &'a [u8],
-        requests: usize,
-        conns: usize,
-        deadline: Instant,
-    ) -> Result<RingLoop<'a>> {
+    fn open(load: &'a Load) -> Result<RingLoop<'a>> {
+        let (addr, conns) = (load.addr.as_str(), load.conns);
         let streams = (0..conns)
             .map(|_| {
                 let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
@@ -211,15 +217,13 @@ impl<'a> RingLoop<'a> {
             bufs: Vec::leak(vec![vec![0u8; BUF]; conns]),
             have: vec![0; conns],
             ring,
-            request,
-            requests,
-            deadline,
+            load,
             sent: 0,
             done: 0,
             in_flight: 0,
             completions: Vec::with_capacity(conns),
         };
-        for i in 0..conns.min(requests) {
+        for i in 0..conns.min(load.requests) {
             me.arm(i, true)?;
             me.sent += 1;
             me.in_flight += 1;
@@ -231,7 +235,7 @@ impl<'a> RingLoop<'a> {
     fn arm(&mut self, i: usize, send: bool) -> Result<()> {
         use io_uring::{opcode, types};
         if send {
-            (&self.streams[i]).write_all(self.request)?;
+            (&self.streams[i]).write_all(&self.load.request)?;
         }
         let free = &mut self.bufs[i][self.have[i]..];
         let recv = opcode::Recv::new(
@@ -272,8 +276,8 @@ impl<'a> RingLoop<'a> {
                 Some(_) => {
                     self.done += 1;
                     self.have[i] = 0;
-                    let more = self.sent < self.requests
-                        && (!self.sent.is_multiple_of(1024) || Instant::now() < self.deadline);
+                    let more = self.sent < self.load.requests
+                        && (!self.sent.is_multiple_of(1024) || Instant::now() < self.load.deadline);
                     if more {
                         self.arm(i, true)?;
                         self.sent += 1;
@@ -288,14 +292,8 @@ impl<'a> RingLoop<'a> {
     }
 }
 
-fn run_uring(
-    addr: &str,
-    request: &[u8],
-    requests: usize,
-    conns: usize,
-    deadline: Instant,
-) -> Result<usize> {
-    let mut ring = RingLoop::open(addr, request, requests, conns, deadline)?;
+fn run_uring(load: &Load) -> Result<usize> {
+    let mut ring = RingLoop::open(load)?;
     while ring.in_flight > 0 {
         ring.ring.submit_and_wait(1).context("io_uring_enter")?;
         ring.reap()?;
@@ -305,16 +303,9 @@ fn run_uring(
 
 /// The uring loop as one task on a glommio executor: it submits without waiting and, when
 /// no completion is there, waits for the ring's fd to be readable through glommio.
-fn run_glommio_ring(
-    addr: &str,
-    request: Vec<u8>,
-    requests: usize,
-    conns: usize,
-    deadline: Instant,
-) -> Result<usize> {
-    let addr = addr.to_string();
+fn run_glommio_ring(load: Load) -> Result<usize> {
     on_glommio(async move {
-        let mut ring = RingLoop::open(&addr, &request, requests, conns, deadline)?;
+        let mut ring = RingLoop::open(&load)?;
         while ring.in_flight > 0 {
             ring.ring.submit().context("io_uring_enter")?;
             if ring.reap()? == 0 {

@@ -6,6 +6,10 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::timer::sleep;
 
 use crate::target::Target;
 use crate::transport::{self, Http2Connection, Stream, TransportError};
@@ -124,4 +128,56 @@ pub async fn connect(target: &Target, pool: &H2Pool) -> Result<Conn, ConnectErro
         return Ok(Conn::Http2(lease));
     }
     Ok(Conn::Http1(stream))
+}
+
+/// Gives `n` workers a connection each, every connect bounded by `timeout`; failures give
+/// `None`. Over HTTP/2 workers take the free slots of open connections before another is
+/// opened (each opening is a TLS handshake and a driver task); over HTTP/1.1 each worker
+/// has its own connection, opened a few at a time.
+pub(super) async fn prewarm(
+    target: &Target,
+    pool: &Rc<H2Pool>,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Option<Conn>> {
+    let mut conns = Vec::with_capacity(n);
+    while conns.len() < n {
+        if let Some(c) = lease_h2(pool) {
+            conns.push(Some(c));
+            continue;
+        }
+        // One connection first tells the protocol (the preflight's, if any, is in the pool).
+        let first = future::or(async { connect(target, pool).await.ok() }, async {
+            sleep(timeout).await;
+            None
+        })
+        .await;
+        let h2 = matches!(first, Some(Conn::Http2(_)));
+        conns.push(first);
+        if !h2 {
+            break;
+        }
+    }
+    let done = conns.len();
+    // Sequential connects would cost n round trips; a few at a time is enough on one core.
+    for chunk_start in (done..n).step_by(32) {
+        let k = (n - chunk_start).min(32);
+        let tasks: Vec<_> = (0..k)
+            .map(|_| {
+                let t = target.clone();
+                let pool = pool.clone();
+                glommio::spawn_local(async move {
+                    future::or(async { connect(&t, &pool).await.ok() }, async {
+                        sleep(timeout).await;
+                        None
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            conns.push(t.await);
+        }
+    }
+    conns
 }

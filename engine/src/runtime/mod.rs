@@ -266,87 +266,6 @@ impl CoreCtx {
     }
 }
 
-/// Gives `n` workers a connection each, every connect bounded by `timeout`; failures give
-/// `None`. Over HTTP/2 workers take the free slots of open connections before another is
-/// opened (each opening is a TLS handshake and a driver task); over HTTP/1.1 each worker
-/// has its own connection, opened a few at a time.
-async fn prewarm(
-    target: &Target,
-    pool: &Rc<conn::H2Pool>,
-    n: usize,
-    timeout: Duration,
-) -> Vec<Option<Conn>> {
-    let mut conns = Vec::with_capacity(n);
-    while conns.len() < n {
-        if let Some(c) = conn::lease_h2(pool) {
-            conns.push(Some(c));
-            continue;
-        }
-        // One connection first tells the protocol (the preflight's, if any, is in the pool).
-        let first = future::or(async { conn::connect(target, pool).await.ok() }, async {
-            sleep(timeout).await;
-            None
-        })
-        .await;
-        let h2 = matches!(first, Some(Conn::Http2(_)));
-        conns.push(first);
-        if !h2 {
-            break;
-        }
-    }
-    let done = conns.len();
-    // Sequential connects would cost n round trips; a few at a time is enough on one core.
-    for chunk_start in (done..n).step_by(32) {
-        let k = (n - chunk_start).min(32);
-        let tasks: Vec<_> = (0..k)
-            .map(|_| {
-                let t = target.clone();
-                let pool = pool.clone();
-                glommio::spawn_local(async move {
-                    future::or(async { conn::connect(&t, &pool).await.ok() }, async {
-                        sleep(timeout).await;
-                        None
-                    })
-                    .await
-                })
-            })
-            .collect();
-        for t in tasks {
-            conns.push(t.await);
-        }
-    }
-    conns
-}
-
-/// The ring pool for a plain-TCP HTTP/1.1 target, over duplicates of the prewarmed
-/// connections' sockets; `None` for TLS targets (and if the ring cannot be set up, when the
-/// workers serve instead).
-fn ring_pool(target: &Target, conns: &[Option<Conn>], max_conns: usize) -> Option<ring::RingPool> {
-    if target.tls.is_some() {
-        return None;
-    }
-    let mut fds = Vec::with_capacity(conns.len());
-    for c in conns {
-        fds.push(match c {
-            Some(Conn::Http1(crate::transport::Stream::Plain(tcp))) => {
-                use std::os::fd::{AsRawFd, BorrowedFd};
-                // SAFETY: the stream is open for the duration of this borrow.
-                let fd = unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
-                fd.try_clone_to_owned().ok()
-            }
-            None => None,
-            Some(_) => return None,
-        });
-    }
-    match ring::RingPool::new(target.addr(), fds, max_conns) {
-        Ok(pool) => Some(pool),
-        Err(e) => {
-            tracing::warn!("io_uring pool unavailable ({e}); using a task per connection");
-            None
-        }
-    }
-}
-
 /// Runs one core's replay to the end. Must run inside a glommio executor.
 pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -> CoreResult {
     // Marks the core finished however it ends (also on a panic), for the progress line.
@@ -377,7 +296,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         }
     }
     let more = plan.conns.saturating_sub(usize::from(checked.is_some()));
-    let mut conns = prewarm(&shared.target, &h2_pool, more, prewarm_timeout).await;
+    let mut conns = conn::prewarm(&shared.target, &h2_pool, more, prewarm_timeout).await;
     if checked.is_some() {
         conns.push(checked);
     }
@@ -433,7 +352,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         ring_wake: Notify::default(),
         shared,
     });
-    match ring_pool(&ctx.shared.target, &conns, ctx.max_conns) {
+    match ring::RingPool::over_prewarmed(&ctx.shared.target, &conns, ctx.max_conns) {
         Some(pool) => {
             // The glommio streams close here; the pool keeps duplicates of their sockets.
             drop(conns);

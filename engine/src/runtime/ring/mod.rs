@@ -20,12 +20,14 @@ use std::time::Instant;
 
 use preprocess::profile::Verb;
 
+use super::conn::Conn;
 use super::failure::Failure;
 use super::queue::Pending;
 use super::worker::{record_failure, refresh_credentials, request_of, ERROR_BODY_KEEP};
 use super::{CancelReason, CoreCtx, QUEUE_RESUME};
 use crate::http1::{RecvBuffer, ResponseError, ResponseHead, ResponseParser};
 use crate::report::error_class::is_kperf_failure_status;
+use crate::transport::Stream;
 use uring::{Completion, Op, Ring};
 
 pub(super) use driver::drive;
@@ -140,6 +142,39 @@ impl RingPool {
         pool.idle.reverse();
         pool.unconnected.reverse();
         Ok(pool)
+    }
+
+    /// The ring pool for a plain-TCP HTTP/1.1 target, over duplicates of the prewarmed
+    /// connections' sockets; `None` for TLS targets (and if the ring cannot be set up, when the
+    /// workers serve instead).
+    pub(crate) fn over_prewarmed(
+        target: &crate::target::Target,
+        conns: &[Option<Conn>],
+        max_conns: usize,
+    ) -> Option<RingPool> {
+        if target.tls.is_some() {
+            return None;
+        }
+        let mut fds = Vec::with_capacity(conns.len());
+        for c in conns {
+            fds.push(match c {
+                Some(Conn::Http1(Stream::Plain(tcp))) => {
+                    use std::os::fd::{AsRawFd, BorrowedFd};
+                    // SAFETY: the stream is open for the duration of this borrow.
+                    let fd = unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
+                    fd.try_clone_to_owned().ok()
+                }
+                None => None,
+                Some(_) => return None,
+            });
+        }
+        match RingPool::new(target.addr(), fds, max_conns) {
+            Ok(pool) => Some(pool),
+            Err(e) => {
+                tracing::warn!("io_uring pool unavailable ({e}); using a task per connection");
+                None
+            }
+        }
     }
 
     /// Most connections open at once.
