@@ -13,7 +13,7 @@ use glommio::timer::sleep;
 use super::conn::{self, Conn, H2Lease};
 use super::failure::Failure;
 use super::notify::Notify;
-use super::worker::{record_failure, ERROR_BODY_KEEP};
+use super::worker::{keep_error_body, record_failure};
 use super::CoreCtx;
 use crate::http1::{BodyFraming, ResponseReader};
 use crate::report::error_class::is_kperf_failure_status;
@@ -189,9 +189,8 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
 fn count(got: &mut Received, chunk: &[u8], failed: bool, keep: &mut Vec<u8>) {
     got.bytes += chunk.len() as u64;
     got.events += chunk.iter().filter(|&&c| c == b'\n').count() as u64;
-    if failed && keep.len() < ERROR_BODY_KEEP {
-        let n = chunk.len().min(ERROR_BODY_KEEP - keep.len());
-        keep.extend_from_slice(&chunk[..n]);
+    if failed {
+        keep_error_body(keep, chunk);
     }
 }
 

@@ -14,10 +14,73 @@ use crate::http1::ResponseReader;
 use crate::metrics::ErrorRecord;
 use crate::report::error_class::is_kperf_failure_status;
 use crate::source::RequestParts;
+use preprocess::profile::Verb;
 use preprocess::timeline::record::RequestRecord;
 
 /// How much of a failed response's body is kept for the Status decode.
 pub(super) const ERROR_BODY_KEEP: usize = 4096;
+
+/// A request that went out: what recording its outcome needs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Exchange {
+    pub(super) pending: Pending,
+    pub(super) verb: Verb,
+    pub(super) label: u32,
+    /// When its first byte was written.
+    pub(super) sent_at: Instant,
+}
+
+/// Appends the start of a failed response's body to `keep`, up to `ERROR_BODY_KEEP` bytes.
+pub(super) fn keep_error_body(keep: &mut Vec<u8>, chunk: &[u8]) {
+    if keep.len() < ERROR_BODY_KEEP {
+        let n = chunk.len().min(ERROR_BODY_KEEP - keep.len());
+        keep.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Records how a request ended and the body bytes it received: a success status in its
+/// label's and verb's histograms; a failure status (after a credential refresh on 401) or a
+/// failure with kperf's classification. Its key is released by the caller.
+pub(super) fn record_outcome(
+    ctx: &CoreCtx,
+    ex: &Exchange,
+    outcome: Result<u16, Failure>,
+    body_bytes: u64,
+    error_body: &[u8],
+    end: Instant,
+) {
+    let mut m = ctx.metrics.borrow_mut();
+    m.bytes_received += body_bytes;
+    let failure = match outcome {
+        Ok(status) if !is_kperf_failure_status(status) => {
+            m.record_success(
+                ex.verb,
+                ex.label,
+                end.saturating_duration_since(ex.sent_at),
+                end.saturating_duration_since(ex.pending.due),
+            );
+            return;
+        }
+        Ok(status) => Failure::Status(status),
+        Err(failure) => failure,
+    };
+    drop(m);
+    if matches!(failure, Failure::Status(401)) {
+        refresh_credentials(ctx);
+    }
+    // Decoded again: failures are the cold path, and a success needs no request text.
+    if let Some((_, parts)) = request_of(ctx, ex.pending.run, ex.pending.index, false) {
+        record_failure(
+            ctx,
+            ex.pending.run,
+            &parts,
+            failure,
+            error_body,
+            end,
+            ex.sent_at,
+        );
+    }
+}
 
 /// Buffers a worker reuses for every request.
 pub(super) struct Buffers {
@@ -171,9 +234,8 @@ async fn execute(
             bufs.reader
                 .read_body(stream, head.framing, |b| {
                     body_bytes += b.len() as u64;
-                    if failed && keep.len() < ERROR_BODY_KEEP {
-                        let n = b.len().min(ERROR_BODY_KEEP - keep.len());
-                        keep.extend_from_slice(&b[..n]);
+                    if failed {
+                        keep_error_body(keep, b);
                     }
                 })
                 .await?;
@@ -191,49 +253,24 @@ async fn execute(
     slot.busy_since.set(None);
     let end = Instant::now();
     ctx.last_end.set(end);
-    let mut m = ctx.metrics.borrow_mut();
-    m.bytes_received += body_bytes;
-    let keep_conn = match outcome {
-        Ok((status, keep_alive)) if !is_kperf_failure_status(status) => {
-            m.record_success(
-                parts.verb,
-                record.label,
-                end.saturating_duration_since(sent_at),
-                end.saturating_duration_since(job.due),
-            );
-            keep_alive
-        }
-        Ok((status, keep_alive)) => {
-            drop(m);
-            if status == 401 {
-                refresh_credentials(ctx);
-            }
-            record_failure(
-                ctx,
-                job.run,
-                &parts,
-                Failure::Status(status),
-                &bufs.error_body,
-                end,
-                sent_at,
-            );
-            keep_alive
-        }
-        Err(failure) => {
-            drop(m);
-            let keep = !failure.breaks_connection();
-            record_failure(
-                ctx,
-                job.run,
-                &parts,
-                failure,
-                &bufs.error_body,
-                end,
-                sent_at,
-            );
-            keep
-        }
+    let keep_conn = match &outcome {
+        Ok((_, keep_alive)) => *keep_alive,
+        Err(failure) => !failure.breaks_connection(),
     };
+    let exchange = Exchange {
+        pending: job,
+        verb: parts.verb,
+        label: record.label,
+        sent_at,
+    };
+    record_outcome(
+        ctx,
+        &exchange,
+        outcome.map(|(status, _)| status),
+        body_bytes,
+        &bufs.error_body,
+        end,
+    );
     if keep_conn {
         conn
     } else {
@@ -318,7 +355,7 @@ pub(super) fn record_failure(
 }
 
 /// After a 401: lets exec/token-file credentials refresh, and re-reads the header (cold path).
-pub(super) fn refresh_credentials(ctx: &CoreCtx) {
+fn refresh_credentials(ctx: &CoreCtx) {
     if let Some(a) = ctx.shared.target.auth.as_ref() {
         a.on_unauthorized();
         if let Ok(v) = a.authorization() {
@@ -359,9 +396,8 @@ async fn send_http2(
         match chunk {
             Ok(Some(b)) => {
                 *body_bytes += b.len() as u64;
-                if failed && keep.len() < ERROR_BODY_KEEP {
-                    let n = b.len().min(ERROR_BODY_KEEP - keep.len());
-                    keep.extend_from_slice(&b[..n]);
+                if failed {
+                    keep_error_body(keep, &b);
                 }
             }
             Ok(None) => break,

@@ -18,12 +18,9 @@ mod uring;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use preprocess::profile::Verb;
-
 use super::conn::Conn;
 use super::failure::Failure;
-use super::queue::Pending;
-use super::worker::{record_failure, refresh_credentials, request_of, ERROR_BODY_KEEP};
+use super::worker::{keep_error_body, record_outcome, request_of, Exchange, ERROR_BODY_KEEP};
 use super::{CancelReason, CoreCtx, QUEUE_RESUME};
 use crate::http1::{RecvBuffer, ResponseError, ResponseHead, ResponseParser};
 use crate::report::error_class::is_kperf_failure_status;
@@ -35,13 +32,9 @@ pub(super) use driver::drive;
 /// The request a slot is running.
 #[derive(Debug, Clone, Copy)]
 struct Job {
-    pending: Pending,
-    verb: Verb,
-    label: u32,
+    exchange: Exchange,
     /// When the slot took it (timeouts count from here, connect included).
     started: Instant,
-    /// When its first byte was written.
-    sent_at: Instant,
 }
 
 /// One pool connection and its buffers.
@@ -89,6 +82,27 @@ impl Slot {
 
     fn tag(&self, index: usize, op: Op) -> u64 {
         uring::tag(index as u32, self.generation, op)
+    }
+
+    /// Parses what the buffer holds of the current response: its head once the response is
+    /// complete, `None` while more bytes are needed. Body bytes are counted, and a failed
+    /// response's kept.
+    fn parse(&mut self) -> Result<Option<ResponseHead>, ResponseError> {
+        if self.head.is_none() {
+            self.head = self.parser.parse_head(&mut self.input)?;
+        }
+        let Some(head) = self.head else {
+            return Ok(None);
+        };
+        let failed = is_kperf_failure_status(head.status);
+        let (bytes, keep) = (&mut self.body_bytes, &mut self.error_body);
+        let done = self.parser.parse_body(&mut self.input, |b| {
+            *bytes += b.len() as u64;
+            if failed {
+                keep_error_body(keep, b);
+            }
+        })?;
+        Ok(done.map(|_| head))
     }
 }
 
@@ -220,7 +234,14 @@ impl RingPool {
             if let Some(job) = slot.job.take() {
                 self.busy -= 1;
                 let failure = Failure::Response(clone_error(&error).into());
-                record_job_failure(ctx, &job, failure, &slot.error_body, end);
+                settle(
+                    ctx,
+                    &job.exchange,
+                    Err(failure),
+                    slot.body_bytes,
+                    &slot.error_body,
+                    end,
+                );
             }
         }
         self.idle.clear();
@@ -250,21 +271,16 @@ impl RingPool {
                 ctx.queue.borrow_mut().release(pending.key);
                 continue;
             };
+            let now = Instant::now();
+            let exchange = Exchange {
+                pending,
+                verb: parts.verb,
+                label: record.label,
+                sent_at: now,
+            };
             if let Some(e) = &self.broken {
-                let job = Job {
-                    pending,
-                    verb: parts.verb,
-                    label: record.label,
-                    started: Instant::now(),
-                    sent_at: Instant::now(),
-                };
-                record_job_failure(
-                    ctx,
-                    &job,
-                    Failure::Response(clone_error(e).into()),
-                    b"",
-                    job.started,
-                );
+                let failure = Failure::Response(clone_error(e).into());
+                settle(ctx, &exchange, Err(failure), 0, b"", now);
                 continue;
             }
             let i = if let Some(i) = self.idle.pop() {
@@ -275,15 +291,11 @@ impl RingPool {
                 self.slots.push(Slot::new(None));
                 self.slots.len() - 1
             };
-            let now = Instant::now();
             let slot = &mut self.slots[i];
             ctx.encode_request(&mut slot.request, &parts);
             slot.job = Some(Job {
-                pending,
-                verb: parts.verb,
-                label: record.label,
+                exchange,
                 started: now,
-                sent_at: now,
             });
             slot.written = 0;
             slot.head = None;
@@ -326,8 +338,9 @@ impl RingPool {
         let slot = &mut self.slots[i];
         let Some(job) = slot.job.as_mut() else { return };
         if slot.written == 0 {
-            job.sent_at = now.unwrap_or_else(Instant::now);
-            ctx.record_send(job.sent_at, job.pending.due);
+            let ex = &mut job.exchange;
+            ex.sent_at = now.unwrap_or_else(Instant::now);
+            ctx.record_send(ex.sent_at, ex.pending.due);
         }
         match uring::send_now(slot.raw_fd(), &slot.request[slot.written..]) {
             Ok(n) => {
@@ -429,24 +442,7 @@ impl RingPool {
         }
         slot.input.filled(n);
         slot.received_any = true;
-        let parsed = (|| {
-            if slot.head.is_none() {
-                slot.head = slot.parser.parse_head(&mut slot.input)?;
-            }
-            let Some(head) = slot.head else {
-                return Ok(None);
-            };
-            let failed = is_kperf_failure_status(head.status);
-            let (bytes, keep) = (&mut slot.body_bytes, &mut slot.error_body);
-            let done = slot.parser.parse_body(&mut slot.input, |b| {
-                *bytes += b.len() as u64;
-                if failed && keep.len() < ERROR_BODY_KEEP {
-                    let n = b.len().min(ERROR_BODY_KEEP - keep.len());
-                    keep.extend_from_slice(&b[..n]);
-                }
-            })?;
-            Ok::<_, ResponseError>(done.map(|_| head))
-        })();
+        let parsed = slot.parse();
         match parsed {
             Ok(Some(head)) => self.finish(ctx, i, head.status, head.keep_alive),
             Ok(None) => self.recv(ctx, i),
@@ -456,28 +452,7 @@ impl RingPool {
 
     /// Slot `i`'s response is complete: records it and frees the slot.
     fn finish(&mut self, ctx: &CoreCtx, i: usize, status: u16, keep_alive: bool) {
-        let end = Instant::now();
-        ctx.last_end.set(end);
-        let slot = &mut self.slots[i];
-        let Some(job) = slot.job.take() else { return };
-        self.busy -= 1;
-        let mut m = ctx.metrics.borrow_mut();
-        m.bytes_received += slot.body_bytes;
-        if is_kperf_failure_status(status) {
-            drop(m);
-            if status == 401 {
-                refresh_credentials(ctx);
-            }
-            record_job_failure(ctx, &job, Failure::Status(status), &slot.error_body, end);
-        } else {
-            ctx.queue.borrow_mut().release(job.pending.key);
-            m.record_success(
-                job.verb,
-                job.label,
-                end.saturating_duration_since(job.sent_at),
-                end.saturating_duration_since(job.pending.due),
-            );
-        }
+        self.settle_slot(ctx, i, Ok(status));
         if keep_alive {
             self.idle.push(i);
         } else {
@@ -488,14 +463,20 @@ impl RingPool {
     /// Slot `i`'s request failed: records it and closes the connection (no operation of the
     /// slot may be in flight).
     fn fail(&mut self, ctx: &CoreCtx, i: usize, failure: Failure) {
+        self.settle_slot(ctx, i, Err(failure));
+        self.close(i);
+    }
+
+    /// Records how slot `i`'s request ended and takes it off the slot.
+    fn settle_slot(&mut self, ctx: &CoreCtx, i: usize, outcome: Result<u16, Failure>) {
         let end = Instant::now();
         ctx.last_end.set(end);
         let slot = &mut self.slots[i];
         if let Some(job) = slot.job.take() {
             self.busy -= 1;
-            record_job_failure(ctx, &job, failure, &slot.error_body, end);
+            let (bytes, body) = (slot.body_bytes, &slot.error_body);
+            settle(ctx, &job.exchange, outcome, bytes, body, end);
         }
-        self.close(i);
     }
 
     /// Closes slot `i`'s connection and frees the slot for a new one.
@@ -519,20 +500,17 @@ impl RingPool {
     }
 }
 
-/// Records `job` as failed with kperf's classification and lets its key go (cold path).
-fn record_job_failure(ctx: &CoreCtx, job: &Job, failure: Failure, body: &[u8], end: Instant) {
-    ctx.queue.borrow_mut().release(job.pending.key);
-    if let Some((_, parts)) = request_of(ctx, job.pending.run, job.pending.index, false) {
-        record_failure(
-            ctx,
-            job.pending.run,
-            &parts,
-            failure,
-            body,
-            end,
-            job.sent_at,
-        );
-    }
+/// Records how a request ended and lets its key go.
+fn settle(
+    ctx: &CoreCtx,
+    ex: &Exchange,
+    outcome: Result<u16, Failure>,
+    body_bytes: u64,
+    error_body: &[u8],
+    end: Instant,
+) {
+    ctx.queue.borrow_mut().release(ex.pending.key);
+    record_outcome(ctx, ex, outcome, body_bytes, error_body, end);
 }
 
 /// A copy of `e` (kind and text) for each request it fails.
