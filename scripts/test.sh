@@ -25,6 +25,9 @@ if pgrep -x nginx >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || ng
 # --- Rust components
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# CI builds once from clean: incremental caches would only double the target directory.
+export CARGO_INCREMENTAL=0
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
