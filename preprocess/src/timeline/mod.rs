@@ -12,6 +12,7 @@ mod output;
 mod prepare;
 mod reader;
 pub mod record;
+mod resident;
 mod spool;
 mod writer;
 
@@ -19,4 +20,5 @@ pub use error::TimelineError;
 pub use format::{TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION};
 pub use prepare::{due_us_of, path_mode_name};
 pub use reader::{Origin, RequestView, RunInfo, Timeline};
+pub use resident::Residency;
 pub use writer::{OriginStrings, PreparedRequest, TimelineWriter, WriteSummary, WriterOptions};
