@@ -8,6 +8,7 @@ pub mod kubeconfig;
 pub mod merge;
 pub mod metrics;
 pub mod plan;
+pub mod prefetch;
 pub mod report;
 pub mod report_merge;
 pub mod run;

@@ -50,6 +50,11 @@ impl<'a> RunMerger<'a> {
         if let Some(r) = run.get(index as usize + 1) {
             self.heap.push(Reverse((r.due_us, r.profile_index, slot)));
         }
+        // This run's next pop reads the record after; with dozens of runs merged, the
+        // hardware prefetcher does not follow them all.
+        if let Some(r) = run.get(index as usize + 2) {
+            crate::prefetch::prefetch(r);
+        }
         Some((Cursor { slot, index }, record))
     }
 

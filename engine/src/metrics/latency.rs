@@ -96,6 +96,14 @@ fn clamp_u32(v: u64) -> u32 {
 }
 
 impl LabelLatency {
+    /// Hints the caches about where the next `record` writes (a small label's next pair).
+    #[inline]
+    pub fn prefetch_next(&self) {
+        if let LabelLatency::Small(v) = self {
+            crate::prefetch::prefetch(v.as_ptr().wrapping_add(v.len()));
+        }
+    }
+
     /// Records one request.
     pub fn record(&mut self, service_us: u64, scheduled_us: u64) {
         match self {

@@ -122,6 +122,10 @@ struct PendingLatency {
 /// measured no cheaper per request and stalled the core for 3–9 ms per fold.
 const PENDING_BATCH: usize = 256;
 
+/// How many log entries ahead a fold prefetches a label's next sample slot (its boxed
+/// stats twice as far): a fold handles an entry in a few dozen ns, a miss takes ~100.
+const FOLD_AHEAD: usize = 8;
+
 /// Everything one core measured.
 #[derive(Debug, Clone)]
 pub struct CoreMetrics {
@@ -234,7 +238,21 @@ impl CoreMetrics {
     pub fn fold_pending(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         let raw = self.raw_data;
-        for p in &pending {
+        for (i, p) in pending.iter().enumerate() {
+            // Labels are hit in no useful order: ask for the label a few entries ahead,
+            // and for the spot its latencies are written to once that label is cached.
+            if let Some(Some(l)) = pending
+                .get(i + 2 * FOLD_AHEAD)
+                .and_then(|a| self.labels.get(a.label as usize))
+            {
+                crate::prefetch::prefetch(&**l);
+            }
+            if let Some(Some(l)) = pending
+                .get(i + FOLD_AHEAD)
+                .and_then(|a| self.labels.get(a.label as usize))
+            {
+                l.latency.prefetch_next();
+            }
             if let Some(l) = self.label_mut(p.label) {
                 let service = Duration::from_nanos(p.service_ns);
                 l.latency.record(micros(service), p.scheduled_us);

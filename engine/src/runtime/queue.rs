@@ -74,6 +74,11 @@ impl ReadyQueue {
         self.items.len()
     }
 
+    /// The request at position `i` from the front, if that many wait.
+    pub fn get(&self, i: usize) -> Option<&Pending> {
+        self.items.get(i)
+    }
+
     /// Whether no request waits.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()

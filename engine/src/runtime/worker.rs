@@ -113,6 +113,7 @@ pub(super) async fn run(ctx: Rc<CoreCtx>, slot: Rc<WorkerSlot>, mut conn: Option
 /// The next request this worker may send, or `None` when the run is over.
 async fn next_job(ctx: &Rc<CoreCtx>, slot: &Rc<WorkerSlot>) -> Option<Pending> {
     loop {
+        ctx.prefetch_upcoming();
         let taken = ctx.queue.borrow_mut().take();
         if let Some(job) = taken {
             let left = ctx.queue.borrow().len();

@@ -155,6 +155,12 @@ impl ReplaySource for MemorySource {
         self.records.get(run).map(Vec::as_slice)
     }
 
+    fn prefetch(&self, record: &RequestRecord) {
+        if let Ok(target) = self.blob(record.target, record.profile_index) {
+            crate::prefetch::prefetch_bytes(target, 2);
+        }
+    }
+
     fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestParts<'a>, SourceError> {
         let bad = |field: &str| SourceError {
             profile_index: record.profile_index,

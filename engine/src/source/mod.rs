@@ -86,4 +86,6 @@ pub trait ReplaySource: Send + Sync {
     fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestParts<'a>, SourceError>;
     /// The metric label `id`: `"<METHOD LABEL> <metric path>"`.
     fn label(&self, id: u32) -> Result<&str, SourceError>;
+    /// Hints the caches about the bytes `request` will read for `record` (its target).
+    fn prefetch(&self, record: &RequestRecord);
 }

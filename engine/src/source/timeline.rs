@@ -1,4 +1,4 @@
-//! `ReplaySource` over a memory-mapped timeline file.
+//! `ReplaySource` over a timeline file (in huge pages or mapped: `Timeline::open_for_replay`).
 
 use std::path::Path;
 
@@ -17,7 +17,8 @@ pub struct TimelineSource {
 impl TimelineSource {
     /// Opens and checks a timeline file (records are checked one by one as they are sent).
     pub fn open(path: &Path) -> Result<TimelineSource, TimelineError> {
-        let timeline = Timeline::open(path)?;
+        let (timeline, residency) = Timeline::open_for_replay(path)?;
+        tracing::debug!("timeline {}: {residency:?}", path.display());
         let h = timeline.header();
         let info = SourceInfo {
             request_count: h.request_count,
@@ -78,6 +79,12 @@ impl ReplaySource for TimelineSource {
             target: v.target,
             body: v.body,
         })
+    }
+
+    fn prefetch(&self, record: &RequestRecord) {
+        if let Some(target) = self.timeline.blob(record.target) {
+            crate::prefetch::prefetch_bytes(target, 2);
+        }
     }
 
     fn label(&self, id: u32) -> Result<&str, SourceError> {

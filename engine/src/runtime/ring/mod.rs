@@ -46,7 +46,10 @@ struct Slot {
     op: Option<Op>,
     job: Option<Job>,
     cancel: Option<CancelReason>,
+    /// The request, when it cannot be written at once from `RingPool::encoded` (it waits
+    /// for a connect, or the socket was full); grown on first use.
     request: Vec<u8>,
+    /// Bytes of the request written.
     written: usize,
     input: RecvBuffer,
     parser: ResponseParser,
@@ -65,7 +68,7 @@ impl Slot {
             op: None,
             job: None,
             cancel: None,
-            request: Vec::with_capacity(4096),
+            request: Vec::new(),
             written: 0,
             input: RecvBuffer::default(),
             parser: ResponseParser::default(),
@@ -113,12 +116,17 @@ pub(crate) struct RingPool {
     addr: Box<socket2::SockAddr>,
     target: std::net::SocketAddr,
     slots: Vec<Slot>,
+    /// The request being started, encoded: one buffer for all slots stays in the cache,
+    /// where a slot's own (used once every `max_conns` requests) would miss on every write.
+    encoded: Vec<u8>,
     /// Free slots with an open connection.
     idle: Vec<usize>,
     /// Free slots without one (never opened, or closed after an error or `close`).
     unconnected: Vec<usize>,
     busy: usize,
     max_conns: usize,
+    /// While completions that were waiting are handled: when they were reaped (their end).
+    reaped_at: Option<Instant>,
     /// Set when the ring itself failed: every request is then recorded as failed with it.
     broken: Option<std::io::Error>,
 }
@@ -137,10 +145,12 @@ impl RingPool {
             addr: Box::new(socket2::SockAddr::from(target)),
             target,
             slots: Vec::with_capacity(max_conns),
+            encoded: Vec::with_capacity(4096),
             idle: Vec::with_capacity(max_conns),
             unconnected: Vec::with_capacity(max_conns),
             busy: 0,
             max_conns,
+            reaped_at: None,
             broken: None,
         };
         for fd in fds {
@@ -262,6 +272,7 @@ impl RingPool {
             if !has_slot {
                 break;
             }
+            ctx.prefetch_upcoming();
             let taken = ctx.queue.borrow_mut().take();
             let Some(pending) = taken else { break };
             if ctx.queue.borrow().len() < QUEUE_RESUME {
@@ -292,7 +303,6 @@ impl RingPool {
                 self.slots.len() - 1
             };
             let slot = &mut self.slots[i];
-            ctx.encode_request(&mut slot.request, &parts);
             slot.job = Some(Job {
                 exchange,
                 started: now,
@@ -306,8 +316,10 @@ impl RingPool {
             started += 1;
             if slot.fd.is_some() {
                 // The request leaves now: one clock read serves its start and its send.
-                self.send(ctx, i, Some(now));
+                ctx.encode_request(&mut self.encoded, &parts);
+                self.send_encoded(ctx, i, now);
             } else {
+                ctx.encode_request(&mut slot.request, &parts);
                 self.connect(ctx, i);
             }
         }
@@ -332,33 +344,63 @@ impl RingPool {
         }
     }
 
-    /// Writes slot `i`'s request: one non-blocking `send`, the rest (if any) through the ring.
-    /// `now`, if given, is the instant of its first byte.
-    fn send(&mut self, ctx: &CoreCtx, i: usize, now: Option<Instant>) {
+    /// Writes slot `i`'s new request, encoded in `encoded`, on its open connection: one
+    /// non-blocking `send` at `now`, the instant of its first byte.
+    fn send_encoded(&mut self, ctx: &CoreCtx, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        let Some(job) = slot.job.as_mut() else { return };
+        job.exchange.sent_at = now;
+        ctx.record_send(now, job.exchange.pending.due);
+        match uring::send_now(slot.raw_fd(), &self.encoded) {
+            Ok(n) if n == self.encoded.len() => {
+                slot.written = n;
+                self.recv(ctx, i);
+            }
+            Ok(n) => {
+                // The socket is full (rare): the rest goes from the slot's own buffer, which
+                // stays put while the ring sends it. Swapped, not copied: a large body's
+                // buffer leaves the shared one.
+                std::mem::swap(&mut slot.request, &mut self.encoded);
+                slot.written = n;
+                self.send_rest(ctx, i);
+            }
+            Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
+        }
+    }
+
+    /// Writes what is left of slot `i`'s request from its own buffer: one non-blocking
+    /// `send`, the rest (if any) through the ring. Its first byte leaves now if none has.
+    fn send(&mut self, ctx: &CoreCtx, i: usize) {
         let slot = &mut self.slots[i];
         let Some(job) = slot.job.as_mut() else { return };
         if slot.written == 0 {
             let ex = &mut job.exchange;
-            ex.sent_at = now.unwrap_or_else(Instant::now);
+            ex.sent_at = Instant::now();
             ctx.record_send(ex.sent_at, ex.pending.due);
         }
         match uring::send_now(slot.raw_fd(), &slot.request[slot.written..]) {
             Ok(n) => {
                 slot.written += n;
-                if slot.written == slot.request.len() {
-                    self.recv(ctx, i);
-                } else {
-                    let rest = &slot.request[slot.written..];
-                    let tag = slot.tag(i, Op::Send);
-                    match self
-                        .ring
-                        .send(slot.raw_fd(), rest.as_ptr(), rest.len(), tag)
-                    {
-                        Ok(()) => slot.op = Some(Op::Send),
-                        Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
-                    }
-                }
+                self.send_rest(ctx, i);
             }
+            Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
+        }
+    }
+
+    /// Queues a ring send of what is left of slot `i`'s request, or its response's receive
+    /// once all is written.
+    fn send_rest(&mut self, ctx: &CoreCtx, i: usize) {
+        let slot = &mut self.slots[i];
+        if slot.written == slot.request.len() {
+            return self.recv(ctx, i);
+        }
+        let rest = &slot.request[slot.written..];
+        let tag = slot.tag(i, Op::Send);
+        match self
+            .ring
+            .send(slot.raw_fd(), rest.as_ptr(), rest.len(), tag)
+        {
+            Ok(()) => slot.op = Some(Op::Send),
             Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
         }
     }
@@ -380,11 +422,20 @@ impl RingPool {
 
     /// Handles the completions that wait; returns how many there were.
     fn reap(&mut self, ctx: &CoreCtx) -> usize {
+        // The completions already posted all arrived before this instant: one clock read
+        // ends them all, and is nearer their arrival than a read as each is handled. Any
+        // posted while these are handled reads its own.
+        let ready = self.ring.completions_ready();
+        self.reaped_at = (ready > 0).then(Instant::now);
         let mut n = 0;
         while let Some(c) = self.ring.next_completion() {
             n += 1;
+            if n > ready {
+                self.reaped_at = None;
+            }
             self.complete(ctx, c);
         }
+        self.reaped_at = None;
         n
     }
 
@@ -409,14 +460,14 @@ impl RingPool {
             Some(Op::Connect) if c.result < 0 => self.fail(ctx, i, Failure::Connect(os_error())),
             Some(Op::Connect) => {
                 ctx.conns_opened.set(ctx.conns_opened.get() + 1);
-                self.send(ctx, i, None);
+                self.send(ctx, i);
             }
             Some(Op::Send) if c.result < 0 => {
                 self.fail(ctx, i, Failure::Response(os_error().into()))
             }
             Some(Op::Send) => {
                 slot.written += c.result as usize;
-                self.send(ctx, i, None);
+                self.send(ctx, i);
             }
             Some(Op::Recv) if c.result < 0 => {
                 self.fail(ctx, i, Failure::Response(os_error().into()))
@@ -469,10 +520,14 @@ impl RingPool {
 
     /// Records how slot `i`'s request ended and takes it off the slot.
     fn settle_slot(&mut self, ctx: &CoreCtx, i: usize, outcome: Result<u16, Failure>) {
-        let end = Instant::now();
-        ctx.last_end.set(end);
         let slot = &mut self.slots[i];
         if let Some(job) = slot.job.take() {
+            // Not before its send, which may have been in this batch.
+            let end = match self.reaped_at {
+                Some(at) => at.max(job.exchange.sent_at),
+                None => Instant::now(),
+            };
+            ctx.last_end.set(ctx.last_end.get().max(end));
             self.busy -= 1;
             let (bytes, body) = (slot.body_bytes, &slot.error_body);
             settle(ctx, &job.exchange, outcome, bytes, body, end);

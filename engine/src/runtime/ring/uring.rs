@@ -151,6 +151,11 @@ impl Ring {
         !self.ring.completion().is_empty()
     }
 
+    /// How many completions wait.
+    pub(super) fn completions_ready(&mut self) -> usize {
+        self.ring.completion().len()
+    }
+
     /// The next completion, if any.
     pub(super) fn next_completion(&mut self) -> Option<Completion> {
         self.ring
