@@ -76,7 +76,9 @@ pub struct Timeline {
     header: TimelineHeader,
     sections: SectionTable,
     runs: Vec<RunInfo>,
-    run_starts: Vec<u64>,
+    /// Where each run's records lie in the map (checked at open): a run's records are
+    /// looked up for every request sent.
+    run_bytes: Vec<std::ops::Range<usize>>,
 }
 
 // The engine shares one Timeline between its per-core executors.
@@ -175,18 +177,32 @@ impl Timeline {
         )?;
         check_checksum("index section", index_bytes, sections.index.checksum)?;
         let (runs, run_starts) = check_index(index_bytes, &header)?;
-        let timeline = Timeline {
+        let mut timeline = Timeline {
             map,
             path: path.to_path_buf(),
             header,
             sections,
             runs,
-            run_starts,
+            run_bytes: Vec::new(),
         };
         // Cast once now so that later casts cannot fail on alignment.
-        timeline.records()?;
+        let records = timeline.records()?.len();
         timeline.label_refs()?;
         timeline.origin_entries()?;
+        let size = std::mem::size_of::<RequestRecord>();
+        let base = usize::try_from(timeline.sections.records.offset)
+            .map_err(|_| TimelineError::Corrupt("records section offset".into()))?;
+        timeline.run_bytes = timeline
+            .runs
+            .iter()
+            .zip(&run_starts)
+            .map(|(run, &start)| {
+                let start = usize::try_from(start).ok()?;
+                let end = start.checked_add(usize::try_from(run.len).ok()?)?;
+                (end <= records).then(|| base + start * size..base + end * size)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| TimelineError::Corrupt("a run lies outside the records".into()))?;
         Ok(timeline)
     }
 
@@ -223,9 +239,8 @@ impl Timeline {
 
     /// The records of run `run`, in profile order, read in place.
     pub fn run_records(&self, run: usize) -> Option<&[RequestRecord]> {
-        let start = usize::try_from(*self.run_starts.get(run)?).ok()?;
-        let len = usize::try_from(self.runs.get(run)?.len).ok()?;
-        self.records().ok()?.get(start..start.checked_add(len)?)
+        let bytes = self.map.get(self.run_bytes.get(run)?.clone())?;
+        bytemuck::try_cast_slice(bytes).ok()
     }
 
     /// Every record, run after run.
