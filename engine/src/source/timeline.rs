@@ -1,4 +1,4 @@
-//! `ReplaySource` over a timeline file (in huge pages or mapped: `Timeline::open_for_replay`).
+//! `ReplaySource` over a memory-mapped timeline file.
 
 use std::path::Path;
 
@@ -17,8 +17,7 @@ pub struct TimelineSource {
 impl TimelineSource {
     /// Opens and checks a timeline file (records are checked one by one as they are sent).
     pub fn open(path: &Path) -> Result<TimelineSource, TimelineError> {
-        let (timeline, residency) = Timeline::open_for_replay(path)?;
-        tracing::debug!("timeline {}: {residency:?}", path.display());
+        let timeline = Timeline::open(path)?;
         let h = timeline.header();
         let info = SourceInfo {
             request_count: h.request_count,

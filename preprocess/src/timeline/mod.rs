@@ -12,7 +12,6 @@ mod output;
 mod prepare;
 mod reader;
 pub mod record;
-mod resident;
 mod spool;
 mod writer;
 
@@ -20,5 +19,4 @@ pub use error::TimelineError;
 pub use format::{TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION};
 pub use prepare::{due_us_of, path_mode_name};
 pub use reader::{Origin, RequestView, RunInfo, Timeline};
-pub use resident::Residency;
 pub use writer::{OriginStrings, PreparedRequest, TimelineWriter, WriteSummary, WriterOptions};

@@ -1,5 +1,4 @@
-//! Reads a timeline in place from a read-only memory map (or, for replay, from a copy in
-//! huge pages: `resident`).
+//! Reads a timeline in place from a read-only memory map.
 //!
 //! `open` checks everything whose size does not grow with the profile (preamble,
 //! header checksum, section table, run index, label table shape) so it is fast and
@@ -21,7 +20,6 @@ use super::open_checks::{
     cast_section, check_checksum, check_header, check_index, check_sections, slice,
 };
 use super::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
-use super::resident::{self, Residency};
 use crate::profile::{BodyKind, Method, Verb};
 
 /// One run: the records of one shard of one runner, in profile order.
@@ -87,35 +85,18 @@ const _: () = {
     shared_between_threads::<Timeline>();
 };
 
-/// Maps `file` read-only.
-fn map_file(file: &File, path: &Path) -> Result<Mmap, TimelineError> {
-    // SAFETY: the map is read-only. kreplay never modifies a timeline in place (the
-    // writer renames a new file over the old one, which leaves existing maps intact),
-    // so the bytes do not change under the map; another program truncating the file
-    // while it is mapped is outside what a mapped reader can guard against. Every
-    // read of the map is bounds-checked.
-    unsafe { Mmap::map(file) }.map_err(|e| TimelineError::io(path, "map timeline", e))
-}
-
 impl Timeline {
     /// Maps and checks a timeline file (not every record: see `verify`).
     pub fn open(path: &Path) -> Result<Timeline, TimelineError> {
         let file = File::open(path).map_err(|e| TimelineError::io(path, "open timeline", e))?;
-        Self::from_map(map_file(&file, path)?, path)
-    }
-
-    /// Opens a timeline for replay, with the same checks as `open`: read into transparent
-    /// huge pages where that pays (see `resident`), mapped otherwise. Says which.
-    pub fn open_for_replay(path: &Path) -> Result<(Timeline, Residency), TimelineError> {
-        let mut file = File::open(path).map_err(|e| TimelineError::io(path, "open timeline", e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| TimelineError::io(path, "read timeline size", e))?
-            .len();
-        match resident::load(&mut file, len) {
-            Ok(copy) => Ok((Self::from_map(copy, path)?, Residency::HugePages)),
-            Err(why) => Ok((Self::from_map(map_file(&file, path)?, path)?, why)),
-        }
+        // SAFETY: the map is read-only. kreplay never modifies a timeline in place (the
+        // writer renames a new file over the old one, which leaves existing maps intact),
+        // so the bytes do not change under the map; another program truncating the file
+        // while it is mapped is outside what a mapped reader can guard against. Every
+        // read of the map is bounds-checked.
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|e| TimelineError::io(path, "map timeline", e))?;
+        Self::from_map(map, path)
     }
 
     fn from_map(map: Mmap, path: &Path) -> Result<Timeline, TimelineError> {
