@@ -133,20 +133,11 @@ impl LabelLatency {
         self.len() == 0
     }
 
-    /// The samples as histograms; a small label's are recorded into `scratch` (cleared
-    /// first), so a report over thousands of labels reuses one pair of histograms.
-    pub fn histograms_in<'a>(
-        &'a self,
-        scratch: &'a mut LatencyHistograms,
-    ) -> &'a LatencyHistograms {
+    /// A small label's (service, scheduled) µs pairs; `None` once it keeps histograms.
+    pub fn small_pairs(&self) -> Option<&[[u32; 2]]> {
         match self {
-            LabelLatency::Small(v) => {
-                scratch.service.reset();
-                scratch.scheduled.reset();
-                scratch.record_pairs(v);
-                scratch
-            }
-            LabelLatency::Hist(h) => h,
+            LabelLatency::Small(v) => Some(v),
+            LabelLatency::Hist(_) => None,
         }
     }
 
@@ -204,22 +195,15 @@ mod tests {
     }
 
     #[test]
-    fn scratch_histograms_hold_only_the_current_label() {
-        let big = LabelLatency::Small(vec![[9_000_000, 9_500_000]; 3]);
-        let small = LabelLatency::Small(vec![[10, 20], [30, 40]]);
-        let mut hist = LabelLatency::default();
-        for i in 0..(SMALL_LABEL_LIMIT as u64 + 1) {
-            hist.record(i, i);
+    fn small_pairs_are_given_until_the_switch_to_histograms() {
+        let mut l = LabelLatency::default();
+        l.record(10, 20);
+        l.record(30, 40);
+        assert_eq!(l.small_pairs(), Some(&[[10, 20], [30, 40]][..]));
+        for i in 0..SMALL_LABEL_LIMIT as u64 {
+            l.record(i, i);
         }
-        let mut scratch = LatencyHistograms::default();
-        assert_eq!(big.histograms_in(&mut scratch).service.len(), 3);
-        let h = small.histograms_in(&mut scratch);
-        let fresh = small.histograms();
-        assert_eq!(h.service.len(), 2);
-        assert_eq!(h.service.max(), fresh.service.max());
-        assert_eq!(h.scheduled.min(), fresh.scheduled.min());
-        assert_eq!(h.scheduled.value_at_quantile(0.5), 20);
-        let h = hist.histograms_in(&mut scratch);
-        assert_eq!(h.service.len(), SMALL_LABEL_LIMIT as u64 + 1);
+        assert_eq!(l.small_pairs(), None);
+        assert_eq!(l.len(), SMALL_LABEL_LIMIT as u64 + 2);
     }
 }

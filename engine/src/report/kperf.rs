@@ -6,8 +6,9 @@ use hdrhistogram::Histogram;
 
 use super::gofmt::{format_go_duration, format_rfc3339_nano, GoJsonWriter};
 use super::percentile::{kperf_percentiles, KPERF_PERCENTILES};
+use super::sorted_hdr::{self, SortedSamples};
 use super::ReportContext;
-use crate::metrics::{LabelStats, LatencyHistograms};
+use crate::metrics::LabelStats;
 
 /// kperf's six percentiles of a µs histogram, in seconds. p0 is the minimum and p1 the
 /// maximum; the others are HDR's value at the quantile (3 significant digits).
@@ -15,15 +16,30 @@ pub fn hdr_percentiles(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     if h.is_empty() {
         return Vec::new();
     }
+    percentile_pairs(h.min(), h.max(), |p| h.value_at_quantile(p))
+}
+
+/// `hdr_percentiles` of samples (µs, ascending) as if recorded into a histogram.
+pub fn sorted_percentiles(sorted: &[u64]) -> Vec<(f64, f64)> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    percentile_pairs(sorted_hdr::min(sorted), sorted_hdr::max(sorted), |p| {
+        sorted_hdr::value_at_quantile(sorted, p)
+    })
+}
+
+/// kperf's (percentile, seconds) pairs: exact ends, the rest at `at(p)` µs.
+fn percentile_pairs(min: u64, max: u64, at: impl Fn(f64) -> u64) -> Vec<(f64, f64)> {
     KPERF_PERCENTILES
         .iter()
         .map(|&p| {
             let us = if p == 0.0 {
-                h.min()
+                min
             } else if p == 1.0 {
-                h.max()
+                max
             } else {
-                h.value_at_quantile(p)
+                at(p)
             };
             (p, us as f64 / 1e6)
         })
@@ -64,17 +80,16 @@ pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
 }
 
 /// Percentiles of one key: from raw latencies when kept, else from the histogram.
-fn key_percentiles(
-    stats: &LabelStats,
-    raw: bool,
-    scratch: &mut LatencyHistograms,
-) -> Vec<(f64, f64)> {
+fn key_percentiles(stats: &LabelStats, raw: bool, scratch: &mut SortedSamples) -> Vec<(f64, f64)> {
     if raw {
         let mut v = stats.raw_seconds.clone();
         v.sort_by(f64::total_cmp);
         kperf_percentiles(&v)
+    } else if let Some(pairs) = stats.latency.small_pairs() {
+        scratch.load(pairs);
+        sorted_percentiles(&scratch.service)
     } else {
-        hdr_percentiles(&stats.latency.histograms_in(scratch).service)
+        hdr_percentiles(&stats.latency.histograms().service)
     }
 }
 
@@ -141,7 +156,7 @@ pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
     }
     if !with_latencies.is_empty() {
         w.key("percentileLatenciesByURL").begin_object();
-        let mut scratch = LatencyHistograms::default();
+        let mut scratch = SortedSamples::default();
         for (k, s) in &with_latencies {
             w.key(k);
             write_pairs(w, &key_percentiles(s, raw, &mut scratch));

@@ -12,6 +12,7 @@ use preprocess::profile::Verb;
 
 use super::gofmt::{format_rfc3339_nano, GoJsonWriter};
 use super::kperf::{by_key, hdr_percentiles, write_pairs};
+use super::sorted_hdr::{self, SortedSamples};
 use super::ReportContext;
 use crate::metrics::LatencyHistograms;
 
@@ -58,6 +59,29 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecErro
         e.plain.clear();
         e.v2.serialize(h, &mut e.plain)
             .map_err(|err| failed(format!("{err:?}")))?;
+        e.pack()
+    })
+}
+
+/// `encode_histogram` of the histogram that samples (µs, ascending, not empty) would be
+/// recorded into, without building it (`sorted_hdr`).
+pub fn encode_sorted(sorted: &[u64]) -> Result<String, HistogramCodecError> {
+    ENCODER.with(|cell| {
+        let e = &mut *cell.borrow_mut();
+        e.plain.clear();
+        sorted_hdr::write_v2(sorted, &mut e.plain);
+        e.pack()
+    })
+}
+
+impl HistogramEncoder {
+    /// Packs the V2 payload in `plain` as a compressed V2 histogram, in base64.
+    fn pack(&mut self) -> Result<String, HistogramCodecError> {
+        let failed = |message: String| HistogramCodecError {
+            what: "encoding",
+            message,
+        };
+        let e = self;
         e.packed.clear();
         e.packed
             .extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
@@ -81,7 +105,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecErro
             e.packed.reserve(e.packed.capacity().max(64));
         }
         finish_packed(&mut e.packed).map_err(failed)
-    })
+    }
 }
 
 /// V2 payloads up to this size go into the zlib stream uncompressed (stored blocks):
@@ -287,10 +311,20 @@ pub fn write_kreplay_member(
     let keys = by_key(ctx);
     if keys.values().any(|s| !s.latency.is_empty()) {
         w.key("byURL").begin_object();
-        let mut scratch = LatencyHistograms::default();
+        let mut sorted = SortedSamples::default();
         for (k, s) in keys.iter().filter(|(_, s)| !s.latency.is_empty()) {
             w.key(k);
-            write_histograms(w, s.latency.histograms_in(&mut scratch))?;
+            match s.latency.small_pairs() {
+                Some(pairs) => {
+                    sorted.load(pairs);
+                    w.begin_object();
+                    w.key("scheduled")
+                        .string(&encode_sorted(&sorted.scheduled)?);
+                    w.key("service").string(&encode_sorted(&sorted.service)?);
+                    w.end_object();
+                }
+                None => write_histograms(w, &s.latency.histograms())?,
+            }
         }
         w.end_object();
     }

@@ -3,6 +3,7 @@
 pub mod error_class;
 pub mod gofmt;
 pub mod percentile;
+pub mod sorted_hdr;
 
 pub mod kperf;
 pub mod kreplay;

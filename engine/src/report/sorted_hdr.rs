@@ -1,0 +1,262 @@
+//! HdrHistogram's answers for a few sorted samples, without building the histogram.
+//!
+//! A label with few samples (most labels of a kperf profile) is reported as if its samples
+//! were recorded into a [`crate::metrics::new_histogram`]: the same percentiles and a V2
+//! payload that decodes to the same counts. Building that histogram meant zeroing and
+//! scanning a counts array of thousands of entries per label (~25 µs each, ~1 % of an
+//! unpaced replay's CPU with 1,052 labels); here the cost follows the samples.
+//!
+//! The bucket layout is HdrHistogram's for lowest discernible value 1 and 3 significant
+//! digits (`SIGFIG`): 2,048 sub-buckets, the first bucket exact, each later one twice as
+//! wide. The tests check every function against the `hdrhistogram` crate.
+
+use crate::metrics::SIGFIG;
+
+/// log2 of half the sub-bucket count (2,048 sub-buckets for 3 significant digits).
+const HALF_MAGNITUDE: u32 = 10;
+const SUB_BUCKET_MASK: u64 = (1 << (HALF_MAGNITUDE + 1)) - 1;
+/// 64 − unit magnitude (0) − `HALF_MAGNITUDE` − 1.
+const LEADING_ZERO_BASE: u32 = 64 - HALF_MAGNITUDE - 1;
+/// The V2 cookie with its word-size bits (0x10), as every HdrHistogram writer sets them.
+const V2_COOKIE: u32 = 0x1c84_9313;
+
+const _: () = assert!(SIGFIG == 3, "the layout above is for 3 significant digits");
+
+fn bucket_of(v: u64) -> u32 {
+    LEADING_ZERO_BASE - (v | SUB_BUCKET_MASK).leading_zeros()
+}
+
+/// Index of `v`'s count in the histogram's counts array.
+fn index_of(v: u64) -> usize {
+    let bucket = bucket_of(v);
+    let sub = v >> bucket;
+    // (bucket + 1) · half + sub − half, with sub ≥ half beyond the first bucket.
+    (((u64::from(bucket) + 1) << HALF_MAGNITUDE) + sub - (1 << HALF_MAGNITUDE)) as usize
+}
+
+/// The smallest value counted with `v`.
+pub fn lowest_equivalent(v: u64) -> u64 {
+    let bucket = bucket_of(v);
+    (v >> bucket) << bucket
+}
+
+/// The largest value counted with `v`.
+pub fn highest_equivalent(v: u64) -> u64 {
+    let bucket = bucket_of(v);
+    lowest_equivalent(v).saturating_add((1u64 << bucket) - 1)
+}
+
+/// `Histogram::min()` of the samples (`sorted`, ascending, not empty).
+pub fn min(sorted: &[u64]) -> u64 {
+    match sorted.first() {
+        Some(&v) => lowest_equivalent(v),
+        None => 0,
+    }
+}
+
+/// `Histogram::max()` of the samples (`sorted`, ascending, not empty).
+pub fn max(sorted: &[u64]) -> u64 {
+    sorted.last().map_or(0, |&v| highest_equivalent(v))
+}
+
+/// `Histogram::value_at_quantile(quantile)` of the samples (`sorted`, ascending).
+pub fn value_at_quantile(sorted: &[u64], quantile: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let quantile = quantile.min(1.0);
+    // The same float steps as the crate, so that ties fall the same way.
+    let count = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    let v = sorted[count - 1];
+    if quantile == 0.0 {
+        lowest_equivalent(v)
+    } else {
+        highest_equivalent(v)
+    }
+}
+
+/// Appends the samples (`sorted`, ascending, not empty) as an uncompressed HdrHistogram V2
+/// payload (header and zig-zag LEB128 counts, runs of zeros as negative numbers).
+pub fn write_v2(sorted: &[u64], out: &mut Vec<u8>) {
+    let start = out.len();
+    let highest = sorted.last().copied().unwrap_or(0).max(2);
+    out.extend_from_slice(&V2_COOKIE.to_be_bytes());
+    out.extend_from_slice(&[0; 4]); // payload length, below
+    out.extend_from_slice(&0u32.to_be_bytes()); // normalizing index offset
+    out.extend_from_slice(&u32::from(SIGFIG).to_be_bytes());
+    out.extend_from_slice(&1u64.to_be_bytes()); // lowest discernible value
+    out.extend_from_slice(&highest.to_be_bytes());
+    out.extend_from_slice(&1.0f64.to_be_bytes()); // integer to double ratio
+    let counts_start = out.len();
+    let mut next = 0usize; // the first index not yet written
+    let mut i = 0;
+    while i < sorted.len() {
+        let index = index_of(sorted[i]);
+        let mut count = 0i64;
+        while i < sorted.len() && index_of(sorted[i]) == index {
+            count += 1;
+            i += 1;
+        }
+        match index - next {
+            0 => {}
+            // A lone empty index is written as a count of 0, a longer run as −length.
+            1 => write_varint(zig_zag(0), out),
+            zeros => write_varint(zig_zag(-(zeros as i64)), out),
+        }
+        write_varint(zig_zag(count), out);
+        next = index + 1;
+    }
+    let len = (out.len() - counts_start) as u32;
+    out[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
+}
+
+/// A small label's samples, each kind sorted; reused from label to label.
+#[derive(Debug, Default)]
+pub struct SortedSamples {
+    /// Service latencies, µs, ascending.
+    pub service: Vec<u64>,
+    /// Scheduled latencies, µs, ascending.
+    pub scheduled: Vec<u64>,
+}
+
+impl SortedSamples {
+    /// Loads a small label's (service, scheduled) pairs.
+    pub fn load(&mut self, pairs: &[[u32; 2]]) {
+        self.service.clear();
+        self.scheduled.clear();
+        self.service.extend(pairs.iter().map(|p| u64::from(p[0])));
+        self.scheduled.extend(pairs.iter().map(|p| u64::from(p[1])));
+        self.service.sort_unstable();
+        self.scheduled.sort_unstable();
+    }
+}
+
+fn zig_zag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+/// HdrHistogram's LEB128 variant: at most 9 bytes, the ninth taking 8 whole bits.
+fn write_varint(mut v: u64, out: &mut Vec<u8>) {
+    for _ in 0..8 {
+        if v < 0x80 {
+            out.push(v as u8);
+            return;
+        }
+        out.push(0x80 | (v & 0x7f) as u8);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{new_histogram, record_value};
+    use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+    use hdrhistogram::Histogram;
+
+    /// Sample sets: latencies as replays see them, with equal values, zeros, bucket edges
+    /// and the largest µs a label keeps.
+    fn sample_sets() -> Vec<Vec<u64>> {
+        let mut sets = vec![
+            vec![0],
+            vec![1],
+            vec![0, 0, 5],
+            vec![2047, 2048, 2049, 4095, 4096, 4097],
+            vec![u64::from(u32::MAX)],
+            vec![3, 3, 3, 3],
+        ];
+        // A small deterministic generator: no test depends on a random seed.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for n in [2usize, 7, 190, 1000, 4096] {
+            let mut v: Vec<u64> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly sub-ms to tens of ms, some seconds.
+                    match x % 10 {
+                        0 => x % 5_000_000,
+                        1..=3 => x % 50_000,
+                        _ => 200 + x % 2_000,
+                    }
+                })
+                .collect();
+            v.sort_unstable();
+            sets.push(v);
+        }
+        sets
+    }
+
+    fn histogram_of(samples: &[u64]) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for &v in samples {
+            record_value(&mut h, v);
+        }
+        h
+    }
+
+    #[test]
+    fn the_layout_is_the_crates() {
+        let h = histogram_of(&[1]);
+        for v in (0..70_000u64).chain([1 << 20, (1 << 20) + 1, u64::from(u32::MAX)]) {
+            assert_eq!(
+                lowest_equivalent(v),
+                h.lowest_equivalent(v),
+                "lowest of {v}"
+            );
+            assert_eq!(
+                highest_equivalent(v),
+                h.highest_equivalent(v),
+                "highest of {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn percentiles_are_the_histograms() {
+        for sorted in sample_sets() {
+            let h = histogram_of(&sorted);
+            assert_eq!(min(&sorted), h.min(), "{sorted:?}");
+            assert_eq!(max(&sorted), h.max(), "{sorted:?}");
+            for q in [0.0, 0.001, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 1.0, 1.5] {
+                assert_eq!(
+                    value_at_quantile(&sorted, q),
+                    h.value_at_quantile(q),
+                    "q {q} of {} samples",
+                    sorted.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_payload_decodes_to_the_same_counts() {
+        for sorted in sample_sets() {
+            let h = histogram_of(&sorted);
+            let mut payload = Vec::new();
+            write_v2(&sorted, &mut payload);
+            let back: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut payload.as_slice())
+                .expect("decodes");
+            assert_eq!(back.len(), h.len());
+            assert_eq!(back.min(), h.min());
+            assert_eq!(back.max(), h.max());
+            let mine: Vec<_> = back
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect();
+            let theirs: Vec<_> = h
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect();
+            assert_eq!(mine, theirs, "{} samples", sorted.len());
+            // The counts are the bytes the crate's serializer writes (its header differs
+            // only in the highest trackable value, which follows the histogram's growth).
+            let mut crate_bytes = Vec::new();
+            V2Serializer::new().serialize(&h, &mut crate_bytes).unwrap();
+            assert_eq!(payload[40..], crate_bytes[40..], "{} samples", sorted.len());
+            assert_eq!(payload[..24], crate_bytes[..24]);
+        }
+    }
+}
