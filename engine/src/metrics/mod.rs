@@ -122,11 +122,6 @@ struct PendingLatency {
 /// measured no cheaper per request and stalled the core for 3–9 ms per fold.
 const PENDING_BATCH: usize = 256;
 
-/// How many log entries ahead a fold prefetches a label's next sample slot (its boxed
-/// stats twice, its table entry three times as far): a fold handles an entry in a few
-/// dozen ns, a miss takes ~100.
-const FOLD_AHEAD: usize = 8;
-
 /// Everything one core measured.
 #[derive(Debug, Clone)]
 pub struct CoreMetrics {
@@ -239,25 +234,24 @@ impl CoreMetrics {
     pub fn fold_pending(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         let raw = self.raw_data;
-        for (i, p) in pending.iter().enumerate() {
-            // Labels are hit in no useful order. Three hops, each asked for once the one
-            // before should be cached: the label's table entry, its stats, the spot its
-            // next latencies go to.
-            if let Some(a) = pending.get(i + 3 * FOLD_AHEAD) {
-                crate::prefetch::prefetch(self.labels.as_ptr().wrapping_add(a.label as usize));
+        // Labels are hit in no useful order, and a sample is three dependent misses away:
+        // the label's table entry, its stats, the spot its latencies go to. A pass over the
+        // whole log per hop lets each hop's misses overlap instead of queueing.
+        use crate::prefetch::prefetch;
+        for p in &pending {
+            prefetch(self.labels.as_ptr().wrapping_add(p.label as usize));
+        }
+        for p in &pending {
+            if let Some(Some(l)) = self.labels.get(p.label as usize) {
+                prefetch(&**l);
             }
-            if let Some(Some(l)) = pending
-                .get(i + 2 * FOLD_AHEAD)
-                .and_then(|a| self.labels.get(a.label as usize))
-            {
-                crate::prefetch::prefetch(&**l);
-            }
-            if let Some(Some(l)) = pending
-                .get(i + FOLD_AHEAD)
-                .and_then(|a| self.labels.get(a.label as usize))
-            {
+        }
+        for p in &pending {
+            if let Some(Some(l)) = self.labels.get(p.label as usize) {
                 l.latency.prefetch_next();
             }
+        }
+        for p in &pending {
             if let Some(l) = self.label_mut(p.label) {
                 let service = Duration::from_nanos(p.service_ns);
                 l.latency.record(micros(service), p.scheduled_us);
