@@ -43,9 +43,6 @@ use queue::{Pending, ReadyQueue};
 const QUEUE_CAP: usize = 16 * 1024;
 /// A dispatcher held back by a full queue resumes once fewer requests than this wait.
 const QUEUE_RESUME: usize = QUEUE_CAP / 2;
-/// How many queue places ahead of a starting request `prefetch_upcoming` asks for targets
-/// (for records twice, for queue entries three times as far).
-const PREFETCH_AHEAD: usize = 4;
 /// How often a core checks timeouts and publishes progress.
 const TICK: Duration = Duration::from_millis(10);
 /// Progress (lag p99) is recomputed every this many ticks.
@@ -261,27 +258,9 @@ impl CoreCtx {
         );
     }
 
-    /// Hints the caches about what the requests a few places behind the queue's front
-    /// will read when they start: their queue entries, records and targets. Each is asked
-    /// for once its predecessor in the chain should be cached, so the hint reads no cold
-    /// memory itself.
+    /// Hints the caches about what the next requests will read (`ReadyQueue::prefetch_upcoming`).
     fn prefetch_upcoming(&self) {
-        let queue = self.queue.borrow();
-        let source = &*self.shared.source;
-        let record = |p: &queue::Pending| {
-            source
-                .run_records(p.run as usize)
-                .and_then(|r| r.get(p.index as usize))
-        };
-        if let Some(p) = queue.get(3 * PREFETCH_AHEAD) {
-            crate::prefetch::prefetch(p);
-        }
-        if let Some(r) = queue.get(2 * PREFETCH_AHEAD).and_then(record) {
-            crate::prefetch::prefetch(r);
-        }
-        if let Some(r) = queue.get(PREFETCH_AHEAD).and_then(record) {
-            source.prefetch(r);
-        }
+        self.queue.borrow().prefetch_upcoming(&*self.shared.source);
     }
 
     /// The request URL for error records: base URL + target, as kperf shows it.

@@ -9,9 +9,16 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
+use crate::source::ReplaySource;
+
 /// How far into the queue a free connection looks for a request whose key is free.
 /// Bounds the cost of a hot key; requests further back wait (and the wait is in their lag).
 pub const SCAN_LIMIT: usize = 1024;
+
+/// How many places behind the front `prefetch_upcoming` asks for targets (for records
+/// twice, for queue entries three times as far): a start takes ~8 µs (its send), far more
+/// than a miss, and much further ahead the kernel's TCP work evicts what was fetched.
+const PREFETCH_AHEAD: usize = 4;
 
 /// One due request, waiting for a connection.
 #[derive(Debug, Clone, Copy)]
@@ -69,14 +76,29 @@ impl ReadyQueue {
         self.items.push_back(p);
     }
 
+    /// Hints the caches about what the requests a few places behind the front will read
+    /// when they start: their queue entries, records and targets. Each is asked for once
+    /// its predecessor in the chain should be cached, so the hint reads no cold memory.
+    pub fn prefetch_upcoming(&self, source: &dyn ReplaySource) {
+        let record = |p: &Pending| {
+            source
+                .run_records(p.run as usize)
+                .and_then(|r| r.get(p.index as usize))
+        };
+        if let Some(p) = self.items.get(3 * PREFETCH_AHEAD) {
+            crate::prefetch::prefetch(p);
+        }
+        if let Some(r) = self.items.get(2 * PREFETCH_AHEAD).and_then(record) {
+            crate::prefetch::prefetch(r);
+        }
+        if let Some(r) = self.items.get(PREFETCH_AHEAD).and_then(record) {
+            source.prefetch(r);
+        }
+    }
+
     /// Number of waiting requests.
     pub fn len(&self) -> usize {
         self.items.len()
-    }
-
-    /// The request at position `i` from the front, if that many wait.
-    pub fn get(&self, i: usize) -> Option<&Pending> {
-        self.items.get(i)
     }
 
     /// Whether no request waits.
