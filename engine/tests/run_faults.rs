@@ -277,6 +277,18 @@ fn raw_errors_are_listed_runner_by_runner_watches_last() {
         let path = format!("/api/v1/namespaces/{ns}/pods/p{i}");
         requests.push(req(i, Verb::Get, &ns, &format!("p{i}"), &path, ""));
     }
+    // WATCHes end with the last normal request, and one still waiting for its response
+    // headers then counts as a success (kperf's rule), without an error. A last GET well
+    // after the last WATCH gives every WATCH its 500 first, even on a loaded CI machine
+    // (with the GETs above alone, the last WATCH had 5 ms).
+    requests.push(req(
+        1_500,
+        Verb::Get,
+        "ns0",
+        "late",
+        "/api/v1/namespaces/ns0/pods/late",
+        "",
+    ));
     let tl = write_timeline(dir.path(), &spec(3, 2), &requests);
     let runners = runner_of_targets(&tl);
     let distinct: std::collections::BTreeSet<_> = runners.values().collect();
