@@ -53,9 +53,16 @@ pub(super) fn same_generation(generation: u32, completion: &Completion) -> bool 
     generation & 0x00ff_ffff == completion.generation
 }
 
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19): a receive is queued right after its request
+/// left, so its response is rarely there yet; the kernel arms the socket's poll at once
+/// instead of first trying a receive that fails with `EAGAIN`.
+const RECV_POLL_FIRST: u16 = 1;
+
 /// An io_uring ring owned by one core.
 pub(super) struct Ring {
     ring: IoUring,
+    /// `ioprio` of receives: [`RECV_POLL_FIRST`] on kernels that have it.
+    recv_ioprio: u16,
 }
 
 impl Ring {
@@ -67,11 +74,17 @@ impl Ring {
         // for every send anyway, instead of interrupting it (COOP_TASKRUN); older kernels
         // get a plain ring. DEFER_TASKRUN was tried: waiting on its fd through glommio, a
         // 200k-request probe hung (its completions wait for an `io_uring_enter` of ours).
-        let ring = IoUring::builder()
-            .setup_coop_taskrun()
-            .build(entries)
-            .or_else(|_| IoUring::new(entries))?;
-        Ok(Ring { ring })
+        // COOP_TASKRUN came in 5.19 with POLL_FIRST: a kernel that takes one has the other.
+        match IoUring::builder().setup_coop_taskrun().build(entries) {
+            Ok(ring) => Ok(Ring {
+                ring,
+                recv_ioprio: RECV_POLL_FIRST,
+            }),
+            Err(_) => Ok(Ring {
+                ring: IoUring::new(entries)?,
+                recv_ioprio: 0,
+            }),
+        }
     }
 
     /// The ring's descriptor: readable when completions wait.
@@ -97,6 +110,7 @@ impl Ring {
         let len = u32::try_from(len).unwrap_or(u32::MAX);
         self.push(
             opcode::Recv::new(types::Fd(fd), buf, len)
+                .ioprio(self.recv_ioprio)
                 .build()
                 .user_data(tag),
         )
