@@ -107,3 +107,43 @@ fn waiting_for_a_connection_shows_in_the_lag() {
         1
     );
 }
+
+#[test]
+fn a_request_in_flight_does_not_hold_back_the_next_due_one() {
+    // The pool may block its core in its io_uring ring while requests are in flight; it must
+    // wake for the dispatcher's timer, not wait for the slow response.
+    let server = TestServer::start(Behavior {
+        delay: Duration::from_millis(1500),
+        delay_only: Some("slow".to_string()),
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Quick answers first: the pool handles them, then waits with the slow one alone in
+    // flight while the dispatcher's timer for the next is pending.
+    let path = |name: &str| format!("/api/v1/namespaces/ns/pods/{name}");
+    let mut requests = vec![req(0, Verb::Get, "ns", "slow", &path("slow"), "")];
+    for i in 0..4 {
+        let name = format!("quick{i}");
+        requests.push(req(i * 20, Verb::Get, "ns", &name, &path(&name), ""));
+    }
+    requests.push(req(300, Verb::Get, "ns", "fast", &path("fast"), ""));
+    let tl = write_timeline(dir.path(), &spec(1, 2), &requests);
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1", "--conns", "2"],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(num(&run.report.unwrap(), "totalFailed"), 0);
+    let got = server.requests();
+    let at = |name: &str| {
+        got.iter()
+            .find(|r| r.target.contains(name))
+            .unwrap_or_else(|| panic!("{name} never arrived: {got:?}"))
+            .at
+    };
+    let gap = at("/fast").duration_since(at("/slow")).unwrap();
+    // Due 300 ms after the slow one, which is answered only 1.5 s after it arrived.
+    assert!(gap < Duration::from_millis(1200), "{gap:?}");
+}

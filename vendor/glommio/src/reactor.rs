@@ -803,6 +803,13 @@ impl Reactor {
         timers.insert(id, when, waker);
     }
 
+    // kreplay: see `crate::timer::next_deadline`.
+    /// The instant of the earliest registered timer, if any.
+    pub(crate) fn next_timer_deadline(&self) -> Option<Instant> {
+        let timers = self.timers.borrow();
+        timers.timers.keys().next().map(|(when, _)| *when)
+    }
+
     /// Deregisters a timer from the reactor.
     pub(crate) fn remove_timer(&self, id: u64) -> Option<Waker> {
         let mut timers = self.timers.borrow_mut();

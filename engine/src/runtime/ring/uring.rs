@@ -63,6 +63,8 @@ pub(super) struct Ring {
     ring: IoUring,
     /// `ioprio` of receives: [`RECV_POLL_FIRST`] on kernels that have it.
     recv_ioprio: u16,
+    /// Whether a wait can carry a timeout (`IORING_FEAT_EXT_ARG`, Linux 5.11).
+    timed_wait: bool,
 }
 
 impl Ring {
@@ -75,16 +77,16 @@ impl Ring {
         // get a plain ring. DEFER_TASKRUN was tried: waiting on its fd through glommio, a
         // 200k-request probe hung (its completions wait for an `io_uring_enter` of ours).
         // COOP_TASKRUN came in 5.19 with POLL_FIRST: a kernel that takes one has the other.
-        match IoUring::builder().setup_coop_taskrun().build(entries) {
-            Ok(ring) => Ok(Ring {
-                ring,
-                recv_ioprio: RECV_POLL_FIRST,
-            }),
-            Err(_) => Ok(Ring {
-                ring: IoUring::new(entries)?,
-                recv_ioprio: 0,
-            }),
-        }
+        let (ring, recv_ioprio) = match IoUring::builder().setup_coop_taskrun().build(entries) {
+            Ok(ring) => (ring, RECV_POLL_FIRST),
+            Err(_) => (IoUring::new(entries)?, 0),
+        };
+        let timed_wait = ring.params().is_feature_ext_arg();
+        Ok(Ring {
+            ring,
+            recv_ioprio,
+            timed_wait,
+        })
     }
 
     /// The ring's descriptor: readable when completions wait.
@@ -158,6 +160,24 @@ impl Ring {
             return Ok(());
         }
         self.ring.submit().map(|_| ())
+    }
+
+    /// Submits what is queued and blocks the thread until a completion is posted or `limit`
+    /// has passed (one `io_uring_enter`). Returns whether completions wait; `false` also
+    /// when the kernel cannot time a wait or the wait was interrupted.
+    pub(super) fn wait(&mut self, limit: std::time::Duration) -> bool {
+        if !self.timed_wait {
+            return false;
+        }
+        let ts = types::Timespec::from(limit);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            // ETIME: the limit passed; EINTR: a signal; EBUSY: the completion backlog is
+            // full (reaping makes room). Other errors show again at the next submit.
+            Err(e) => tracing::trace!("io_uring wait: {e}"),
+        }
+        self.has_completions()
     }
 
     /// Whether completions wait.
@@ -235,5 +255,30 @@ mod tests {
             assert_eq!(c.result, -5);
         }
         assert_eq!(untag(0, 0).op, None);
+    }
+
+    #[test]
+    fn a_wait_ends_with_a_completion_or_at_its_limit() {
+        use std::io::Write;
+        use std::time::{Duration, Instant};
+
+        let mut ring = Ring::new(4).expect("io_uring");
+        if !ring.timed_wait {
+            eprintln!("skipped: this kernel cannot time an io_uring wait");
+            return;
+        }
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut buf = [0u8; 16];
+        ring.recv(theirs.as_raw_fd(), buf.as_mut_ptr(), buf.len(), 7)
+            .unwrap();
+        let before = Instant::now();
+        // Nothing to receive: the wait ends at its limit, with nothing to reap.
+        assert!(!ring.wait(Duration::from_millis(20)));
+        assert!(before.elapsed() >= Duration::from_millis(20));
+        assert!(ring.next_completion().is_none());
+        ours.write_all(b"hello").unwrap();
+        assert!(ring.wait(Duration::from_secs(10)));
+        let c = ring.next_completion().expect("the receive completed");
+        assert_eq!((c.result, &buf[..5]), (5, &b"hello"[..]));
     }
 }

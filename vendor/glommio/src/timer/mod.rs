@@ -9,6 +9,15 @@ mod timer_impl;
 use std::{future::Future, time::Duration};
 pub use timer_impl::{Timer, TimerActionOnce, TimerActionRepeat};
 
+// kreplay: lets a task that blocks in an io_uring ring of its own bound the block by the
+// executor's next timer, so that no timer fires late.
+/// The instant at which the current executor's earliest pending timer fires, if any.
+///
+/// Panics when called outside an executor.
+pub fn next_deadline() -> Option<std::time::Instant> {
+    crate::executor().reactor().next_timer_deadline()
+}
+
 type Result<T> = crate::Result<T, ()>;
 
 /// Sleep for some time.
