@@ -235,15 +235,18 @@ impl ReadyQueue {
     /// Removes and returns the oldest parked request of `key`, which has one.
     #[inline(never)]
     fn unpark_oldest(&mut self, key: u64) -> Pending {
-        let chain = self.chains[&key];
-        let node = self.parked[chain.head as usize];
-        self.free.push(chain.head);
-        self.parked_count -= 1;
+        let chain = self
+            .chains
+            .get_mut(&key)
+            .expect("a key is ready only while it has parked requests");
+        let head = chain.head;
+        let node = self.parked[head as usize];
+        chain.head = node.next;
         if node.next == NONE {
             self.chains.remove(&key);
-        } else if let Some(c) = self.chains.get_mut(&key) {
-            c.head = node.next;
         }
+        self.free.push(head);
+        self.parked_count -= 1;
         node.pending
     }
 }
