@@ -164,6 +164,11 @@ fn strings_escape_like_go() {
     );
     assert_eq!(json_str("\u{2028}\u{2029}"), r#""\u2028\u2029""#);
     assert_eq!(json_str("µs é 日本"), "\"µs é 日本\"");
+    // Other characters that start with 0xE2 like U+2028 stay as they are.
+    assert_eq!(
+        json_str("€\u{2027}a\u{2028}\u{202a}\u{2029}"),
+        "\"€\u{2027}a\\u2028\u{202a}\\u2029\""
+    );
 }
 
 #[test]

@@ -46,37 +46,66 @@ pub fn write_json_bytes_as_string(out: &mut String, bytes: &[u8]) {
 fn write_escaped_valid(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escape: Option<&str> = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            '\u{8}' => Some("\\b"),
-            '\u{c}' => Some("\\f"),
-            '<' => Some("\\u003c"),
-            '>' => Some("\\u003e"),
-            '&' => Some("\\u0026"),
-            '\u{2028}' => Some("\\u2028"),
-            '\u{2029}' => Some("\\u2029"),
-            c if (c as u32) < 0x20 => None,
-            _ => continue,
+    let mut i = 0;
+    // Byte by byte: every character Go escapes is ASCII or starts with 0xE2 (U+2028,
+    // U+2029), and `s` is valid UTF-8, so each byte acted on starts a character.
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !ESCAPE_CANDIDATE[usize::from(b)] {
+            i += 1;
+            continue;
+        }
+        let (escape, len): (Option<&str>, usize) = match b {
+            b'"' => (Some("\\\""), 1),
+            b'\\' => (Some("\\\\"), 1),
+            b'\n' => (Some("\\n"), 1),
+            b'\r' => (Some("\\r"), 1),
+            b'\t' => (Some("\\t"), 1),
+            0x08 => (Some("\\b"), 1),
+            0x0c => (Some("\\f"), 1),
+            b'<' => (Some("\\u003c"), 1),
+            b'>' => (Some("\\u003e"), 1),
+            b'&' => (Some("\\u0026"), 1),
+            0xe2 if bytes[i + 1..].starts_with(&[0x80, 0xa8]) => (Some("\\u2028"), 3),
+            0xe2 if bytes[i + 1..].starts_with(&[0x80, 0xa9]) => (Some("\\u2029"), 3),
+            0xe2 => {
+                i += 1;
+                continue;
+            }
+            _ => (None, 1),
         };
         out.push_str(&s[start..i]);
         match escape {
             Some(e) => out.push_str(e),
             None => {
-                let b = bytes[i];
                 out.push_str("\\u00");
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 0xf) as usize] as char);
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 0xf)] as char);
             }
         }
-        start = i + c.len_utf8();
+        i += len;
+        start = i;
     }
     out.push_str(&s[start..]);
 }
+
+/// Bytes that may need escaping: control characters, `"`, `\\`, `<`, `>`, `&`, and 0xE2
+/// (the first byte of U+2028 and U+2029).
+const ESCAPE_CANDIDATE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xe2] = true;
+    t
+};
 
 /// Appends `x` as Go's `encoding/json` encodes a float64: shortest digits that round-trip,
 /// plain decimal for `1e-6 <= |x| < 1e21` (and zero), exponent form otherwise with a
