@@ -328,28 +328,24 @@ fn head_of(response: &httparse::Response<'_, '_>) -> Result<ResponseHead, Respon
     let mut chunked = false;
     let mut length = None;
     for h in response.headers.iter() {
-        // The three names differ in length: one compare of lengths skips most headers.
-        match h.name.len() {
-            17 if h.name.eq_ignore_ascii_case("transfer-encoding") => {
-                chunked = has_token(h.value, b"chunked");
+        if name_is(h.name, b"content-length") {
+            let n = parse_content_length(h.value)?;
+            if length.is_some_and(|prev| prev != n) {
+                return Err(ResponseError::Malformed(
+                    "conflicting Content-Length headers",
+                ));
             }
-            14 if h.name.eq_ignore_ascii_case("content-length") => {
-                let n = parse_content_length(h.value)?;
-                if length.is_some_and(|prev| prev != n) {
-                    return Err(ResponseError::Malformed(
-                        "conflicting Content-Length headers",
-                    ));
-                }
-                length = Some(n);
+            length = Some(n);
+        } else if name_is(h.name, b"connection") {
+            if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                keep_alive = true;
+            } else if has_token(h.value, b"close") {
+                keep_alive = false;
+            } else if has_token(h.value, b"keep-alive") {
+                keep_alive = true;
             }
-            10 if h.name.eq_ignore_ascii_case("connection") => {
-                if has_token(h.value, b"close") {
-                    keep_alive = false;
-                } else if has_token(h.value, b"keep-alive") {
-                    keep_alive = true;
-                }
-            }
-            _ => {}
+        } else if name_is(h.name, b"transfer-encoding") {
+            chunked = has_token(h.value, b"chunked");
         }
     }
     let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
@@ -367,6 +363,23 @@ fn head_of(response: &httparse::Response<'_, '_>) -> Result<ResponseHead, Respon
         framing,
         keep_alive,
     })
+}
+
+/// Whether the header name `name` is `lower` (lowercase letters and `-`) in any case.
+///
+/// httparse accepts only token characters in names. For those, `c | 0x20` equals a
+/// lowercase letter exactly when `c` is that letter in either case, and equals `-` only
+/// for `-` (the other byte, CR, is no token character): one OR and compare per byte
+/// instead of folding both sides' case, on every header of every response.
+fn name_is<const N: usize>(name: &str, lower: &[u8; N]) -> bool {
+    let Ok(name) = <&[u8; N]>::try_from(name.as_bytes()) else {
+        return false;
+    };
+    let mut diff = 0;
+    for i in 0..N {
+        diff |= (name[i] | 0x20) ^ lower[i];
+    }
+    diff == 0
 }
 
 /// A Content-Length value: decimal digits, optionally surrounded by blanks.
@@ -489,6 +502,30 @@ pub(super) mod tests {
         assert_eq!(
             parse_all(b"HTTP/1.1 200 OK\r\ncontent-length:  3 \r\n\r\nabc", 64).unwrap(),
             vec![(200, b"abc".to_vec(), true)]
+        );
+    }
+
+    #[test]
+    fn framing_headers_match_in_any_case_and_only_by_name() {
+        assert!(name_is("Content-Length", b"content-length"));
+        assert!(name_is("CONTENT-LENGTH", b"content-length"));
+        assert!(name_is("cOnNeCtIoN", b"connection"));
+        // Same length, one byte off (`_` | 0x20 is DEL, not `-`).
+        assert!(!name_is("content_length", b"content-length"));
+        assert!(!name_is("content-lengtx", b"content-length"));
+        assert!(!name_is("connectio", b"connection"));
+        assert!(!name_is("connections", b"connection"));
+        let data = b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 2\r\nConnection: Close\r\n\r\nab\
+            HTTP/1.1 200 OK\r\ntransfer-ENCODING: Chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n\
+            HTTP/1.1 200 OK\r\nContent_Length: 2\r\nconnection: upgrade, KEEP-ALIVE\r\n\r\nab";
+        assert_eq!(
+            parse_all(data, 7).unwrap(),
+            vec![
+                (200, b"ab".to_vec(), false),
+                (200, b"x".to_vec(), true),
+                // No framing header: the body runs to the end of the stream.
+                (200, b"ab".to_vec(), false),
+            ]
         );
     }
 
