@@ -46,7 +46,7 @@ impl RequestTemplate {
         }
     }
 
-    /// Appends one request (head and body) to `buf`.
+    /// Encodes one request (head and body) into `buf`, replacing its contents.
     /// `authorization` is the full header value (`Bearer …`) when the target has credentials.
     pub fn encode(
         &self,
@@ -57,6 +57,7 @@ impl RequestTemplate {
         body: &[u8],
         authorization: Option<&str>,
     ) {
+        buf.clear();
         buf.extend_from_slice(method.as_str().as_bytes());
         buf.push(b' ');
         buf.extend_from_slice(self.base_path.as_bytes());
@@ -128,8 +129,7 @@ mod tests {
 
     #[test]
     fn patch_has_type_length_and_body() {
-        // Appended after what the buffer holds (the ring pool packs a batch's requests).
-        let mut buf = b"before|".to_vec();
+        let mut buf = b"stale contents".to_vec();
         template().encode(
             &mut buf,
             Method::Patch,
@@ -140,7 +140,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            "before|PATCH /prefix/api/v1/namespaces/a/pods/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
+            "PATCH /prefix/api/v1/namespaces/a/pods/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
              User-Agent: kreplay/test\r\nAccept: application/json, */*\r\nAuthorization: Bearer t\r\n\
              Content-Type: application/strategic-merge-patch+json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
         );

@@ -247,12 +247,6 @@ impl CoreCtx {
 
     /// Encodes `parts` as an HTTP/1.1 request into `buf`, with the current credentials.
     fn encode_request(&self, buf: &mut Vec<u8>, parts: &crate::source::RequestParts<'_>) {
-        buf.clear();
-        self.append_request(buf, parts);
-    }
-
-    /// Appends the request `parts` describe to `buf`.
-    fn append_request(&self, buf: &mut Vec<u8>, parts: &crate::source::RequestParts<'_>) {
         let auth = self.auth.borrow();
         self.shared.template.encode(
             buf,

@@ -43,7 +43,12 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>) {
             let started = pool.start_jobs(&ctx);
             match pool.ring.submit() {
                 Ok(()) => {}
-                Err(e) if super::is_transient(&e) => {}
+                // The kernel's completion backlog is full: reaping makes room.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
+                    ) => {}
                 Err(e) => {
                     // The ring itself failed (not one request): nothing more can be sent or
                     // received on this core; what is in flight and what comes is recorded

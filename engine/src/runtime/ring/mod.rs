@@ -12,7 +12,6 @@
 //! flight (`Slot::op`), its buffers and the target address are never moved, resized or
 //! freed while it does, and a slot is reset only after that operation's completion.
 
-mod batch;
 mod driver;
 mod uring;
 
@@ -28,7 +27,6 @@ use crate::report::error_class::is_kperf_failure_status;
 use crate::transport::Stream;
 use uring::{Completion, Op, Ring};
 
-use batch::{BatchedSend, BATCH_BODY_MAX, BATCH_LATE, BATCH_MAX};
 pub(super) use driver::drive;
 
 /// The request a slot is running.
@@ -53,10 +51,6 @@ struct Slot {
     request: Vec<u8>,
     /// Bytes of the request written.
     written: usize,
-    /// Length of the request while its send is one of a batch's (0 otherwise).
-    batched_len: usize,
-    /// Whether that send's instant is known: its batch was submitted whole.
-    batched_timed: bool,
     input: RecvBuffer,
     parser: ResponseParser,
     head: Option<ResponseHead>,
@@ -76,8 +70,6 @@ impl Slot {
             cancel: None,
             request: Vec::new(),
             written: 0,
-            batched_len: 0,
-            batched_timed: false,
             input: RecvBuffer::default(),
             parser: ResponseParser::default(),
             head: None,
@@ -127,14 +119,6 @@ pub(crate) struct RingPool {
     /// The request being started, encoded: one buffer for all slots stays in the cache,
     /// where a slot's own (used once every `max_conns` requests) would miss on every write.
     encoded: Vec<u8>,
-    /// Late requests' sends waiting to go out together (see `BATCH_LATE`).
-    batch: Vec<BatchedSend>,
-    /// Their bytes, one after the other; rewritten only once the kernel has taken every
-    /// send that points into it.
-    batch_buf: Vec<u8>,
-    /// Whether sends into `batch_buf` may still wait in the submission queue (a submit
-    /// left entries behind).
-    batch_queued: bool,
     /// Free slots with an open connection.
     idle: Vec<usize>,
     /// Free slots without one (never opened, or closed after an error or `close`).
@@ -162,9 +146,6 @@ impl RingPool {
             target,
             slots: Vec::with_capacity(max_conns),
             encoded: Vec::with_capacity(4096),
-            batch: Vec::with_capacity(BATCH_MAX),
-            batch_buf: Vec::with_capacity(BATCH_MAX * 1024),
-            batch_queued: false,
             idle: Vec::with_capacity(max_conns),
             unconnected: Vec::with_capacity(max_conns),
             busy: 0,
@@ -282,15 +263,6 @@ impl RingPool {
     /// Gives free connections the requests the queue lets go; opens connections up to
     /// `max_conns` when all are busy. Returns how many requests started.
     fn start_jobs(&mut self, ctx: &CoreCtx) -> usize {
-        // The batch buffer is rewritten only once no queued entry points into it (receives
-        // queued since the last submit do not).
-        if self.batch_queued && self.ring.all_submitted() {
-            self.batch_queued = false;
-        }
-        let mut batching = self.ring.batches_sends() && !self.batch_queued;
-        if batching {
-            self.batch_buf.clear();
-        }
         let mut started = 0;
         loop {
             let has_slot = self.broken.is_some()
@@ -336,42 +308,21 @@ impl RingPool {
                 started: now,
             });
             slot.written = 0;
-            slot.batched_len = 0;
             slot.head = None;
             slot.received_any = slot.input.has_unparsed();
             slot.body_bytes = 0;
             slot.error_body.clear();
             self.busy += 1;
             started += 1;
-            if slot.fd.is_none() {
-                ctx.encode_request(&mut slot.request, &parts);
-                self.connect(ctx, i);
-            } else if batching
-                && now.saturating_duration_since(pending.due) >= BATCH_LATE
-                && parts.body.len() <= BATCH_BODY_MAX
-            {
-                let offset = self.batch_buf.len();
-                ctx.append_request(&mut self.batch_buf, &parts);
-                let len = self.batch_buf.len() - offset;
-                slot.batched_len = len;
-                slot.op = Some(Op::Send);
-                self.batch.push(BatchedSend {
-                    slot: i,
-                    offset,
-                    len,
-                });
-                if self.batch.len() == BATCH_MAX {
-                    batching = self.flush_batch(ctx);
-                }
-            } else {
-                // Requests leave in queue order: a batch taken before this one goes first.
-                batching = self.flush_batch(ctx) && batching;
+            if slot.fd.is_some() {
                 // The request leaves now: one clock read serves its start and its send.
                 ctx.encode_request(&mut self.encoded, &parts);
                 self.send_encoded(ctx, i, now);
+            } else {
+                ctx.encode_request(&mut slot.request, &parts);
+                self.connect(ctx, i);
             }
         }
-        self.flush_batch(ctx);
         started
     }
 
@@ -511,7 +462,6 @@ impl RingPool {
                 ctx.conns_opened.set(ctx.conns_opened.get() + 1);
                 self.send(ctx, i);
             }
-            Some(Op::Send) if slot.batched_len > 0 => self.batch_sent(ctx, i, c.result),
             Some(Op::Send) if c.result < 0 => {
                 self.fail(ctx, i, Failure::Response(os_error().into()))
             }
@@ -595,7 +545,6 @@ impl RingPool {
         slot.generation = slot.generation.wrapping_add(1);
         slot.cancel = None;
         slot.head = None;
-        slot.batched_len = 0;
         slot.input.reset();
         self.unconnected.push(i);
     }
@@ -617,15 +566,6 @@ fn settle(
 ) {
     ctx.queue.borrow_mut().release(ex.pending.key);
     record_outcome(ctx, ex, outcome, body_bytes, error_body, end);
-}
-
-/// Whether a failed submit only has to be retried: the kernel's completion backlog is
-/// full (reaping makes room), or the call was interrupted.
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
-    )
 }
 
 /// A copy of `e` (kind and text) for each request it fails.

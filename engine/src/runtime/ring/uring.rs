@@ -135,37 +135,6 @@ impl Ring {
         )
     }
 
-    /// Queues a send of `len` bytes at `buf` that never waits: the kernel writes what the
-    /// socket takes while it submits it, and completes with that count (or `-EAGAIN`), so
-    /// no operation of it outlives the submitting call.
-    pub(super) fn send_nowait(
-        &mut self,
-        fd: RawFd,
-        buf: *const u8,
-        len: usize,
-        tag: u64,
-    ) -> io::Result<()> {
-        let len = u32::try_from(len).unwrap_or(u32::MAX);
-        self.push(
-            opcode::Send::new(types::Fd(fd), buf, len)
-                .flags(libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
-                .build()
-                .user_data(tag),
-        )
-    }
-
-    /// Whether sends can be batched in the ring ([`Ring::send_nowait`]): a kernel with
-    /// `COOP_TASKRUN` (5.19) has every flag the batch path relies on.
-    pub(super) fn batches_sends(&self) -> bool {
-        self.recv_ioprio == RECV_POLL_FIRST
-    }
-
-    /// Whether every queued entry has been submitted (none still points at caller memory
-    /// that the kernel has yet to read).
-    pub(super) fn all_submitted(&mut self) -> bool {
-        self.ring.submission().is_empty()
-    }
-
     /// Queues a connect of `fd` to `addr`.
     pub(super) fn connect(
         &mut self,
