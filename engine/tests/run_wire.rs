@@ -402,3 +402,110 @@ fn a_body_larger_than_the_socket_buffers_arrives_whole() {
     assert_eq!(num(&report, "totalRun"), 2);
     assert_eq!(num(&report, "totalFailed"), 0);
 }
+
+#[test]
+fn requests_already_late_arrive_intact_and_in_order() {
+    // `--start-at` 3 s ago: every request is late when it gets a connection, so the pool
+    // sends them back to back as fast as connections free up. Bodies from empty to 4 KiB,
+    // and one of 64 KiB.
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut requests = Vec::new();
+    for i in 0..400usize {
+        let name = format!("o{}", i % 37);
+        let path = format!("/api/v1/namespaces/default/configmaps/{name}");
+        let body = format!(
+            "{{\"seq\":{i},\"pad\":\"{}\"}}",
+            "x".repeat((i * 97) % 4100)
+        );
+        requests.push(match i % 3 {
+            0 => req(i as i64 / 8, Verb::Get, "default", &name, &path, ""),
+            1 => req(i as i64 / 8, Verb::Patch, "default", &name, &path, &body),
+            _ => req(
+                i as i64 / 8,
+                Verb::Create,
+                "default",
+                &name,
+                "/api/v1/namespaces/default/configmaps",
+                &body,
+            ),
+        });
+    }
+    let large = "y".repeat(64 * 1024);
+    requests.push(req(
+        50,
+        Verb::Create,
+        "default",
+        "o0",
+        "/api/v1/namespaces/default/configmaps",
+        &large,
+    ));
+    let tl = write_timeline(dir.path(), &spec(1, 8), &requests);
+    let start = std::time::SystemTime::now() - std::time::Duration::from_secs(3);
+    let start_ms = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--start-at",
+            &start_ms,
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "engine failed: {}", run.stderr);
+    let got = server.requests();
+    assert_eq!(got.len(), requests.len(), "every request arrives once");
+    // Each object's requests arrive in profile order, each with its body byte for byte. A
+    // CREATE names the collection, not its object: its (unique) body tells which it is.
+    let object_of = |r: &Received| -> String {
+        let path = r.target.split('?').next().unwrap_or_default();
+        match path.rsplit_once("/configmaps/") {
+            Some((_, name)) => name.to_string(),
+            None => requests
+                .iter()
+                .find(|p| p.body.as_bytes() == r.body.as_slice())
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| panic!("a body no request has: {r:?}")),
+        }
+    };
+    for k in 0..37 {
+        let name = format!("o{k}");
+        let arrived: Vec<&[u8]> = got
+            .iter()
+            .filter(|r| object_of(r) == name)
+            .map(|r| r.body.as_slice())
+            .collect();
+        let expected: Vec<&[u8]> = requests
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| p.body.as_bytes())
+            .collect();
+        assert!(arrived == expected, "object {name}: order or bodies differ");
+    }
+    for r in &got {
+        match r.header("content-length") {
+            Some(n) => assert_eq!(n.parse::<usize>().unwrap(), r.body.len()),
+            None => assert!(r.body.is_empty()),
+        }
+    }
+    let report = run.report.expect("report written");
+    assert_eq!(num(&report, "totalRun"), requests.len() as u64);
+    assert_eq!(num(&report, "totalFailed"), 0);
+    // Every send is counted once, as late, and no earlier than the run's start allows.
+    let lag = &report["kreplay"]["sendLag"];
+    assert_eq!(lag["count"].as_u64(), Some(requests.len() as u64), "{lag}");
+    assert_eq!(
+        lag["lateOver1ms"].as_u64(),
+        Some(requests.len() as u64),
+        "{lag}"
+    );
+    assert!(lag["p50"].as_f64().unwrap() >= 2.9, "{lag}");
+}
