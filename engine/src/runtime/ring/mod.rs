@@ -40,6 +40,8 @@ struct Job {
 /// One pool connection and its buffers.
 struct Slot {
     fd: Option<OwnedFd>,
+    /// Whether the ring's fixed file of this slot's index is `fd`.
+    fixed: bool,
     /// Bumped on each new connection, so a stale completion is recognised.
     generation: u32,
     /// The operation in flight, if any.
@@ -64,6 +66,7 @@ impl Slot {
     fn new(fd: Option<OwnedFd>) -> Slot {
         Slot {
             fd,
+            fixed: false,
             generation: 0,
             op: None,
             job: None,
@@ -155,12 +158,14 @@ impl RingPool {
         };
         for fd in fds {
             let i = pool.slots.len();
-            if fd.is_some() {
+            let mut slot = Slot::new(fd);
+            if let Some(fd) = &slot.fd {
+                slot.fixed = pool.ring.register_file(i, fd.as_raw_fd());
                 pool.idle.push(i);
             } else {
                 pool.unconnected.push(i);
             }
-            pool.slots.push(Slot::new(fd));
+            pool.slots.push(slot);
         }
         // Taken from the back: the first connections are used first.
         pool.idle.reverse();
@@ -336,8 +341,10 @@ impl RingPool {
         });
         match opened {
             Ok(fd) => {
+                let fixed = self.ring.register_file(i, fd.as_raw_fd());
                 let slot = &mut self.slots[i];
                 slot.fd = Some(fd);
+                slot.fixed = fixed;
                 slot.op = Some(Op::Connect);
             }
             Err(e) => self.fail(ctx, i, Failure::Connect(e)),
@@ -409,11 +416,12 @@ impl RingPool {
     fn recv(&mut self, ctx: &CoreCtx, i: usize) {
         let slot = &mut self.slots[i];
         let fd = slot.raw_fd();
+        let fixed = slot.fixed.then_some(i as u32);
         let tag = slot.tag(i, Op::Recv);
-        let queued = slot
-            .input
-            .spare()
-            .and_then(|spare| self.ring.recv(fd, spare.as_mut_ptr(), spare.len(), tag));
+        let queued = slot.input.spare().and_then(|spare| {
+            self.ring
+                .recv(fd, fixed, spare.as_mut_ptr(), spare.len(), tag)
+        });
         match queued {
             Ok(()) => slot.op = Some(Op::Recv),
             Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
@@ -536,6 +544,13 @@ impl RingPool {
 
     /// Closes slot `i`'s connection and frees the slot for a new one.
     fn close(&mut self, i: usize) {
+        if std::mem::take(&mut self.slots[i].fixed) && !self.ring.unregister_file(i) {
+            // The table still holds the socket: end the connection all the same.
+            if let Some(fd) = &self.slots[i].fd {
+                // SAFETY: a valid descriptor; shutdown does not close it.
+                unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            }
+        }
         let slot = &mut self.slots[i];
         debug_assert!(
             slot.op.is_none(),
