@@ -243,12 +243,7 @@ fn start_at_and_speed_shift_the_schedule() {
         ),
     ];
     let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
-    let start = std::time::SystemTime::now() + std::time::Duration::from_millis(1500);
-    let start_ms = start
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .to_string();
+    let start_ms = unix_ms(std::time::SystemTime::now() + std::time::Duration::from_millis(1500));
     let run = run_engine(
         &tl,
         dir.path(),
@@ -441,12 +436,7 @@ fn requests_already_late_arrive_intact_and_in_order() {
         &large,
     ));
     let tl = write_timeline(dir.path(), &spec(1, 8), &requests);
-    let start = std::time::SystemTime::now() - std::time::Duration::from_secs(3);
-    let start_ms = start
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .to_string();
+    let start_ms = unix_ms(std::time::SystemTime::now() - std::time::Duration::from_secs(3));
     let run = run_engine(
         &tl,
         dir.path(),
@@ -508,4 +498,12 @@ fn requests_already_late_arrive_intact_and_in_order() {
         "{lag}"
     );
     assert!(lag["p50"].as_f64().unwrap() >= 2.9, "{lag}");
+}
+
+/// `t` as unix milliseconds, the form `--start-at` takes.
+fn unix_ms(t: std::time::SystemTime) -> String {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string()
 }
