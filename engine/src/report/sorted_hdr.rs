@@ -92,11 +92,14 @@ pub fn write_v2(sorted: &[u64], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < sorted.len() {
         let index = index_of(sorted[i]);
-        let mut count = 0i64;
-        while i < sorted.len() && index_of(sorted[i]) == index {
-            count += 1;
+        // The samples counted at `index` are the next ones up to its highest value.
+        let top = highest_equivalent(sorted[i]);
+        let start = i;
+        i += 1;
+        while i < sorted.len() && sorted[i] <= top {
             i += 1;
         }
+        let count = (i - start) as i64;
         match index - next {
             0 => {}
             // A lone empty index is written as a count of 0, a longer run as −length.
