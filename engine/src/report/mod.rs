@@ -56,3 +56,6 @@ pub fn render_report(ctx: &ReportContext<'_>) -> Result<String, kreplay::Histogr
     w.end_object();
     Ok(w.finish())
 }
+
+#[cfg(test)]
+mod tests;
