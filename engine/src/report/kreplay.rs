@@ -50,37 +50,72 @@ thread_local! {
 /// HdrHistogram reader takes), then standard base64. A payload over `STORED_UP_TO` bytes
 /// is deflated (the bytes `V2DeflateSerializer` writes); a smaller one is stored.
 pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecError> {
-    let failed = |message: String| HistogramCodecError {
-        what: "encoding",
-        message,
-    };
-    ENCODER.with(|cell| {
-        let e = &mut *cell.borrow_mut();
-        e.plain.clear();
-        e.v2.serialize(h, &mut e.plain)
-            .map_err(|err| failed(format!("{err:?}")))?;
-        e.pack()
+    with_packed_histogram(h, |packed| {
+        base64::engine::general_purpose::STANDARD.encode(packed)
     })
 }
 
 /// `encode_histogram` of the histogram that samples (µs, ascending, not empty) would be
 /// recorded into, without building it (`sorted_hdr`).
 pub fn encode_sorted(sorted: &[u64]) -> Result<String, HistogramCodecError> {
+    with_packed_sorted(sorted, |packed| {
+        base64::engine::general_purpose::STANDARD.encode(packed)
+    })
+}
+
+/// Writes `encode_histogram(h)` as a string value, straight into the report.
+fn write_histogram(w: &mut GoJsonWriter, h: &Histogram<u64>) -> Result<(), HistogramCodecError> {
+    with_packed_histogram(h, |packed| {
+        w.base64_string(packed);
+    })
+}
+
+/// Writes `encode_sorted(sorted)` as a string value, straight into the report.
+fn write_sorted(w: &mut GoJsonWriter, sorted: &[u64]) -> Result<(), HistogramCodecError> {
+    with_packed_sorted(sorted, |packed| {
+        w.base64_string(packed);
+    })
+}
+
+/// Calls `f` with the compressed V2 bytes of `h`.
+fn with_packed_histogram<T>(
+    h: &Histogram<u64>,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, HistogramCodecError> {
+    ENCODER.with(|cell| {
+        let e = &mut *cell.borrow_mut();
+        e.plain.clear();
+        e.v2.serialize(h, &mut e.plain)
+            .map_err(|err| encoding_failed(format!("{err:?}")))?;
+        e.pack()?;
+        Ok(f(&e.packed))
+    })
+}
+
+/// Calls `f` with the compressed V2 bytes of the histogram of `sorted` (see `encode_sorted`).
+fn with_packed_sorted<T>(
+    sorted: &[u64],
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, HistogramCodecError> {
     ENCODER.with(|cell| {
         let e = &mut *cell.borrow_mut();
         e.plain.clear();
         sorted_hdr::write_v2(sorted, &mut e.plain);
-        e.pack()
+        e.pack()?;
+        Ok(f(&e.packed))
     })
 }
 
+fn encoding_failed(message: String) -> HistogramCodecError {
+    HistogramCodecError {
+        what: "encoding",
+        message,
+    }
+}
+
 impl HistogramEncoder {
-    /// Packs the V2 payload in `plain` as a compressed V2 histogram, in base64.
-    fn pack(&mut self) -> Result<String, HistogramCodecError> {
-        let failed = |message: String| HistogramCodecError {
-            what: "encoding",
-            message,
-        };
+    /// Packs the V2 payload in `plain` as a compressed V2 histogram into `packed`.
+    fn pack(&mut self) -> Result<(), HistogramCodecError> {
         let e = self;
         e.packed.clear();
         e.packed
@@ -88,7 +123,7 @@ impl HistogramEncoder {
         e.packed.extend_from_slice(&[0; 4]);
         if e.plain.len() <= STORED_UP_TO {
             zlib_stored(&e.plain, &mut e.packed);
-            return finish_packed(&mut e.packed).map_err(failed);
+            return finish_packed(&mut e.packed).map_err(encoding_failed);
         }
         // Deflate output is at most a little larger than its input.
         e.packed.reserve(e.plain.len() + e.plain.len() / 16 + 64);
@@ -98,13 +133,13 @@ impl HistogramEncoder {
             let status = e
                 .compress
                 .compress_vec(&e.plain[before..], &mut e.packed, FlushCompress::Finish)
-                .map_err(|err| failed(err.to_string()))?;
+                .map_err(|err| encoding_failed(err.to_string()))?;
             if status == Status::StreamEnd {
                 break;
             }
             e.packed.reserve(e.packed.capacity().max(64));
         }
-        finish_packed(&mut e.packed).map_err(failed)
+        finish_packed(&mut e.packed).map_err(encoding_failed)
     }
 }
 
@@ -132,12 +167,12 @@ fn zlib_stored(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&adler2::adler32_slice(payload).to_be_bytes());
 }
 
-/// Writes the compressed length into the V2 header and encodes the whole in base64.
-fn finish_packed(packed: &mut [u8]) -> Result<String, String> {
+/// Writes the compressed length into the V2 header.
+fn finish_packed(packed: &mut [u8]) -> Result<(), String> {
     let len = u32::try_from(packed.len() - 8)
         .map_err(|_| "compressed histogram over 4 GiB".to_string())?;
     packed[4..8].copy_from_slice(&len.to_be_bytes());
-    Ok(base64::engine::general_purpose::STANDARD.encode(&packed[..]))
+    Ok(())
 }
 
 /// Reads a histogram written by `encode_histogram`.
@@ -180,8 +215,10 @@ fn write_histograms(
     l: &LatencyHistograms,
 ) -> Result<(), HistogramCodecError> {
     w.begin_object();
-    w.key("scheduled").string(&encode_histogram(&l.scheduled)?);
-    w.key("service").string(&encode_histogram(&l.service)?);
+    w.key("scheduled");
+    write_histogram(w, &l.scheduled)?;
+    w.key("service");
+    write_histogram(w, &l.service)?;
     w.end_object();
     Ok(())
 }
@@ -318,9 +355,10 @@ pub fn write_kreplay_member(
                 Some(pairs) => {
                     sorted.load(pairs);
                     w.begin_object();
-                    w.key("scheduled")
-                        .string(&encode_sorted(&sorted.scheduled)?);
-                    w.key("service").string(&encode_sorted(&sorted.service)?);
+                    w.key("scheduled");
+                    write_sorted(w, &sorted.scheduled)?;
+                    w.key("service");
+                    write_sorted(w, &sorted.service)?;
                     w.end_object();
                 }
                 None => write_histograms(w, &s.latency.histograms())?,
@@ -341,7 +379,8 @@ pub fn write_kreplay_member(
         }
         w.end_object();
     }
-    w.key("sendLag").string(&encode_histogram(&m.lag)?);
+    w.key("sendLag");
+    write_histogram(w, &m.lag)?;
     w.end_object();
 
     w.end_object();
