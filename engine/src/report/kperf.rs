@@ -1,6 +1,7 @@
 //! The kperf part of the report (KPERF_COMPAT §12), byte-compatible with kperf's JSON.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use hdrhistogram::Histogram;
 
@@ -20,7 +21,7 @@ pub fn hdr_percentiles(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 /// `hdr_percentiles` of samples (µs, ascending) as if recorded into a histogram.
-pub fn sorted_percentiles(sorted: &[u64]) -> Vec<(f64, f64)> {
+pub fn sorted_percentiles(sorted: &[u32]) -> Vec<(f64, f64)> {
     if sorted.is_empty() {
         return Vec::new();
     }
@@ -70,6 +71,55 @@ pub fn by_key<'a>(ctx: &ReportContext<'a>) -> BTreeMap<String, &'a LabelStats> {
     out
 }
 
+/// One metric key of the report.
+#[derive(Debug)]
+pub struct KeyEntry<'a> {
+    /// `metric_key` of the label.
+    pub key: String,
+    /// The label's statistics.
+    pub stats: &'a LabelStats,
+    /// Where a small label's sorted samples are in `ReportKeys::samples`.
+    small: Option<Range<usize>>,
+}
+
+/// The report's metric keys in Go's map order (`by_key`), with each small label's samples
+/// sorted: built once, for both halves of the report.
+#[derive(Debug)]
+pub struct ReportKeys<'a> {
+    /// The keys, sorted bytewise.
+    pub entries: Vec<KeyEntry<'a>>,
+    samples: SortedSamples,
+}
+
+impl<'a> ReportKeys<'a> {
+    /// The keys of the run in `ctx`.
+    pub fn new(ctx: &ReportContext<'a>) -> Self {
+        let keys = by_key(ctx);
+        let pairs = keys
+            .values()
+            .filter_map(|s| s.latency.small_pairs())
+            .map(<[_]>::len)
+            .sum();
+        let mut samples = SortedSamples::with_capacity(pairs);
+        let entries = keys
+            .into_iter()
+            .map(|(key, stats)| KeyEntry {
+                key,
+                stats,
+                small: stats.latency.small_pairs().map(|p| samples.push(p)),
+            })
+            .collect();
+        ReportKeys { entries, samples }
+    }
+
+    /// A small label's (service, scheduled) samples, each ascending; `None` for a label
+    /// kept as histograms.
+    pub fn sorted(&self, e: &KeyEntry<'_>) -> Option<(&[u32], &[u32])> {
+        let at = e.small.clone()?;
+        Some((self.samples.service(at.clone()), self.samples.scheduled(at)))
+    }
+}
+
 /// Writes kperf's `[p, seconds]` pairs.
 pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
     w.begin_array();
@@ -80,25 +130,23 @@ pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
 }
 
 /// Percentiles of one key: from raw latencies when kept, else from the histogram.
-fn key_percentiles(stats: &LabelStats, raw: bool, scratch: &mut SortedSamples) -> Vec<(f64, f64)> {
+fn key_percentiles(keys: &ReportKeys<'_>, e: &KeyEntry<'_>, raw: bool) -> Vec<(f64, f64)> {
     if raw {
-        let mut v = stats.raw_seconds.clone();
+        let mut v = e.stats.raw_seconds.clone();
         v.sort_by(f64::total_cmp);
         kperf_percentiles(&v)
-    } else if let Some(pairs) = stats.latency.small_pairs() {
-        scratch.load(pairs);
-        sorted_percentiles(&scratch.service)
+    } else if let Some((service, _)) = keys.sorted(e) {
+        sorted_percentiles(service)
     } else {
-        hdr_percentiles(&stats.latency.histograms().service)
+        hdr_percentiles(&e.stats.latency.histograms().service)
     }
 }
 
 /// Writes kperf's members into the open top-level object of `w`.
-pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
+pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>, keys: &ReportKeys<'_>) {
     let o = ctx.outcome;
     let m = &o.metrics;
     let raw = ctx.raw_data;
-    let keys = by_key(ctx);
     w.key("total").uint(o.scheduled);
     w.key("duration").string(&format_go_duration(o.duration));
     if raw && !m.errors.is_empty() {
@@ -125,14 +173,17 @@ pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
         w.end_object();
     }
     w.key("totalReceivedBytes").uint(m.bytes_received);
-    let with_latencies: Vec<(&String, &&LabelStats)> =
-        keys.iter().filter(|(_, s)| !s.latency.is_empty()).collect();
+    let with_latencies: Vec<&KeyEntry<'_>> = keys
+        .entries
+        .iter()
+        .filter(|e| !e.stats.latency.is_empty())
+        .collect();
     if raw && !with_latencies.is_empty() {
         w.key("latenciesByURL").begin_object();
-        for (k, s) in &with_latencies {
-            let mut v = s.raw_seconds.clone();
+        for e in &with_latencies {
+            let mut v = e.stats.raw_seconds.clone();
             v.sort_by(f64::total_cmp);
-            w.key(k).begin_array();
+            w.key(&e.key).begin_array();
             for x in v {
                 w.float(x);
             }
@@ -142,8 +193,9 @@ pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
     }
     let pooled = if raw {
         let mut all: Vec<f64> = keys
-            .values()
-            .flat_map(|s| s.raw_seconds.iter().copied())
+            .entries
+            .iter()
+            .flat_map(|e| e.stats.raw_seconds.iter().copied())
             .collect();
         all.sort_by(f64::total_cmp);
         kperf_percentiles(&all)
@@ -156,10 +208,9 @@ pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>) {
     }
     if !with_latencies.is_empty() {
         w.key("percentileLatenciesByURL").begin_object();
-        let mut scratch = SortedSamples::default();
-        for (k, s) in &with_latencies {
-            w.key(k);
-            write_pairs(w, &key_percentiles(s, raw, &mut scratch));
+        for e in &with_latencies {
+            w.key(&e.key);
+            write_pairs(w, &key_percentiles(keys, e, raw));
         }
         w.end_object();
     }

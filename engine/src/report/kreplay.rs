@@ -11,8 +11,8 @@ use hdrhistogram::Histogram;
 use preprocess::profile::Verb;
 
 use super::gofmt::{format_rfc3339_nano, GoJsonWriter};
-use super::kperf::{by_key, hdr_percentiles, write_pairs};
-use super::sorted_hdr::{self, SortedSamples};
+use super::kperf::{hdr_percentiles, write_pairs, ReportKeys};
+use super::sorted_hdr;
 use super::ReportContext;
 use crate::metrics::LatencyHistograms;
 
@@ -57,7 +57,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramCodecErro
 
 /// `encode_histogram` of the histogram that samples (µs, ascending, not empty) would be
 /// recorded into, without building it (`sorted_hdr`).
-pub fn encode_sorted(sorted: &[u64]) -> Result<String, HistogramCodecError> {
+pub fn encode_sorted(sorted: &[u32]) -> Result<String, HistogramCodecError> {
     with_packed_sorted(sorted, |packed| {
         base64::engine::general_purpose::STANDARD.encode(packed)
     })
@@ -71,7 +71,7 @@ fn write_histogram(w: &mut GoJsonWriter, h: &Histogram<u64>) -> Result<(), Histo
 }
 
 /// Writes `encode_sorted(sorted)` as a string value, straight into the report.
-fn write_sorted(w: &mut GoJsonWriter, sorted: &[u64]) -> Result<(), HistogramCodecError> {
+fn write_sorted(w: &mut GoJsonWriter, sorted: &[u32]) -> Result<(), HistogramCodecError> {
     with_packed_sorted(sorted, |packed| {
         w.base64_string(packed);
     })
@@ -94,7 +94,7 @@ fn with_packed_histogram<T>(
 
 /// Calls `f` with the compressed V2 bytes of the histogram of `sorted` (see `encode_sorted`).
 fn with_packed_sorted<T>(
-    sorted: &[u64],
+    sorted: &[u32],
     f: impl FnOnce(&[u8]) -> T,
 ) -> Result<T, HistogramCodecError> {
     ENCODER.with(|cell| {
@@ -227,6 +227,7 @@ fn write_histograms(
 pub fn write_kreplay_member(
     w: &mut GoJsonWriter,
     ctx: &ReportContext<'_>,
+    keys: &ReportKeys<'_>,
 ) -> Result<(), HistogramCodecError> {
     let o = ctx.outcome;
     let m = &o.metrics;
@@ -303,14 +304,16 @@ pub fn write_kreplay_member(
     w.key("unsentOnStop").uint(o.unsent_on_stop);
     w.end_object();
 
-    let watches: Vec<_> = by_key(ctx)
-        .into_iter()
-        .filter(|(_, s)| s.watch_events > 0 || s.watch_bytes > 0)
+    let watches: Vec<_> = keys
+        .entries
+        .iter()
+        .filter(|e| e.stats.watch_events > 0 || e.stats.watch_bytes > 0)
         .collect();
     if !watches.is_empty() {
         w.key("watches").begin_object();
-        for (k, s) in watches {
-            w.key(&k).begin_object();
+        for e in watches {
+            let s = e.stats;
+            w.key(&e.key).begin_object();
             w.key("bytes").uint(s.watch_bytes);
             w.key("events").uint(s.watch_events);
             w.end_object();
@@ -345,23 +348,20 @@ pub fn write_kreplay_member(
     w.key("histograms").begin_object();
     w.key("all");
     write_histograms(w, &m.all)?;
-    let keys = by_key(ctx);
-    if keys.values().any(|s| !s.latency.is_empty()) {
+    if keys.entries.iter().any(|e| !e.stats.latency.is_empty()) {
         w.key("byURL").begin_object();
-        let mut sorted = SortedSamples::default();
-        for (k, s) in keys.iter().filter(|(_, s)| !s.latency.is_empty()) {
-            w.key(k);
-            match s.latency.small_pairs() {
-                Some(pairs) => {
-                    sorted.load(pairs);
+        for e in keys.entries.iter().filter(|e| !e.stats.latency.is_empty()) {
+            w.key(&e.key);
+            match keys.sorted(e) {
+                Some((service, scheduled)) => {
                     w.begin_object();
                     w.key("scheduled");
-                    write_sorted(w, &sorted.scheduled)?;
+                    write_sorted(w, scheduled)?;
                     w.key("service");
-                    write_sorted(w, &sorted.service)?;
+                    write_sorted(w, service)?;
                     w.end_object();
                 }
-                None => write_histograms(w, &s.latency.histograms())?,
+                None => write_histograms(w, &e.stats.latency.histograms())?,
             }
         }
         w.end_object();

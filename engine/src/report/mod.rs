@@ -50,9 +50,10 @@ pub struct ReportContext<'a> {
 /// Renders the whole JSON report (kperf's members, then `"kreplay"`).
 pub fn render_report(ctx: &ReportContext<'_>) -> Result<String, kreplay::HistogramCodecError> {
     let mut w = gofmt::GoJsonWriter::with_capacity(64 * 1024);
+    let keys = kperf::ReportKeys::new(ctx);
     w.begin_object();
-    kperf::write_kperf_members(&mut w, ctx);
-    kreplay::write_kreplay_member(&mut w, ctx)?;
+    kperf::write_kperf_members(&mut w, ctx, &keys);
+    kreplay::write_kreplay_member(&mut w, ctx, &keys)?;
     w.end_object();
     Ok(w.finish())
 }

@@ -10,6 +10,8 @@
 //! digits (`SIGFIG`): 2,048 sub-buckets, the first bucket exact, each later one twice as
 //! wide. The tests check every function against the `hdrhistogram` crate.
 
+use std::ops::Range;
+
 use crate::metrics::SIGFIG;
 
 /// log2 of half the sub-bucket count (2,048 sub-buckets for 3 significant digits).
@@ -47,27 +49,29 @@ pub fn highest_equivalent(v: u64) -> u64 {
 }
 
 /// `Histogram::min()` of the samples (`sorted`, ascending, not empty).
-pub fn min(sorted: &[u64]) -> u64 {
+pub fn min(sorted: &[u32]) -> u64 {
     match sorted.first() {
-        Some(&v) => lowest_equivalent(v),
+        Some(&v) => lowest_equivalent(u64::from(v)),
         None => 0,
     }
 }
 
 /// `Histogram::max()` of the samples (`sorted`, ascending, not empty).
-pub fn max(sorted: &[u64]) -> u64 {
-    sorted.last().map_or(0, |&v| highest_equivalent(v))
+pub fn max(sorted: &[u32]) -> u64 {
+    sorted
+        .last()
+        .map_or(0, |&v| highest_equivalent(u64::from(v)))
 }
 
 /// `Histogram::value_at_quantile(quantile)` of the samples (`sorted`, ascending).
-pub fn value_at_quantile(sorted: &[u64], quantile: f64) -> u64 {
+pub fn value_at_quantile(sorted: &[u32], quantile: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
     let quantile = quantile.min(1.0);
     // The same float steps as the crate, so that ties fall the same way.
     let count = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    let v = sorted[count - 1];
+    let v = u64::from(sorted[count - 1]);
     if quantile == 0.0 {
         lowest_equivalent(v)
     } else {
@@ -77,9 +81,9 @@ pub fn value_at_quantile(sorted: &[u64], quantile: f64) -> u64 {
 
 /// Appends the samples (`sorted`, ascending, not empty) as an uncompressed HdrHistogram V2
 /// payload (header and zig-zag LEB128 counts, runs of zeros as negative numbers).
-pub fn write_v2(sorted: &[u64], out: &mut Vec<u8>) {
+pub fn write_v2(sorted: &[u32], out: &mut Vec<u8>) {
     let start = out.len();
-    let highest = sorted.last().copied().unwrap_or(0).max(2);
+    let highest = u64::from(sorted.last().copied().unwrap_or(0).max(2));
     out.extend_from_slice(&V2_COOKIE.to_be_bytes());
     out.extend_from_slice(&[0; 4]); // payload length, below
     out.extend_from_slice(&0u32.to_be_bytes()); // normalizing index offset
@@ -91,12 +95,13 @@ pub fn write_v2(sorted: &[u64], out: &mut Vec<u8>) {
     let mut next = 0usize; // the first index not yet written
     let mut i = 0;
     while i < sorted.len() {
-        let index = index_of(sorted[i]);
+        let v = u64::from(sorted[i]);
+        let index = index_of(v);
         // The samples counted at `index` are the next ones up to its highest value.
-        let top = highest_equivalent(sorted[i]);
+        let top = highest_equivalent(v);
         let start = i;
         i += 1;
-        while i < sorted.len() && sorted[i] <= top {
+        while i < sorted.len() && u64::from(sorted[i]) <= top {
             i += 1;
         }
         let count = (i - start) as i64;
@@ -113,24 +118,43 @@ pub fn write_v2(sorted: &[u64], out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
 }
 
-/// A small label's samples, each kind sorted; reused from label to label.
+/// Small labels' samples, each label's and each kind's sorted, one buffer per kind: sorted
+/// once for both halves of the report (kperf's percentiles, kreplay's histograms).
 #[derive(Debug, Default)]
 pub struct SortedSamples {
-    /// Service latencies, µs, ascending.
-    pub service: Vec<u64>,
-    /// Scheduled latencies, µs, ascending.
-    pub scheduled: Vec<u64>,
+    /// Service latencies, µs.
+    service: Vec<u32>,
+    /// Scheduled latencies, µs.
+    scheduled: Vec<u32>,
 }
 
 impl SortedSamples {
-    /// Loads a small label's (service, scheduled) pairs.
-    pub fn load(&mut self, pairs: &[[u32; 2]]) {
-        self.service.clear();
-        self.scheduled.clear();
-        self.service.extend(pairs.iter().map(|p| u64::from(p[0])));
-        self.scheduled.extend(pairs.iter().map(|p| u64::from(p[1])));
-        self.service.sort_unstable();
-        self.scheduled.sort_unstable();
+    /// Room for `pairs` samples in all.
+    pub fn with_capacity(pairs: usize) -> Self {
+        SortedSamples {
+            service: Vec::with_capacity(pairs),
+            scheduled: Vec::with_capacity(pairs),
+        }
+    }
+
+    /// Adds a small label's (service, scheduled) pairs; returns where its samples are.
+    pub fn push(&mut self, pairs: &[[u32; 2]]) -> Range<usize> {
+        let start = self.service.len();
+        self.service.extend(pairs.iter().map(|p| p[0]));
+        self.scheduled.extend(pairs.iter().map(|p| p[1]));
+        self.service[start..].sort_unstable();
+        self.scheduled[start..].sort_unstable();
+        start..self.service.len()
+    }
+
+    /// The service latencies at `at` (from `push`), ascending.
+    pub fn service(&self, at: Range<usize>) -> &[u32] {
+        &self.service[at]
+    }
+
+    /// The scheduled latencies at `at` (from `push`), ascending.
+    pub fn scheduled(&self, at: Range<usize>) -> &[u32] {
+        &self.scheduled[at]
     }
 }
 
@@ -160,29 +184,29 @@ mod tests {
 
     /// Sample sets: latencies as replays see them, with equal values, zeros, bucket edges
     /// and the largest µs a label keeps.
-    fn sample_sets() -> Vec<Vec<u64>> {
+    fn sample_sets() -> Vec<Vec<u32>> {
         let mut sets = vec![
             vec![0],
             vec![1],
             vec![0, 0, 5],
             vec![2047, 2048, 2049, 4095, 4096, 4097],
-            vec![u64::from(u32::MAX)],
+            vec![u32::MAX],
             vec![3, 3, 3, 3],
         ];
         // A small deterministic generator: no test depends on a random seed.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for n in [2usize, 7, 190, 1000, 4096] {
-            let mut v: Vec<u64> = (0..n)
+            let mut v: Vec<u32> = (0..n)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
                     // Mostly sub-ms to tens of ms, some seconds.
-                    match x % 10 {
+                    (match x % 10 {
                         0 => x % 5_000_000,
                         1..=3 => x % 50_000,
                         _ => 200 + x % 2_000,
-                    }
+                    }) as u32
                 })
                 .collect();
             v.sort_unstable();
@@ -191,10 +215,10 @@ mod tests {
         sets
     }
 
-    fn histogram_of(samples: &[u64]) -> Histogram<u64> {
+    fn histogram_of(samples: &[u32]) -> Histogram<u64> {
         let mut h = new_histogram();
         for &v in samples {
-            record_value(&mut h, v);
+            record_value(&mut h, u64::from(v));
         }
         h
     }
