@@ -2,6 +2,8 @@
 //!
 //! Generic over the stream so a plain glommio `TcpStream` and a TLS stream share one client.
 
+mod framing;
+mod head_scan;
 pub mod parser;
 pub mod request;
 pub mod response;

@@ -7,12 +7,15 @@
 
 use std::io;
 
+use super::framing::FramingHeaders;
+use super::head_scan::scan_head;
+
 /// Initial receive buffer; it grows only for larger response heads.
 pub const READ_BUF: usize = 16 * 1024;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Most headers parsed per response.
-const MAX_HEADERS: usize = 64;
+pub(super) const MAX_HEADERS: usize = 64;
 /// Longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
@@ -188,18 +191,9 @@ impl ResponseParser {
         input: &mut RecvBuffer,
     ) -> Result<Option<ResponseHead>, ResponseError> {
         loop {
-            let parsed = {
-                let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
-                let mut response = httparse::Response::new(&mut []);
-                match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-                    &mut response,
-                    input.unparsed(),
-                    &mut headers,
-                ) {
-                    Ok(httparse::Status::Complete(len)) => Some((len, head_of(&response)?)),
-                    Ok(httparse::Status::Partial) => None,
-                    Err(_) => return Err(ResponseError::Malformed("invalid response head")),
-                }
+            let parsed = match scan_head(input.unparsed()) {
+                Some(found) => Some(found),
+                None => parse_head_strictly(input.unparsed())?,
             };
             match parsed {
                 Some((len, head)) => {
@@ -295,6 +289,33 @@ impl ResponseParser {
     }
 }
 
+/// The head at the start of `bytes` by httparse, which decides every case the one-pass
+/// scan leaves: its length and what it says, or `None` while it is incomplete.
+pub(super) fn parse_head_strictly(
+    bytes: &[u8],
+) -> Result<Option<(usize, ResponseHead)>, ResponseError> {
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        bytes,
+        &mut headers,
+    ) {
+        Ok(httparse::Status::Complete(len)) => {
+            let status = response
+                .code
+                .ok_or(ResponseError::Malformed("no status code"))?;
+            let mut framing = FramingHeaders::new(response.version == Some(0));
+            for h in response.headers.iter() {
+                framing.header(h.name.as_bytes(), h.value)?;
+            }
+            Ok(Some((len, framing.finish(status))))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(_) => Err(ResponseError::Malformed("invalid response head")),
+    }
+}
+
 /// Parses `1a3f[;ext]\r` into a size.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, ResponseError> {
     let mut size: u64 = 0;
@@ -317,87 +338,6 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, ResponseError> {
         return Err(ResponseError::Malformed("empty chunk size"));
     }
     Ok(size)
-}
-
-fn head_of(response: &httparse::Response<'_, '_>) -> Result<ResponseHead, ResponseError> {
-    let status = response
-        .code
-        .ok_or(ResponseError::Malformed("no status code"))?;
-    let http10 = response.version == Some(0);
-    let mut keep_alive = !http10;
-    let mut chunked = false;
-    let mut length = None;
-    for h in response.headers.iter() {
-        if name_is(h.name, b"content-length") {
-            let n = parse_content_length(h.value)?;
-            if length.is_some_and(|prev| prev != n) {
-                return Err(ResponseError::Malformed(
-                    "conflicting Content-Length headers",
-                ));
-            }
-            length = Some(n);
-        } else if name_is(h.name, b"connection") {
-            if h.value.eq_ignore_ascii_case(b"keep-alive") {
-                keep_alive = true;
-            } else if has_token(h.value, b"close") {
-                keep_alive = false;
-            } else if has_token(h.value, b"keep-alive") {
-                keep_alive = true;
-            }
-        } else if name_is(h.name, b"transfer-encoding") {
-            chunked = has_token(h.value, b"chunked");
-        }
-    }
-    let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
-        BodyFraming::Length(0)
-    } else if chunked {
-        BodyFraming::Chunked
-    } else if let Some(n) = length {
-        BodyFraming::Length(n)
-    } else {
-        keep_alive = false;
-        BodyFraming::UntilClose
-    };
-    Ok(ResponseHead {
-        status,
-        framing,
-        keep_alive,
-    })
-}
-
-/// Whether the header name `name` is `lower` (lowercase letters and `-`) in any case.
-///
-/// httparse accepts only token characters in names. For those, `c | 0x20` equals a
-/// lowercase letter exactly when `c` is that letter in either case, and equals `-` only
-/// for `-` (the other byte, CR, is no token character): one OR and compare per byte
-/// instead of folding both sides' case, on every header of every response.
-fn name_is<const N: usize>(name: &str, lower: &[u8; N]) -> bool {
-    let Ok(name) = <&[u8; N]>::try_from(name.as_bytes()) else {
-        return false;
-    };
-    let mut diff = 0;
-    for i in 0..N {
-        diff |= (name[i] | 0x20) ^ lower[i];
-    }
-    diff == 0
-}
-
-/// A Content-Length value: decimal digits, optionally surrounded by blanks.
-fn parse_content_length(value: &[u8]) -> Result<u64, ResponseError> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(ResponseError::Malformed("invalid Content-Length"));
-    }
-    Ok(digits
-        .iter()
-        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
-}
-
-/// Whether a comma-separated header value contains `token` (ASCII case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -506,15 +446,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn framing_headers_match_in_any_case_and_only_by_name() {
-        assert!(name_is("Content-Length", b"content-length"));
-        assert!(name_is("CONTENT-LENGTH", b"content-length"));
-        assert!(name_is("cOnNeCtIoN", b"connection"));
-        // Same length, one byte off (`_` | 0x20 is DEL, not `-`).
-        assert!(!name_is("content_length", b"content-length"));
-        assert!(!name_is("content-lengtx", b"content-length"));
-        assert!(!name_is("connectio", b"connection"));
-        assert!(!name_is("connections", b"connection"));
+    fn framing_comes_from_headers_in_any_case() {
         let data = b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 2\r\nConnection: Close\r\n\r\nab\
             HTTP/1.1 200 OK\r\ntransfer-ENCODING: Chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n\
             HTTP/1.1 200 OK\r\nContent_Length: 2\r\nconnection: upgrade, KEEP-ALIVE\r\n\r\nab";
