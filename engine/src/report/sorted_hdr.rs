@@ -24,16 +24,16 @@ const V2_COOKIE: u32 = 0x1c84_9313;
 
 const _: () = assert!(SIGFIG == 3, "the layout above is for 3 significant digits");
 
-fn bucket_of(v: u64) -> u32 {
+const fn bucket_of(v: u64) -> u32 {
     LEADING_ZERO_BASE - (v | SUB_BUCKET_MASK).leading_zeros()
 }
 
 /// Index of `v`'s count in the histogram's counts array.
-fn index_of(v: u64) -> usize {
+const fn index_of(v: u64) -> usize {
     let bucket = bucket_of(v);
     let sub = v >> bucket;
     // (bucket + 1) · half + sub − half, with sub ≥ half beyond the first bucket.
-    (((u64::from(bucket) + 1) << HALF_MAGNITUDE) + sub - (1 << HALF_MAGNITUDE)) as usize
+    (((bucket as u64 + 1) << HALF_MAGNITUDE) + sub - (1 << HALF_MAGNITUDE)) as usize
 }
 
 /// The smallest value counted with `v`.
@@ -92,6 +92,12 @@ pub fn write_v2(sorted: &[u32], out: &mut Vec<u8>) {
     out.extend_from_slice(&highest.to_be_bytes());
     out.extend_from_slice(&1.0f64.to_be_bytes()); // integer to double ratio
     let counts_start = out.len();
+    // Each occupied index writes at most a run of zeros and a count: size the buffer once
+    // and write by position (a capacity check and a call per byte cost more than the rest).
+    let most = sorted.len() * (ZERO_RUN_MAX_BYTES + varint_len(zig_zag(sorted.len() as i64)));
+    out.resize(counts_start + most, 0);
+    let buf = &mut out[counts_start..];
+    let mut at = 0;
     let mut next = 0usize; // the first index not yet written
     let mut i = 0;
     while i < sorted.len() {
@@ -108,15 +114,21 @@ pub fn write_v2(sorted: &[u32], out: &mut Vec<u8>) {
         match index - next {
             0 => {}
             // A lone empty index is written as a count of 0, a longer run as −length.
-            1 => write_varint(zig_zag(0), out),
-            zeros => write_varint(zig_zag(-(zeros as i64)), out),
+            1 => at = put_varint(buf, at, zig_zag(0)),
+            zeros => at = put_varint(buf, at, zig_zag(-(zeros as i64))),
         }
-        write_varint(zig_zag(count), out);
+        at = put_varint(buf, at, zig_zag(count));
         next = index + 1;
     }
-    let len = (out.len() - counts_start) as u32;
+    out.truncate(counts_start + at);
+    let len = at as u32;
     out[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
 }
+
+/// The longest run of zeros a varint holds: u32 samples reach index 23,551 (zig-zag
+/// 47,101), 3 bytes.
+const ZERO_RUN_MAX_BYTES: usize = 3;
+const _: () = assert!(index_of(u32::MAX as u64) < 1 << 20);
 
 /// Small labels' samples, each label's and each kind's sorted, one buffer per kind: sorted
 /// once for both halves of the report (kperf's percentiles, kreplay's histograms).
@@ -162,17 +174,26 @@ fn zig_zag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
 
-/// HdrHistogram's LEB128 variant: at most 9 bytes, the ninth taking 8 whole bits.
-fn write_varint(mut v: u64, out: &mut Vec<u8>) {
+/// Bytes of `v` as a varint (`put_varint`).
+fn varint_len(v: u64) -> usize {
+    ((64 - v.leading_zeros() as usize).div_ceil(7)).clamp(1, 9)
+}
+
+/// Writes `v` at `buf[at..]` in HdrHistogram's LEB128 variant (at most 9 bytes, the ninth
+/// taking 8 whole bits); returns the position after it.
+#[inline(always)]
+fn put_varint(buf: &mut [u8], mut at: usize, mut v: u64) -> usize {
     for _ in 0..8 {
         if v < 0x80 {
-            out.push(v as u8);
-            return;
+            buf[at] = v as u8;
+            return at + 1;
         }
-        out.push(0x80 | (v & 0x7f) as u8);
+        buf[at] = 0x80 | (v & 0x7f) as u8;
         v >>= 7;
+        at += 1;
     }
-    out.push(v as u8);
+    buf[at] = v as u8;
+    at + 1
 }
 
 #[cfg(test)]
