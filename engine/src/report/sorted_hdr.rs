@@ -101,13 +101,21 @@ pub fn write_v2(sorted: &[u32], out: &mut Vec<u8>) {
     let mut next = 0usize; // the first index not yet written
     let mut i = 0;
     while i < sorted.len() {
-        let v = u64::from(sorted[i]);
-        let index = index_of(v);
-        // The samples counted at `index` are the next ones up to its highest value.
-        let top = highest_equivalent(v);
+        let v = sorted[i];
         let start = i;
         i += 1;
-        while i < sorted.len() && u64::from(sorted[i]) <= top {
+        let index = if v <= SUB_BUCKET_MASK as u32 {
+            // The first bucket counts each value alone (most small labels' latencies).
+            v as usize
+        } else {
+            // The samples counted at `index` are the next ones up to its highest value.
+            let top = highest_equivalent(u64::from(v));
+            while i < sorted.len() && u64::from(sorted[i]) <= top {
+                i += 1;
+            }
+            index_of(u64::from(v))
+        };
+        while i < sorted.len() && sorted[i] == v {
             i += 1;
         }
         let count = (i - start) as i64;
