@@ -398,9 +398,19 @@ impl GoJsonWriter {
     }
 
     fn newline_indent(&mut self, depth: usize) {
-        self.out.push('\n');
-        for _ in 0..depth {
-            self.out.push_str("  ");
+        // One copy of a prefix rather than a push per level: every line of a report has one.
+        const INDENT: &str = concat!(
+            "\n                                                               ",
+            "                                                                "
+        );
+        match INDENT.get(..1 + 2 * depth) {
+            Some(prefix) => self.out.push_str(prefix),
+            None => {
+                self.out.push('\n');
+                for _ in 0..depth {
+                    self.out.push_str("  ");
+                }
+            }
         }
     }
 

@@ -51,7 +51,14 @@ fn percentile_pairs(min: u64, max: u64, at: impl Fn(f64) -> u64) -> Vec<(f64, f6
 /// without a base URL (`--metric-base none`).
 pub fn metric_key(label: &str, base_url: Option<&str>) -> String {
     match (base_url, label.split_once(' ')) {
-        (Some(base), Some((method, path))) => format!("{method} {base}{path}"),
+        (Some(base), Some((method, path))) => {
+            let mut key = String::with_capacity(label.len() + base.len());
+            key.push_str(method);
+            key.push(' ');
+            key.push_str(base);
+            key.push_str(path);
+            key
+        }
         _ => label.to_string(),
     }
 }

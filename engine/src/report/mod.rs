@@ -49,13 +49,34 @@ pub struct ReportContext<'a> {
 
 /// Renders the whole JSON report (kperf's members, then `"kreplay"`).
 pub fn render_report(ctx: &ReportContext<'_>) -> Result<String, kreplay::HistogramCodecError> {
-    let mut w = gofmt::GoJsonWriter::with_capacity(64 * 1024);
     let keys = kperf::ReportKeys::new(ctx);
+    let mut w = gofmt::GoJsonWriter::with_capacity(estimated_len(ctx, &keys));
     w.begin_object();
     kperf::write_kperf_members(&mut w, ctx, &keys);
     kreplay::write_kreplay_member(&mut w, ctx, &keys)?;
     w.end_object();
     Ok(w.finish())
+}
+
+/// A generous guess of the report's length, so that its text is never copied to grow:
+/// keys, percentiles and a label's two histograms (about two bytes a sample in V2, a
+/// third more in base64), raw latencies and errors with `--raw-data`.
+fn estimated_len(ctx: &ReportContext<'_>, keys: &kperf::ReportKeys<'_>) -> usize {
+    let raw = ctx.raw_data;
+    let per_label: usize = keys
+        .entries
+        .iter()
+        .map(|e| {
+            let samples = e.stats.latency.len() as usize;
+            let histograms = match e.stats.latency.small_pairs() {
+                Some(_) => 2 * (100 + 3 * samples) * 4 / 3,
+                None => 32 * 1024,
+            };
+            let raw_text = if raw { 32 * samples } else { 0 };
+            3 * e.key.len() + 400 + histograms + raw_text
+        })
+        .sum();
+    64 * 1024 + per_label + ctx.outcome.metrics.errors.len() * 400
 }
 
 #[cfg(test)]
