@@ -52,26 +52,53 @@ hey_count() { awk '/\[2[0-9][0-9]\]/ {s += $2} END {print s + 0}' "$1"; }
 oha_count() { get "$1" /statusCodeDistribution | grep -o ':[0-9]*' | tr -d : | awk '{s += $1} END {print s + 0}'; }
 h2load_count() { awk '/^requests:/ {print $8}' "$1"; }
 
-# paired_with_wrk: `repeat` rounds of kreplay then wrk back to back; each round's ratio of
+# paired_with_wrk: `repeat` rounds of kreplay and wrk back to back; each round's ratio of
 # their requests per client CPU-second. On a noisy machine this is steadier than the ratio of
 # two medians taken minutes apart (the tools above run their repeats one tool after another).
+# The order alternates round by round: a run measured right after the other tool's was seen
+# to cost up to a few % more, and a fixed order would hand that to one tool every time.
 paired_with_wrk() {
-  local ratios=() run failed k n
-  for _ in $(seq "$repeat"); do
-    engine_run 300 "$work/unpaced.bin" --server "http://127.0.0.1:$port" --conns 64 --max-conns 64
-    run=$(get "$work/report.json" /totalRun) failed=$(get "$work/report.json" /totalFailed)
-    [ "$failed" = 0 ] || { echo "kreplay h1 (paired): $failed failures" >&2; cat "$work/engine.err" >&2; exit 1; }
-    k=$(calc "$run / $(cpu_of "$work/time")")
-    if ! timed "$work/time" timeout 120 wrk -t1 -c64 -d10s "$url" >"$work/peer.out" 2>"$work/peer.err"; then
-      note h1 "wrk failed in the paired rounds: $(head -c 300 "$work/peer.err")"
-      return 0
+  local ratios=() round k n
+  for round in $(seq "$repeat"); do
+    if [ $((round % 2)) = 1 ]; then
+      k=$(paired_kreplay) || return 1
+      n=$(paired_wrk) || return 0
+    else
+      n=$(paired_wrk) || return 0
+      k=$(paired_kreplay) || return 1
     fi
-    n=$(wrk_count "$work/peer.out")
-    ratios+=("$(calc "$k / ($n / $(cpu_of "$work/time"))")")
+    ratios+=("$(calc "$k / $n")")
   done
   rec h1 "kreplay / wrk, requests per client CPU-second, same round" "ratio" higher kreplay \
-    "engine run unpaced.bin --server URL --conns 64 --max-conns 64 --cores 1, then wrk -t1 -c64 -d10s URL, each round" \
+    "engine run unpaced.bin --server URL --conns 64 --max-conns 64 --cores 1 and wrk -t1 -c64 -d10s URL each round, alternating which goes first" \
     -- "${ratios[@]}"
+}
+
+# One paired round's kreplay run: prints its requests per client CPU-second.
+paired_kreplay() {
+  local run failed
+  rm -f "$work/report.json"
+  if ! engine_run 300 "$work/unpaced.bin" --server "http://127.0.0.1:$port" --conns 64 --max-conns 64; then
+    echo "kreplay h1 (paired) failed" >&2
+    cat "$work/engine.err" >&2
+    return 1
+  fi
+  run=$(get "$work/report.json" /totalRun) failed=$(get "$work/report.json" /totalFailed)
+  if [ "$failed" != 0 ]; then
+    echo "kreplay h1 (paired): $failed failures" >&2
+    cat "$work/engine.err" >&2
+    return 1
+  fi
+  calc "$run / $(cpu_of "$work/time")"
+}
+
+# One paired round's wrk run: prints its requests per client CPU-second.
+paired_wrk() {
+  if ! timed "$work/time" timeout 120 wrk -t1 -c64 -d10s "$url" >"$work/peer.out" 2>"$work/peer.err"; then
+    note h1 "wrk failed in the paired rounds: $(head -c 300 "$work/peer.err")"
+    return 1
+  fi
+  calc "$(wrk_count "$work/peer.out") / $(cpu_of "$work/time")"
 }
 
 section_h1() {
