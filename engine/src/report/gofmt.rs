@@ -157,37 +157,25 @@ fn write_micros_decimal(out: &mut String, x: f64) -> bool {
         return false;
     }
     let n = n as u64; // < 10¹⁵ + 1, exact
-    let mut buf = [0u8; 24];
-    let mut w = buf.len();
-    let mut frac = n % 1_000_000;
-    if frac != 0 {
-        let mut digits = 6;
-        while frac.is_multiple_of(10) {
-            frac /= 10;
-            digits -= 1;
-        }
-        for _ in 0..digits {
-            w -= 1;
-            buf[w] = b'0' + (frac % 10) as u8;
-            frac /= 10;
-        }
-        w -= 1;
-        buf[w] = b'.';
-    }
-    let mut int = n / 1_000_000;
-    loop {
-        w -= 1;
-        buf[w] = b'0' + (int % 10) as u8;
-        int /= 10;
-        if int == 0 {
-            break;
-        }
-    }
     if x < 0.0 {
         out.push('-');
     }
-    // Only ASCII digits and '.' were written.
-    out.push_str(std::str::from_utf8(&buf[w..]).unwrap_or_default());
+    let mut digits = itoa::Buffer::new();
+    out.push_str(digits.format(n / 1_000_000));
+    let mut frac = n % 1_000_000;
+    if frac != 0 {
+        let mut places = 6;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            places -= 1;
+        }
+        let frac = digits.format(frac);
+        out.push('.');
+        for _ in frac.len()..places {
+            out.push('0');
+        }
+        out.push_str(frac);
+    }
     true
 }
 
@@ -521,14 +509,14 @@ impl GoJsonWriter {
     /// Writes a signed integer value.
     pub fn int(&mut self, v: i64) -> &mut Self {
         self.begin_item();
-        let _ = write!(self.out, "{v}");
+        self.out.push_str(itoa::Buffer::new().format(v));
         self
     }
 
     /// Writes an unsigned integer value.
     pub fn uint(&mut self, v: u64) -> &mut Self {
         self.begin_item();
-        let _ = write!(self.out, "{v}");
+        self.out.push_str(itoa::Buffer::new().format(v));
         self
     }
 
