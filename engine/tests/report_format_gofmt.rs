@@ -5,8 +5,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use engine::report::gofmt::{
     format_go_duration, format_go_float, format_rfc3339_nano, write_json_bytes_as_string,
-    write_json_string, GoJsonWriter,
+    write_json_string,
 };
+use engine::report::json_writer::GoJsonWriter;
 
 fn float(x: f64) -> String {
     let mut s = String::new();

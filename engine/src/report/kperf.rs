@@ -5,7 +5,8 @@ use std::ops::Range;
 
 use hdrhistogram::Histogram;
 
-use super::gofmt::{format_go_duration, format_rfc3339_nano, GoJsonWriter};
+use super::gofmt::{format_go_duration, format_rfc3339_nano};
+use super::json_writer::GoJsonWriter;
 use super::percentile::{kperf_percentiles, KPERF_PERCENTILES};
 use super::sorted_hdr::{self, SortedSamples};
 use super::ReportContext;

@@ -10,7 +10,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use preprocess::profile::Verb;
 
-use super::gofmt::{format_rfc3339_nano, GoJsonWriter};
+use super::gofmt::format_rfc3339_nano;
+use super::json_writer::GoJsonWriter;
 use super::kperf::{hdr_percentiles, write_pairs, ReportKeys};
 use super::sorted_hdr;
 use super::ReportContext;

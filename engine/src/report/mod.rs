@@ -2,6 +2,7 @@
 
 pub mod error_class;
 pub mod gofmt;
+pub mod json_writer;
 pub mod percentile;
 pub mod sorted_hdr;
 
@@ -50,7 +51,7 @@ pub struct ReportContext<'a> {
 /// Renders the whole JSON report (kperf's members, then `"kreplay"`).
 pub fn render_report(ctx: &ReportContext<'_>) -> Result<String, kreplay::HistogramCodecError> {
     let keys = kperf::ReportKeys::new(ctx);
-    let mut w = gofmt::GoJsonWriter::with_capacity(estimated_len(ctx, &keys));
+    let mut w = json_writer::GoJsonWriter::with_capacity(estimated_len(ctx, &keys));
     w.begin_object();
     kperf::write_kperf_members(&mut w, ctx, &keys);
     kreplay::write_kreplay_member(&mut w, ctx, &keys)?;

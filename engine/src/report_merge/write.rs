@@ -3,7 +3,8 @@
 
 use super::accumulate::{MergedReport, Pair};
 use crate::metrics::new_histogram;
-use crate::report::gofmt::{format_go_duration, GoJsonWriter};
+use crate::report::gofmt::format_go_duration;
+use crate::report::json_writer::GoJsonWriter;
 use crate::report::kperf::{hdr_percentiles, write_pairs};
 use crate::report::kreplay::{encode_histogram, seconds, write_counts, HistogramCodecError};
 use crate::report::percentile::kperf_percentiles;
