@@ -109,12 +109,7 @@ fn server_closing_after_each_response_is_fine() {
     });
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 1), &gets(50, 1));
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &["--server", &server.url(), "--cores", "1"],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &[]);
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
     assert_eq!(num(&report, "totalFailed"), 0, "{report}");
@@ -136,19 +131,7 @@ fn server_slower_than_timeout_fails_requests_without_hanging() {
     });
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 2), &gets(6, 5));
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &[
-            "--server",
-            &server.url(),
-            "--cores",
-            "1",
-            "--timeout",
-            "300ms",
-        ],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--timeout", "300ms"]);
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
     assert_eq!(num(&report, "totalRun"), 6);
@@ -172,12 +155,7 @@ fn http_errors_are_classified_and_raw_data_lists_them() {
     });
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 1), &gets(5, 1));
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &["--server", &server.url(), "--cores", "1", "--raw-data"],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--raw-data"]);
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
     assert_eq!(report["errorStats"]["http/404"].as_u64(), Some(5));

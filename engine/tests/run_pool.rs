@@ -32,20 +32,11 @@ fn busy_pool_grows_to_max_conns_and_no_further() {
     });
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 2), &burst(20));
-    let run = run_engine(
+    let run = run_on_one_core(
         &tl,
         dir.path(),
-        &[
-            "--server",
-            &server.url(),
-            "--cores",
-            "1",
-            "--conns",
-            "2",
-            "--max-conns",
-            "8",
-        ],
-        &[],
+        &server.url(),
+        &["--conns", "2", "--max-conns", "8"],
     );
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
@@ -67,20 +58,11 @@ fn waiting_for_a_connection_shows_in_the_lag() {
     });
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 1), &burst(5));
-    let run = run_engine(
+    let run = run_on_one_core(
         &tl,
         dir.path(),
-        &[
-            "--server",
-            &server.url(),
-            "--cores",
-            "1",
-            "--conns",
-            "1",
-            "--max-conns",
-            "1",
-        ],
-        &[],
+        &server.url(),
+        &["--conns", "1", "--max-conns", "1"],
     );
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
@@ -128,12 +110,7 @@ fn a_request_in_flight_does_not_hold_back_the_next_due_one() {
     }
     requests.push(req(300, Verb::Get, "ns", "fast", &path("fast"), ""));
     let tl = write_timeline(dir.path(), &spec(1, 2), &requests);
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &["--server", &server.url(), "--cores", "1", "--conns", "2"],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--conns", "2"]);
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(num(&run.report.unwrap(), "totalFailed"), 0);
     let got = server.requests();

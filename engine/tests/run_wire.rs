@@ -196,19 +196,7 @@ fn chunked_responses_and_metric_base_none() {
         })
         .collect();
     let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &[
-            "--server",
-            &server.url(),
-            "--cores",
-            "1",
-            "--metric-base",
-            "none",
-        ],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--metric-base", "none"]);
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
     assert_eq!(num(&report, "totalReceivedBytes"), 20 * 20);
@@ -244,20 +232,11 @@ fn start_at_and_speed_shift_the_schedule() {
     ];
     let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
     let start_ms = unix_ms(std::time::SystemTime::now() + std::time::Duration::from_millis(1500));
-    let run = run_engine(
+    let run = run_on_one_core(
         &tl,
         dir.path(),
-        &[
-            "--server",
-            &server.url(),
-            "--cores",
-            "1",
-            "--start-at",
-            &start_ms,
-            "--speed",
-            "2",
-        ],
-        &[],
+        &server.url(),
+        &["--start-at", &start_ms, "--speed", "2"],
     );
     assert!(run.status.success(), "{}", run.stderr);
     let got = server.requests();
@@ -299,12 +278,7 @@ fn raw_data_latencies_are_sorted_and_give_the_reported_percentiles() {
         })
         .collect();
     let tl = write_timeline(dir.path(), &spec(1, 2), &requests);
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &["--server", &server.url(), "--cores", "1", "--raw-data"],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--raw-data"]);
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
     let raw = report["latenciesByURL"]
@@ -374,12 +348,7 @@ fn a_body_larger_than_the_socket_buffers_arrives_whole() {
         ),
     ];
     let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &["--server", &server.url(), "--cores", "1"],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &[]);
     assert!(run.status.success(), "engine failed: {}", run.stderr);
     let got = server.requests();
     assert_eq!(got.len(), 2, "both requests arrive once");
@@ -437,19 +406,7 @@ fn requests_already_late_arrive_intact_and_in_order() {
     ));
     let tl = write_timeline(dir.path(), &spec(1, 8), &requests);
     let start_ms = unix_ms(std::time::SystemTime::now() - std::time::Duration::from_secs(3));
-    let run = run_engine(
-        &tl,
-        dir.path(),
-        &[
-            "--server",
-            &server.url(),
-            "--cores",
-            "1",
-            "--start-at",
-            &start_ms,
-        ],
-        &[],
-    );
+    let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--start-at", &start_ms]);
     assert!(run.status.success(), "engine failed: {}", run.stderr);
     let got = server.requests();
     assert_eq!(got.len(), requests.len(), "every request arrives once");

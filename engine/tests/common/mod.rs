@@ -395,6 +395,13 @@ pub fn run_engine(timeline: &Path, dir: &Path, args: &[&str], env: &[(&str, &str
     read_run(status, stderr, dir)
 }
 
+/// `run_engine` against the plain-HTTP server at `server` on one core, with `extra` flags.
+pub fn run_on_one_core(timeline: &Path, dir: &Path, server: &str, extra: &[&str]) -> EngineRun {
+    let mut args = vec!["--server", server, "--cores", "1"];
+    args.extend_from_slice(extra);
+    run_engine(timeline, dir, &args, &[])
+}
+
 /// Reads the report a finished run left in `dir`.
 pub fn read_run(status: ExitStatus, stderr: String, dir: &Path) -> EngineRun {
     let report_text = std::fs::read_to_string(dir.join("out").join("report.json")).ok();
