@@ -13,6 +13,7 @@
 //! freed while it does, and a slot is reset only after that operation's completion.
 
 mod driver;
+mod slot;
 mod uring;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -20,97 +21,14 @@ use std::time::Instant;
 
 use super::conn::Conn;
 use super::failure::Failure;
-use super::worker::{keep_error_body, record_outcome, request_of, Exchange, ERROR_BODY_KEEP};
+use super::worker::{record_outcome, request_of, Exchange};
 use super::{CancelReason, CoreCtx, QUEUE_RESUME};
-use crate::http1::{RecvBuffer, ResponseError, ResponseHead, ResponseParser};
-use crate::report::error_class::is_kperf_failure_status;
+use crate::http1::ResponseError;
 use crate::transport::Stream;
 use uring::{Completion, Op, Ring};
 
 pub(super) use driver::drive;
-
-/// The request a slot is running.
-#[derive(Debug, Clone, Copy)]
-struct Job {
-    exchange: Exchange,
-    /// When the slot took it (timeouts count from here, connect included).
-    started: Instant,
-}
-
-/// One pool connection and its buffers.
-struct Slot {
-    fd: Option<OwnedFd>,
-    /// Whether the ring's fixed file of this slot's index is `fd`.
-    fixed: bool,
-    /// Bumped on each new connection, so a stale completion is recognised.
-    generation: u32,
-    /// The operation in flight, if any.
-    op: Option<Op>,
-    job: Option<Job>,
-    cancel: Option<CancelReason>,
-    /// The request, when it cannot be written at once from `RingPool::encoded` (it waits
-    /// for a connect, or the socket was full); grown on first use.
-    request: Vec<u8>,
-    /// Bytes of the request written.
-    written: usize,
-    input: RecvBuffer,
-    parser: ResponseParser,
-    head: Option<ResponseHead>,
-    /// Bytes of the current response seen (tells `EOF` from `unexpected EOF`).
-    received_any: bool,
-    body_bytes: u64,
-    error_body: Vec<u8>,
-}
-
-impl Slot {
-    fn new(fd: Option<OwnedFd>) -> Slot {
-        Slot {
-            fd,
-            fixed: false,
-            generation: 0,
-            op: None,
-            job: None,
-            cancel: None,
-            request: Vec::new(),
-            written: 0,
-            input: RecvBuffer::default(),
-            parser: ResponseParser::default(),
-            head: None,
-            received_any: false,
-            body_bytes: 0,
-            error_body: Vec::with_capacity(ERROR_BODY_KEEP),
-        }
-    }
-
-    fn raw_fd(&self) -> i32 {
-        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
-    }
-
-    fn tag(&self, index: usize, op: Op) -> u64 {
-        uring::tag(index as u32, self.generation, op)
-    }
-
-    /// Parses what the buffer holds of the current response: its head once the response is
-    /// complete, `None` while more bytes are needed. Body bytes are counted, and a failed
-    /// response's kept.
-    fn parse(&mut self) -> Result<Option<ResponseHead>, ResponseError> {
-        if self.head.is_none() {
-            self.head = self.parser.parse_head(&mut self.input)?;
-        }
-        let Some(head) = self.head else {
-            return Ok(None);
-        };
-        let failed = is_kperf_failure_status(head.status);
-        let (bytes, keep) = (&mut self.body_bytes, &mut self.error_body);
-        let done = self.parser.parse_body(&mut self.input, |b| {
-            *bytes += b.len() as u64;
-            if failed {
-                keep_error_body(keep, b);
-            }
-        })?;
-        Ok(done.map(|_| head))
-    }
-}
+use slot::{Job, Slot};
 
 /// The pool: slots (connections), which of them are free, and the ring.
 pub(crate) struct RingPool {

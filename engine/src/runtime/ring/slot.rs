@@ -1,0 +1,93 @@
+//! One connection of the ring pool: its socket, the request it runs and its buffers.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use super::super::worker::{keep_error_body, Exchange, ERROR_BODY_KEEP};
+use super::super::CancelReason;
+use super::uring::{self, Op};
+use crate::http1::{RecvBuffer, ResponseError, ResponseHead, ResponseParser};
+use crate::report::error_class::is_kperf_failure_status;
+
+/// The request a slot is running.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Job {
+    pub(super) exchange: Exchange,
+    /// When the slot took it (timeouts count from here, connect included).
+    pub(super) started: Instant,
+}
+
+/// One pool connection and its buffers.
+pub(super) struct Slot {
+    pub(super) fd: Option<OwnedFd>,
+    /// Whether the ring's fixed file of this slot's index is `fd`.
+    pub(super) fixed: bool,
+    /// Bumped on each new connection, so a stale completion is recognised.
+    pub(super) generation: u32,
+    /// The operation in flight, if any.
+    pub(super) op: Option<Op>,
+    pub(super) job: Option<Job>,
+    pub(super) cancel: Option<CancelReason>,
+    /// The request, when it cannot be written at once from `RingPool::encoded` (it waits
+    /// for a connect, or the socket was full); grown on first use.
+    pub(super) request: Vec<u8>,
+    /// Bytes of the request written.
+    pub(super) written: usize,
+    pub(super) input: RecvBuffer,
+    pub(super) parser: ResponseParser,
+    pub(super) head: Option<ResponseHead>,
+    /// Bytes of the current response seen (tells `EOF` from `unexpected EOF`).
+    pub(super) received_any: bool,
+    pub(super) body_bytes: u64,
+    pub(super) error_body: Vec<u8>,
+}
+
+impl Slot {
+    pub(super) fn new(fd: Option<OwnedFd>) -> Slot {
+        Slot {
+            fd,
+            fixed: false,
+            generation: 0,
+            op: None,
+            job: None,
+            cancel: None,
+            request: Vec::new(),
+            written: 0,
+            input: RecvBuffer::default(),
+            parser: ResponseParser::default(),
+            head: None,
+            received_any: false,
+            body_bytes: 0,
+            error_body: Vec::with_capacity(ERROR_BODY_KEEP),
+        }
+    }
+
+    pub(super) fn raw_fd(&self) -> i32 {
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    pub(super) fn tag(&self, index: usize, op: Op) -> u64 {
+        uring::tag(index as u32, self.generation, op)
+    }
+
+    /// Parses what the buffer holds of the current response: its head once the response is
+    /// complete, `None` while more bytes are needed. Body bytes are counted, and a failed
+    /// response's kept.
+    pub(super) fn parse(&mut self) -> Result<Option<ResponseHead>, ResponseError> {
+        if self.head.is_none() {
+            self.head = self.parser.parse_head(&mut self.input)?;
+        }
+        let Some(head) = self.head else {
+            return Ok(None);
+        };
+        let failed = is_kperf_failure_status(head.status);
+        let (bytes, keep) = (&mut self.body_bytes, &mut self.error_body);
+        let done = self.parser.parse_body(&mut self.input, |b| {
+            *bytes += b.len() as u64;
+            if failed {
+                keep_error_body(keep, b);
+            }
+        })?;
+        Ok(done.map(|_| head))
+    }
+}
