@@ -311,6 +311,24 @@ fn raw_data_and_errors_are_merged_from_runner_reports() {
     assert_eq!(m["totalFailed"].as_u64(), Some(failed));
     assert_eq!(m["errorStats"]["http/404"].as_u64(), Some(failed));
     assert_eq!(m["errors"].as_array().map(Vec::len), Some(failed as usize));
+    // kreplay's own counters of the runs add up exactly (404 bodies are error bytes).
+    for key in [
+        "errorBodyBytes",
+        "retries",
+        "connectionRetries",
+        "connectionsOpened",
+    ] {
+        let sum: u64 = parts
+            .iter()
+            .map(|p| {
+                p["kreplay"]["run"][key]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{key}"))
+            })
+            .sum();
+        assert_eq!(m["kreplay"]["run"][key].as_u64(), Some(sum), "{key}");
+    }
+    assert!(m["kreplay"]["run"]["errorBodyBytes"].as_u64() > Some(0));
     let expected_errors: Vec<Value> = parts
         .iter()
         .flat_map(|p| p["errors"].as_array().cloned().unwrap_or_default())

@@ -144,8 +144,16 @@ pub struct CoreMetrics {
     pub completed: u64,
     /// Requests that failed (kperf `totalFailed`).
     pub failed: u64,
-    /// Response body bytes.
+    /// Body bytes of successful responses (kperf `totalReceivedBytes`; kperf adds 0 for an
+    /// error response).
     pub bytes_received: u64,
+    /// Body bytes of error responses (status outside 2xx), kept apart from kperf's figure.
+    pub error_body_bytes: u64,
+    /// Requests sent again under `--retries client-go` (429/5xx with `Retry-After`).
+    pub retries: u64,
+    /// Requests sent again because their connection failed before any response byte (a
+    /// reused connection the server had closed, an HTTP/2 stream the server refused).
+    pub connection_retries: u64,
     /// Requests sent more than 1 ms after their due instant.
     pub late_1ms: u64,
     /// Requests sent more than 10 ms after their due instant.
@@ -174,12 +182,24 @@ impl CoreMetrics {
             completed: 0,
             failed: 0,
             bytes_received: 0,
+            error_body_bytes: 0,
+            retries: 0,
+            connection_retries: 0,
             late_1ms: 0,
             late_10ms: 0,
             error_stats: BTreeMap::new(),
             errors: Vec::new(),
             raw_data,
             pending: Vec::with_capacity(if label_count > 0 { PENDING_BATCH } else { 0 }),
+        }
+    }
+
+    /// Counts a response's body bytes: kperf's figure for a 2xx, `error_body_bytes` otherwise.
+    pub fn add_body_bytes(&mut self, status_ok: bool, bytes: u64) {
+        if status_ok {
+            self.bytes_received += bytes;
+        } else {
+            self.error_body_bytes += bytes;
         }
     }
 
@@ -345,6 +365,9 @@ impl CoreMetrics {
         self.completed += other.completed;
         self.failed += other.failed;
         self.bytes_received += other.bytes_received;
+        self.error_body_bytes += other.error_body_bytes;
+        self.retries += other.retries;
+        self.connection_retries += other.connection_retries;
         self.late_1ms += other.late_1ms;
         self.late_10ms += other.late_10ms;
         for (k, v) in other.error_stats {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 /// in reports: they must never contain credentials.
 ///
 /// Mapping from the engine's transports:
-/// - a final response with a status outside 200..=206 ([`is_kperf_failure_status`]) →
+/// - a final response with a status outside 200..=299 ([`is_kperf_failure_status`]) →
 ///   [`FailureKind::HttpStatus`] with the (possibly partial) body read;
 /// - `h2`: a GOAWAY received from the server → [`FailureKind::Http2GoAway`]; a locally
 ///   detected connection error (`h2::Error` with a reason, not remote, not a reset) →
@@ -141,9 +141,9 @@ pub const KIND_CONNECTION: &str = "connection";
 pub const KIND_UNKNOWN: &str = "unknown";
 
 /// Whether kperf (client-go) treats a final response status as a failure: anything
-/// outside 200..=206.
+/// outside 200..=299.
 pub fn is_kperf_failure_status(status: u16) -> bool {
-    !(200..=206).contains(&status)
+    !(200..=299).contains(&status)
 }
 
 /// Classifies one failure (KPERF_COMPAT §10).

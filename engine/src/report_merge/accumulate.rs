@@ -80,6 +80,9 @@ pub struct MergedReport {
     pub(super) scheduled_rate: f64,
     pub(super) completed: u64,
     pub(super) conns_opened: u64,
+    pub(super) connection_retries: u64,
+    pub(super) error_body_bytes: u64,
+    pub(super) retries: u64,
     pub(super) sent: u64,
     pub(super) unsent: u64,
     pub(super) interrupted: bool,
@@ -221,6 +224,9 @@ impl MergedReport {
         let runs = object(r, k.get("run"), "kreplay.run")?.unwrap_or(&empty);
         self.completed += uint(r, runs, "completed", "kreplay.run")?;
         self.conns_opened += uint(r, runs, "connectionsOpened", "kreplay.run")?;
+        self.connection_retries += uint(r, runs, "connectionRetries", "kreplay.run")?;
+        self.error_body_bytes += uint(r, runs, "errorBodyBytes", "kreplay.run")?;
+        self.retries += uint(r, runs, "retries", "kreplay.run")?;
         self.sent += uint(r, runs, "sent", "kreplay.run")?;
         self.unsent += uint(r, runs, "unsentOnStop", "kreplay.run")?;
         self.interrupted |= runs

@@ -201,8 +201,11 @@ impl MergedReport {
 
         w.key("run").begin_object();
         w.key("completed").uint(self.completed);
+        w.key("connectionRetries").uint(self.connection_retries);
         w.key("connectionsOpened").uint(self.conns_opened);
+        w.key("errorBodyBytes").uint(self.error_body_bytes);
         w.key("interrupted").bool(self.interrupted);
+        w.key("retries").uint(self.retries);
         w.key("sent").uint(self.sent);
         w.key("unsentOnStop").uint(self.unsent);
         w.end_object();

@@ -10,7 +10,7 @@ use crate::transport::{Http2Error, TransportError};
 /// Why a request failed, as the worker saw it.
 #[derive(Debug)]
 pub enum Failure {
-    /// A final response outside 200..=206 (its body is in the worker's error buffer).
+    /// A final response outside 200..=299 (its body is in the worker's error buffer).
     Status(u16),
     /// Connecting failed.
     Connect(io::Error),

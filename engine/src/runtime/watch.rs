@@ -158,7 +158,7 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
     ctx.last_end.set(end);
     {
         let mut m = ctx.metrics.borrow_mut();
-        m.bytes_received += received.bytes;
+        m.add_body_bytes(!failed, received.bytes);
         if !failed {
             m.record_success(
                 parts.verb,

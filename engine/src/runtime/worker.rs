@@ -50,7 +50,10 @@ pub(super) fn record_outcome(
     end: Instant,
 ) {
     let mut m = ctx.metrics.borrow_mut();
-    m.bytes_received += body_bytes;
+    // A response with an error status adds 0 to kperf's bytes; a transport failure mid-body
+    // keeps what was read (kperf counts partial bodies).
+    let status_ok = !matches!(outcome, Ok(s) if is_kperf_failure_status(s));
+    m.add_body_bytes(status_ok, body_bytes);
     let failure = match outcome {
         Ok(status) if !is_kperf_failure_status(status) => {
             m.record_success(
