@@ -88,6 +88,45 @@ impl From<TimingArg> for TimingMode {
     }
 }
 
+/// `--retries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetryArg {
+    /// The first answer is the outcome.
+    None,
+    /// client-go's rule: 429/5xx with an integer `Retry-After`, up to 10 retries.
+    ClientGo,
+}
+
+/// `--watch-connections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchConnectionsArg {
+    /// kperf's rule: the first connsPerRunner WATCHes of a runner share, later ones own one.
+    Kperf,
+    /// Every WATCH is a stream on a pool connection (HTTP/2) when one has room.
+    Shared,
+    /// Every WATCH opens a connection of its own.
+    Own,
+}
+
+impl From<RetryArg> for crate::run::RetryPolicy {
+    fn from(r: RetryArg) -> Self {
+        match r {
+            RetryArg::None => crate::run::RetryPolicy::None,
+            RetryArg::ClientGo => crate::run::RetryPolicy::ClientGo,
+        }
+    }
+}
+
+impl From<WatchConnectionsArg> for crate::run::WatchConnections {
+    fn from(w: WatchConnectionsArg) -> Self {
+        match w {
+            WatchConnectionsArg::Kperf => crate::run::WatchConnections::Kperf,
+            WatchConnectionsArg::Shared => crate::run::WatchConnections::Shared,
+            WatchConnectionsArg::Own => crate::run::WatchConnections::Own,
+        }
+    }
+}
+
 /// `--metric-base`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MetricBase {
@@ -129,6 +168,19 @@ pub struct RunArgs {
     /// Connection cap in total when every connection is busy (default: 4 × conns).
     #[arg(long)]
     pub max_conns: Option<usize>,
+    /// Requests in flight in total before a due request waits for a connection (default:
+    /// the larger of --max-conns and kperf's max(clientsPerRunner, connsPerRunner) × runners;
+    /// at least --conns). Over HTTP/1.1 the pool grows its connections up to it on demand.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Retry 429 and 5xx answers that carry `Retry-After` as client-go does (`client-go`: up
+    /// to 10 times, waiting the seconds it says), or record the first answer (`none`).
+    #[arg(long, value_enum, default_value_t = RetryArg::None)]
+    pub retries: RetryArg,
+    /// WATCH connections: `kperf` (the first connsPerRunner WATCHes of a runner share pool
+    /// connections, later ones get their own), `shared` (all share) or `own` (one each).
+    #[arg(long, value_enum, default_value_t = WatchConnectionsArg::Kperf)]
+    pub watch_connections: WatchConnectionsArg,
     /// Replay speed: 2 replays twice as fast.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,

@@ -156,6 +156,9 @@ fn run_command(args: &RunArgs) -> Result<bool> {
         cores: args.cores,
         conns: args.conns,
         max_conns: args.max_conns,
+        max_in_flight: args.max_in_flight,
+        retries: args.retries.into(),
+        watch_connections: args.watch_connections.into(),
         speed: args.speed,
         timing,
         start_at: args.start_at,
@@ -166,6 +169,10 @@ fn run_command(args: &RunArgs) -> Result<bool> {
         selection,
         progress: !args.quiet,
     };
+    // kperf's warnings, with the flags in force; shown even with --quiet.
+    for w in engine::run::config_warnings(&source, &opts) {
+        eprintln!("engine: warning: {w}");
+    }
     let base_url = target.base_url.clone();
     let source: Arc<dyn ReplaySource> = Arc::new(source);
     let outcome = if args.no_preflight {

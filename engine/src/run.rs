@@ -26,6 +26,14 @@ pub struct RunOptions {
     pub conns: Option<usize>,
     /// Total connection cap over all cores (default: 4 × conns).
     pub max_conns: Option<usize>,
+    /// Total requests in flight over all cores before a due request waits for a connection
+    /// (default: the larger of `max_conns` and kperf's max(clientsPerRunner, connsPerRunner) ×
+    /// replayed runners; at least `conns`).
+    pub max_in_flight: Option<usize>,
+    /// Whether 429/5xx answers with `Retry-After` are retried (`--retries`).
+    pub retries: RetryPolicy,
+    /// Which WATCHes share pool connections (`--watch-connections`).
+    pub watch_connections: WatchConnections,
     /// Replay speed (> 0).
     pub speed: f64,
     /// Waiting mode.
@@ -44,6 +52,29 @@ pub struct RunOptions {
     pub selection: RunnerSelection,
     /// Show a progress line on stderr (only if it is a terminal).
     pub progress: bool,
+}
+
+/// `--retries`: what a 429 or 5xx answer carrying `Retry-After` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// The first answer is the outcome.
+    #[default]
+    None,
+    /// client-go's rule: sent again after the seconds `Retry-After` says, up to 10 times.
+    ClientGo,
+}
+
+/// `--watch-connections`: which WATCHes ride on pool connections (HTTP/2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WatchConnections {
+    /// kperf's rule: the first connsPerRunner WATCHes of a runner share pool connections,
+    /// later ones open their own.
+    #[default]
+    Kperf,
+    /// Every WATCH takes a stream on a pool connection when one has room.
+    Shared,
+    /// Every WATCH opens its own connection.
+    Own,
 }
 
 /// A replay that could not run.
@@ -92,6 +123,8 @@ pub struct RunOutcome {
     pub conns: usize,
     /// Connection cap, total.
     pub max_conns: usize,
+    /// Requests in flight allowed, total.
+    pub max_in_flight: usize,
     /// Requests in the replayed runs.
     pub scheduled: u64,
     /// Due time of the last replayed request, µs.
@@ -121,6 +154,87 @@ fn raise_memlock_soft_limit() {
             libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
         }
     }
+}
+
+/// Connection and concurrency sizes of a run, totals over all cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizes {
+    /// Pool connections opened before the start (at least one per core).
+    pub conns: usize,
+    /// Most connections (HTTP/2: opened only when every connection's streams are taken).
+    pub max_conns: usize,
+    /// Most requests in flight before a due request waits (HTTP/1.1: also the most
+    /// connections, grown on demand).
+    pub max_in_flight: usize,
+}
+
+/// The runners `opts` replays.
+pub fn replayed_runners(runner_count: u32, opts: &RunOptions) -> usize {
+    match opts.selection {
+        RunnerSelection::All => runner_count as usize,
+        RunnerSelection::One(_) => 1,
+    }
+}
+
+/// Sizes the pools: `--conns` (default connsPerRunner × replayed runners), `--max-conns`
+/// (default 4 × conns), `--max-in-flight` (default never below what kperf allows in flight,
+/// max(clientsPerRunner, connsPerRunner) × runners, so a request is never later than under kperf).
+pub fn pool_sizes(
+    spec: &preprocess::profile::Spec,
+    runner_count: u32,
+    opts: &RunOptions,
+    cores: usize,
+) -> PoolSizes {
+    let runners = replayed_runners(runner_count, opts);
+    let conns = opts
+        .conns
+        .unwrap_or(spec.conns_per_runner as usize * runners)
+        .max(cores);
+    let max_conns = opts.max_conns.unwrap_or(conns * 4).max(conns);
+    let kperf_workers = spec.clients_per_runner.max(spec.conns_per_runner) as usize * runners;
+    let max_in_flight = opts
+        .max_in_flight
+        .unwrap_or(max_conns.max(kperf_workers))
+        .max(conns);
+    PoolSizes {
+        conns,
+        max_conns,
+        max_in_flight,
+    }
+}
+
+/// kperf's configuration warnings (`preprocess::warnings`) for the runners `opts` replays,
+/// with the connections and requests in flight the flags give each of them.
+pub fn config_warnings(source: &dyn ReplaySource, opts: &RunOptions) -> Vec<String> {
+    use preprocess::warnings::{config_warnings, Advice, RunnerCapacity};
+    let info = source.info();
+    let runners = replayed_runners(info.runner_count, opts) as u64;
+    // Per core sizes do not matter here: one core keeps the totals as given.
+    let sizes = pool_sizes(&info.spec, info.runner_count, opts, 1);
+    let first = match opts.selection {
+        RunnerSelection::All => 0,
+        RunnerSelection::One(i) => i,
+    };
+    let mut per_runner = vec![0u64; runners as usize];
+    for run in source.runs() {
+        if opts.selection.includes(run.runner) {
+            if let Some(n) = per_runner.get_mut((run.runner - first) as usize) {
+                *n += run.len;
+            }
+        }
+    }
+    let capacity = RunnerCapacity {
+        conns: sizes.conns as u64 / runners.max(1),
+        workers: sizes.max_in_flight as u64 / runners.max(1),
+    };
+    config_warnings(
+        &per_runner,
+        u64::from(first),
+        u64::from(info.runner_count),
+        info.duration_us,
+        capacity,
+        Advice::EngineFlags { runners },
+    )
 }
 
 /// Accept header for the timeline's content type.
@@ -194,17 +308,14 @@ fn run_checked(
         .unwrap_or(0);
     let scale = SpeedScale::new(opts.speed);
     let per_core_runs = assign_runs(&runs, cores);
-    let runners = match opts.selection {
-        RunnerSelection::All => info.runner_count as usize,
-        RunnerSelection::One(_) => 1,
-    };
-    let conns = opts
-        .conns
-        .unwrap_or(info.spec.conns_per_runner as usize * runners)
-        .max(cores);
-    let max_conns = opts.max_conns.unwrap_or(conns * 4).max(conns);
+    let PoolSizes {
+        conns,
+        max_conns,
+        max_in_flight,
+    } = pool_sizes(&info.spec, info.runner_count, opts, cores);
     let core_conns = split_evenly(conns, cores, 1);
     let core_max = split_evenly(max_conns, cores, 1);
+    let core_in_flight = split_evenly(max_in_flight, cores, 1);
 
     let template = RequestTemplate::new(
         target.base_path.clone(),
@@ -239,6 +350,7 @@ fn run_checked(
             runs,
             conns: core_conns[i],
             max_conns: core_max[i].max(core_conns[i]),
+            max_in_flight: core_in_flight[i].max(core_conns[i]),
         };
         let cpu = cpus[i % cpus.len()];
         let ticket = GateTicket::new(gate.clone());
@@ -341,6 +453,7 @@ fn run_checked(
         cores,
         conns,
         max_conns,
+        max_in_flight,
         scheduled,
         scheduled_span_us,
         scheduled_per_second,

@@ -13,4 +13,5 @@ pub mod request_target;
 pub mod source;
 pub mod timeline;
 pub mod validate;
+pub mod warnings;
 pub mod yaml;

@@ -17,6 +17,7 @@ use preprocess::timeline::{
     path_mode_name, Timeline, TimelineError, TimelineWriter, WriterOptions,
     DEFAULT_SHARDS_PER_RUNNER,
 };
+use preprocess::warnings::{config_warnings, Advice, RunnerCapacity};
 
 /// Turns a kperf replay profile into a memory-mapped timeline for the engine.
 #[derive(Parser, Debug)]
@@ -172,6 +173,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", output.display()))?;
     let elapsed = started.elapsed();
     let h = &summary.header;
+    print_kperf_warnings(&output, h)?;
     println!(
         "wrote {} ({})",
         output.display(),
@@ -207,6 +209,32 @@ fn run_build(args: BuildArgs) -> Result<()> {
         elapsed.as_secs_f64(),
         h.request_count as f64 / elapsed.as_secs_f64().max(1e-9)
     );
+    Ok(())
+}
+
+/// kperf's configuration warnings about the profile (on stderr, whatever else is shown).
+fn print_kperf_warnings(
+    output: &Path,
+    h: &preprocess::timeline::format::TimelineHeader,
+) -> Result<()> {
+    let t = Timeline::open(output).with_context(|| format!("{}", output.display()))?;
+    let mut per_runner = vec![0u64; h.runner_count as usize];
+    for run in t.runs() {
+        if let Some(n) = per_runner.get_mut(run.runner as usize) {
+            *n += run.len;
+        }
+    }
+    let warnings = config_warnings(
+        &per_runner,
+        0,
+        u64::from(h.runner_count),
+        h.duration_us,
+        RunnerCapacity::of_spec(&h.spec),
+        Advice::Profile,
+    );
+    for w in warnings {
+        eprintln!("preprocess: warning: {w}");
+    }
     Ok(())
 }
 

@@ -330,6 +330,7 @@ pub fn write_kreplay_member(
     w.key("cores").uint(o.cores as u64);
     w.key("conns").uint(o.conns as u64);
     w.key("maxConns").uint(o.max_conns as u64);
+    w.key("maxInFlight").uint(o.max_in_flight as u64);
     w.key("speed").float(ctx.speed);
     w.key("timing").string(c.timing);
     w.key("start").string(&format_rfc3339_nano(o.start_wall, 0));

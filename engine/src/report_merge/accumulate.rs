@@ -90,6 +90,7 @@ pub struct MergedReport {
     pub(super) cores: u64,
     pub(super) conns: u64,
     pub(super) max_conns: u64,
+    pub(super) max_in_flight: u64,
     pub(super) speed: f64,
     pub(super) timings: BTreeSet<String>,
     pub(super) start: Option<(time::OffsetDateTime, String)>,
@@ -317,6 +318,7 @@ impl MergedReport {
         self.cores += uint(r, c, "cores", "kreplay.config")?;
         self.conns += uint(r, c, "conns", "kreplay.config")?;
         self.max_conns += uint(r, c, "maxConns", "kreplay.config")?;
+        self.max_in_flight += uint(r, c, "maxInFlight", "kreplay.config")?;
         let text = |key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
         if first {
             self.speed = c.get("speed").and_then(Value::as_f64).unwrap_or(1.0);

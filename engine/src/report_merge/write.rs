@@ -225,6 +225,7 @@ impl MergedReport {
         w.key("cores").uint(self.cores);
         w.key("conns").uint(self.conns);
         w.key("maxConns").uint(self.max_conns);
+        w.key("maxInFlight").uint(self.max_in_flight);
         w.key("speed").float(self.speed);
         let timings: Vec<&str> = self.timings.iter().map(String::as_str).collect();
         w.key("timing").string(&timings.join(","));

@@ -98,6 +98,8 @@ pub struct CorePlan {
     pub conns: usize,
     /// Most connections this core may open.
     pub max_conns: usize,
+    /// Most requests in flight on this core (HTTP/1.1: its most connections).
+    pub max_in_flight: usize,
 }
 
 /// What a core hands back at the end.
@@ -151,7 +153,8 @@ pub(crate) struct CoreCtx {
     metrics: RefCell<CoreMetrics>,
     input_done: Cell<bool>,
     space: Notify,
-    max_conns: usize,
+    /// Most requests in flight (workers, or ring slots).
+    max_in_flight: usize,
     conns_opened: Cell<u64>,
     h2_pool: Rc<conn::H2Pool>,
     /// One HTTP/2 connect at a time, so workers and WATCHes that find no free stream share
@@ -191,7 +194,7 @@ impl CoreCtx {
         let waiting = self.queue.borrow().len();
         let mut open = self.slots.borrow().len();
         let mut extra = waiting.saturating_sub(woken);
-        while extra > 0 && open < self.max_conns {
+        while extra > 0 && open < self.max_in_flight {
             self.spawn_worker(None);
             open += 1;
             extra -= 1;
@@ -336,16 +339,16 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     let ctx = Rc::new(CoreCtx {
         index: plan.index,
         start,
-        queue: RefCell::new(ReadyQueue::new(QUEUE_CAP + 1024, plan.max_conns)),
-        idle: RefCell::new(Vec::with_capacity(plan.max_conns)),
-        slots: RefCell::new(Vec::with_capacity(plan.max_conns)),
-        workers: RefCell::new(Vec::with_capacity(plan.max_conns)),
+        queue: RefCell::new(ReadyQueue::new(QUEUE_CAP + 1024, plan.max_in_flight)),
+        idle: RefCell::new(Vec::with_capacity(plan.max_in_flight)),
+        slots: RefCell::new(Vec::with_capacity(plan.max_in_flight)),
+        workers: RefCell::new(Vec::with_capacity(plan.max_in_flight)),
         watches: RefCell::new(Vec::new()),
         watch_stops: RefCell::new(Vec::new()),
         metrics: RefCell::new(metrics),
         input_done: Cell::new(false),
         space: Notify::default(),
-        max_conns: plan.max_conns.max(plan.conns).max(1),
+        max_in_flight: plan.max_in_flight.max(plan.conns).max(1),
         conns_opened: Cell::new(opened),
         h2_pool,
         h2_connect: glommio::sync::Semaphore::new(1),
@@ -357,7 +360,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         ring_wake: Notify::default(),
         shared,
     });
-    match ring::RingPool::over_prewarmed(&ctx.shared.target, &conns, ctx.max_conns) {
+    match ring::RingPool::over_prewarmed(&ctx.shared.target, &conns, ctx.max_in_flight) {
         Some(pool) => {
             // The glommio streams close here; the pool keeps duplicates of their sockets.
             drop(conns);

@@ -1,0 +1,105 @@
+//! Concurrency as kperf allows it: 40 GETs due at once against a server that takes 0.5 s,
+//! with 2 runners × clientsPerRunner 20, all go out at once (kperf's 40 workers would send
+//! them all) instead of waiting for a handful of connections. (The pods do not exist: the
+//! answers are 404s, which changes nothing about when they go out.)
+
+mod common;
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{bin, preprocess, run_bounded, ApiSim};
+use serde_json::Value;
+
+fn profile() -> String {
+    let mut p = String::from(
+        "version: 1\ndescription: forty GETs at once\nspec:\n  runnerCount: 2\n  connsPerRunner: 1\n  clientsPerRunner: 20\n  contentType: json\n  disableHTTP2: true\nrequests:\n",
+    );
+    for i in 0..40 {
+        write!(
+            p,
+            "  - timestamp: 0\n    verb: GET\n    namespace: default\n    resourceKind: Pod\n    name: p{i}\n    apiPath: /api/v1/namespaces/default/pods/p{i}\n"
+        )
+        .unwrap();
+    }
+    p
+}
+
+#[test]
+fn forty_gets_due_at_once_all_leave_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("p.yaml");
+    std::fs::write(&yaml, profile()).unwrap();
+    let timeline = dir.path().join("t.bin");
+    preprocess(&yaml, &timeline, &[]);
+    let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "GET=500"]);
+    let report_path = dir.path().join("r.json");
+    let o = run_bounded(
+        Command::new(bin("engine"))
+            .arg("run")
+            .arg(&timeline)
+            .args(["--server", &sim.url, "--quiet", "--cores", "1", "--result"])
+            .arg(&report_path),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let k = &report["kreplay"];
+    assert_eq!(report["totalRun"].as_u64(), Some(40), "{report}");
+    // Nobody waited for a connection: every first byte left within 10 ms of t=0 ...
+    assert_eq!(k["sendLag"]["count"].as_u64(), Some(40), "{k}");
+    assert_eq!(k["sendLag"]["lateOver10ms"].as_u64(), Some(0), "{k}");
+    let max_lag = k["sendLag"]["max"].as_f64().expect("sendLag.max");
+    assert!(
+        max_lag < 0.01,
+        "a request waited {max_lag} s for a connection"
+    );
+    let in_flight = k["config"]["maxInFlight"].as_u64().expect("maxInFlight");
+    assert!(
+        in_flight >= 40,
+        "kperf allows 2 × 20 in flight: {in_flight}"
+    );
+    let opened = k["run"]["connectionsOpened"].as_u64().expect("opened");
+    assert!(
+        opened >= 40,
+        "HTTP/1.1 grew to one connection per request: {opened}"
+    );
+    // kperf's `duration` (Go text): the run ends with the first and only round of answers.
+    let secs = go_duration_seconds(report["duration"].as_str().expect("duration"));
+    assert!(secs < 1.3, "run took {secs} s");
+}
+
+/// Seconds of a Go duration text (`512.3ms`, `1.2s`, `1m2s`).
+fn go_duration_seconds(text: &str) -> f64 {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_digit() {
+                break;
+            }
+            unit.push(n);
+            chars.next();
+        }
+        let v: f64 = num.parse().expect("number");
+        num.clear();
+        total += v * match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "µs" | "us" => 1e-6,
+            "ns" => 1e-9,
+            other => panic!("unit {other}"),
+        };
+    }
+    total
+}
