@@ -19,6 +19,12 @@ impl ResponseReader {
         self.input.reset();
     }
 
+    /// Whether bytes beyond the last response are buffered (nobody's answer: the
+    /// connection is not reused).
+    pub fn has_buffered(&self) -> bool {
+        self.input.has_unparsed()
+    }
+
     /// Reads more bytes; returns how many (0 at end of stream).
     async fn fill<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> Result<usize, ResponseError> {
         let n = stream.read(self.input.spare()?).await?;

@@ -42,6 +42,31 @@ impl From<ConnectError> for Failure {
 }
 
 impl Failure {
+    /// Whether a request that failed this way on a reused connection, before any byte of
+    /// its response, goes once more on a fresh connection, as Go's transport decides: the
+    /// server closed or reset the connection, and either nothing of the request was written
+    /// or the request is a GET (GET, LIST): a write to a connection the server had already
+    /// closed was never processed, and a GET can be sent twice anyway.
+    pub fn retries_on_fresh_connection(
+        &self,
+        verb: preprocess::profile::Verb,
+        written: bool,
+    ) -> bool {
+        use preprocess::profile::Verb;
+        let closed = match self {
+            Failure::Response(ResponseError::Eof) => true,
+            Failure::Response(ResponseError::Io(e)) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        };
+        closed && (!written || matches!(verb, Verb::Get | Verb::List | Verb::Watch))
+    }
+
     /// Whether the connection must be replaced after this failure.
     pub fn breaks_connection(&self) -> bool {
         !matches!(self, Failure::Status(_) | Failure::Corrupt(_))

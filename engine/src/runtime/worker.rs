@@ -164,12 +164,19 @@ async fn execute(
             // A refused HTTP/2 request (graceful GOAWAY, REFUSED_STREAM) was not processed by
             // the server: it is sent once more on another connection, as Go's client does.
             let mut first_attempt = true;
+            let mut reused;
             loop {
                 // A connection that ended while this worker was idle takes no request: the
                 // request goes to another one, never having been sent.
                 if matches!(&conn, Some(Conn::Http2(l)) if l.conn().is_closed()) {
                     conn = None;
                 }
+                // Nor does an HTTP/1.1 connection the server closed while it was idle.
+                if matches!(&conn, Some(Conn::Http1(s)) if s.unusable_while_idle()) {
+                    conn = None;
+                    bufs.reader.reset();
+                }
+                reused = matches!(&conn, Some(Conn::Http1(_)));
                 if conn.is_none() {
                     conn = conn::lease_h2(&ctx.h2_pool);
                 }
@@ -216,23 +223,38 @@ async fn execute(
                 }
                 return result;
             }
-            let Some(Conn::Http1(stream)) = conn.as_mut() else {
-                return Err(Failure::Connect(std::io::Error::other(
-                    "connection missing after connect",
-                )));
-            };
             ctx.encode_request(&mut bufs.request, &parts);
             sent_at = Instant::now();
             ctx.record_send(sent_at, job.due);
-            stream
-                .write_all(&bufs.request)
-                .await
-                .map_err(|e| Failure::Response(e.into()))?;
-            stream
-                .flush()
-                .await
-                .map_err(|e| Failure::Response(e.into()))?;
-            let head = bufs.reader.read_head(stream).await?;
+            let mut retried = false;
+            let (stream, head) = loop {
+                let Some(Conn::Http1(stream)) = conn.as_mut() else {
+                    return Err(Failure::Connect(std::io::Error::other(
+                        "connection missing after connect",
+                    )));
+                };
+                match send_http1(stream, bufs).await {
+                    Ok(head) => break (stream, head),
+                    // Closed by the server before any response byte on a reused connection:
+                    // once more on a fresh one, with the first attempt's send instant and lag.
+                    Err((f, written))
+                        if reused
+                            && !retried
+                            && f.retries_on_fresh_connection(parts.verb, written) =>
+                    {
+                        retried = true;
+                        ctx.metrics.borrow_mut().connection_retries += 1;
+                        bufs.reader.reset();
+                        conn = None;
+                        let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
+                            .await
+                            .map_err(Failure::from)?;
+                        ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+                        conn = Some(c);
+                    }
+                    Err((f, _)) => return Err(f),
+                }
+            };
             let failed = is_kperf_failure_status(head.status);
             let keep = &mut bufs.error_body;
             bufs.reader
@@ -243,7 +265,9 @@ async fn execute(
                     }
                 })
                 .await?;
-            Ok::<_, Failure>((head.status, head.keep_alive))
+            // Bytes beyond the response are nobody's answer: the connection is not reused.
+            let keep_alive = head.keep_alive && !bufs.reader.has_buffered();
+            Ok::<_, Failure>((head.status, keep_alive))
         };
         let cancelled = async {
             slot.cancel.notified().await;
@@ -280,6 +304,21 @@ async fn execute(
     } else {
         None
     }
+}
+
+/// Writes the encoded request and reads its response's head; a failure says whether the
+/// whole request was written.
+async fn send_http1(
+    stream: &mut crate::transport::Stream,
+    bufs: &mut Buffers,
+) -> Result<crate::http1::ResponseHead, (Failure, bool)> {
+    let io_failure = |e: std::io::Error| (Failure::Response(e.into()), false);
+    stream.write_all(&bufs.request).await.map_err(io_failure)?;
+    stream.flush().await.map_err(io_failure)?;
+    bufs.reader
+        .read_head(stream)
+        .await
+        .map_err(|e| (Failure::Response(e), true))
 }
 
 /// The record `index` of run `run` and its request; `None` (with the failure recorded) when

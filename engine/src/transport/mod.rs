@@ -9,4 +9,4 @@ pub mod tls;
 
 pub use error::{error_code_name, Http2Error, TransportError};
 pub use http2::{Http2Body, Http2Connection, Http2Response};
-pub use stream::{connect, Stream};
+pub use stream::{connect, idle_socket_unusable, Stream};

@@ -51,6 +51,16 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// Whether this idle connection must not take a request: see [`idle_socket_unusable`].
+    pub fn unusable_while_idle(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Plain(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.get_ref().0.as_raw_fd(),
+        };
+        idle_socket_unusable(fd)
+    }
 }
 
 /// Opens a TCP connection to `addr` with TCP_NODELAY and, when `tls` is given, completes a TLS
@@ -99,6 +109,30 @@ fn tls_handshake_error(err: io::Error, server_name: String) -> TransportError {
         },
         None => TransportError::Io(err),
     }
+}
+
+/// Whether the server closed the idle connection on socket `fd` (end of stream, a reset) or
+/// sent bytes nobody asked for (after TLS: its close_notify): a non-blocking peek. Go's
+/// transport, whose read loop sees the same, drops such a connection from its idle pool.
+pub fn idle_socket_unusable(fd: std::os::fd::RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: a one-byte buffer of ours; MSG_PEEK leaves the socket's data in place.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return !matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        );
+    }
+    true
 }
 
 impl AsyncRead for Stream {

@@ -217,18 +217,12 @@ impl RingPool {
                 settle(ctx, &exchange, Err(failure), 0, b"", now);
                 continue;
             }
-            let i = if let Some(i) = self.idle.pop() {
-                i
-            } else if let Some(i) = self.unconnected.pop() {
-                i
-            } else {
-                self.slots.push(Slot::new(None));
-                self.slots.len() - 1
-            };
+            let i = self.take_slot(now);
             let slot = &mut self.slots[i];
             slot.job = Some(Job {
                 exchange,
                 started: now,
+                retried: false,
             });
             slot.written = 0;
             slot.head = None;
@@ -247,6 +241,66 @@ impl RingPool {
             }
         }
         started
+    }
+
+    /// A free slot for a request: an idle connection the server has not closed (those it
+    /// closed are let go), else one to connect. `start_jobs` checked there is one.
+    fn take_slot(&mut self, now: Instant) -> usize {
+        while let Some(i) = self.idle.pop() {
+            if !self.slots[i].unusable_while_idle(now) {
+                return i;
+            }
+            self.close(i);
+        }
+        if let Some(i) = self.unconnected.pop() {
+            return i;
+        }
+        self.slots.push(Slot::new(None));
+        self.slots.len() - 1
+    }
+
+    /// Sends slot `i`'s request once more on a fresh connection when it failed with
+    /// `failure` on a reused one before any response byte (Go's rule, see
+    /// `Failure::retries_on_fresh_connection`); false when it does not qualify.
+    fn retry_on_fresh(&mut self, ctx: &CoreCtx, i: usize, failure: &Failure) -> bool {
+        let slot = &self.slots[i];
+        let Some(mut job) = slot.job else {
+            return false;
+        };
+        if job.retried
+            || !slot.reused
+            || slot.received_any
+            || slot.cancel.is_some()
+            || !failure.retries_on_fresh_connection(job.exchange.verb, slot.written > 0)
+        {
+            return false;
+        }
+        job.retried = true;
+        self.close(i);
+        // `close` made the slot unconnected: it keeps the request and connects again.
+        if let Some(at) = self.unconnected.iter().rposition(|&u| u == i) {
+            self.unconnected.swap_remove(at);
+        }
+        ctx.metrics.borrow_mut().connection_retries += 1;
+        let pending = job.exchange.pending;
+        let Some((_, parts)) = request_of(ctx, pending.run, pending.index, false) else {
+            // Not decodable now (it was a moment ago): recorded as corrupt by `request_of`.
+            self.slots[i].job = None;
+            self.busy -= 1;
+            ctx.queue.borrow_mut().release(pending.key);
+            self.unconnected.push(i);
+            return true;
+        };
+        let slot = &mut self.slots[i];
+        slot.job = Some(job);
+        slot.written = 0;
+        slot.head = None;
+        slot.received_any = false;
+        slot.body_bytes = 0;
+        slot.error_body.clear();
+        ctx.encode_request(&mut slot.request, &parts);
+        self.connect(ctx, i);
+        true
     }
 
     /// Opens a connection for slot `i`'s request.
@@ -298,7 +352,8 @@ impl RingPool {
     fn send(&mut self, ctx: &CoreCtx, i: usize) {
         let slot = &mut self.slots[i];
         let Some(job) = slot.job.as_mut() else { return };
-        if slot.written == 0 {
+        // A retry keeps its first attempt's send instant and lag.
+        if slot.written == 0 && !job.retried {
             let ex = &mut job.exchange;
             ex.sent_at = Instant::now();
             ctx.record_send(ex.sent_at, ex.pending.due);
@@ -430,7 +485,11 @@ impl RingPool {
     /// Slot `i`'s response is complete: records it and frees the slot.
     fn finish(&mut self, ctx: &CoreCtx, i: usize, status: u16, keep_alive: bool) {
         self.settle_slot(ctx, i, Ok(status));
-        if keep_alive {
+        let slot = &mut self.slots[i];
+        // Bytes beyond the response are nobody's answer: the connection is not reused.
+        if keep_alive && !slot.input.has_unparsed() {
+            slot.reused = true;
+            slot.idle_since = self.reaped_at.unwrap_or_else(Instant::now);
             self.idle.push(i);
         } else {
             self.close(i);
@@ -440,6 +499,9 @@ impl RingPool {
     /// Slot `i`'s request failed: records it and closes the connection (no operation of the
     /// slot may be in flight).
     fn fail(&mut self, ctx: &CoreCtx, i: usize, failure: Failure) {
+        if self.retry_on_fresh(ctx, i, &failure) {
+            return;
+        }
         self.settle_slot(ctx, i, Err(failure));
         self.close(i);
     }
@@ -475,6 +537,7 @@ impl RingPool {
             "closing a connection with an operation in flight"
         );
         slot.fd = None;
+        slot.reused = false;
         slot.generation = slot.generation.wrapping_add(1);
         slot.cancel = None;
         slot.head = None;

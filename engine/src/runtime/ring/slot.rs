@@ -9,12 +9,17 @@ use super::uring::{self, Op};
 use crate::http1::{RecvBuffer, ResponseError, ResponseHead, ResponseParser};
 use crate::report::error_class::is_kperf_failure_status;
 
+/// Idle time after which a connection is checked for a close before it is reused.
+const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// The request a slot is running.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Job {
     pub(super) exchange: Exchange,
     /// When the slot took it (timeouts count from here, connect included).
     pub(super) started: Instant,
+    /// Already sent once more on a fresh connection (see `RingPool::retry_on_fresh`).
+    pub(super) retried: bool,
 }
 
 /// One pool connection and its buffers.
@@ -40,6 +45,10 @@ pub(super) struct Slot {
     pub(super) received_any: bool,
     pub(super) body_bytes: u64,
     pub(super) error_body: Vec<u8>,
+    /// The connection has served a response (a failure on it may be a close while idle).
+    pub(super) reused: bool,
+    /// When its last response ended (checked for a close before the connection is reused).
+    pub(super) idle_since: Instant,
 }
 
 impl Slot {
@@ -59,7 +68,18 @@ impl Slot {
             received_any: false,
             body_bytes: 0,
             error_body: Vec::with_capacity(ERROR_BODY_KEEP),
+            reused: false,
+            idle_since: Instant::now(),
         }
+    }
+
+    /// Whether its idle connection must not take a request (closed, reset, or bytes nobody
+    /// asked for). Checked only after `IDLE_CHECK_AFTER` idle: a connection reused at once
+    /// (an unpaced burst) skips the system call, and a close that races the reuse costs a
+    /// retry on a fresh connection instead (as it does in Go, whose read loop races too).
+    pub(super) fn unusable_while_idle(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.idle_since) >= IDLE_CHECK_AFTER
+            && crate::transport::idle_socket_unusable(self.raw_fd())
     }
 
     pub(super) fn raw_fd(&self) -> i32 {
