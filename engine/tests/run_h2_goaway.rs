@@ -71,3 +71,56 @@ fn goaway_after_50_streams_moves_requests_to_new_connections() {
         "{order}"
     );
 }
+
+#[test]
+fn streams_refused_by_goaway_after_every_stream_are_sent_again_as_go_does() {
+    // Each connection serves one stream, then refuses the rest: a burst meets refusals on
+    // every connection but the newest, and Go's transport sends each again (up to 6 times).
+    let sim = ApiSim::start(&["--goaway-after", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(1, 2);
+    s.disable_http2 = false;
+    let requests: Vec<_> = (0..200)
+        .map(|i| {
+            let name = format!("p{i}");
+            req(
+                0,
+                Verb::Get,
+                "ns",
+                &name,
+                &format!("/api/v1/namespaces/ns/pods/{name}"),
+                "",
+            )
+        })
+        .collect();
+    let tl = write_timeline(dir.path(), &s, &requests);
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--kubeconfig",
+            sim.kubeconfig.to_str().unwrap(),
+            "--cores",
+            "1",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalRun"), 200);
+    let stats = report["errorStats"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    // The pods do not exist: every answer is a 404, none a refusal.
+    assert!(
+        stats.keys().all(|k| k == "http/404"),
+        "refused streams must be sent again: {stats:?}"
+    );
+    assert_eq!(stats.get("http/404").and_then(|v| v.as_u64()), Some(200));
+    let retries = report["kreplay"]["run"]["connectionRetries"]
+        .as_u64()
+        .unwrap();
+    assert!(retries > 0, "{}", report["kreplay"]["run"]);
+    assert_eq!(report["kreplay"]["sendLag"]["count"].as_u64(), Some(200));
+}

@@ -2,7 +2,9 @@
 //! time over keep-alive HTTP/1.1, replacing its connection when it breaks.
 
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use glommio::timer::sleep;
 
 use futures_lite::{future, AsyncWriteExt};
 
@@ -16,6 +18,9 @@ use crate::report::error_class::is_kperf_failure_status;
 use crate::source::RequestParts;
 use preprocess::profile::Verb;
 use preprocess::timeline::record::RequestRecord;
+
+/// Most times a request refused over HTTP/2 is sent again (Go's transport: 6).
+const H2_REFUSED_RETRIES: u32 = 6;
 
 /// How much of a failed response's body is kept for the Status decode.
 pub(super) const ERROR_BODY_KEEP: usize = 4096;
@@ -162,8 +167,9 @@ async fn execute(
     let outcome = {
         let io = async {
             // A refused HTTP/2 request (graceful GOAWAY, REFUSED_STREAM) was not processed by
-            // the server: it is sent once more on another connection, as Go's client does.
-            let mut first_attempt = true;
+            // the server: it is sent again on another connection, as Go's HTTP/2 transport
+            // does (up to 6 times; at once, then after 1, 2, 4, 8 and 16 s).
+            let mut refusals = 0u32;
             let mut reused;
             loop {
                 // A connection that ended while this worker was idle takes no request: the
@@ -209,15 +215,19 @@ async fn execute(
                     lease.conn(),
                     &parts,
                     // A resend after a refusal is the same request: its lag is the first attempt's.
-                    first_attempt.then_some(job.due),
+                    (refusals == 0).then_some(job.due),
                     &mut sent_at,
                     &mut body_bytes,
                     &mut bufs.error_body,
                 )
                 .await;
                 let refused = matches!(&result, Err(Failure::Transport(e)) if e.is_refused());
-                if refused && first_attempt {
-                    first_attempt = false;
+                if refused && refusals < H2_REFUSED_RETRIES {
+                    if refusals > 0 {
+                        sleep(Duration::from_secs(1 << (refusals - 1))).await;
+                    }
+                    refusals += 1;
+                    ctx.metrics.borrow_mut().connection_retries += 1;
                     conn = None;
                     continue;
                 }
@@ -424,8 +434,9 @@ async fn send_http2(
         let auth = ctx.auth.borrow();
         super::h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
     };
-    *sent_at = Instant::now();
+    // A resend keeps the first attempt's instant: latency covers the retries, as in Go.
     if let Some(due) = lag_from {
+        *sent_at = Instant::now();
         ctx.record_send(*sent_at, due);
     }
     let mut response = h2
