@@ -338,6 +338,8 @@ fn run_checked(
             grace: opts.grace,
             raw_data: opts.raw_data,
             preflight,
+            retries: opts.retries,
+            watch_connections: opts.watch_connections,
         },
     });
 

@@ -31,6 +31,9 @@ pub struct FaultConfig {
     pub latency: BTreeMap<String, LatencyRange>,
     /// Fraction of API requests answered 429 TooManyRequests.
     pub throttle_fraction: f64,
+    /// Answer the first N API requests (watches excluded) 429 TooManyRequests, then stop
+    /// throttling (a storm that passes).
+    pub throttle_first: Option<u64>,
     /// `Retry-After` seconds on 429s (default 1).
     pub retry_after_seconds: Option<u32>,
     /// Requests (watches excluded) allowed in flight at once; more are answered 429.
@@ -73,6 +76,7 @@ impl FaultConfig {
         }
         for (name, value) in [
             ("max_in_flight", self.max_in_flight),
+            ("throttle_first", self.throttle_first),
             ("close_after_requests", self.close_after_requests),
             ("goaway_after_streams", self.goaway_after_streams),
         ] {
@@ -123,6 +127,8 @@ pub enum FaultDecision {
 pub struct Faults {
     active: AtomicBool,
     state: Mutex<(FaultConfig, ChaCha8Rng)>,
+    /// API requests (watches excluded) decided so far, for `throttle_first`.
+    decided: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
@@ -131,6 +137,7 @@ impl Faults {
         Faults {
             active: AtomicBool::new(config.is_active()),
             state: Mutex::new((config, ChaCha8Rng::seed_from_u64(seed))),
+            decided: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -167,6 +174,12 @@ impl Faults {
         }
         if verb != "WATCH" && config.max_in_flight.is_some_and(|limit| in_flight > limit) {
             return FaultDecision::Throttle(retry_after);
+        }
+        if verb != "WATCH" {
+            let seen = self.decided.fetch_add(1, Ordering::Relaxed);
+            if config.throttle_first.is_some_and(|n| seen < n) {
+                return FaultDecision::Throttle(retry_after);
+            }
         }
         if config.throttle_fraction > 0.0 && rng.gen_bool(config.throttle_fraction) {
             return FaultDecision::Throttle(retry_after);
@@ -220,6 +233,28 @@ pub fn parse_latency_flag(spec: &str) -> Result<(String, LatencyRange), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_requests_are_throttled_then_none() {
+        let faults = Faults::new(
+            FaultConfig {
+                throttle_first: Some(2),
+                retry_after_seconds: Some(3),
+                ..FaultConfig::default()
+            },
+            1,
+        );
+        assert_eq!(faults.decide("GET", 1), FaultDecision::Throttle(3));
+        assert!(matches!(
+            faults.decide("WATCH", 1),
+            FaultDecision::Proceed { .. }
+        ));
+        assert_eq!(faults.decide("LIST", 1), FaultDecision::Throttle(3));
+        assert!(matches!(
+            faults.decide("GET", 1),
+            FaultDecision::Proceed { .. }
+        ));
+    }
 
     #[test]
     fn inactive_faults_always_proceed() {

@@ -66,6 +66,9 @@ struct Args {
     /// Fraction of API requests answered 429.
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     throttle_fraction: f64,
+    /// Answer the first N API requests (watches excluded) 429, then stop throttling.
+    #[arg(long, value_name = "N")]
+    throttle_first: Option<u64>,
     /// Retry-After seconds on 429s.
     #[arg(long, value_name = "S")]
     retry_after: Option<u32>,
@@ -90,6 +93,7 @@ impl Args {
     fn config(&self) -> anyhow::Result<ApiSimConfig> {
         let mut faults = FaultConfig {
             throttle_fraction: self.throttle_fraction,
+            throttle_first: self.throttle_first,
             retry_after_seconds: self.retry_after,
             max_in_flight: self.max_in_flight,
             error_fraction: self.error_fraction,

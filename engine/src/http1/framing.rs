@@ -10,6 +10,7 @@ pub(super) struct FramingHeaders {
     keep_alive: bool,
     chunked: bool,
     length: Option<u64>,
+    retry_after: Option<u32>,
 }
 
 impl FramingHeaders {
@@ -20,6 +21,7 @@ impl FramingHeaders {
             keep_alive: !http10,
             chunked: false,
             length: None,
+            retry_after: None,
         }
     }
 
@@ -50,6 +52,7 @@ impl FramingHeaders {
                 }
             }
             FramingRole::TransferEncoding => self.chunked = has_token(value, b"chunked"),
+            FramingRole::RetryAfter => self.retry_after = parse_retry_after(value),
             FramingRole::None => {}
         }
         Ok(())
@@ -72,6 +75,7 @@ impl FramingHeaders {
             status,
             framing,
             keep_alive,
+            retry_after: self.retry_after,
         }
     }
 }
@@ -82,6 +86,8 @@ pub(super) enum FramingRole {
     ContentLength,
     Connection,
     TransferEncoding,
+    /// Not framing, but read in the same pass: `Retry-After` (`--retries client-go`).
+    RetryAfter,
     /// Nothing: any other header.
     None,
 }
@@ -95,10 +101,21 @@ impl FramingRole {
             FramingRole::Connection
         } else if name_is(name, b"transfer-encoding") {
             FramingRole::TransferEncoding
+        } else if name_is(name, b"retry-after") {
+            FramingRole::RetryAfter
         } else {
             FramingRole::None
         }
     }
+}
+
+/// Seconds of a `Retry-After` value when it is an integer, as client-go reads it (an HTTP
+/// date is ignored, as there).
+pub fn parse_retry_after(value: &[u8]) -> Option<u32> {
+    if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Whether the header name `name` is `lower` (lowercase letters and `-`) in any case.

@@ -84,6 +84,7 @@ fn known_name(name: &[u8]) -> Option<FramingRole> {
         b"Content-Length" => Some(FramingRole::ContentLength),
         b"Connection" => Some(FramingRole::Connection),
         b"Transfer-Encoding" => Some(FramingRole::TransferEncoding),
+        b"Retry-After" => Some(FramingRole::RetryAfter),
         b"Date" | b"Server" | b"Content-Type" | b"Audit-Id" | b"Cache-Control" => other,
         b"X-Kubernetes-Pf-Flowschema-Uid" | b"X-Kubernetes-Pf-Prioritylevel-Uid" => other,
         b"Warning" | b"Keep-Alive" | b"Vary" | b"Etag" | b"Location" | b"Last-Modified" => other,
@@ -230,7 +231,8 @@ mod tests {
                 ResponseHead {
                     status: 200,
                     framing: BodyFraming::Length(80),
-                    keep_alive: true
+                    keep_alive: true,
+                    retry_after: None,
                 }
             ))
         );
@@ -274,7 +276,8 @@ mod tests {
 
     #[test]
     fn known_names_are_tokens_with_their_framing_role() {
-        let names: [&[u8]; 20] = [
+        let names: [&[u8]; 21] = [
+            b"Retry-After",
             b"Content-Length",
             b"Connection",
             b"Transfer-Encoding",
@@ -304,7 +307,7 @@ mod tests {
                 assert_eq!(role, FramingRole::of(name), "{name:?}");
             }
         }
-        assert_eq!(known, 16);
+        assert_eq!(known, 17);
     }
 
     #[test]
@@ -334,6 +337,8 @@ mod tests {
         b"http/1.1 200 OK\r\n",
     ];
     const NAMES: &[&[u8]] = &[
+        b"Retry-After",
+        b"retry-after",
         b"Content-Length",
         b"content-length",
         b"CONTENT-LENGTH",

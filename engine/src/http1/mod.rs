@@ -8,6 +8,7 @@ pub mod parser;
 pub mod request;
 pub mod response;
 
+pub use framing::parse_retry_after;
 pub use parser::{BodyFraming, RecvBuffer, ResponseError, ResponseHead, ResponseParser};
 pub use request::RequestTemplate;
 pub use response::ResponseReader;

@@ -56,6 +56,8 @@ pub struct ResponseHead {
     pub framing: BodyFraming,
     /// Whether the connection may carry another request after this response.
     pub keep_alive: bool,
+    /// `Retry-After` in whole seconds, when the response has one.
+    pub retry_after: Option<u32>,
 }
 
 /// A connection's receive buffer: bytes in `start..end` are received and not yet parsed.

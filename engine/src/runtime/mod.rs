@@ -67,6 +67,34 @@ pub struct CoreSettings {
     pub raw_data: bool,
     /// Check the target with `GET /version` before the start (see `preflight`).
     pub preflight: bool,
+    /// `--retries`.
+    pub retries: crate::run::RetryPolicy,
+    /// `--watch-connections`.
+    pub watch_connections: crate::run::WatchConnections,
+}
+
+/// client-go's most retries of one request (`rest.Request`'s default `maxRetries`).
+pub(crate) const CLIENT_GO_MAX_RETRIES: u8 = 10;
+
+impl CoreSettings {
+    /// How long to wait before sending again a request answered `status` with `Retry-After:
+    /// retry_after` after `attempts` retries, under `--retries client-go` (client-go's
+    /// rule: a 429 or 5xx carrying an integer `Retry-After`, at most 10 times); `None`:
+    /// the answer is the outcome.
+    pub(crate) fn retry_delay(
+        &self,
+        status: u16,
+        retry_after: Option<u32>,
+        attempts: u8,
+    ) -> Option<Duration> {
+        let retryable = status == 429 || status >= 500;
+        (self.retries == crate::run::RetryPolicy::ClientGo
+            && retryable
+            && attempts < CLIENT_GO_MAX_RETRIES)
+            .then_some(())
+            .and(retry_after)
+            .map(|s| Duration::from_secs(u64::from(s)))
+    }
 }
 
 /// What all cores share (read-only, or atomics).
@@ -554,6 +582,11 @@ async fn tick_loop(ctx: Rc<CoreCtx>) {
         if let Some(pool) = ctx.ring.borrow_mut().as_mut() {
             let started_before = now.checked_sub(timeout);
             if started_before.is_some() && pool.cancel(CancelReason::Timeout, started_before) > 0 {
+                ctx.ring_wake.notify();
+            }
+            // A request waiting for its Retry-After (`--retries client-go`), or a stop that
+            // ends the wait, needs the pool's loop.
+            if pool.has_due_retry(now) || (ctx.stop_requested() && pool.busy() > 0) {
                 ctx.ring_wake.notify();
             }
         }

@@ -164,135 +164,177 @@ async fn execute(
     let mut body_bytes = 0u64;
     bufs.error_body.clear();
     let mut conn = conn;
-    let outcome = {
-        let io = async {
-            // A refused HTTP/2 request (graceful GOAWAY, REFUSED_STREAM) was not processed by
-            // the server: it is sent again on another connection, as Go's HTTP/2 transport
-            // does (up to 6 times; at once, then after 1, 2, 4, 8 and 16 s).
-            let mut refusals = 0u32;
-            let mut reused;
-            loop {
-                // A connection that ended while this worker was idle takes no request: the
-                // request goes to another one, never having been sent.
-                if matches!(&conn, Some(Conn::Http2(l)) if l.conn().is_closed()) {
-                    conn = None;
-                }
-                // Nor does an HTTP/1.1 connection the server closed while it was idle.
-                if matches!(&conn, Some(Conn::Http1(s)) if s.unusable_while_idle()) {
-                    conn = None;
-                    bufs.reader.reset();
-                }
-                reused = matches!(&conn, Some(Conn::Http1(_)));
-                if conn.is_none() {
-                    conn = conn::lease_h2(&ctx.h2_pool);
-                }
-                // Over HTTP/2, one connect at a time: workers that all find every slot taken
-                // share the connection the first of them opens instead of opening one each.
-                let _permit = if conn.is_none() && !ctx.h2_pool.borrow().is_empty() {
-                    let permit = ctx.h2_connect.acquire_permit(1).await.map_err(|e| {
-                        Failure::Connect(std::io::Error::other(format!(
-                            "HTTP/2 connect gate closed: {e}"
-                        )))
-                    })?;
-                    conn = conn::lease_h2(&ctx.h2_pool);
-                    Some(permit)
-                } else {
-                    None
-                };
-                if conn.is_none() {
-                    let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
-                        .await
-                        .map_err(Failure::from)?;
-                    ctx.conns_opened.set(ctx.conns_opened.get() + 1);
-                    bufs.reader.reset();
-                    conn = Some(c);
-                }
-                let Some(Conn::Http2(lease)) = conn.as_ref() else {
-                    break;
-                };
-                let result = send_http2(
-                    ctx,
-                    lease.conn(),
-                    &parts,
-                    // A resend after a refusal is the same request: its lag is the first attempt's.
-                    (refusals == 0).then_some(job.due),
-                    &mut sent_at,
-                    &mut body_bytes,
-                    &mut bufs.error_body,
-                )
-                .await;
-                let refused = matches!(&result, Err(Failure::Transport(e)) if e.is_refused());
-                if refused && refusals < H2_REFUSED_RETRIES {
-                    if refusals > 0 {
-                        sleep(Duration::from_secs(1 << (refusals - 1))).await;
-                    }
-                    refusals += 1;
-                    ctx.metrics.borrow_mut().connection_retries += 1;
-                    conn = None;
-                    continue;
-                }
-                return result;
-            }
-            ctx.encode_request(&mut bufs.request, &parts);
-            sent_at = Instant::now();
-            ctx.record_send(sent_at, job.due);
-            let mut retried = false;
-            let (stream, head) = loop {
-                let Some(Conn::Http1(stream)) = conn.as_mut() else {
-                    return Err(Failure::Connect(std::io::Error::other(
-                        "connection missing after connect",
-                    )));
-                };
-                match send_http1(stream, bufs).await {
-                    Ok(head) => break (stream, head),
-                    // Closed by the server before any response byte on a reused connection:
-                    // once more on a fresh one, with the first attempt's send instant and lag.
-                    Err((f, written))
-                        if reused
-                            && !retried
-                            && f.retries_on_fresh_connection(parts.verb, written) =>
-                    {
-                        retried = true;
-                        ctx.metrics.borrow_mut().connection_retries += 1;
-                        bufs.reader.reset();
+    // `--retries client-go`: a retryable answer is sent again after its Retry-After.
+    let mut attempts = 0u8;
+    let outcome = loop {
+        let first = attempts == 0;
+        let outcome = {
+            let io = async {
+                // A refused HTTP/2 request (graceful GOAWAY, REFUSED_STREAM) was not processed by
+                // the server: it is sent again on another connection, as Go's HTTP/2 transport
+                // does (up to 6 times; at once, then after 1, 2, 4, 8 and 16 s).
+                let mut refusals = 0u32;
+                let mut reused;
+                loop {
+                    // A connection that ended while this worker was idle takes no request: the
+                    // request goes to another one, never having been sent.
+                    if matches!(&conn, Some(Conn::Http2(l)) if l.conn().is_closed()) {
                         conn = None;
+                    }
+                    // Nor does an HTTP/1.1 connection the server closed while it was idle.
+                    if matches!(&conn, Some(Conn::Http1(s)) if s.unusable_while_idle()) {
+                        conn = None;
+                        bufs.reader.reset();
+                    }
+                    reused = matches!(&conn, Some(Conn::Http1(_)));
+                    if conn.is_none() {
+                        conn = conn::lease_h2(&ctx.h2_pool);
+                    }
+                    // Over HTTP/2, one connect at a time: workers that all find every slot taken
+                    // share the connection the first of them opens instead of opening one each.
+                    let _permit = if conn.is_none() && !ctx.h2_pool.borrow().is_empty() {
+                        let permit = ctx.h2_connect.acquire_permit(1).await.map_err(|e| {
+                            Failure::Connect(std::io::Error::other(format!(
+                                "HTTP/2 connect gate closed: {e}"
+                            )))
+                        })?;
+                        conn = conn::lease_h2(&ctx.h2_pool);
+                        Some(permit)
+                    } else {
+                        None
+                    };
+                    if conn.is_none() {
                         let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
                             .await
                             .map_err(Failure::from)?;
                         ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+                        bufs.reader.reset();
                         conn = Some(c);
                     }
-                    Err((f, _)) => return Err(f),
-                }
-            };
-            let failed = is_kperf_failure_status(head.status);
-            let keep = &mut bufs.error_body;
-            bufs.reader
-                .read_body(stream, head.framing, |b| {
-                    body_bytes += b.len() as u64;
-                    if failed {
-                        keep_error_body(keep, b);
+                    let Some(Conn::Http2(lease)) = conn.as_ref() else {
+                        break;
+                    };
+                    let result = send_http2(
+                        ctx,
+                        lease.conn(),
+                        &parts,
+                        // A resend after a refusal is the same request: its lag is the first attempt's.
+                        (refusals == 0 && first).then_some(job.due),
+                        &mut sent_at,
+                        &mut body_bytes,
+                        &mut bufs.error_body,
+                    )
+                    .await;
+                    let refused = matches!(&result, Err(Failure::Transport(e)) if e.is_refused());
+                    if refused && refusals < H2_REFUSED_RETRIES {
+                        if refusals > 0 {
+                            sleep(Duration::from_secs(1 << (refusals - 1))).await;
+                        }
+                        refusals += 1;
+                        ctx.metrics.borrow_mut().connection_retries += 1;
+                        conn = None;
+                        continue;
                     }
+                    return result;
+                }
+                ctx.encode_request(&mut bufs.request, &parts);
+                if first {
+                    sent_at = Instant::now();
+                    ctx.record_send(sent_at, job.due);
+                }
+                let mut retried = false;
+                let (stream, head) = loop {
+                    let Some(Conn::Http1(stream)) = conn.as_mut() else {
+                        return Err(Failure::Connect(std::io::Error::other(
+                            "connection missing after connect",
+                        )));
+                    };
+                    match send_http1(stream, bufs).await {
+                        Ok(head) => break (stream, head),
+                        // Closed by the server before any response byte on a reused connection:
+                        // once more on a fresh one, with the first attempt's send instant and lag.
+                        Err((f, written))
+                            if reused
+                                && !retried
+                                && f.retries_on_fresh_connection(parts.verb, written) =>
+                        {
+                            retried = true;
+                            ctx.metrics.borrow_mut().connection_retries += 1;
+                            bufs.reader.reset();
+                            conn = None;
+                            let c = conn::connect(&ctx.shared.target, &ctx.h2_pool)
+                                .await
+                                .map_err(Failure::from)?;
+                            ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+                            conn = Some(c);
+                        }
+                        Err((f, _)) => return Err(f),
+                    }
+                };
+                let failed = is_kperf_failure_status(head.status);
+                let keep = &mut bufs.error_body;
+                bufs.reader
+                    .read_body(stream, head.framing, |b| {
+                        body_bytes += b.len() as u64;
+                        if failed {
+                            keep_error_body(keep, b);
+                        }
+                    })
+                    .await?;
+                // Bytes beyond the response are nobody's answer: the connection is not reused.
+                let keep_alive = head.keep_alive && !bufs.reader.has_buffered();
+                Ok::<_, Failure>((head.status, keep_alive, head.retry_after))
+            };
+            let cancelled = async {
+                slot.cancel.notified().await;
+                Err(match slot.cancel_reason.get() {
+                    CancelReason::Timeout => Failure::Timeout,
+                    CancelReason::Interrupted => Failure::Interrupted,
                 })
-                .await?;
-            // Bytes beyond the response are nobody's answer: the connection is not reused.
-            let keep_alive = head.keep_alive && !bufs.reader.has_buffered();
-            Ok::<_, Failure>((head.status, keep_alive))
+            };
+            future::or(io, cancelled).await
         };
-        let cancelled = async {
-            slot.cancel.notified().await;
-            Err(match slot.cancel_reason.get() {
-                CancelReason::Timeout => Failure::Timeout,
-                CancelReason::Interrupted => Failure::Interrupted,
-            })
-        };
-        future::or(io, cancelled).await
+        if let Ok((status, keep_alive, retry_after)) = outcome {
+            if let Some(delay) = ctx
+                .shared
+                .settings
+                .retry_delay(status, retry_after, attempts)
+            {
+                attempts += 1;
+                {
+                    let mut m = ctx.metrics.borrow_mut();
+                    m.retries += 1;
+                    m.add_body_bytes(false, body_bytes);
+                }
+                body_bytes = 0;
+                bufs.error_body.clear();
+                if !keep_alive {
+                    conn = None;
+                }
+                let waited = future::or(
+                    async {
+                        sleep(delay).await;
+                        true
+                    },
+                    async {
+                        slot.cancel.notified().await;
+                        false
+                    },
+                )
+                .await;
+                if waited {
+                    continue;
+                }
+                // Timed out or stopped while waiting: the answer is the outcome.
+            }
+        }
+        break outcome;
     };
     slot.busy_since.set(None);
     let end = Instant::now();
     ctx.last_end.set(end);
     let keep_conn = match &outcome {
-        Ok((_, keep_alive)) => *keep_alive,
+        Ok((_, keep_alive, _)) => *keep_alive,
         Err(failure) => !failure.breaks_connection(),
     };
     let exchange = Exchange {
@@ -304,7 +346,7 @@ async fn execute(
     record_outcome(
         ctx,
         &exchange,
-        outcome.map(|(status, _)| status),
+        outcome.map(|(status, _, _)| status),
         body_bytes,
         &bufs.error_body,
         end,
@@ -429,7 +471,7 @@ async fn send_http2(
     sent_at: &mut Instant,
     body_bytes: &mut u64,
     keep: &mut Vec<u8>,
-) -> Result<(u16, bool), Failure> {
+) -> Result<(u16, bool, Option<u32>), Failure> {
     let request = {
         let auth = ctx.auth.borrow();
         super::h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
@@ -458,5 +500,9 @@ async fn send_http2(
             Err(e) => return Err(Failure::Transport(e)),
         }
     }
-    Ok((status, !h2.is_closed()))
+    let retry_after = response
+        .headers
+        .get("retry-after")
+        .and_then(|v| crate::http1::parse_retry_after(v.as_bytes().trim_ascii()));
+    Ok((status, !h2.is_closed(), retry_after))
 }

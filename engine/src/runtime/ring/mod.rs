@@ -28,7 +28,7 @@ use crate::transport::Stream;
 use uring::{Completion, Op, Ring};
 
 pub(super) use driver::drive;
-use slot::{Job, Slot};
+use slot::{Job, Parked, Slot};
 
 /// The pool: slots (connections), which of them are free, and the ring.
 pub(crate) struct RingPool {
@@ -50,6 +50,8 @@ pub(crate) struct RingPool {
     reaped_at: Option<Instant>,
     /// Set when the ring itself failed: every request is then recorded as failed with it.
     broken: Option<std::io::Error>,
+    /// Requests waiting to be sent again (`--retries client-go`); counted in `busy`.
+    parked: Vec<Parked>,
 }
 
 impl RingPool {
@@ -73,6 +75,7 @@ impl RingPool {
             max_conns,
             reaped_at: None,
             broken: None,
+            parked: Vec::with_capacity(max_conns),
         };
         for fd in fds {
             let i = pool.slots.len();
@@ -186,7 +189,7 @@ impl RingPool {
     /// Gives free connections the requests the queue lets go; opens connections up to
     /// `max_conns` when all are busy. Returns how many requests started.
     fn start_jobs(&mut self, ctx: &CoreCtx) -> usize {
-        let mut started = 0;
+        let mut started = self.resend_parked(ctx);
         loop {
             let has_slot = self.broken.is_some()
                 || !self.idle.is_empty()
@@ -217,30 +220,91 @@ impl RingPool {
                 settle(ctx, &exchange, Err(failure), 0, b"", now);
                 continue;
             }
-            let i = self.take_slot(now);
-            let slot = &mut self.slots[i];
-            slot.job = Some(Job {
+            let job = Job {
                 exchange,
                 started: now,
                 retried: false,
-            });
-            slot.written = 0;
-            slot.head = None;
-            slot.received_any = slot.input.has_unparsed();
-            slot.body_bytes = 0;
-            slot.error_body.clear();
+                attempts: 0,
+            };
             self.busy += 1;
             started += 1;
-            if slot.fd.is_some() {
-                // The request leaves now: one clock read serves its start and its send.
-                ctx.encode_request(&mut self.encoded, &parts);
-                self.send_encoded(ctx, i, now);
-            } else {
-                ctx.encode_request(&mut slot.request, &parts);
-                self.connect(ctx, i);
-            }
+            self.begin(ctx, job, &parts, now);
         }
         started
+    }
+
+    /// Puts `job` (request `parts`) on a free slot and sends it, or connects for it.
+    fn begin(
+        &mut self,
+        ctx: &CoreCtx,
+        job: Job,
+        parts: &crate::source::RequestParts<'_>,
+        now: Instant,
+    ) {
+        let i = self.take_slot(now);
+        let slot = &mut self.slots[i];
+        slot.job = Some(job);
+        slot.written = 0;
+        slot.head = None;
+        slot.received_any = slot.input.has_unparsed();
+        slot.body_bytes = 0;
+        slot.error_body.clear();
+        if slot.fd.is_some() {
+            // The request leaves now: one clock read serves its start and its send.
+            ctx.encode_request(&mut self.encoded, parts);
+            self.send_encoded(ctx, i, now);
+        } else {
+            ctx.encode_request(&mut slot.request, parts);
+            self.connect(ctx, i);
+        }
+    }
+
+    /// Sends again the parked requests whose `Retry-After` has passed, while slots are free;
+    /// after a stop, settles every parked request with the answer it got. Returns how many
+    /// were sent.
+    fn resend_parked(&mut self, ctx: &CoreCtx) -> usize {
+        if self.parked.is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        let stopping = ctx.stop_requested() || self.broken.is_some();
+        let mut sent = 0;
+        let mut k = 0;
+        while k < self.parked.len() {
+            let p = self.parked[k];
+            let has_slot = !self.idle.is_empty()
+                || !self.unconnected.is_empty()
+                || self.slots.len() < self.max_conns;
+            if !stopping && (p.due > now || !has_slot) {
+                k += 1;
+                continue;
+            }
+            self.parked.swap_remove(k);
+            let pending = p.job.exchange.pending;
+            let parts = if stopping {
+                None
+            } else {
+                request_of(ctx, pending.run, pending.index, false)
+            };
+            match parts {
+                Some((_, parts)) => {
+                    let mut job = p.job;
+                    job.started = now;
+                    self.begin(ctx, job, &parts, now);
+                    sent += 1;
+                }
+                None => {
+                    self.busy -= 1;
+                    settle(ctx, &p.job.exchange, Ok(p.status), 0, b"", now);
+                }
+            }
+        }
+        sent
+    }
+
+    /// Whether a parked request is due to go again (the tick wakes the loop for it).
+    pub(crate) fn has_due_retry(&self, now: Instant) -> bool {
+        self.parked.iter().any(|p| p.due <= now)
     }
 
     /// A free slot for a request: an idle connection the server has not closed (those it
@@ -328,8 +392,10 @@ impl RingPool {
     fn send_encoded(&mut self, ctx: &CoreCtx, i: usize, now: Instant) {
         let slot = &mut self.slots[i];
         let Some(job) = slot.job.as_mut() else { return };
-        job.exchange.sent_at = now;
-        ctx.record_send(now, job.exchange.pending.due);
+        if job.first_send() {
+            job.exchange.sent_at = now;
+            ctx.record_send(now, job.exchange.pending.due);
+        }
         match uring::send_now(slot.raw_fd(), &self.encoded) {
             Ok(n) if n == self.encoded.len() => {
                 slot.written = n;
@@ -353,7 +419,7 @@ impl RingPool {
         let slot = &mut self.slots[i];
         let Some(job) = slot.job.as_mut() else { return };
         // A retry keeps its first attempt's send instant and lag.
-        if slot.written == 0 && !job.retried {
+        if slot.written == 0 && job.first_send() {
             let ex = &mut job.exchange;
             ex.sent_at = Instant::now();
             ctx.record_send(ex.sent_at, ex.pending.due);
@@ -468,7 +534,7 @@ impl RingPool {
                 Some(head) => slot.parser.end_of_stream().map(|_| head),
             };
             return match outcome {
-                Ok(head) => self.finish(ctx, i, head.status, false),
+                Ok(head) => self.finish(ctx, i, head.status, false, head.retry_after),
                 Err(e) => self.fail(ctx, i, Failure::Response(e)),
             };
         }
@@ -476,15 +542,47 @@ impl RingPool {
         slot.received_any = true;
         let parsed = slot.parse();
         match parsed {
-            Ok(Some(head)) => self.finish(ctx, i, head.status, head.keep_alive),
+            Ok(Some(head)) => self.finish(ctx, i, head.status, head.keep_alive, head.retry_after),
             Ok(None) => self.recv(ctx, i),
             Err(e) => self.fail(ctx, i, Failure::Response(e)),
         }
     }
 
     /// Slot `i`'s response is complete: records it and frees the slot.
-    fn finish(&mut self, ctx: &CoreCtx, i: usize, status: u16, keep_alive: bool) {
-        self.settle_slot(ctx, i, Ok(status));
+    fn finish(
+        &mut self,
+        ctx: &CoreCtx,
+        i: usize,
+        status: u16,
+        keep_alive: bool,
+        retry_after: Option<u32>,
+    ) {
+        let slot = &mut self.slots[i];
+        let delay = slot.job.and_then(|j| {
+            ctx.shared
+                .settings
+                .retry_delay(status, retry_after, j.attempts)
+        });
+        match (delay, slot.job.take()) {
+            (Some(delay), Some(mut job)) => {
+                // Answered with a retryable status: parked (still busy) until Retry-After.
+                job.attempts += 1;
+                let mut m = ctx.metrics.borrow_mut();
+                m.retries += 1;
+                m.add_body_bytes(false, slot.body_bytes);
+                drop(m);
+                let now = self.reaped_at.unwrap_or_else(Instant::now);
+                self.parked.push(Parked {
+                    job,
+                    due: now + delay,
+                    status,
+                });
+            }
+            (_, job) => {
+                slot.job = job;
+                self.settle_slot(ctx, i, Ok(status));
+            }
+        }
         let slot = &mut self.slots[i];
         // Bytes beyond the response are nobody's answer: the connection is not reused.
         if keep_alive && !slot.input.has_unparsed() {

@@ -20,6 +20,27 @@ pub(super) struct Job {
     pub(super) started: Instant,
     /// Already sent once more on a fresh connection (see `RingPool::retry_on_fresh`).
     pub(super) retried: bool,
+    /// Times sent again under `--retries client-go`.
+    pub(super) attempts: u8,
+}
+
+impl Job {
+    /// A request for the first time: its send is recorded (a resend keeps the first one's
+    /// instant and lag, so latency covers the retries, as client-go's does).
+    pub(super) fn first_send(&self) -> bool {
+        !self.retried && self.attempts == 0
+    }
+}
+
+/// A request answered with a retryable status, waiting for its `Retry-After`
+/// (`--retries client-go`). Its key stays held: later requests of its object wait behind it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Parked {
+    pub(super) job: Job,
+    /// When it goes again.
+    pub(super) due: Instant,
+    /// The answer it got, its outcome if the run stops before it goes again.
+    pub(super) status: u16,
 }
 
 /// One pool connection and its buffers.
