@@ -137,6 +137,10 @@ pub struct RunOutcome {
     pub conns_opened: u64,
     /// Largest pool size per core, summed.
     pub peak_conns: usize,
+    /// Connections opened by each core (pool, replacements, WATCHes).
+    pub conns_opened_per_core: Vec<u64>,
+    /// Most streams seen at once on one HTTP/2 connection (0: no HTTP/2).
+    pub max_streams: u64,
 }
 
 /// Raises this process's soft RLIMIT_MEMLOCK to its hard limit: each glommio executor
@@ -331,6 +335,9 @@ fn run_checked(
         stop: stop.clone(),
         replay_end: ReplayEnd::new(cores),
         progress: (0..cores).map(|_| CoreProgress::default()).collect(),
+        watches_started: (0..info.runner_count)
+            .map(|_| std::sync::atomic::AtomicU32::new(0))
+            .collect(),
         settings: CoreSettings {
             timing: opts.timing,
             scale,
@@ -404,6 +411,8 @@ fn run_checked(
     let mut unsent = 0;
     let mut opened = 0;
     let mut peak = 0;
+    let mut opened_per_core = Vec::with_capacity(cores);
+    let mut max_streams = 0;
     let mut join_error = None;
     let mut preflight_error = None;
     for (i, h) in handles.into_iter().enumerate() {
@@ -416,6 +425,8 @@ fn run_checked(
                 end = end.max(r.end);
                 unsent += r.unsent_on_stop;
                 opened += r.conns_opened;
+                opened_per_core.push(r.conns_opened);
+                max_streams = max_streams.max(r.max_streams as u64);
                 peak += r.peak_conns;
             }
             Err(e) => {
@@ -462,6 +473,8 @@ fn run_checked(
         unsent_on_stop: unsent,
         conns_opened: opened,
         peak_conns: peak,
+        conns_opened_per_core: opened_per_core,
+        max_streams,
     })
 }
 

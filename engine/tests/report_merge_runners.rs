@@ -329,6 +329,32 @@ fn raw_data_and_errors_are_merged_from_runner_reports() {
         assert_eq!(m["kreplay"]["run"][key].as_u64(), Some(sum), "{key}");
     }
     assert!(m["kreplay"]["run"]["errorBodyBytes"].as_u64() > Some(0));
+    // Per-core connections: the merged order follows the sorted runners (r0, r1, r2).
+    let per_core: Vec<Value> = parts
+        .iter()
+        .flat_map(|p| {
+            p["kreplay"]["run"]["connectionsPerCore"]
+                .as_array()
+                .cloned()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        m["kreplay"]["run"]["connectionsPerCore"],
+        Value::Array(per_core)
+    );
+    let streams = parts
+        .iter()
+        .map(|p| {
+            p["kreplay"]["run"]["maxStreamsPerConnection"]
+                .as_u64()
+                .unwrap()
+        })
+        .max();
+    assert_eq!(
+        m["kreplay"]["run"]["maxStreamsPerConnection"].as_u64(),
+        streams
+    );
     let expected_errors: Vec<Value> = parts
         .iter()
         .flat_map(|p| p["errors"].as_array().cloned().unwrap_or_default())

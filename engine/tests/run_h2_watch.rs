@@ -59,7 +59,7 @@ fn h2_spec() -> preprocess::profile::Spec {
 }
 
 #[test]
-fn a_thousand_watches_are_streams_on_the_pool_connections() {
+fn shared_watches_are_streams_on_the_pool_connections() {
     let sim = ApiSim::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &h2_spec(), &watch_profile(WATCHES, OBJECTS));
@@ -72,6 +72,8 @@ fn a_thousand_watches_are_streams_on_the_pool_connections() {
             "--cores",
             "1",
             "--raw-data",
+            "--watch-connections",
+            "shared",
         ],
         &[],
     );
@@ -137,4 +139,43 @@ fn watches_over_http1_keep_a_connection_each() {
         opened >= 20 + 2,
         "{opened} connections for 20 HTTP/1.1 watches"
     );
+}
+
+/// Connections opened by a replay of 10 WATCHes (connsPerRunner 2) with `--watch-connections`.
+fn watch_connections(mode: &str) -> (u64, serde_json::Value) {
+    let sim = ApiSim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &h2_spec(), &watch_profile(10, 2));
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--kubeconfig",
+            sim.kubeconfig.to_str().unwrap(),
+            "--cores",
+            "1",
+            "--conns",
+            "2",
+            "--watch-connections",
+            mode,
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalFailed"), 0, "{}", report["errorStats"]);
+    let r = report["kreplay"]["run"].clone();
+    (r["connectionsOpened"].as_u64().unwrap(), r)
+}
+
+#[test]
+fn kperfs_rule_gives_watches_beyond_conns_per_runner_their_own_connection() {
+    // The pool's 2 connections carry the first 2 WATCHes; the other 8 open their own.
+    let (kperf, r) = watch_connections("kperf");
+    assert!((10..=12).contains(&kperf), "{r}");
+    let (own, r) = watch_connections("own");
+    assert!((12..=14).contains(&own), "{r}");
+    let (shared, r) = watch_connections("shared");
+    assert!(shared <= 4, "{r}");
+    assert!(r["maxStreamsPerConnection"].as_u64() >= Some(5), "{r}");
 }

@@ -301,8 +301,11 @@ pub fn write_kreplay_member(
     w.key("completed").uint(m.completed);
     w.key("connectionRetries").uint(m.connection_retries);
     w.key("connectionsOpened").uint(o.conns_opened);
+    w.key("connectionsPerCore");
+    write_counts(w, &o.conns_opened_per_core);
     w.key("errorBodyBytes").uint(m.error_body_bytes);
     w.key("interrupted").bool(o.interrupted);
+    w.key("maxStreamsPerConnection").uint(o.max_streams);
     w.key("retries").uint(m.retries);
     w.key("sent").uint(m.sent);
     w.key("unsentOnStop").uint(o.unsent_on_stop);

@@ -194,6 +194,8 @@ fn outcome(raw: bool) -> RunOutcome {
         scheduled_per_second,
         unsent_on_stop: 0,
         conns_opened: 66,
+        conns_opened_per_core: vec![66],
+        max_streams: 0,
         peak_conns: 64,
     }
 }
@@ -240,12 +242,12 @@ fn the_report_is_unchanged_byte_for_byte() {
     assert!(report.contains("\\u0026limit=500"));
     assert!(report.contains("\"errorStats\""));
     assert!(report.contains("\"watches\""));
-    assert_eq!(digest(&report), "e0ce45713ffaea7f 1810512");
+    assert_eq!(digest(&report), "fa8891e158c11c56 1810598");
 }
 
 #[test]
 fn the_raw_data_report_is_unchanged_byte_for_byte() {
     let report = render(true);
     assert!(report.contains("\"latenciesByURL\""));
-    assert_eq!(digest(&report), "4211675a0f2328ac 7799105");
+    assert_eq!(digest(&report), "5c51004aba7b33a5 7799191");
 }

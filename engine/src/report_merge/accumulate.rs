@@ -82,6 +82,10 @@ pub struct MergedReport {
     pub(super) conns_opened: u64,
     pub(super) connection_retries: u64,
     pub(super) error_body_bytes: u64,
+    /// Every report's `connectionsPerCore` by its runner index (a full run: after them, in
+    /// the order given), concatenated at render time.
+    pub(super) conns_per_core: Vec<(u64, Vec<u64>)>,
+    pub(super) max_streams: u64,
     pub(super) retries: u64,
     pub(super) sent: u64,
     pub(super) unsent: u64,
@@ -228,6 +232,30 @@ impl MergedReport {
         self.connection_retries += uint(r, runs, "connectionRetries", "kreplay.run")?;
         self.error_body_bytes += uint(r, runs, "errorBodyBytes", "kreplay.run")?;
         self.retries += uint(r, runs, "retries", "kreplay.run")?;
+        self.max_streams =
+            self.max_streams
+                .max(uint(r, runs, "maxStreamsPerConnection", "kreplay.run")?);
+        if let Some(per_core) = runs.get("connectionsPerCore") {
+            let counts = per_core.as_array().ok_or_else(|| {
+                r.error("kreplay.run.connectionsPerCore: expected an array of counts".to_string())
+            })?;
+            let mut mine = Vec::with_capacity(counts.len());
+            for c in counts {
+                mine.push(c.as_u64().ok_or_else(|| {
+                    r.error(format!(
+                        "kreplay.run.connectionsPerCore: {c} is not a count"
+                    ))
+                })?);
+            }
+            let runner = k
+                .get("config")
+                .and_then(|c| c.get("runnerIndex"))
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX);
+            // Stable: equal runners (a forced merge) keep the order given.
+            let at = self.conns_per_core.partition_point(|(i, _)| *i <= runner);
+            self.conns_per_core.insert(at, (runner, mine));
+        }
         self.sent += uint(r, runs, "sent", "kreplay.run")?;
         self.unsent += uint(r, runs, "unsentOnStop", "kreplay.run")?;
         self.interrupted |= runs

@@ -203,8 +203,16 @@ impl MergedReport {
         w.key("completed").uint(self.completed);
         w.key("connectionRetries").uint(self.connection_retries);
         w.key("connectionsOpened").uint(self.conns_opened);
+        w.key("connectionsPerCore");
+        let per_core: Vec<u64> = self
+            .conns_per_core
+            .iter()
+            .flat_map(|(_, counts)| counts.iter().copied())
+            .collect();
+        write_counts(w, &per_core);
         w.key("errorBodyBytes").uint(self.error_body_bytes);
         w.key("interrupted").bool(self.interrupted);
+        w.key("maxStreamsPerConnection").uint(self.max_streams);
         w.key("retries").uint(self.retries);
         w.key("sent").uint(self.sent);
         w.key("unsentOnStop").uint(self.unsent);

@@ -1,7 +1,7 @@
-//! A connection to the target: HTTP/1.1 on a plain or TLS stream, or a slot on an
-//! HTTP/2 connection when the server chose `h2` in the TLS handshake. An HTTP/2
-//! connection is shared by up to `min(server limit, H2_MAX_SLOTS)` workers of its core,
-//! each with one request in flight, and by WATCH streams up to the server's own limit.
+//! A connection to the target: HTTP/1.1 on a plain or TLS stream, or a stream on an
+//! HTTP/2 connection when the server chose `h2` in the TLS handshake. A core's HTTP/2
+//! connections are a pool: each request or WATCH takes a stream on the connection with the
+//! fewest in flight, up to the server's stream limit.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -14,26 +14,30 @@ use glommio::timer::sleep;
 use crate::target::Target;
 use crate::transport::{self, Http2Connection, Stream, TransportError};
 
-/// Most requests kreplay puts on one HTTP/2 connection at once.
-pub const H2_MAX_SLOTS: usize = 100;
-
-/// An HTTP/2 connection and how many workers use it.
+/// An HTTP/2 connection and how many streams (requests, WATCHes) it carries now.
 pub struct H2Shared {
     conn: Http2Connection,
     leases: Cell<usize>,
 }
 
 impl H2Shared {
-    /// Room for one more worker: pool requests keep at most `H2_MAX_SLOTS` streams busy.
-    fn has_free_slot(&self) -> bool {
-        let limit = self.conn.max_concurrent_streams().clamp(1, H2_MAX_SLOTS);
-        !self.conn.is_closed() && self.leases.get() < limit
-    }
-
-    /// Room for one more WATCH stream: up to the server's stream limit, like Go's client.
+    /// Room for one more stream, up to the server's limit (as Go's client).
     fn has_free_stream(&self) -> bool {
         !self.conn.is_closed() && self.leases.get() < self.conn.max_concurrent_streams().max(1)
     }
+}
+
+thread_local! {
+    /// Most streams seen at once on one HTTP/2 connection of this core (each core is a thread).
+    static PEAK_STREAMS: Cell<usize> = const { Cell::new(0) };
+    /// Where this core's next search for a connection with the fewest streams starts.
+    static NEXT_CONNECTION: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The most streams seen at once on one HTTP/2 connection of this thread's core since the
+/// last call; resets it.
+pub fn take_peak_streams() -> usize {
+    PEAK_STREAMS.with(|p| p.replace(0))
 }
 
 /// A core's open HTTP/2 connections.
@@ -44,7 +48,9 @@ pub struct H2Lease(Rc<H2Shared>);
 
 impl H2Lease {
     fn new(shared: &Rc<H2Shared>) -> H2Lease {
-        shared.leases.set(shared.leases.get() + 1);
+        let streams = shared.leases.get() + 1;
+        shared.leases.set(streams);
+        PEAK_STREAMS.with(|p| p.set(p.get().max(streams)));
         H2Lease(shared.clone())
     }
 
@@ -93,25 +99,46 @@ fn connect_error(e: TransportError) -> ConnectError {
     }
 }
 
-/// A free slot on one of the core's HTTP/2 connections, if any (closed ones are dropped).
+/// A stream on the core's HTTP/2 connection with the fewest streams in flight that has
+/// room for one more, if any (closed connections are dropped from the pool).
 pub fn lease_h2(pool: &H2Pool) -> Option<Conn> {
-    let mut pool = pool.borrow_mut();
-    pool.retain(|s| !s.conn.is_closed());
-    pool.iter()
-        .find(|s| s.has_free_slot())
-        .map(|s| Conn::Http2(H2Lease::new(s)))
+    lease_h2_watch(pool).map(Conn::Http2)
 }
 
-/// A free stream for a WATCH on one of the core's HTTP/2 connections, if any.
+/// Like [`lease_h2`], as the lease itself (a WATCH keeps it for its whole life).
 pub fn lease_h2_watch(pool: &H2Pool) -> Option<H2Lease> {
     let mut pool = pool.borrow_mut();
     pool.retain(|s| !s.conn.is_closed());
-    pool.iter().find(|s| s.has_free_stream()).map(H2Lease::new)
+    let n = pool.len();
+    // Ties go round: a paced replay, whose connections are all idle at each request, still
+    // spreads its requests over every connection (as kperf's round robin over its clients).
+    let start = NEXT_CONNECTION.with(Cell::get) % n.max(1);
+    let mut best: Option<usize> = None;
+    for k in 0..n {
+        let i = (start + k) % n;
+        let s = &pool[i];
+        if s.has_free_stream() && best.is_none_or(|b| s.leases.get() < pool[b].leases.get()) {
+            best = Some(i);
+        }
+    }
+    let i = best?;
+    NEXT_CONNECTION.with(|c| c.set(i + 1));
+    Some(H2Lease::new(&pool[i]))
 }
 
 /// Opens a connection to `target` (TCP_NODELAY; TLS for `https`; HTTP/2 when negotiated,
 /// then shared through `pool`).
 pub async fn connect(target: &Target, pool: &H2Pool) -> Result<Conn, ConnectError> {
+    connect_to(target, Some(pool)).await
+}
+
+/// Opens a connection to `target` for one user only (a WATCH with a connection of its own):
+/// an HTTP/2 connection is not shared through the pool.
+pub async fn connect_own(target: &Target) -> Result<Conn, ConnectError> {
+    connect_to(target, None).await
+}
+
+async fn connect_to(target: &Target, pool: Option<&H2Pool>) -> Result<Conn, ConnectError> {
     let stream = transport::connect(target.addr(), target.tls.clone())
         .await
         .map_err(connect_error)?;
@@ -124,16 +151,18 @@ pub async fn connect(target: &Target, pool: &H2Pool) -> Result<Conn, ConnectErro
             leases: Cell::new(0),
         });
         let lease = H2Lease::new(&shared);
-        pool.borrow_mut().push(shared);
+        if let Some(pool) = pool {
+            pool.borrow_mut().push(shared);
+        }
         return Ok(Conn::Http2(lease));
     }
     Ok(Conn::Http1(stream))
 }
 
-/// Gives `n` workers a connection each, every connect bounded by `timeout`; failures give
-/// `None`. Over HTTP/2 workers take the free slots of open connections before another is
-/// opened (each opening is a TLS handshake and a driver task); over HTTP/1.1 each worker
-/// has its own connection, opened a few at a time.
+/// Opens `n` connections, every connect bounded by `timeout`; failures give `None`. Over
+/// HTTP/1.1 each is a worker's (one request at a time); over HTTP/2 they go into the pool,
+/// where requests take streams on the one with the fewest in flight, and the workers
+/// returned hold no stream (`None`: they lease one per request).
 pub(super) async fn prewarm(
     target: &Target,
     pool: &Rc<H2Pool>,
@@ -141,22 +170,14 @@ pub(super) async fn prewarm(
     timeout: Duration,
 ) -> Vec<Option<Conn>> {
     let mut conns = Vec::with_capacity(n);
-    while conns.len() < n {
-        if let Some(c) = lease_h2(pool) {
-            conns.push(Some(c));
-            continue;
-        }
+    if n > 0 && pool.borrow().is_empty() {
         // One connection first tells the protocol (the preflight's, if any, is in the pool).
-        let first = future::or(async { connect(target, pool).await.ok() }, async {
-            sleep(timeout).await;
+        let first = bounded(connect(target, pool), timeout).await;
+        conns.push(if matches!(first, Some(Conn::Http2(_))) {
             None
-        })
-        .await;
-        let h2 = matches!(first, Some(Conn::Http2(_)));
-        conns.push(first);
-        if !h2 {
-            break;
-        }
+        } else {
+            first
+        });
     }
     let done = conns.len();
     // Sequential connects would cost n round trips; a few at a time is enough on one core.
@@ -166,18 +187,31 @@ pub(super) async fn prewarm(
             .map(|_| {
                 let t = target.clone();
                 let pool = pool.clone();
-                glommio::spawn_local(async move {
-                    future::or(async { connect(&t, &pool).await.ok() }, async {
-                        sleep(timeout).await;
-                        None
-                    })
-                    .await
-                })
+                glommio::spawn_local(async move { bounded(connect(&t, &pool), timeout).await })
             })
             .collect();
         for t in tasks {
-            conns.push(t.await);
+            let c = t.await;
+            // An HTTP/2 connection is in the pool; its worker leases per request.
+            conns.push(if matches!(c, Some(Conn::Http2(_))) {
+                None
+            } else {
+                c
+            });
         }
     }
+    conns.resize_with(n.max(conns.len()), || None);
     conns
+}
+
+/// `connecting`, or `None` once `timeout` has passed or it failed.
+async fn bounded(
+    connecting: impl std::future::Future<Output = Result<Conn, ConnectError>>,
+    timeout: Duration,
+) -> Option<Conn> {
+    future::or(async { connecting.await.ok() }, async {
+        sleep(timeout).await;
+        None
+    })
+    .await
 }

@@ -111,6 +111,8 @@ pub struct Shared {
     pub replay_end: ReplayEnd,
     /// One entry per core.
     pub progress: Box<[CoreProgress]>,
+    /// WATCHes started per runner, over all cores (kperf's WATCH connection rule).
+    pub watches_started: Box<[std::sync::atomic::AtomicU32]>,
     /// Settings.
     pub settings: CoreSettings,
 }
@@ -143,6 +145,8 @@ pub struct CoreResult {
     pub conns_opened: u64,
     /// Largest number of pool connections at once.
     pub peak_conns: usize,
+    /// Most streams seen at once on one HTTP/2 connection.
+    pub max_streams: usize,
     /// Why the preflight stopped this core (then nothing was sent).
     pub preflight_error: Option<preflight::PreflightError>,
 }
@@ -183,6 +187,8 @@ pub(crate) struct CoreCtx {
     space: Notify,
     /// Most requests in flight (workers, or ring slots).
     max_in_flight: usize,
+    /// Most HTTP/2 connections of the pool (more only when every stream is taken).
+    max_conns: usize,
     conns_opened: Cell<u64>,
     h2_pool: Rc<conn::H2Pool>,
     /// One HTTP/2 connect at a time, so workers and WATCHes that find no free stream share
@@ -326,6 +332,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
                     unsent_on_stop: 0,
                     conns_opened: 0,
                     peak_conns: 0,
+                    max_streams: conn::take_peak_streams(),
                     preflight_error: Some(e),
                 };
             }
@@ -354,6 +361,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
             unsent_on_stop: 0,
             conns_opened: opened,
             peak_conns: 0,
+            max_streams: conn::take_peak_streams(),
             preflight_error: None,
         };
     };
@@ -377,6 +385,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         input_done: Cell::new(false),
         space: Notify::default(),
         max_in_flight: plan.max_in_flight.max(plan.conns).max(1),
+        max_conns: plan.max_conns.max(plan.conns).max(1),
         conns_opened: Cell::new(opened),
         h2_pool,
         h2_connect: glommio::sync::Semaphore::new(1),
@@ -477,6 +486,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         unsent_on_stop: unsent,
         conns_opened,
         peak_conns,
+        max_streams: conn::take_peak_streams(),
         preflight_error: None,
     }
 }

@@ -1,7 +1,8 @@
-//! WATCH requests. When the core's pool speaks HTTP/2, a WATCH is a stream on a pool
-//! connection (another connection is opened when the streams of the open ones are used up);
-//! over HTTP/1.1 each WATCH has a dedicated connection (kperf's pool-sharing and
-//! overflow-client rules do not apply to kreplay's pools). Latency = time to response
+//! WATCH requests. When the core's pool speaks HTTP/2, a WATCH that shares the pool is a
+//! stream on a pool connection (another connection is opened when the streams of the open
+//! ones are used up); kperf's rule decides which share (`--watch-connections`): the first
+//! connsPerRunner WATCHes of a runner, later ones open a connection of their own. Over
+//! HTTP/1.1 each WATCH has a dedicated connection. Latency = time to response
 //! headers; events (lines) and bytes are counted per label; all end when the replay ends.
 
 use std::rc::Rc;
@@ -54,12 +55,20 @@ struct Received {
 /// A connection for one WATCH: a stream on an HTTP/2 pool connection when the server speaks
 /// HTTP/2 (opening one more connection when every open one's streams are taken), else a
 /// dedicated HTTP/1.1 connection.
-async fn open(ctx: &CoreCtx) -> Result<Conn, Failure> {
+async fn open(ctx: &CoreCtx, run: u32) -> Result<Conn, Failure> {
     let target = &ctx.shared.target;
     if target.tls.is_none() || ctx.watch_http1.get() {
         let s = conn::connect_http1(target).await.map_err(Failure::from)?;
         ctx.conns_opened.set(ctx.conns_opened.get() + 1);
         return Ok(Conn::Http1(s));
+    }
+    if !shares_pool(ctx, run) {
+        let c = conn::connect_own(target).await.map_err(Failure::from)?;
+        ctx.conns_opened.set(ctx.conns_opened.get() + 1);
+        if matches!(c, Conn::Http1(_)) {
+            ctx.watch_http1.set(true);
+        }
+        return Ok(c);
     }
     if let Some(lease) = conn::lease_h2_watch(&ctx.h2_pool) {
         return Ok(Conn::Http2(lease));
@@ -90,6 +99,24 @@ async fn open(ctx: &CoreCtx) -> Result<Conn, Failure> {
     Ok(c)
 }
 
+/// Whether the WATCH of run `run` takes a stream on a pool connection (`--watch-connections`;
+/// kperf's rule: the first connsPerRunner WATCHes of a runner do, over all cores).
+fn shares_pool(ctx: &CoreCtx, run: u32) -> bool {
+    use crate::run::WatchConnections;
+    match ctx.shared.settings.watch_connections {
+        WatchConnections::Shared => true,
+        WatchConnections::Own => false,
+        WatchConnections::Kperf => {
+            let runner = ctx.runner_of(run) as usize;
+            let limit = ctx.shared.source.info().spec.conns_per_runner;
+            ctx.shared
+                .watches_started
+                .get(runner)
+                .is_none_or(|n| n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < limit)
+        }
+    }
+}
+
 async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due: Instant) {
     let Some((record, parts)) = super::worker::request_of(&ctx, run, index, true) else {
         return;
@@ -100,7 +127,7 @@ async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due
     let mut error_body = Vec::new();
     let mut sent_at = Instant::now();
     let head = {
-        let io = send(&ctx, &parts, due, &mut sent_at);
+        let io = send(&ctx, run, &parts, due, &mut sent_at);
         let timed_out = async {
             sleep(timeout).await;
             Err(Failure::Timeout)
@@ -197,11 +224,12 @@ fn count(got: &mut Received, chunk: &[u8], failed: bool, keep: &mut Vec<u8>) {
 /// Opens the WATCH's connection or stream, sends it and waits for the response headers.
 async fn send(
     ctx: &CoreCtx,
+    run: u32,
     parts: &RequestParts<'_>,
     due: Instant,
     sent_at: &mut Instant,
 ) -> Result<HeadOutcome, Failure> {
-    match open(ctx).await? {
+    match open(ctx, run).await? {
         Conn::Http1(mut s) => {
             let mut request = Vec::with_capacity(parts.target.len() + parts.body.len() + 512);
             ctx.encode_request(&mut request, parts);

@@ -199,6 +199,12 @@ async fn execute(
                             )))
                         })?;
                         conn = conn::lease_h2(&ctx.h2_pool);
+                        // At `--max-conns` with every stream taken: wait for a stream (rare; a
+                        // millisecond's poll keeps it simple).
+                        while conn.is_none() && ctx.h2_pool.borrow().len() >= ctx.max_conns {
+                            sleep(Duration::from_millis(1)).await;
+                            conn = conn::lease_h2(&ctx.h2_pool);
+                        }
                         Some(permit)
                     } else {
                         None
@@ -351,10 +357,11 @@ async fn execute(
         &bufs.error_body,
         end,
     );
-    if keep_conn {
-        conn
-    } else {
-        None
+    match conn {
+        // A stream is taken per request, on the connection with the fewest in flight.
+        Some(Conn::Http2(_)) => None,
+        c if keep_conn => c,
+        _ => None,
     }
 }
 

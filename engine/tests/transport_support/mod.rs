@@ -173,6 +173,7 @@ error_log {dir}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    log_format kreplay_conn '$connection';
     client_body_temp_path {dir}/tmp/body;
     proxy_temp_path {dir}/tmp/proxy;
     fastcgi_temp_path {dir}/tmp/fastcgi;
