@@ -64,6 +64,9 @@ fn connections_closed_while_idle_are_not_reused() {
         server.accepted.load(Ordering::SeqCst) >= 7,
         "a fresh connection each"
     );
+    // Seen closed before reuse: no request met the close and had to go again.
+    let retries = report["kreplay"]["run"]["connectionRetries"].as_u64();
+    assert_eq!(retries, Some(0), "{}", report["kreplay"]["run"]);
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! HTTP/2 connections as kperf opens them: `--conns 8` reaches nginx (TLS, HTTP/2) on 8
-//! connections, and the requests are spread over them (no connection under half the mean).
-//! nginx's access log records each request's `$connection`.
+//! Connections to nginx over TLS: `--conns 8` reaches it (HTTP/2) on 8 connections, and the
+//! requests are spread over them (no connection under half the mean; nginx's access log
+//! records each request's `$connection`); over HTTP/1.1, connections nginx closes while idle
+//! are not reused.
 
 mod common;
 #[path = "transport_support/mod.rs"]
@@ -95,4 +96,61 @@ fn conns_8_reach_the_server_on_8_connections_each_with_a_fair_share() {
         "a connection under half the mean share ({mean}): {by_conn:?}"
     );
     assert!(r["maxStreamsPerConnection"].as_u64() >= Some(1), "{r}");
+}
+
+#[test]
+fn tls_connections_nginx_closed_while_idle_are_not_reused() {
+    const REQUESTS: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let extra =
+        "keepalive_timeout 500ms;\n        location /api/ { return 200 '{\"kind\":\"Pod\"}'; }";
+    let nginx = start_nginx(
+        dir.path(),
+        &pki.server_cert_file,
+        &pki.server_key_file,
+        extra,
+    )
+    .expect("nginx is required: scripts/test.sh installs it");
+    // Every request finds its connection idle past nginx's 0.5 s.
+    let requests: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            req(
+                i as i64 * 700,
+                Verb::Get,
+                "ns",
+                &format!("p{i}"),
+                &format!("/api/v1/namespaces/ns/pods/p{i}"),
+                "",
+            )
+        })
+        .collect();
+    let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
+    let kc = kubeconfig(dir.path(), nginx.addr.port(), &pki.ca_file);
+    let run = run_engine(
+        &tl,
+        &dir.path().join("run"),
+        &[
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--http1",
+            "--cores",
+            "1",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalRun"), REQUESTS as u64);
+    assert_eq!(num(&report, "totalFailed"), 0, "{report}");
+    let opened = report["kreplay"]["run"]["connectionsOpened"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        opened >= REQUESTS as u64,
+        "a fresh connection each: {opened}"
+    );
+    // Seen closed before reuse: no request met the close and had to go again.
+    let retries = report["kreplay"]["run"]["connectionRetries"].as_u64();
+    assert_eq!(retries, Some(0), "{}", report["kreplay"]["run"]);
 }
