@@ -295,7 +295,10 @@ fn failure_statuses() {
     assert!(!is_kperf_failure_status(200));
     assert!(!is_kperf_failure_status(201));
     assert!(!is_kperf_failure_status(206));
-    assert!(is_kperf_failure_status(207));
+    // kperf counts every 2xx as a success.
+    assert!(!is_kperf_failure_status(207));
+    assert!(!is_kperf_failure_status(299));
+    assert!(is_kperf_failure_status(300));
     assert!(is_kperf_failure_status(199));
     assert!(is_kperf_failure_status(304));
     assert!(is_kperf_failure_status(404));
