@@ -24,27 +24,12 @@ fn kubeconfig(dir: &Path, port: u16, ca: &Path) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn conns_8_reach_the_server_on_8_connections_each_with_a_fair_share() {
-    const REQUESTS: usize = 400;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let log = dir.path().join("conns.log");
-    let extra = format!(
-        "access_log {} kreplay_conn;\n        location /api/ {{ return 200 '{{\"kind\":\"Pod\"}}'; }}",
-        log.display()
-    );
-    let nginx = start_nginx(
-        dir.path(),
-        &pki.server_cert_file,
-        &pki.server_key_file,
-        &extra,
-    )
-    .expect("nginx is required: scripts/test.sh installs it");
-    let requests: Vec<_> = (0..REQUESTS)
+/// `n` GETs of distinct pods, `every_ms` apart (in whole milliseconds of the profile).
+fn gets(n: usize, every_ms: f64) -> Vec<preprocess::profile::ProfileRequest> {
+    (0..n)
         .map(|i| {
             req(
-                i as i64 / 2,
+                (i as f64 * every_ms) as i64,
                 Verb::Get,
                 "ns",
                 &format!("p{i}"),
@@ -52,28 +37,51 @@ fn conns_8_reach_the_server_on_8_connections_each_with_a_fair_share() {
                 "",
             )
         })
-        .collect();
-    let mut s = spec(2, 4);
-    s.disable_http2 = false;
-    let tl = write_timeline(dir.path(), &s, &requests);
-    let kc = kubeconfig(dir.path(), nginx.addr.port(), &pki.ca_file);
-    let run = run_engine(
-        &tl,
-        &dir.path().join("run"),
-        &[
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "--conns",
-            "8",
-            "--cores",
-            "2",
-        ],
-        &[],
-    );
+        .collect()
+}
+
+/// Starts nginx in `dir` with `extra` in its server block (and `/api/` answered 200), replays
+/// `requests` with `spec` and `args` through a kubeconfig, checks none failed, and returns
+/// the report.
+fn replay(
+    dir: &Path,
+    extra: &str,
+    spec: &preprocess::profile::Spec,
+    requests: &[preprocess::profile::ProfileRequest],
+    args: &[&str],
+) -> serde_json::Value {
+    let pki = Pki::new(dir);
+    let extra = format!("{extra}\n        location /api/ {{ return 200 '{{\"kind\":\"Pod\"}}'; }}");
+    let nginx = start_nginx(dir, &pki.server_cert_file, &pki.server_key_file, &extra)
+        .expect("nginx is required: scripts/test.sh installs it");
+    let tl = write_timeline(dir, spec, requests);
+    let kc = kubeconfig(dir, nginx.addr.port(), &pki.ca_file);
+    let mut all = vec!["--kubeconfig", kc.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let run = run_engine(&tl, &dir.join("run"), &all, &[]);
     assert!(run.status.success(), "{}", run.stderr);
     let report = run.report.unwrap();
-    assert_eq!(num(&report, "totalRun"), REQUESTS as u64);
+    assert_eq!(num(&report, "totalRun"), requests.len() as u64);
     assert_eq!(num(&report, "totalFailed"), 0, "{report}");
+    // Dropping nginx stops it, which flushes its access log.
+    drop(nginx);
+    report
+}
+
+#[test]
+fn conns_8_reach_the_server_on_8_connections_each_with_a_fair_share() {
+    const REQUESTS: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("conns.log");
+    let mut s = spec(2, 4);
+    s.disable_http2 = false;
+    let report = replay(
+        dir.path(),
+        &format!("access_log {} kreplay_conn;", log.display()),
+        &s,
+        &gets(REQUESTS, 0.5),
+        &["--conns", "8", "--cores", "2"],
+    );
     let r = &report["kreplay"]["run"];
     let per_core: Vec<u64> = r["connectionsPerCore"]
         .as_array()
@@ -82,7 +90,6 @@ fn conns_8_reach_the_server_on_8_connections_each_with_a_fair_share() {
         .map(|c| c.as_u64().unwrap())
         .collect();
     assert_eq!(per_core, vec![4, 4], "{r}");
-    drop(nginx); // flushes the access log
     let text = std::fs::read_to_string(&log).expect("access log");
     let mut by_conn: BTreeMap<&str, usize> = BTreeMap::new();
     for line in text.lines() {
@@ -102,55 +109,17 @@ fn conns_8_reach_the_server_on_8_connections_each_with_a_fair_share() {
 fn tls_connections_nginx_closed_while_idle_are_not_reused() {
     const REQUESTS: usize = 6;
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let extra =
-        "keepalive_timeout 500ms;\n        location /api/ { return 200 '{\"kind\":\"Pod\"}'; }";
-    let nginx = start_nginx(
-        dir.path(),
-        &pki.server_cert_file,
-        &pki.server_key_file,
-        extra,
-    )
-    .expect("nginx is required: scripts/test.sh installs it");
     // Every request finds its connection idle past nginx's 0.5 s.
-    let requests: Vec<_> = (0..REQUESTS)
-        .map(|i| {
-            req(
-                i as i64 * 700,
-                Verb::Get,
-                "ns",
-                &format!("p{i}"),
-                &format!("/api/v1/namespaces/ns/pods/p{i}"),
-                "",
-            )
-        })
-        .collect();
-    let tl = write_timeline(dir.path(), &spec(1, 1), &requests);
-    let kc = kubeconfig(dir.path(), nginx.addr.port(), &pki.ca_file);
-    let run = run_engine(
-        &tl,
-        &dir.path().join("run"),
-        &[
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "--http1",
-            "--cores",
-            "1",
-        ],
-        &[],
+    let report = replay(
+        dir.path(),
+        "keepalive_timeout 500ms;",
+        &spec(1, 1),
+        &gets(REQUESTS, 700.0),
+        &["--http1", "--cores", "1"],
     );
-    assert!(run.status.success(), "{}", run.stderr);
-    let report = run.report.unwrap();
-    assert_eq!(num(&report, "totalRun"), REQUESTS as u64);
-    assert_eq!(num(&report, "totalFailed"), 0, "{report}");
-    let opened = report["kreplay"]["run"]["connectionsOpened"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        opened >= REQUESTS as u64,
-        "a fresh connection each: {opened}"
-    );
+    let r = &report["kreplay"]["run"];
+    let opened = r["connectionsOpened"].as_u64().unwrap();
+    assert!(opened >= REQUESTS as u64, "a fresh connection each: {r}");
     // Seen closed before reuse: no request met the close and had to go again.
-    let retries = report["kreplay"]["run"]["connectionRetries"].as_u64();
-    assert_eq!(retries, Some(0), "{}", report["kreplay"]["run"]);
+    assert_eq!(r["connectionRetries"].as_u64(), Some(0), "{r}");
 }
