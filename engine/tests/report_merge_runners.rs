@@ -355,6 +355,14 @@ fn raw_data_and_errors_are_merged_from_runner_reports() {
         m["kreplay"]["run"]["maxStreamsPerConnection"].as_u64(),
         streams
     );
+    let in_flight: u64 = parts
+        .iter()
+        .map(|p| p["kreplay"]["config"]["maxInFlight"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        m["kreplay"]["config"]["maxInFlight"].as_u64(),
+        Some(in_flight)
+    );
     let expected_errors: Vec<Value> = parts
         .iter()
         .flat_map(|p| p["errors"].as_array().cloned().unwrap_or_default())
