@@ -22,6 +22,12 @@ fi
 # Debian starts nginx as a service on install; the tests start their own instances.
 if pgrep -x nginx >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true; fi
 
+# --- Python tools the tests drive: Kubernetes' schemas for `engine job manifest`.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "installing kubernetes-validate"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
 # --- Rust components
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -402,3 +402,100 @@ fn engine_run_downloads_a_timeline_and_refuses_a_wrong_digest() {
         digest
     );
 }
+
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = run_bounded(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args),
+        Duration::from_secs(15),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn a_runner_serves_its_state_then_its_report_until_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = sample_timeline(dir.path());
+    let apisim = ApiSim::start(&[]);
+    let start_at = std::time::SystemTime::now() + Duration::from_secs(3);
+    let start_ms = start_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let mut child = Command::new(bin("engine"))
+        .arg("run")
+        .arg(&timeline)
+        .args([
+            "--quiet",
+            "--start-at",
+            &start_ms,
+            "--serve-report",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
+        .arg(&apisim.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_line_with = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no line with {needle:?} within 30 s"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let line = next_line_with("serving the run's state and report on ");
+    let addr = line.rsplit(' ').next().unwrap().to_string();
+    let base = format!("http://{addr}");
+    // Before the start instant: running, no report.
+    let (code, body) = curl(&[&format!("{base}/status")]);
+    assert_eq!(code, 200);
+    assert!(body.contains("\"running\""), "{body}");
+    assert_eq!(curl(&[&format!("{base}/report")]).0, 409);
+    assert_eq!(curl(&["-X", "POST", &format!("{base}/collected")]).0, 409);
+    next_line_with("report ready for collection");
+    let (code, status) = curl(&[&format!("{base}/status")]);
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["exitCode"], 0);
+    let (code, report) = curl(&[&format!("{base}/report")]);
+    assert_eq!(code, 200);
+    assert_eq!(
+        engine::source::fetch::sha256_hex(report.as_bytes()),
+        status["sha256"].as_str().unwrap()
+    );
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["totalRun"], 9);
+    // The runner is still there: it ends only once told its report is safe.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the runner exited before collection"
+    );
+    assert_eq!(curl(&["-X", "POST", &format!("{base}/collected")]).0, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner did not exit after collection"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

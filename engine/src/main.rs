@@ -175,7 +175,14 @@ fn run_command(args: &RunArgs) -> Result<bool> {
 
     // A runner pod's state is visible from the start; its report once written.
     let report_server = match args.serve_report {
-        Some(addr) => Some(ReportServer::start(addr)?),
+        Some(addr) => {
+            let server = ReportServer::start(addr)?;
+            eprintln!(
+                "engine: serving the run's state and report on {}",
+                server.addr()
+            );
+            Some(server)
+        }
         None => None,
     };
     let timeline_path = local_timeline(args)?;
