@@ -25,7 +25,8 @@ if pgrep -x nginx >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || ng
 # --- Python tools the tests drive: Kubernetes' schemas for `engine job manifest`.
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   log "installing kubernetes-validate"
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages kubernetes-validate
 fi
 
 # --- Rust components
