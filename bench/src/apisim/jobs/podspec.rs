@@ -1,0 +1,696 @@
+//! From a Pod object to what its local process needs: the program and arguments, the environment, the
+//! remapped ports and the volumes laid out under the pod directory. Pure: the store and the port
+//! allocator come in as functions, so every rule is unit-tested here.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::apisim::store::metadata_str;
+
+/// Why a pod cannot run: its `reason` (a Kubernetes-style word) and a message naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PodFailure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl PodFailure {
+    fn config(message: String) -> Self {
+        PodFailure {
+            reason: "CreateContainerConfigError",
+            message,
+        }
+    }
+}
+
+/// One `ports[]` entry of the container and the 127.0.0.1 port apisim chose for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PortMap {
+    pub name: Option<String>,
+    pub container_port: u16,
+    pub host_port: u16,
+}
+
+/// What a volume mount becomes under the pod directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VolumeContent {
+    /// An empty directory.
+    EmptyDir,
+    /// A directory of files (secret, configMap): relative path and bytes.
+    Files(Vec<(String, Vec<u8>)>),
+    /// A symlink to a host directory (persistentVolumeClaim mapped by `--pvc`).
+    Link(PathBuf),
+}
+
+/// A volume mount, relative to the pod directory ("" = the pod directory itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    pub relative: PathBuf,
+    pub content: VolumeContent,
+}
+
+/// The local process of a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Launch {
+    pub container: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<PortMap>,
+    pub mounts: Vec<Mount>,
+}
+
+/// What the kubelet knows besides the pod.
+pub(crate) struct PlanContext<'a> {
+    /// `--run-jobs ENTRYPOINT`.
+    pub entrypoint: &'a Path,
+    /// `--pvc NAME=DIR`.
+    pub pvcs: &'a BTreeMap<String, PathBuf>,
+    /// Variables Kubernetes sets before the container's own (service host/port, service-account dir).
+    pub base_env: Vec<(String, String)>,
+    /// Reads an object of the pod's namespace: (collection `/secrets` or `/configmaps`, name).
+    pub lookup: &'a dyn Fn(&str, &str) -> Option<Value>,
+    /// Picks a free 127.0.0.1 port.
+    pub free_port: &'a mut dyn FnMut() -> std::io::Result<u16>,
+}
+
+/// Plans the pod's first container. Errors name the field and what would be valid.
+pub(crate) fn plan(pod: &Value, ctx: PlanContext<'_>) -> Result<Launch, PodFailure> {
+    let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
+    let containers = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let container = match containers.as_slice() {
+        [one] => one,
+        [] => return Err(PodFailure::config("spec.containers is empty".to_string())),
+        _ => {
+            return Err(PodFailure::config(format!(
+                "spec.containers has {} containers; apisim runs pods of exactly one container",
+                containers.len()
+            )))
+        }
+    };
+    if spec
+        .get("initContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|list| !list.is_empty())
+    {
+        return Err(PodFailure::config(
+            "spec.initContainers: apisim does not run init containers".to_string(),
+        ));
+    }
+    let name = str_field(container, "name").unwrap_or("").to_string();
+    let ports = map_ports(container, ctx.free_port)?;
+    let mut env = ctx.base_env.clone();
+    for (index, var) in array(container, "env").iter().enumerate() {
+        let var_name = str_field(var, "name").ok_or_else(|| {
+            PodFailure::config(format!("spec.containers[0].env[{index}].name is missing"))
+        })?;
+        let value = env_value(pod, var, index, ctx.lookup)?;
+        let value = expand(&value, &env);
+        let value = rewrite_port(&value, &ports).unwrap_or(value);
+        env.retain(|(existing, _)| existing != var_name);
+        env.push((var_name.to_string(), value));
+    }
+    let strings = |field: &str| -> Vec<String> {
+        array(container, field)
+            .iter()
+            .map(|item| expand(item.as_str().unwrap_or(""), &env))
+            .collect()
+    };
+    let command = strings("command");
+    let mut args = strings("args");
+    let program = match command.split_first() {
+        None => ctx.entrypoint.to_path_buf(),
+        Some((first, rest)) => {
+            let base = Path::new(first).file_name().ok_or_else(|| {
+                PodFailure::config(format!(
+                    "spec.containers[0].command[0] {first:?} names no file"
+                ))
+            })?;
+            let mut full = rest.to_vec();
+            full.append(&mut args);
+            args = full;
+            ctx.entrypoint.parent().unwrap_or(Path::new(".")).join(base)
+        }
+    };
+    let mounts = plan_mounts(pod, &spec, container, &ctx)?;
+    Ok(Launch {
+        container: name,
+        program,
+        args,
+        env,
+        ports,
+        mounts,
+    })
+}
+
+fn array<'a>(value: &'a Value, field: &str) -> &'a [Value] {
+    value
+        .get(field)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn str_field<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
+    value.get(field).and_then(Value::as_str)
+}
+
+fn map_ports(
+    container: &Value,
+    free_port: &mut dyn FnMut() -> std::io::Result<u16>,
+) -> Result<Vec<PortMap>, PodFailure> {
+    let mut ports = Vec::new();
+    for (index, port) in array(container, "ports").iter().enumerate() {
+        let container_port = port
+            .get("containerPort")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                PodFailure::config(format!(
+                    "spec.containers[0].ports[{index}].containerPort must be a port number 1-65535"
+                ))
+            })?;
+        let host_port = free_port().map_err(|error| PodFailure {
+            reason: "StartError",
+            message: format!("no free 127.0.0.1 port for containerPort {container_port}: {error}"),
+        })?;
+        ports.push(PortMap {
+            name: str_field(port, "name").map(str::to_string),
+            container_port,
+            host_port,
+        });
+    }
+    Ok(ports)
+}
+
+/// An env var's value: `value`, or `valueFrom` (`fieldRef`, `secretKeyRef`, `configMapKeyRef`).
+fn env_value(
+    pod: &Value,
+    var: &Value,
+    index: usize,
+    lookup: &dyn Fn(&str, &str) -> Option<Value>,
+) -> Result<String, PodFailure> {
+    let field = |what: &str| format!("spec.containers[0].env[{index}].{what}");
+    let Some(from) = var.get("valueFrom") else {
+        return Ok(str_field(var, "value").unwrap_or("").to_string());
+    };
+    if let Some(path) = from.get("fieldRef").and_then(|r| str_field(r, "fieldPath")) {
+        return field_ref(pod, path).ok_or_else(|| {
+            PodFailure::config(format!(
+                "{}: unsupported fieldPath {path:?} (apisim knows metadata.name, metadata.namespace, \
+                 metadata.uid, metadata.labels['K'], metadata.annotations['K'], spec.nodeName, \
+                 spec.serviceAccountName, status.podIP, status.hostIP)",
+                field("valueFrom.fieldRef")
+            ))
+        });
+    }
+    for (reference, collection, kind) in [
+        ("secretKeyRef", "/secrets", "secret"),
+        ("configMapKeyRef", "/configmaps", "configmap"),
+    ] {
+        let Some(key_ref) = from.get(reference) else {
+            continue;
+        };
+        let name = str_field(key_ref, "name").unwrap_or("");
+        let key = str_field(key_ref, "key").unwrap_or("");
+        let optional = key_ref.get("optional").and_then(Value::as_bool) == Some(true);
+        let files = lookup(collection, name).map(|object| keyed_files(&object, &[]));
+        let value = match files {
+            Some(Ok(files)) => files
+                .into_iter()
+                .find(|(file, _)| file == key)
+                .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned()),
+            Some(Err(message)) => {
+                return Err(PodFailure::config(format!(
+                    "{}: {kind} {name:?}: {message}",
+                    field(&format!("valueFrom.{reference}"))
+                )))
+            }
+            None => None,
+        };
+        return match value {
+            Some(value) => Ok(value),
+            None if optional => Ok(String::new()),
+            None => Err(PodFailure::config(format!(
+                "{}: key {key:?} of {kind} {name:?} not found in namespace {:?}",
+                field(&format!("valueFrom.{reference}")),
+                metadata_str(pod, "namespace")
+            ))),
+        };
+    }
+    Err(PodFailure::config(format!(
+        "{}: apisim supports fieldRef, secretKeyRef and configMapKeyRef",
+        field("valueFrom")
+    )))
+}
+
+/// The value of a downward-API `fieldPath`.
+fn field_ref(pod: &Value, path: &str) -> Option<String> {
+    let quoted_key = |prefix: &str| {
+        path.strip_prefix(prefix)?
+            .strip_suffix("']")
+            .or_else(|| path.strip_prefix(prefix)?.strip_suffix("\"]"))
+            .map(|key| key.trim_start_matches(['\'', '"']).to_string())
+    };
+    if let Some(key) = quoted_key("metadata.labels[") {
+        return Some(map_entry(pod, "labels", &key));
+    }
+    if let Some(key) = quoted_key("metadata.annotations[") {
+        return Some(map_entry(pod, "annotations", &key));
+    }
+    match path {
+        "metadata.name" | "metadata.namespace" | "metadata.uid" => {
+            Some(metadata_str(pod, &path["metadata.".len()..]).to_string())
+        }
+        "spec.nodeName" | "spec.serviceAccountName" => Some(
+            pod.pointer(&format!("/spec/{}", &path["spec.".len()..]))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ),
+        "status.podIP" | "status.hostIP" => Some("127.0.0.1".to_string()),
+        _ => None,
+    }
+}
+
+fn map_entry(pod: &Value, map: &str, key: &str) -> String {
+    pod.get("metadata")
+        .and_then(|m| m.get(map))
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Kubernetes' `$(VAR)` expansion: references to defined variables are replaced, `$$` is a literal `$`,
+/// anything else is kept as written.
+pub(crate) fn expand(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(end) => {
+                    let name = &inner[..end];
+                    match env.iter().rev().find(|(key, _)| key == name) {
+                        Some((_, value)) => out.push_str(value),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push_str(&rest[at..]);
+                    rest = "";
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `HOST:<containerPort>` at the end of a value becomes `127.0.0.1:<host port>` (a scheme or `user@`
+/// before the host is kept); None when the value does not end in a container port.
+pub(crate) fn rewrite_port(value: &str, ports: &[PortMap]) -> Option<String> {
+    let (head, port) = value.rsplit_once(':')?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number: u16 = port.parse().ok()?;
+    let mapped = ports.iter().find(|p| p.container_port == number)?;
+    if port != mapped.container_port.to_string() {
+        return None;
+    }
+    let host_start = head.rfind(['/', '@', '=', ' ']).map_or(0, |at| at + 1);
+    Some(format!(
+        "{}127.0.0.1:{}",
+        &head[..host_start],
+        mapped.host_port
+    ))
+}
+
+/// `mountPath` relative to the container's `workingDir` (unset: `/`); an error when it lies outside.
+pub(crate) fn relative_mount(working_dir: &str, mount_path: &str) -> Result<PathBuf, String> {
+    let normal = |path: &str| -> Result<Vec<String>, String> {
+        let mut parts = Vec::new();
+        for component in Path::new(path).components() {
+            match component {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+                Component::ParentDir | Component::Prefix(_) => {
+                    return Err(format!("path {path:?} must not contain '..'"))
+                }
+            }
+        }
+        Ok(parts)
+    };
+    if !mount_path.starts_with('/') {
+        return Err(format!("mountPath {mount_path:?} must be absolute"));
+    }
+    let base = normal(if working_dir.is_empty() {
+        "/"
+    } else {
+        working_dir
+    })?;
+    let target = normal(mount_path)?;
+    match target.strip_prefix(base.as_slice()) {
+        Some(rest) => Ok(rest.iter().collect()),
+        None => Err(format!(
+            "mountPath {mount_path:?} is outside the container's workingDir {working_dir:?}; apisim maps \
+             only mounts at or under the workingDir into the pod directory"
+        )),
+    }
+}
+
+fn plan_mounts(
+    pod: &Value,
+    spec: &Value,
+    container: &Value,
+    ctx: &PlanContext<'_>,
+) -> Result<Vec<Mount>, PodFailure> {
+    let working_dir = str_field(container, "workingDir").unwrap_or("");
+    let volumes = array(spec, "volumes");
+    let namespace = metadata_str(pod, "namespace");
+    let mut mounts = Vec::new();
+    for (index, mount) in array(container, "volumeMounts").iter().enumerate() {
+        let field = format!("spec.containers[0].volumeMounts[{index}]");
+        let volume_name = str_field(mount, "name").unwrap_or("");
+        let mount_path = str_field(mount, "mountPath").unwrap_or("");
+        let mut relative = relative_mount(working_dir, mount_path)
+            .map_err(|why| PodFailure::config(format!("{field}: {why}")))?;
+        let volume = volumes
+            .iter()
+            .find(|v| str_field(v, "name") == Some(volume_name))
+            .ok_or_else(|| {
+                PodFailure::config(format!(
+                    "{field}: no volume named {volume_name:?} in spec.volumes"
+                ))
+            })?;
+        let sub_path = str_field(mount, "subPath").unwrap_or("");
+        let content = if volume.get("emptyDir").is_some() {
+            VolumeContent::EmptyDir
+        } else if let Some(claim) = volume.get("persistentVolumeClaim") {
+            let claim_name = str_field(claim, "claimName").unwrap_or("");
+            let dir = ctx.pvcs.get(claim_name).ok_or_else(|| PodFailure {
+                reason: "FailedMount",
+                message: format!(
+                    "volume {volume_name:?}: persistentVolumeClaim {claim_name:?} is not mapped to a \
+                     directory (start apisim with --pvc {claim_name}=DIR)"
+                ),
+            })?;
+            if relative.as_os_str().is_empty() {
+                return Err(PodFailure::config(format!(
+                    "{field}: a persistentVolumeClaim mounted at the workingDir itself cannot be mapped \
+                     (mount it in a subdirectory)"
+                )));
+            }
+            VolumeContent::Link(dir.join(sub_path))
+        } else if let Some((collection, source, name_field, kind)) = [
+            ("/secrets", "secret", "secretName", "secret"),
+            ("/configmaps", "configMap", "name", "configmap"),
+        ]
+        .into_iter()
+        .find_map(|(collection, key, name_field, kind)| {
+            volume
+                .get(key)
+                .map(|source| (collection, source, name_field, kind))
+        }) {
+            let name = str_field(source, name_field).unwrap_or("");
+            let optional = source.get("optional").and_then(Value::as_bool) == Some(true);
+            let files = match (ctx.lookup)(collection, name) {
+                Some(object) => {
+                    keyed_files(&object, array(source, "items")).map_err(|why| PodFailure {
+                        reason: "FailedMount",
+                        message: format!("volume {volume_name:?}: {kind} {name:?}: {why}"),
+                    })?
+                }
+                None if optional => Vec::new(),
+                None => {
+                    return Err(PodFailure {
+                        reason: "FailedMount",
+                        message: format!(
+                            "volume {volume_name:?}: {kind} {name:?} not found in namespace \
+                             {namespace:?}"
+                        ),
+                    })
+                }
+            };
+            if !sub_path.is_empty() {
+                // A single key mounted as a file: the mount path is that file.
+                let file = files.into_iter().find(|(path, _)| path == sub_path);
+                let (_, bytes) = file.ok_or_else(|| PodFailure {
+                    reason: "FailedMount",
+                    message: format!(
+                        "volume {volume_name:?}: subPath {sub_path:?} not in {kind} {name:?}"
+                    ),
+                })?;
+                let file_name = relative
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                relative.pop();
+                VolumeContent::Files(vec![(file_name, bytes)])
+            } else {
+                VolumeContent::Files(files)
+            }
+        } else {
+            return Err(PodFailure::config(format!(
+                "volume {volume_name:?}: apisim supports emptyDir, secret, configMap and \
+                 persistentVolumeClaim volumes"
+            )));
+        };
+        mounts.push(Mount { relative, content });
+    }
+    Ok(mounts)
+}
+
+/// The files of a Secret or ConfigMap: `data` (base64 for Secrets, text for ConfigMaps),
+/// `binaryData`, `stringData`; with `items`, only the listed keys at their paths.
+fn keyed_files(object: &Value, items: &[Value]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let entries = |field: &str| {
+        object
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+    };
+    for (key, value) in entries("data") {
+        let text = value.as_str().unwrap_or("");
+        let bytes = if is_secret {
+            BASE64
+                .decode(text)
+                .map_err(|e| format!("data[{key:?}] is not base64: {e}"))?
+        } else {
+            text.as_bytes().to_vec()
+        };
+        files.insert(key.clone(), bytes);
+    }
+    for (key, value) in entries("binaryData") {
+        let bytes = BASE64
+            .decode(value.as_str().unwrap_or(""))
+            .map_err(|e| format!("binaryData[{key:?}] is not base64: {e}"))?;
+        files.insert(key.clone(), bytes);
+    }
+    for (key, value) in entries("stringData") {
+        files.insert(
+            key.clone(),
+            value.as_str().unwrap_or("").as_bytes().to_vec(),
+        );
+    }
+    if items.is_empty() {
+        return Ok(files.into_iter().collect());
+    }
+    items
+        .iter()
+        .map(|item| {
+            let key = str_field(item, "key").unwrap_or("");
+            let path = str_field(item, "path").unwrap_or(key);
+            files
+                .get(key)
+                .map(|bytes| (path.to_string(), bytes.clone()))
+                .ok_or_else(|| format!("items: key {key:?} not found"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(container: Value, volumes: Value) -> Value {
+        json!({
+            "metadata": {"name": "j-0-abcde", "namespace": "ns", "uid": "u1",
+                         "labels": {"app": "x"}, "annotations": {"batch.kubernetes.io/job-completion-index": "0"}},
+            "spec": {"containers": [container], "volumes": volumes, "nodeName": "apisim"}
+        })
+    }
+
+    fn run_plan(pod: &Value, pvcs: &BTreeMap<String, PathBuf>) -> Result<Launch, PodFailure> {
+        let lookup = |collection: &str, name: &str| match (collection, name) {
+            ("/secrets", "creds") => Some(json!({"kind": "Secret", "data": {"token": "c2VjcmV0"},
+                                                 "stringData": {"plain": "text"}})),
+            _ => None,
+        };
+        let mut next = 40000u16;
+        let mut free_port = || {
+            next += 1;
+            Ok(next)
+        };
+        plan(
+            pod,
+            PlanContext {
+                entrypoint: Path::new("/opt/bin/engine"),
+                pvcs,
+                base_env: vec![("KUBERNETES_SERVICE_PORT".into(), "6443".into())],
+                lookup: &lookup,
+                free_port: &mut free_port,
+            },
+        )
+    }
+
+    #[test]
+    fn command_resolves_by_basename_and_args_follow() {
+        let launch = run_plan(
+            &pod(
+                json!({"name": "c", "command": ["/usr/local/bin/engine", "run"], "args": ["--index=$(IDX)", "$$(IDX)"],
+                       "env": [{"name": "IDX", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}]}),
+                json!([]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(launch.program, Path::new("/opt/bin/engine"));
+        assert_eq!(launch.args, ["run", "--index=0", "$(IDX)"]);
+        let without = run_plan(
+            &pod(json!({"name": "c", "args": ["a"]}), json!([])),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(without.program, Path::new("/opt/bin/engine"));
+        assert_eq!(without.args, ["a"]);
+    }
+
+    #[test]
+    fn env_from_fields_secrets_and_remapped_ports() {
+        let launch = run_plan(
+            &pod(
+                json!({"name": "c", "ports": [{"name": "report", "containerPort": 8086}],
+                       "env": [{"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                               {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                               {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+                               {"name": "LISTEN", "value": "0.0.0.0:8086"},
+                               {"name": "URL", "value": "http://localhost:8086"},
+                               {"name": "OTHER", "value": "0.0.0.0:80860"}]}),
+                json!([]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let get = |name: &str| {
+            launch
+                .env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("NAME").as_deref(), Some("j-0-abcde"));
+        assert_eq!(get("APP").as_deref(), Some("x"));
+        assert_eq!(get("TOKEN").as_deref(), Some("secret"));
+        assert_eq!(get("LISTEN").as_deref(), Some("127.0.0.1:40001"));
+        assert_eq!(get("URL").as_deref(), Some("http://127.0.0.1:40001"));
+        assert_eq!(get("OTHER").as_deref(), Some("0.0.0.0:80860"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT").as_deref(), Some("6443"));
+        assert_eq!(launch.ports[0].name.as_deref(), Some("report"));
+    }
+
+    #[test]
+    fn volumes_map_under_the_working_dir() {
+        let mut pvcs = BTreeMap::new();
+        pvcs.insert("data".to_string(), PathBuf::from("/srv/data"));
+        let launch = run_plan(
+            &pod(
+                json!({"name": "c", "workingDir": "/work",
+                       "volumeMounts": [{"name": "scratch", "mountPath": "/work/tmp"},
+                                        {"name": "sec", "mountPath": "/work/secret"},
+                                        {"name": "pv", "mountPath": "/work/pv"}]}),
+                json!([{"name": "scratch", "emptyDir": {}},
+                       {"name": "sec", "secret": {"secretName": "creds"}},
+                       {"name": "pv", "persistentVolumeClaim": {"claimName": "data"}}]),
+            ),
+            &pvcs,
+        )
+        .unwrap();
+        assert_eq!(launch.mounts[0].relative, Path::new("tmp"));
+        assert_eq!(launch.mounts[0].content, VolumeContent::EmptyDir);
+        assert_eq!(
+            launch.mounts[1].content,
+            VolumeContent::Files(vec![
+                ("plain".to_string(), b"text".to_vec()),
+                ("token".to_string(), b"secret".to_vec())
+            ])
+        );
+        assert_eq!(
+            launch.mounts[2].content,
+            VolumeContent::Link(PathBuf::from("/srv/data"))
+        );
+    }
+
+    #[test]
+    fn missing_secret_unmapped_claim_and_outside_mounts_fail_clearly() {
+        let missing = run_plan(
+            &pod(
+                json!({"name": "c", "volumeMounts": [{"name": "sec", "mountPath": "/s"}]}),
+                json!([{"name": "sec", "secret": {"secretName": "nope"}}]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(missing.reason, "FailedMount");
+        assert!(
+            missing.message.contains("secret \"nope\" not found"),
+            "{missing:?}"
+        );
+        let unmapped = run_plan(
+            &pod(
+                json!({"name": "c", "volumeMounts": [{"name": "pv", "mountPath": "/pv"}]}),
+                json!([{"name": "pv", "persistentVolumeClaim": {"claimName": "data"}}]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(unmapped.message.contains("--pvc data=DIR"), "{unmapped:?}");
+        assert!(relative_mount("/work", "/etc/x").is_err());
+        assert_eq!(relative_mount("/work/", "/work").unwrap(), Path::new(""));
+        assert!(relative_mount("/", "/a/../b").is_err());
+    }
+
+    #[test]
+    fn expansion_keeps_unknown_references() {
+        let env = vec![("A".to_string(), "1".to_string())];
+        assert_eq!(expand("$(A)-$(B)-$$-$x-$(", &env), "1-$(B)-$-$x-$(");
+    }
+}
