@@ -3,6 +3,8 @@
 //! end to end by `apisim --run-jobs` (each pod a local process of the real engine binary).
 
 mod common;
+#[path = "common/order.rs"]
+mod order;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -498,4 +500,236 @@ fn a_runner_serves_its_state_then_its_report_until_collected() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
+}
+
+/// A cluster stand-in: apisim carrying out Jobs with the real engine binary, a file server with
+/// the timeline, and the generated profile's facts.
+struct JobLab {
+    dir: tempfile::TempDir,
+    _files: FileServer,
+    apisim: ApiSim,
+    profile: PathBuf,
+    timeline: PathBuf,
+    url: String,
+}
+
+const LAB_REQUESTS: u64 = 600;
+
+impl JobLab {
+    /// Three runners, every request due at t=0 (so each runner's earliest send lag is its
+    /// start's lateness).
+    fn start() -> JobLab {
+        let dir = tempfile::tempdir().unwrap();
+        let served = dir.path().join("served");
+        std::fs::create_dir(&served).unwrap();
+        let profile = dir.path().join("p.yaml");
+        let cfg = bench::profile_gen::GenConfig {
+            requests: LAB_REQUESTS,
+            runners: 3,
+            conns: 2,
+            objects: 90,
+            namespaces: 3,
+            watches: Some(0),
+            shape: bench::profile_gen::RateShape::AllAtZero,
+            seed: 15,
+            ..bench::profile_gen::GenConfig::default()
+        };
+        bench::profile_gen::write_profile_to_path(&cfg, profile.to_str().unwrap()).unwrap();
+        let timeline = served.join("t.bin");
+        preprocess(&profile, &timeline, &[]);
+        let files = FileServer::start(&served);
+        let engine = bin("engine");
+        let apisim = ApiSim::start(&[
+            "--run-jobs",
+            engine.to_str().unwrap(),
+            "--record-requests",
+            "100000",
+        ]);
+        let url = format!("{}/t.bin", files.url);
+        JobLab {
+            dir,
+            _files: files,
+            apisim,
+            profile,
+            timeline,
+            url,
+        }
+    }
+
+    fn result(&self) -> PathBuf {
+        self.dir.path().join("merged.json")
+    }
+
+    /// `engine job run` (or `collect`) arguments against this lab.
+    fn job_run(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin("engine"));
+        cmd.args(["job", "run", "--kubeconfig"])
+            .arg(&self.apisim.kubeconfig)
+            .args(["--timeline", &self.url, "--timeline-file"])
+            .arg(&self.timeline)
+            .args([
+                "--image",
+                "kreplay:test",
+                "--namespace",
+                "kreplay",
+                "--name",
+                name,
+            ])
+            .args(["--start-in", "4s", "--collect-timeout", "120s", "--result"])
+            .arg(self.result())
+            .args(["--", "--cores", "1", "--metric-base", "none"]);
+        cmd
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        let out = run_bounded(
+            Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.apisim.kubeconfig)
+                .args(args),
+            Duration::from_secs(30),
+        );
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the runners sent: (method, target, body digest) of every replayed request apisim
+    /// recorded (the collector's own calls and the preflight left out).
+    fn replayed(apisim: &ApiSim) -> Vec<(String, String, String)> {
+        let log: Value = serde_json::from_str(&apisim.admin_get("/apisim/requests")).unwrap();
+        let mut out: Vec<_> = log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["user_agent"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("kreplay/"))
+            })
+            .filter(|r| r["target"] != "/version")
+            .map(|r| {
+                (
+                    r["method"].as_str().unwrap().to_string(),
+                    r["target"].as_str().unwrap().to_string(),
+                    r["body_fnv64"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+/// The earliest send lag in a report, µs (from its exact `sendLag` histogram).
+fn earliest_send_lag_us(report: &Value) -> u64 {
+    let h = engine::report::kreplay::decode_histogram(
+        report["kreplay"]["histograms"]["sendLag"].as_str().unwrap(),
+    )
+    .unwrap();
+    h.min()
+}
+
+fn verb_counts(report: &Value) -> Vec<(String, Value, Value)> {
+    report["kreplay"]["verbs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(v, f)| (v.clone(), f["count"].clone(), f["errors"].clone()))
+        .collect()
+}
+
+#[test]
+fn a_three_runner_job_replays_every_request_once_and_merges_like_one_process() {
+    let lab = JobLab::start();
+    let out = run_bounded(&mut lab.job_run("e2e"), Duration::from_secs(180));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "engine job run: {}\n{stderr}",
+        out.status
+    );
+    let merged = read_json(&lab.result());
+    assert_eq!(merged["totalRun"], LAB_REQUESTS, "{stderr}");
+    assert_eq!(merged["totalFailed"], 0);
+    assert_eq!(merged["kreplay"]["config"]["mergedReports"], 3);
+    assert!(merged["kreplay"]["config"].get("missingRunners").is_none());
+
+    // The same timeline replayed by one process against a fresh server.
+    let single_sim = ApiSim::start(&["--record-requests", "100000"]);
+    let single_report = lab.dir.path().join("single.json");
+    let o = run_bounded(
+        Command::new(bin("engine"))
+            .arg("run")
+            .arg(&lab.timeline)
+            .args([
+                "--quiet",
+                "--cores",
+                "1",
+                "--metric-base",
+                "none",
+                "--kubeconfig",
+            ])
+            .arg(&single_sim.kubeconfig)
+            .arg("--result")
+            .arg(&single_report),
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let single = read_json(&single_report);
+    for field in ["total", "totalRun", "totalFailed", "runnerCount"] {
+        assert_eq!(merged[field], single[field], "{field}");
+    }
+    assert_eq!(verb_counts(&merged), verb_counts(&single));
+    let keys = |r: &Value| -> Vec<String> {
+        r["percentileLatenciesByURL"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(keys(&merged), keys(&single));
+
+    // Every request of the profile reached the server exactly once.
+    let distributed = JobLab::replayed(&lab.apisim);
+    assert_eq!(distributed.len() as u64, LAB_REQUESTS);
+    assert_eq!(distributed, JobLab::replayed(&single_sim));
+    assert_eq!(order::requests_of(&lab.profile).len() as u64, LAB_REQUESTS);
+
+    // The runners started together: every request was due at the common start, so a runner's
+    // earliest send lag is how late it began.
+    let runners = lab.result().with_extension("json.runners");
+    for i in 0..3 {
+        let report = read_json(&runners.join(format!("runner-{i}.json")));
+        assert_eq!(report["kreplay"]["config"]["runnerIndex"], i);
+        let lag = earliest_send_lag_us(&report);
+        eprintln!("runner {i}: first send {lag} µs after the common start");
+        assert!(
+            lag <= 5_000,
+            "runner {i} began {lag} µs after the common start"
+        );
+    }
+
+    // Nothing is left behind.
+    assert_eq!(
+        lab.kubectl(&["get", "jobs", "-n", "kreplay", "-o", "name"])
+            .trim(),
+        ""
+    );
+    assert_eq!(
+        lab.kubectl(&["get", "pods", "-n", "kreplay", "-o", "name"])
+            .trim(),
+        ""
+    );
 }

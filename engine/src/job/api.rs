@@ -96,8 +96,11 @@ impl KubeClient {
         http.set_connect_timeout(Some(Duration::from_secs(15)));
         let connector = match access.tls_config(true) {
             Some(tls) => {
+                // The builder sets ALPN itself (`enable_http1`).
+                let mut tls = (*tls).clone();
+                tls.alpn_protocols.clear();
                 let builder = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config((*tls).clone())
+                    .with_tls_config(tls)
                     .https_or_http();
                 match access.server_name().cloned() {
                     Some(name) => builder
@@ -139,7 +142,10 @@ impl KubeClient {
             .method(method.clone())
             .uri(format!("{}{path}", self.base))
             .header("accept", "application/json")
-            .header("user-agent", concat!("kreplay/", env!("CARGO_PKG_VERSION")));
+            .header(
+                "user-agent",
+                concat!("kreplay-job/", env!("CARGO_PKG_VERSION")),
+            );
         if let Some(auth) = self
             .credentials
             .authorization_header()

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hyper::{Method, StatusCode};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::List;
 
@@ -149,17 +150,47 @@ impl<'a> Collection<'a> {
         Ok(by_index)
     }
 
+    /// Why the Job has ended, if it has (a `Complete` or `Failed` condition).
+    fn job_ended(&self) -> Result<Option<String>, ApiError> {
+        let path = format!(
+            "/apis/batch/v1/namespaces/{}/jobs/{}",
+            self.namespace, self.job
+        );
+        let job: Job = match self.client.get(&path) {
+            Ok(j) => j,
+            Err(e) if is_not_found(&e) => return Ok(Some("the Job was deleted".into())),
+            Err(e) => return Err(e),
+        };
+        let ended = job
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            .map(|c| {
+                format!(
+                    "the Job ended ({}{})",
+                    c.type_,
+                    c.message.map(|m| format!(": {m}")).unwrap_or_default()
+                )
+            });
+        Ok(ended)
+    }
+
     /// One round: looks at every pod, collects what is ready. Prints what changed.
     pub fn poll(&mut self) -> Result<(), ApiError> {
+        // Read before the pods: a runner without a pod after this is not coming.
+        let ended = self.job_ended()?;
         let pods = self.pods()?;
         let indexes: Vec<u32> = self.runners.keys().copied().collect();
         for i in indexes {
             if self.runners[&i].is_final() {
                 continue;
             }
-            let next = match pods.get(&i) {
-                None => RunnerState::Waiting,
-                Some(pod) => self.look_at(i, pod),
+            let next = match (pods.get(&i), &ended) {
+                (None, None) => RunnerState::Waiting,
+                (None, Some(why)) => RunnerState::Failed(format!("no pod, and {why}")),
+                (Some(pod), _) => self.look_at(i, pod),
             };
             if next != self.runners[&i] {
                 eprintln!("runner {i}: {}", next.describe());

@@ -464,8 +464,9 @@ impl JobPlan {
                 completion_mode: Some("Indexed".into()),
                 completions: Some(n),
                 parallelism: Some(n),
-                // A retried runner would replay its share twice: a failed runner is reported.
-                backoff_limit: Some(0),
+                // A retried runner would replay its share twice: a failed runner is reported,
+                // and, per index, its failure does not stop the other runners.
+                backoff_limit_per_index: Some(0),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(labels(self)),

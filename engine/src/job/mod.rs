@@ -214,7 +214,7 @@ fn plan(spec: &JobSpecArgs, fetch: bool) -> Result<JobPlan, JobFailure> {
         kubeconfig_secret: spec.kubeconfig_secret.clone(),
         rbac: spec.rbac.then_some(verbs),
         engine_args: spec.engine_args.clone(),
-        serve_report_for: go_duration(spec.serve_report_for),
+        serve_report_for: seconds_text(spec.serve_report_for),
     })
 }
 
@@ -247,15 +247,9 @@ fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-/// Seconds as Go's duration text (`24h0m0s`, `90s` → `1m30s`).
-fn go_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
-    }
+/// Whole seconds as duration text every kreplay version reads (`86400s`).
+fn seconds_text(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
 }
 
 /// `engine job manifest`: the YAML on stdout.
@@ -516,10 +510,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(Duration::from_secs(86400)), "24h0m0s");
-        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(go_duration(Duration::from_secs(5)), "5s");
+    fn durations_in_seconds() {
+        assert_eq!(seconds_text(Duration::from_secs(86400)), "86400s");
+        assert_eq!(seconds_text(Duration::from_millis(10)), "1s");
     }
 
     #[test]
