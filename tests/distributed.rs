@@ -733,3 +733,199 @@ fn a_three_runner_job_replays_every_request_once_and_merges_like_one_process() {
         ""
     );
 }
+
+/// A child whose stderr lines arrive on a channel, killed on drop.
+struct Watched {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watched {
+    fn spawn(cmd: &mut Command) -> Watched {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Watched {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                let hit = line.contains(needle);
+                self.seen.push(line);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!(
+            "no line with {needle:?} within 60 s:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    /// Waits for the exit (bounded) and returns its code and every stderr line.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after 180 s"
+            );
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line);
+            }
+        };
+        // The reader thread ends with the pipe; take what is left.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.code(), self.seen.join("\n"))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pid of the runner process for `index` of the lab's Job (a child of apisim).
+fn runner_pid(url: &str, index: u32) -> i32 {
+    let env_marker = format!("JOB_COMPLETION_INDEX={index}");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let has = |bytes: &[u8], text: &str| bytes.split(|b| *b == 0).any(|p| p == text.as_bytes());
+        if has(&cmdline, url) && has(&environ, &env_marker) {
+            return pid;
+        }
+    }
+    panic!("no runner process for index {index}");
+}
+
+#[test]
+fn a_killed_runner_is_named_and_the_others_are_merged() {
+    let lab = JobLab::start();
+    let mut run = Watched::spawn(&mut lab.job_run("killed"));
+    run.wait_for("runner 1: Running");
+    let pid = runner_pid(&lab.url, 1);
+    // SAFETY: kill(2) of a process this test's apisim started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("runner 1: FAILED"), "{stderr}");
+    assert!(
+        stderr.contains("runners [1] failed or were not collected"),
+        "{stderr}"
+    );
+    let merged = read_json(&lab.result());
+    assert_eq!(
+        merged["kreplay"]["config"]["missingRunners"],
+        serde_json::json!([1])
+    );
+    assert_eq!(merged["kreplay"]["config"]["mergedReports"], 2);
+    let runners = lab.result().with_extension("json.runners");
+    let share = |i: u32| {
+        read_json(&runners.join(format!("runner-{i}.json")))["total"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(merged["totalRun"].as_u64().unwrap(), share(0) + share(2));
+    assert!(share(0) + share(2) < LAB_REQUESTS);
+}
+
+#[test]
+fn an_interrupted_collection_is_completed_by_engine_job_collect() {
+    let lab = JobLab::start();
+    let mut run = Watched::spawn(&mut lab.job_run("resumed"));
+    run.wait_for("runner 2: Running");
+    // SAFETY: kill(2) of this test's own child.
+    assert_eq!(
+        unsafe { libc::kill(run.child.id() as i32, libc::SIGINT) },
+        0
+    );
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("engine job collect --name resumed"),
+        "{stderr}"
+    );
+    // The Job is kept for the collection to come.
+    assert_eq!(
+        lab.kubectl(&["get", "jobs", "-n", "kreplay", "-o", "name"])
+            .trim(),
+        "job.batch/resumed"
+    );
+
+    let out = run_bounded(
+        Command::new(bin("engine"))
+            .args([
+                "job",
+                "collect",
+                "--name",
+                "resumed",
+                "--namespace",
+                "kreplay",
+                "--kubeconfig",
+            ])
+            .arg(&lab.apisim.kubeconfig)
+            .args(["--collect-timeout", "120s", "--result"])
+            .arg(lab.result()),
+        Duration::from_secs(180),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "engine job collect: {stderr}");
+    let merged = read_json(&lab.result());
+    assert_eq!(merged["totalRun"], LAB_REQUESTS, "{stderr}");
+    assert_eq!(
+        lab.kubectl(&["get", "jobs", "-n", "kreplay", "-o", "name"])
+            .trim(),
+        ""
+    );
+    // Collecting again finds the Job gone and merges what it kept.
+    let again = run_bounded(
+        Command::new(bin("engine"))
+            .args([
+                "job",
+                "collect",
+                "--name",
+                "resumed",
+                "--namespace",
+                "kreplay",
+                "--kubeconfig",
+            ])
+            .arg(&lab.apisim.kubeconfig)
+            .arg("--result")
+            .arg(lab.result()),
+        Duration::from_secs(60),
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(read_json(&lab.result())["totalRun"], LAB_REQUESTS);
+}
