@@ -16,7 +16,8 @@
 # Prints the manifest digest and the sizes. Runs as root, or rootless where buildah has
 # subordinate ids. Needs: buildah (apt-get install buildah), ldd, Debian's ca-certificates.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# Paths on the command line are the caller's; the repository is found from here.
+repo=$(cd "$(dirname "$0")/.." && pwd)
 
 # Must match the Dockerfile.
 readonly RUNNER_UID=65532
@@ -28,8 +29,8 @@ die() { printf 'image.sh: %s\n' "$*" >&2; exit 2; }
 usage() { sed -n '6,18s/^# \{0,1\}//p' "$0"; }
 
 bin_dir=""
-oci_dir=target/image/oci
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+oci_dir=$repo/target/image/oci
+version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$repo/Cargo.toml")
 tag=$version
 push_ref=""
 while [ $# -gt 0 ]; do
@@ -46,8 +47,8 @@ done
 command -v buildah >/dev/null || die "buildah not found (Debian: apt-get install buildah)"
 
 if [ -z "$bin_dir" ]; then
-  cargo build --release --locked -p engine -p preprocess
-  bin_dir=target/release
+  cargo build --release --locked --manifest-path "$repo/Cargo.toml" -p engine -p preprocess
+  bin_dir=${CARGO_TARGET_DIR:-$repo/target}/release
 fi
 
 # No step runs a command inside the image, so nothing needs namespaces beyond buildah's own;
@@ -64,12 +65,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/image-rootfs.sh "$bin_dir" "$work/rootfs"
+"$repo/scripts/image-rootfs.sh" "$bin_dir" "$work/rootfs"
 mkdir "$work/runner-home"
 
 # Reproducible when the inputs are: timestamps from SOURCE_DATE_EPOCH or the last commit.
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 
 ctr=$("${bah[@]}" from scratch)
