@@ -158,8 +158,7 @@ exec chroot --userspec=65532:65532 "$root" "$@""#,
     run_bounded(&mut cmd, Duration::from_secs(120))
 }
 
-/// Copies a file into the runner's directory of the root, owned by the runner (the engine
-/// writes timelines and reads kubeconfigs 0600).
+/// Hands a file in the root to the image's user: timelines and kubeconfigs are 0600.
 fn give_to_runner(path: &Path) {
     chown(path, Some(RUNNER_ID), Some(RUNNER_ID)).expect("chown to the runner");
 }
