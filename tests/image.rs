@@ -86,10 +86,14 @@ fn build_and_unpack(dir: &Path) -> PathBuf {
     bundle
 }
 
-/// Checks the runtime config umoci derived from the image: user, entrypoint, working dir.
-fn assert_image_config(bundle: &Path) {
+/// The runtime config umoci derived from the image (`config.json` of the bundle).
+fn bundle_config(bundle: &Path) -> Value {
     let text = std::fs::read_to_string(bundle.join("config.json")).expect("bundle config.json");
-    let config: Value = serde_json::from_str(&text).expect("config.json is JSON");
+    serde_json::from_str(&text).expect("config.json is JSON")
+}
+
+/// Checks the image's user, entrypoint, working dir, a label and the runner's directory.
+fn assert_image_config(bundle: &Path, config: &Value) {
     let process = &config["process"];
     assert_eq!(process["user"]["uid"], RUNNER_ID, "image user: {process}");
     assert_eq!(process["user"]["gid"], RUNNER_ID, "image group: {process}");
@@ -110,6 +114,27 @@ fn assert_image_config(bundle: &Path) {
         (RUNNER_ID, RUNNER_ID),
         "/var/lib/kreplay belongs to the runner"
     );
+}
+
+/// The Dockerfile's final stage sets what scripts/image.sh set in the image just built.
+fn assert_dockerfile_agrees(config: &Value) {
+    let process = &config["process"];
+    let dockerfile =
+        std::fs::read_to_string(workspace().join("Dockerfile")).expect("Dockerfile at the root");
+    let json_list = |items: &[Value]| serde_json::to_string(items).expect("JSON list");
+    let args = process["args"].as_array().expect("process args");
+    let expected = [
+        format!("USER {}:{}", process["user"]["uid"], process["user"]["gid"]),
+        format!("WORKDIR {}", process["cwd"].as_str().expect("cwd")),
+        format!("ENTRYPOINT {}", json_list(&args[..1]).replace(',', ", ")),
+        format!("CMD {}", json_list(&args[1..]).replace(',', ", ")),
+    ];
+    for line in expected {
+        assert!(
+            dockerfile.lines().any(|l| l.trim() == line),
+            "the Dockerfile lacks `{line}`, which scripts/image.sh sets: keep the two in step"
+        );
+    }
 }
 
 /// `chroot ROOT PROGRAM ARGS` (as root, nothing mounted).
@@ -176,7 +201,9 @@ fn the_image_runs_a_replay_as_its_non_root_user() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = build_and_unpack(dir.path());
-    assert_image_config(&bundle);
+    let config = bundle_config(&bundle);
+    assert_image_config(&bundle, &config);
+    assert_dockerfile_agrees(&config);
     let rootfs = bundle.join("rootfs");
 
     // The image's binaries run with only the image's files (libraries and loader included).
