@@ -6,10 +6,15 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl.
+# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl;
+# buildah and umoci build and unpack the runner image (tests/image.rs), which carries
+# Debian's CA bundle.
 need_apt=()
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 # kubectl v1.32 ships with this machine image; Debian's kubernetes-client (1.20)
 # conflicts with it, so only install it where no kubectl exists.
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
