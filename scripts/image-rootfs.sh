@@ -42,6 +42,9 @@ for name in "${BINARIES[@]}"; do
   bin="$bin_dir/$name"
   [ -x "$bin" ] || die "$bin: missing or not executable (build it: cargo build --release -p engine -p preprocess)"
   cp -L "$bin" "$rootfs/usr/local/bin/$name"
+  # The release profile keeps line tables for profiling on the lab machine; in the image they
+  # are most of its size. Symbols stay, so backtraces still name functions.
+  if command -v strip >/dev/null; then strip --strip-debug "$rootfs/usr/local/bin/$name"; fi
   # Exactly the shared objects the dynamic loader maps, at the paths it looks for them, and the
   # loader itself (the ELF interpreter line). A static binary has none.
   if ldd_out=$(ldd "$bin" 2>&1); then
