@@ -13,6 +13,14 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{bin, preprocess, run_bounded, workspace, ApiSim};
+
+/// The tests of this file run one at a time: the start-skew check measures how late runner
+/// processes begin, which another test's processes on the same two CPUs would distort.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 use serde_json::Value;
 
 /// The Kubernetes versions whose schemas every manifest must pass: 1.30 to the newest that
@@ -89,6 +97,7 @@ fn manifest(args: &[&str]) -> String {
 
 #[test]
 fn manifests_validate_against_every_supported_kubernetes_version() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let timeline = sample_timeline(dir.path());
     let t = timeline.to_str().unwrap();
@@ -186,6 +195,7 @@ fn manifests_validate_against_every_supported_kubernetes_version() {
 
 #[test]
 fn manifest_sets_runners_start_digest_and_options_from_the_timeline() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let timeline = sample_timeline(dir.path());
     let digest = engine::source::fetch::file_sha256(&timeline).unwrap();
@@ -321,6 +331,7 @@ fn api_request_count(apisim: &ApiSim) -> u64 {
 
 #[test]
 fn engine_run_downloads_a_timeline_and_refuses_a_wrong_digest() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let served = dir.path().join("served");
     std::fs::create_dir(&served).unwrap();
@@ -419,6 +430,7 @@ fn curl(args: &[&str]) -> (u16, String) {
 
 #[test]
 fn a_runner_serves_its_state_then_its_report_until_collected() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let timeline = sample_timeline(dir.path());
     let apisim = ApiSim::start(&[]);
@@ -651,6 +663,7 @@ fn verb_counts(report: &Value) -> Vec<(String, Value, Value)> {
 
 #[test]
 fn a_three_runner_job_replays_every_request_once_and_merges_like_one_process() {
+    let _serial = one_at_a_time();
     let lab = JobLab::start();
     let out = run_bounded(&mut lab.job_run("e2e"), Duration::from_secs(180));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -828,6 +841,7 @@ fn runner_pid(url: &str, index: u32) -> i32 {
 
 #[test]
 fn a_killed_runner_is_named_and_the_others_are_merged() {
+    let _serial = one_at_a_time();
     let lab = JobLab::start();
     let mut run = Watched::spawn(&mut lab.job_run("killed"));
     run.wait_for("runner 1: Running");
@@ -859,6 +873,7 @@ fn a_killed_runner_is_named_and_the_others_are_merged() {
 
 #[test]
 fn an_interrupted_collection_is_completed_by_engine_job_collect() {
+    let _serial = one_at_a_time();
     let lab = JobLab::start();
     let mut run = Watched::spawn(&mut lab.job_run("resumed"));
     run.wait_for("runner 2: Running");

@@ -69,6 +69,10 @@ pub struct Collection<'a> {
     dir: PathBuf,
     /// Each runner's state, by index.
     pub runners: BTreeMap<u32, RunnerState>,
+    /// When the first report was found ready, and the last one collected.
+    ready_span: Option<(Instant, Instant)>,
+    /// Bytes of the reports collected in this session.
+    collected_bytes: u64,
 }
 
 impl<'a> Collection<'a> {
@@ -99,6 +103,8 @@ impl<'a> Collection<'a> {
             job: job.to_string(),
             dir: dir.to_path_buf(),
             runners,
+            ready_span: None,
+            collected_bytes: 0,
         })
     }
 
@@ -200,7 +206,14 @@ impl<'a> Collection<'a> {
         Ok(())
     }
 
-    fn look_at(&self, index: u32, pod: &Pod) -> RunnerState {
+    /// What this session collected: `(reports' bytes, seconds from the first report found
+    /// ready to the last collected)`.
+    pub fn collection_time(&self) -> Option<(u64, f64)> {
+        self.ready_span
+            .map(|(first, last)| (self.collected_bytes, (last - first).as_secs_f64()))
+    }
+
+    fn look_at(&mut self, index: u32, pod: &Pod) -> RunnerState {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let status = pod.status.as_ref();
         let phase = status
@@ -232,11 +245,13 @@ impl<'a> Collection<'a> {
     }
 
     /// Fetches the runner's report if its replay is done; `None` while it runs.
-    fn try_collect(&self, index: u32, pod: &str) -> Result<Option<PathBuf>, ApiError> {
+    fn try_collect(&mut self, index: u32, pod: &str) -> Result<Option<PathBuf>, ApiError> {
         let status: serde_json::Value = self.client.get(&self.proxy(pod, "status"))?;
         if status.get("state").and_then(|s| s.as_str()) != Some("done") {
             return Ok(None);
         }
+        let found = Instant::now();
+        self.ready_span.get_or_insert((found, found));
         let dest = report_path(&self.dir, index);
         let partial = dest.with_extension("json.part");
         let (digest, bytes) = self.client.download(
@@ -262,6 +277,10 @@ impl<'a> Collection<'a> {
             path: dest.display().to_string(),
             source,
         })?;
+        self.collected_bytes += bytes;
+        if let Some(span) = &mut self.ready_span {
+            span.1 = Instant::now();
+        }
         // Only now may the runner exit: the report is safe on this side.
         if let Err(e) = self
             .client

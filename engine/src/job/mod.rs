@@ -415,6 +415,11 @@ fn finish(
         .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     let followed = collection.follow(start, output.collect_timeout, stop);
     let complete = collection.finished();
+    if let Some((bytes, seconds)) = collection.collection_time() {
+        eprintln!(
+            "engine job: collected {bytes} bytes of reports in {seconds:.3} s (from the first report ready to the last collected)"
+        );
+    }
     let interrupted = !complete;
     if let Err(e) = &followed {
         eprintln!("engine job: following the Job failed: {e}");
