@@ -573,7 +573,7 @@ impl JobLab {
     }
 
     /// `engine job run` (or `collect`) arguments against this lab.
-    fn job_run(&self, name: &str) -> Command {
+    fn job_run(&self, name: &str, extra: &[&str]) -> Command {
         let mut cmd = Command::new(bin("engine"));
         cmd.args(["job", "run", "--kubeconfig"])
             .arg(&self.apisim.kubeconfig)
@@ -589,6 +589,7 @@ impl JobLab {
             ])
             .args(["--start-in", "4s", "--collect-timeout", "120s", "--result"])
             .arg(self.result())
+            .args(extra)
             .args(["--", "--cores", "1", "--metric-base", "none"]);
         cmd
     }
@@ -665,7 +666,7 @@ fn verb_counts(report: &Value) -> Vec<(String, Value, Value)> {
 fn a_three_runner_job_replays_every_request_once_and_merges_like_one_process() {
     let _serial = one_at_a_time();
     let lab = JobLab::start();
-    let out = run_bounded(&mut lab.job_run("e2e"), Duration::from_secs(180));
+    let out = run_bounded(&mut lab.job_run("e2e", &[]), Duration::from_secs(180));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -843,7 +844,7 @@ fn runner_pid(url: &str, index: u32) -> i32 {
 fn a_killed_runner_is_named_and_the_others_are_merged() {
     let _serial = one_at_a_time();
     let lab = JobLab::start();
-    let mut run = Watched::spawn(&mut lab.job_run("killed"));
+    let mut run = Watched::spawn(&mut lab.job_run("killed", &[]));
     run.wait_for("runner 1: Running");
     let pid = runner_pid(&lab.url, 1);
     // SAFETY: kill(2) of a process this test's apisim started.
@@ -875,7 +876,7 @@ fn a_killed_runner_is_named_and_the_others_are_merged() {
 fn an_interrupted_collection_is_completed_by_engine_job_collect() {
     let _serial = one_at_a_time();
     let lab = JobLab::start();
-    let mut run = Watched::spawn(&mut lab.job_run("resumed"));
+    let mut run = Watched::spawn(&mut lab.job_run("resumed", &[]));
     run.wait_for("runner 2: Running");
     // SAFETY: kill(2) of this test's own child.
     assert_eq!(
@@ -943,4 +944,42 @@ fn an_interrupted_collection_is_completed_by_engine_job_collect() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert_eq!(read_json(&lab.result())["totalRun"], LAB_REQUESTS);
+}
+
+#[test]
+fn runners_can_authenticate_with_a_kubeconfig_from_a_secret() {
+    let _serial = one_at_a_time();
+    let lab = JobLab::start();
+    // From a file: kubectl sends objects read from files as JSON (apisim reads no protobuf).
+    use base64::Engine as _;
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "runner-kubeconfig", "namespace": "kreplay"},
+        "data": {"config": base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(&lab.apisim.kubeconfig).unwrap())},
+    });
+    let secret_file = lab.dir.path().join("secret.json");
+    std::fs::write(&secret_file, secret.to_string()).unwrap();
+    lab.kubectl(&["create", "-f", secret_file.to_str().unwrap()]);
+    let mut cmd = lab.job_run("with-secret", &["--kubeconfig-secret", "runner-kubeconfig"]);
+    let out = run_bounded(&mut cmd, Duration::from_secs(180));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The pods get no service-account token (automountServiceAccountToken: false), so a
+    // complete replay means the runners used the Secret's kubeconfig.
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(read_json(&lab.result())["totalRun"], LAB_REQUESTS);
+    let manifest = manifest(&[
+        "--timeline",
+        "https://e/t.bin",
+        "--runners",
+        "1",
+        "--image",
+        "r/k:1",
+        "--kubeconfig-secret",
+        "s",
+    ]);
+    assert!(
+        manifest.contains("automountServiceAccountToken: false"),
+        "{manifest}"
+    );
 }
