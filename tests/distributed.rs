@@ -983,3 +983,66 @@ fn runners_can_authenticate_with_a_kubeconfig_from_a_secret() {
         "{manifest}"
     );
 }
+
+#[test]
+fn a_100_mb_report_is_collected_intact_and_its_runner_released() {
+    let _serial = one_at_a_time();
+    use engine::job::api::KubeClient;
+    use engine::job::report_server::{ReportServer, DIGEST_HEADER};
+    let dir = tempfile::tempdir().unwrap();
+    let server = ReportServer::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{}\n\
+             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+             current-context: x\n",
+            server.addr()
+        ),
+    )
+    .unwrap();
+    let access = engine::kubeconfig::resolve(&engine::kubeconfig::KubeconfigOptions {
+        kubeconfig: Some(kubeconfig),
+        context: None,
+    })
+    .unwrap();
+    let client = KubeClient::new(&access).unwrap();
+    // A report-like body of 100 MB whose bytes all differ from their neighbours' pattern.
+    let mut report = String::with_capacity(100 << 20);
+    let mut i = 0u64;
+    while report.len() < 100 << 20 {
+        report.push_str(&format!("{{\"n\":{i}}},"));
+        i += 1;
+    }
+    let expected = engine::source::fetch::sha256_hex(report.as_bytes());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let waiter =
+            s.spawn(|| server.publish_and_wait(report, 0, Duration::from_secs(120), &stop));
+        let dest = dir.path().join("r.json");
+        // The report is published from the other thread: poll /status until it is done.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status: Value = client.get("/status").unwrap();
+            if status["state"] == "done" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never done");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (digest, bytes) = client
+            .download("/report", DIGEST_HEADER, &dest, Duration::from_secs(120))
+            .unwrap();
+        assert!(bytes >= 100 << 20);
+        assert_eq!(digest.as_deref(), Some(expected.as_str()));
+        assert_eq!(engine::source::fetch::file_sha256(&dest).unwrap(), expected);
+        client
+            .call(hyper::Method::POST, "/collected", None)
+            .unwrap();
+        assert!(
+            waiter.join().unwrap(),
+            "the runner was not told it was collected"
+        );
+    });
+}
