@@ -74,6 +74,28 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         fail_before_start(shared, pod, &failure);
         return false;
     }
+    let (output, output_writer) = match output_pipe() {
+        Ok(pipe) => pipe,
+        Err(error) => {
+            let failure = PodFailure {
+                reason: "StartError",
+                message: format!("cannot create the output pipe: {error}"),
+            };
+            fail_before_start(shared, pod, &failure);
+            return false;
+        }
+    };
+    let stderr_writer = match output_writer.try_clone() {
+        Ok(writer) => writer,
+        Err(error) => {
+            let failure = PodFailure {
+                reason: "StartError",
+                message: format!("cannot duplicate the output pipe: {error}"),
+            };
+            fail_before_start(shared, pod, &failure);
+            return false;
+        }
+    };
     let mut command = tokio::process::Command::new(&launch.program);
     command
         .args(&launch.args)
@@ -81,8 +103,9 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // One pipe for both streams: the log keeps the order the process wrote in.
+        .stdout(Stdio::from(output_writer))
+        .stderr(Stdio::from(stderr_writer))
         .kill_on_drop(true)
         .process_group(0);
     // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is async-signal-safe.
@@ -95,7 +118,10 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
             Ok(())
         });
     }
-    let mut child = match command.spawn() {
+    let spawned = command.spawn();
+    // Our copies of the pipe's write end must close, or the reader never sees the end of the output.
+    drop(command);
+    let mut child = match spawned {
         Ok(child) => child,
         Err(error) => {
             let failure = PodFailure {
@@ -112,16 +138,8 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
     let pid = child.id().map_or(0, |id| id as i32);
     pod.pgid.store(pid, Ordering::SeqCst);
     pod.started.store(true, Ordering::SeqCst);
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|out| spawn_reader(out, pod.clone())),
-        child
-            .stderr
-            .take()
-            .map(|err| spawn_reader(err, pod.clone())),
-    ];
+    let reader = tokio::net::unix::pipe::Receiver::from_file(output)
+        .map(|pipe| spawn_reader(pipe, pod.clone()));
     let started_at = now_rfc3339();
     update_status(shared, pod, |status| {
         running_status(status, &launch.container, pid, &started_at)
@@ -145,7 +163,7 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
     };
     // The container ends with its main process: whatever it left running in its group goes too.
     signal_group(pid, libc::SIGKILL);
-    for reader in readers.into_iter().flatten() {
+    if let Ok(reader) = reader {
         let _ = tokio::time::timeout(DRAIN_WAIT, reader).await;
     }
     let (code, succeeded) = match exit {
@@ -270,6 +288,23 @@ fn prepare_dir(jobs: &Jobs, pod: &PodRuntime, dir: &Path, launch: &Launch) -> st
         }
     }
     Ok(())
+}
+
+/// A pipe (read end, write end), both close-on-exec (the child gets the write end through dup2).
+fn output_pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd as _;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2(2) writes two new descriptors into the array, which outlives the call.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
