@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl.
+# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl,
+# python3 (an HTTP server in a pod of apisim --run-jobs).
 need_apt=()
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # kubectl v1.32 ships with this machine image; Debian's kubernetes-client (1.20)
 # conflicts with it, so only install it where no kubectl exists.
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)

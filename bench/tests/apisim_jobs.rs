@@ -427,6 +427,46 @@ async fn a_failing_index_fails_the_job_with_its_exit_code() {
 }
 
 #[tokio::test]
+async fn backoff_limit_retries_a_failed_index_in_a_new_pod() {
+    let bin = entrypoint_dir();
+    let claim = tempfile::tempdir().expect("claim dir");
+    let pvc = format!("marks={}", claim.path().display());
+    let sim = start(bin.path(), false, &["--pvc", &pvc]);
+    // The first attempt leaves a mark and fails; the retry finds the mark and succeeds.
+    let script = "if [ -e marks/tried ]; then echo retried; exit 0; fi; touch marks/tried; exit 1";
+    let container = json!({"volumeMounts": [{"name": "marks", "mountPath": "/work/marks"}]});
+    let mut retried = job("retry", 1, script, json!({"backoffLimit": 1}), container);
+    retried["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "marks", "persistentVolumeClaim": {"claimName": "marks"}}]);
+    create_job(&sim.addr, &retried).await;
+    let finished = wait_finished(&sim.addr, "retry").await;
+    assert!(has_condition(&finished, "Complete"), "{finished:#}");
+    assert_eq!(
+        (
+            finished["status"]["succeeded"].as_u64(),
+            finished["status"]["failed"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let answer = call(
+        &sim.addr,
+        "GET",
+        &format!("/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3Dretry"),
+        AUTH,
+        "",
+    )
+    .await;
+    let mut phases: Vec<String> = answer.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|pod| pod["status"]["phase"].as_str().unwrap_or("").to_string())
+        .collect();
+    phases.sort();
+    assert_eq!(phases, ["Failed", "Succeeded"]);
+}
+
+#[tokio::test]
 async fn volumes_appear_under_the_pod_dir_and_a_missing_secret_fails_the_pod() {
     let bin = entrypoint_dir();
     let claim = tempfile::tempdir().expect("claim dir");
@@ -669,13 +709,13 @@ async fn kubectl_gets_jobs_and_pods_and_reads_logs_over_tls() {
     let sim = start(bin.path(), true, &[]);
     assert!(sim.url.starts_with("https://"));
     let manifest = sim.dir.path().join("job.json");
-    let mut object = job(
-        "viakubectl",
-        2,
-        "echo hello from $JOB_COMPLETION_INDEX",
-        json!({}),
-        json!({}),
-    );
+    // The pod reaches apisim as an in-cluster client would: service host and port, the relocated
+    // service-account token and CA.
+    let script = "sa=$KREPLAY_SERVICE_ACCOUNT_DIR; \
+                  code=$(curl -sS --cacert $sa/ca.crt -H \"Authorization: Bearer $(cat $sa/token)\" -o /dev/null \
+                  -w '%{http_code}' https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/apis/batch/v1/namespaces/$(cat $sa/namespace)/jobs/viakubectl); \
+                  echo in-cluster $code; echo hello from $JOB_COMPLETION_INDEX";
+    let mut object = job("viakubectl", 2, script, json!({}), json!({}));
     object["metadata"]["namespace"] = json!("default");
     std::fs::write(&manifest, object.to_string()).expect("write manifest");
     let kubectl = |args: &[&str]| {
@@ -695,6 +735,36 @@ async fn kubectl_gets_jobs_and_pods_and_reads_logs_over_tls() {
         stdout
     };
     kubectl(&["create", "-f", manifest.to_str().expect("utf-8")]);
+    // What `engine job manifest` may emit beside the Job: creatable and deletable.
+    let access = sim.dir.path().join("access.json");
+    let objects = json!([
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner", "namespace": "default"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kc", "namespace": "default"},
+         "stringData": {"config": "x"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "replay"},
+         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "replay"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "replay"},
+         "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "default"}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "pods", "namespace": "default"},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "pods", "namespace": "default"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods"},
+         "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "default"}]},
+    ]);
+    // kubectl reads a file of concatenated JSON objects as a stream of documents.
+    let documents: Vec<String> = objects
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    std::fs::write(&access, documents.join("\n")).expect("write access manifest");
+    let access = access.to_str().expect("utf-8");
+    let created = kubectl(&["create", "-f", access]);
+    assert_eq!(created.lines().count(), 6, "{created}");
+    let deleted = kubectl(&["delete", "-f", access]);
+    assert_eq!(deleted.lines().count(), 6, "{deleted}");
     kubectl(&[
         "wait",
         "--for=condition=Complete",
@@ -709,7 +779,7 @@ async fn kubectl_gets_jobs_and_pods_and_reads_logs_over_tls() {
         .collect();
     assert_eq!(pods.len(), 2, "{listed}");
     let logs = kubectl(&["logs", "-l", "batch.kubernetes.io/job-completion-index=1"]);
-    assert_eq!(logs, "hello from 1\n");
+    assert_eq!(logs, "in-cluster 200\nhello from 1\n");
     let tail = kubectl(&["logs", pods[0], "--tail", "1"]);
     assert!(tail.starts_with("hello from "), "{tail}");
     kubectl(&["delete", "job", "viakubectl", "--wait=true"]);
