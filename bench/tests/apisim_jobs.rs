@@ -23,19 +23,45 @@ fn entrypoint_dir() -> tempfile::TempDir {
     dir
 }
 
-fn start(bin: &Path, tls: bool, extra: &[&str]) -> ApiSim {
+/// apisim with `--run-jobs`, its pod directories in a temp dir of the test (removed even when the
+/// test kills apisim).
+struct Lab {
+    sim: ApiSim,
+    _pods: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = ApiSim;
+    fn deref(&self) -> &ApiSim {
+        &self.sim
+    }
+}
+
+impl std::ops::DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut ApiSim {
+        &mut self.sim
+    }
+}
+
+fn start(bin: &Path, tls: bool, extra: &[&str]) -> Lab {
+    let pods = tempfile::tempdir().expect("pods dir");
     let entrypoint = bin.join("sh");
     let mut args = vec![
         "--token",
         TOKEN,
         "--run-jobs",
         entrypoint.to_str().expect("utf-8 path"),
+        "--pods-dir",
+        pods.path().to_str().expect("utf-8 path"),
     ];
     if !tls {
         args.push("--plain");
     }
     args.extend_from_slice(extra);
-    ApiSim::start(&args)
+    Lab {
+        sim: ApiSim::start(&args),
+        _pods: pods,
+    }
 }
 
 /// An Indexed Job whose container runs `/bin/sh -c script`; `extra` is merged into its spec and

@@ -16,6 +16,7 @@ mod podspec;
 mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,9 @@ pub struct RunJobsConfig {
     pub entrypoint: PathBuf,
     /// PersistentVolumeClaim name → host directory (`--pvc NAME=DIR`).
     pub pvcs: BTreeMap<String, PathBuf>,
+    /// Where the `apisim-pods-*` directory holding the pod directories is made (`--pods-dir`; default
+    /// the system's temp directory).
+    pub pods_dir: Option<PathBuf>,
 }
 
 /// Parses `--pvc NAME=DIR`.
@@ -88,9 +92,17 @@ impl Jobs {
         token: String,
         ca_pem: Option<String>,
     ) -> std::io::Result<Self> {
+        let mut builder = tempfile::Builder::new();
+        builder
+            .prefix("apisim-pods-")
+            .permissions(std::fs::Permissions::from_mode(0o700));
+        let pod_root = match &config.pods_dir {
+            Some(dir) => builder.tempdir_in(dir)?,
+            None => builder.tempdir()?,
+        };
         Ok(Jobs {
             config,
-            pod_root: tempfile::Builder::new().prefix("apisim-pods-").tempdir()?,
+            pod_root,
             service_port,
             token,
             ca_pem,
