@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use super::podspec::{self, Launch, PlanContext, PodFailure, VolumeContent};
+use super::podspec::{self, Launch, PlanContext, PodFailure};
+use super::volumes::VolumeContent;
 use super::{lock, signal_group, JobEvent, Jobs, PodRuntime, PODS};
 use crate::apisim::status::ApiError;
 use crate::apisim::store::{metadata_str, now_rfc3339, ObjectKey, WriteOp};

@@ -1,19 +1,23 @@
 //! `apisim --run-jobs`: just enough of the Job controller, the kubelet and the pod subresources that an
 //! Indexed `batch/v1` Job given to apisim is carried out by running each index as a local process.
 //!
-//! - `controller`: follows the store's events (as an informer would) and runs one task per Job that
-//!   creates its Pod objects, retries or fails indexes and writes the Job's status.
-//! - `kubelet`: one task per pod: pod directory, volumes, environment, the child process, pod status.
-//! - `podspec`: the pure mapping from a Pod object to a command line, environment, ports and volumes.
+//! - `informer`: follows the store's Job and Pod events and starts or stops what they call for.
+//! - `controller`: one task per Job that creates its Pod objects, retries or fails indexes and writes
+//!   the Job's status.
+//! - `kubelet`: one task per pod: pod directory, environment, the child process, pod status.
+//! - `podspec`, `volumes`: the pure mapping from a Pod object to a command line, environment, ports
+//!   and volumes.
 //! - `logs`, `proxy`: the `pods/NAME/log` and `pods/NAME[:PORT]/proxy/PATH` subresources.
 //!
 //! The engine's `job` commands rely on the behaviour documented in bench/README.md ("Running Jobs").
 
 mod controller;
+mod informer;
 mod kubelet;
 mod logs;
 mod podspec;
 mod proxy;
+mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt as _;
@@ -34,7 +38,7 @@ use super::handlers::ApiRequest;
 use super::status::ApiError;
 use super::store::{metadata_str, ObjectKey, WriteOp};
 use super::Shared;
-pub(crate) use controller::run as run_controller;
+pub(crate) use informer::run as run_controller;
 
 /// Store collection of Jobs.
 const JOBS: &str = "batch/jobs";
