@@ -89,6 +89,15 @@ pub(crate) fn plan(pod: &Value, ctx: PlanContext<'_>) -> Result<Launch, PodFailu
     let name = str_field(container, "name").unwrap_or("").to_string();
     let ports = map_ports(container, ctx.free_port)?;
     let mut env = ctx.base_env.clone();
+    let set = |env: &mut Vec<(String, String)>, name: &str, value: String| {
+        env.retain(|(existing, _)| existing != name);
+        env.push((name.to_string(), value));
+    };
+    // As in Kubernetes: `envFrom` first, then `env`, later definitions winning.
+    for (name, value) in env_from(pod, container, ctx.lookup)? {
+        let value = rewrite_port(&value, &ports).unwrap_or(value);
+        set(&mut env, &name, value);
+    }
     for (index, var) in array(container, "env").iter().enumerate() {
         let var_name = str_field(var, "name").ok_or_else(|| {
             PodFailure::config(format!("spec.containers[0].env[{index}].name is missing"))
@@ -96,8 +105,7 @@ pub(crate) fn plan(pod: &Value, ctx: PlanContext<'_>) -> Result<Launch, PodFailu
         let value = env_value(pod, var, index, ctx.lookup)?;
         let value = expand(&value, &env);
         let value = rewrite_port(&value, &ports).unwrap_or(value);
-        env.retain(|(existing, _)| existing != var_name);
-        env.push((var_name.to_string(), value));
+        set(&mut env, var_name, value);
     }
     let strings = |field: &str| -> Vec<String> {
         array(container, field)
@@ -232,6 +240,51 @@ fn env_value(
         "{}: apisim supports fieldRef, secretKeyRef and configMapKeyRef",
         field("valueFrom")
     )))
+}
+
+/// The variables of `envFrom`: every key of each `secretRef` / `configMapRef`, with its `prefix`.
+fn env_from(
+    pod: &Value,
+    container: &Value,
+    lookup: &dyn Fn(&str, &str) -> Option<Value>,
+) -> Result<Vec<(String, String)>, PodFailure> {
+    let mut vars = Vec::new();
+    for (index, source) in array(container, "envFrom").iter().enumerate() {
+        let prefix = str_field(source, "prefix").unwrap_or("");
+        let (collection, reference, kind) = if let Some(r) = source.get("secretRef") {
+            ("/secrets", r, "secret")
+        } else if let Some(r) = source.get("configMapRef") {
+            ("/configmaps", r, "configmap")
+        } else {
+            return Err(PodFailure::config(format!(
+                "spec.containers[0].envFrom[{index}]: expected secretRef or configMapRef"
+            )));
+        };
+        let name = str_field(reference, "name").unwrap_or("");
+        let optional = reference.get("optional").and_then(Value::as_bool) == Some(true);
+        let files = match lookup(collection, name) {
+            Some(object) => keyed_files(&object, &[]).map_err(|why| {
+                PodFailure::config(format!(
+                    "spec.containers[0].envFrom[{index}]: {kind} {name:?}: {why}"
+                ))
+            })?,
+            None if optional => Vec::new(),
+            None => {
+                let namespace = metadata_str(pod, "namespace");
+                return Err(PodFailure::config(format!(
+                    "spec.containers[0].envFrom[{index}]: {kind} {name:?} not found in namespace \
+                     {namespace:?}"
+                )));
+            }
+        };
+        for (key, bytes) in files {
+            vars.push((
+                format!("{prefix}{key}"),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    Ok(vars)
 }
 
 /// The value of a downward-API `fieldPath`.
@@ -421,6 +474,40 @@ mod tests {
         assert_eq!(get("OTHER").as_deref(), Some("0.0.0.0:80860"));
         assert_eq!(get("KUBERNETES_SERVICE_PORT").as_deref(), Some("6443"));
         assert_eq!(launch.ports[0].name.as_deref(), Some("report"));
+    }
+
+    #[test]
+    fn env_from_a_secret_with_prefix_and_env_wins() {
+        let launch = run_plan(
+            &pod(
+                json!({"name": "c", "envFrom": [{"secretRef": {"name": "creds"}, "prefix": "S_"}],
+                       "env": [{"name": "S_plain", "value": "override"}]}),
+                json!([]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let get = |name: &str| {
+            launch
+                .env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("S_token"), Some("secret"));
+        assert_eq!(get("S_plain"), Some("override"));
+        let missing = run_plan(
+            &pod(
+                json!({"name": "c", "envFrom": [{"configMapRef": {"name": "absent"}}]}),
+                json!([]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(
+            missing.message.contains("configmap \"absent\" not found"),
+            "{missing:?}"
+        );
     }
 
     #[test]
