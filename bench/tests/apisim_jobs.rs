@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use apisim_support::{call, request, ApiSim, WatchReader, H1, WAIT};
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "jobs-test-token";
@@ -490,6 +491,54 @@ async fn backoff_limit_retries_a_failed_index_in_a_new_pod() {
         .collect();
     phases.sort();
     assert_eq!(phases, ["Failed", "Succeeded"]);
+}
+
+#[tokio::test]
+async fn follow_streams_the_log_until_the_process_ends() {
+    let bin = entrypoint_dir();
+    let claim = tempfile::tempdir().expect("claim dir");
+    let pvc = format!("marks={}", claim.path().display());
+    let sim = start(bin.path(), false, &["--pvc", &pvc]);
+    // The pod writes a line, then waits for the test to have read it before writing the last one.
+    let script = "echo first; while [ ! -e marks/go ]; do sleep 0.05; done; echo second";
+    let container = json!({"volumeMounts": [{"name": "marks", "mountPath": "/work/marks"}]});
+    let mut follow = job("follow", 1, script, json!({}), container);
+    follow["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "marks", "persistentVolumeClaim": {"claimName": "marks"}}]);
+    create_job(&sim.addr, &follow).await;
+    let pods = wait_pods(&sim.addr, "follow", 1, "Running").await;
+    let mut connection = H1::connect(&sim.addr).await;
+    let response = connection
+        .send_streaming(request(
+            "GET",
+            &format!(
+                "/api/v1/namespaces/{NS}/pods/{}/log?follow=true",
+                name_of(&pods[&0])
+            ),
+            AUTH,
+            "",
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    let streamed = tokio::time::timeout(WAIT, async {
+        while !text.ends_with(b"first\n") {
+            let frame = body.frame().await.expect("more log").expect("log frame");
+            text.extend_from_slice(&frame.into_data().unwrap_or_default());
+        }
+        std::fs::write(claim.path().join("go"), b"").expect("write the go mark");
+        while let Some(frame) = body.frame().await {
+            text.extend_from_slice(&frame.expect("log frame").into_data().unwrap_or_default());
+        }
+    })
+    .await;
+    assert!(
+        streamed.is_ok(),
+        "log so far: {}",
+        String::from_utf8_lossy(&text)
+    );
+    assert_eq!(text, b"first\nsecond\n");
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ use hyper::{Method, Response};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::body::{error_response, full, json_bytes, ApiBody};
+use super::body::{error_response, json_bytes, ApiBody};
 use super::handlers::ApiRequest;
 use super::status::ApiError;
 use super::store::{metadata_str, ObjectKey, WriteOp};
@@ -288,10 +288,8 @@ pub(crate) async fn serve_route(
             if parts.method != Method::GET {
                 return error_response(&ApiError::method_not_allowed(parts.method.as_str()));
             }
-            match pod_log(shared, jobs, &namespace, &name, parts.uri.query()) {
-                Ok(bytes) => full(200, "text/plain", bytes),
-                Err(error) => error_response(&error),
-            }
+            logs::serve(shared, jobs, &namespace, &name, parts.uri.query())
+                .unwrap_or_else(|error| error_response(&error))
         }
         PodRoute::Proxy {
             namespace,
@@ -340,53 +338,6 @@ fn pod_and_runtime(
         .pod(namespace, name)
         .filter(|runtime| runtime.uid == metadata_str(&pod, "uid"));
     Ok((pod, runtime))
-}
-
-fn pod_log(
-    shared: &Shared,
-    jobs: &Jobs,
-    namespace: &str,
-    name: &str,
-    query: Option<&str>,
-) -> Result<Bytes, ApiError> {
-    let mut container = None;
-    let mut tail_lines = None;
-    let mut limit_bytes = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = |value: &str| {
-            value.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "invalid query parameter {key}={value:?}: expected a non-negative integer"
-                ))
-            })
-        };
-        match key {
-            "container" => container = Some(value.to_string()),
-            "tailLines" => tail_lines = Some(number(value)?),
-            "limitBytes" => limit_bytes = Some(number(value)?),
-            "previous" if value == "true" => {
-                return Err(ApiError::bad_request(format!(
-                    "previous terminated container in pod {name:?} not found"
-                )))
-            }
-            _ => {}
-        }
-    }
-    let (_, runtime) = pod_and_runtime(shared, jobs, namespace, name)?;
-    let runtime = runtime.filter(|r| r.started.load(Ordering::SeqCst));
-    let Some(runtime) = runtime else {
-        return Err(ApiError::bad_request(format!(
-            "container in pod {name:?} is waiting to start: ContainerCreating"
-        )));
-    };
-    let own = lock(&runtime.container).clone();
-    if let Some(asked) = container.filter(|c| !c.is_empty() && *c != own) {
-        return Err(ApiError::bad_request(format!(
-            "container {asked} is not valid for pod {name}"
-        )));
-    }
-    Ok(Bytes::from(runtime.logs.read(tail_lines, limit_bytes)))
 }
 
 /// Is this a DELETE of a Job that apisim must handle (propagation to its pods)?
