@@ -555,17 +555,22 @@ async fn volumes_appear_under_the_pod_dir_and_a_missing_secret_fails_the_pod() {
     )
     .await;
     let script = "set -e; test -d scratch; test -z \"$(ls -A scratch)\"; \
-                  echo mode=$(stat -c %a creds/token); \
+                  echo mode=$(stat -c %a creds/token) keyed=$(stat -c %a keyed/token); \
+                  echo sa=${KREPLAY_SERVICE_ACCOUNT_DIR:-none}; test ! -e serviceaccount; \
                   cp creds/token out/token-$JOB_COMPLETION_INDEX; cp creds/config out/config-$JOB_COMPLETION_INDEX";
     let container = json!({"volumeMounts": [
         {"name": "scratch", "mountPath": "/work/scratch"},
         {"name": "creds", "mountPath": "/work/creds", "readOnly": true},
+        {"name": "keyed", "mountPath": "/work/keyed"},
         {"name": "out", "mountPath": "/work/out"},
     ]});
     let mut with_volumes = job("volumes", 2, script, json!({}), container);
+    // As in Kubernetes, no service-account mount when the pod opts out.
+    with_volumes["spec"]["template"]["spec"]["automountServiceAccountToken"] = json!(false);
     with_volumes["spec"]["template"]["spec"]["volumes"] = json!([
         {"name": "scratch", "emptyDir": {}},
         {"name": "creds", "secret": {"secretName": "creds"}},
+        {"name": "keyed", "secret": {"secretName": "creds", "defaultMode": 0o400}},
         {"name": "out", "persistentVolumeClaim": {"claimName": "results"}},
     ]);
     create_job(&sim.addr, &with_volumes).await;
@@ -584,7 +589,8 @@ async fn volumes_appear_under_the_pod_dir_and_a_missing_secret_fails_the_pod() {
         "{finished:#} {}",
         log.text()
     );
-    assert!(log.text().contains("mode=600"), "{}", log.text());
+    assert!(log.text().contains("mode=600 keyed=400"), "{}", log.text());
+    assert!(log.text().contains("sa=none"), "{}", log.text());
     for index in 0..2 {
         let token = std::fs::read(claim.path().join(format!("token-{index}")))
             .expect("token copied to the claim");

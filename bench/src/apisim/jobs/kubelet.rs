@@ -64,7 +64,7 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         }
     };
     *lock(&pod.ports) = launch.ports.clone();
-    if let Err(error) = prepare_dir(jobs, pod, &dir, &launch) {
+    if let Err(error) = prepare_dir(jobs, pod, object, &dir, &launch) {
         let failure = PodFailure {
             reason: "StartError",
             message: format!(
@@ -222,11 +222,13 @@ fn plan(
             "KUBERNETES_SERVICE_PORT".to_string(),
             jobs.service_port.to_string(),
         ),
-        (
+    ];
+    if automounts_token(object) {
+        base_env.push((
             "KREPLAY_SERVICE_ACCOUNT_DIR".to_string(),
             dir.join("serviceaccount").display().to_string(),
-        ),
-    ];
+        ));
+    }
     if jobs.ca_pem.is_some() {
         base_env.push((
             "KUBERNETES_SERVICE_PORT_HTTPS".to_string(),
@@ -246,22 +248,30 @@ fn plan(
 }
 
 /// The pod directory: `serviceaccount/` (token, ca.crt, namespace) and the volumes.
-fn prepare_dir(jobs: &Jobs, pod: &PodRuntime, dir: &Path, launch: &Launch) -> std::io::Result<()> {
+fn prepare_dir(
+    jobs: &Jobs,
+    pod: &PodRuntime,
+    object: &Value,
+    dir: &Path,
+    launch: &Launch,
+) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true).mode(0o700);
     builder.create(dir)?;
-    let account = dir.join("serviceaccount");
-    builder.create(&account)?;
-    write_private(&account.join("token"), jobs.token.as_bytes())?;
-    write_private(&account.join("namespace"), pod.namespace.as_bytes())?;
-    if let Some(ca) = &jobs.ca_pem {
-        write_private(&account.join("ca.crt"), ca.as_bytes())?;
+    if automounts_token(object) {
+        let account = dir.join("serviceaccount");
+        builder.create(&account)?;
+        write_private(&account.join("token"), jobs.token.as_bytes())?;
+        write_private(&account.join("namespace"), pod.namespace.as_bytes())?;
+        if let Some(ca) = &jobs.ca_pem {
+            write_private(&account.join("ca.crt"), ca.as_bytes())?;
+        }
     }
     for mount in &launch.mounts {
         let target = dir.join(&mount.relative);
         match &mount.content {
             VolumeContent::EmptyDir => builder.create(&target)?,
-            VolumeContent::Files(files) => {
+            VolumeContent::Files { files, mode } => {
                 builder.create(&target)?;
                 for (path, bytes) in files {
                     let relative = Path::new(path);
@@ -277,7 +287,7 @@ fn prepare_dir(jobs: &Jobs, pod: &PodRuntime, dir: &Path, launch: &Launch) -> st
                     if let Some(parent) = file.parent() {
                         builder.create(parent)?;
                     }
-                    write_private(&file, bytes)?;
+                    write_file(&file, bytes, *mode)?;
                 }
             }
             VolumeContent::Link(host_dir) => {
@@ -289,6 +299,13 @@ fn prepare_dir(jobs: &Jobs, pod: &PodRuntime, dir: &Path, launch: &Launch) -> st
         }
     }
     Ok(())
+}
+
+/// Whether the pod gets the service-account mount: unless `automountServiceAccountToken` is false.
+fn automounts_token(pod: &Value) -> bool {
+    pod.pointer("/spec/automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        != Some(false)
 }
 
 /// A pipe (read end, write end), both close-on-exec (the child gets the write end through dup2).
@@ -309,11 +326,15 @@ fn output_pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_file(path, bytes, 0o600)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)?
         .write_all(bytes)
 }

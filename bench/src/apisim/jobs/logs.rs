@@ -245,7 +245,7 @@ mod tests {
         assert_eq!(log.read(None, None), (b"bbbb\ncc\n".to_vec(), 13));
         // A follower that was at offset 2 lost the dropped bytes and resumes at the oldest kept.
         assert_eq!(log.read_from(2), (b"bbbb\ncc\n".to_vec(), 13));
-        assert_eq!(log.read_from(11), (b"\n".to_vec(), 13));
+        assert_eq!(log.read_from(11), (b"c\n".to_vec(), 13));
         assert_eq!(log.read_from(13), (Vec::new(), 13));
     }
 }

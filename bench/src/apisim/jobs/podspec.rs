@@ -521,7 +521,7 @@ mod tests {
                                         {"name": "sec", "mountPath": "/work/secret"},
                                         {"name": "pv", "mountPath": "/work/pv"}]}),
                 json!([{"name": "scratch", "emptyDir": {}},
-                       {"name": "sec", "secret": {"secretName": "creds"}},
+                       {"name": "sec", "secret": {"secretName": "creds", "defaultMode": 0o400}},
                        {"name": "pv", "persistentVolumeClaim": {"claimName": "data"}}]),
             ),
             &pvcs,
@@ -531,10 +531,13 @@ mod tests {
         assert_eq!(launch.mounts[0].content, VolumeContent::EmptyDir);
         assert_eq!(
             launch.mounts[1].content,
-            VolumeContent::Files(vec![
-                ("plain".to_string(), b"text".to_vec()),
-                ("token".to_string(), b"secret".to_vec())
-            ])
+            VolumeContent::Files {
+                files: vec![
+                    ("plain".to_string(), b"text".to_vec()),
+                    ("token".to_string(), b"secret".to_vec())
+                ],
+                mode: 0o400
+            }
         );
         assert_eq!(
             launch.mounts[2].content,

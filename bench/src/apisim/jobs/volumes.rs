@@ -18,7 +18,12 @@ pub(crate) enum VolumeContent {
     /// An empty directory.
     EmptyDir,
     /// A directory of files (secret, configMap): relative path and bytes.
-    Files(Vec<(String, Vec<u8>)>),
+    Files {
+        /// Relative path and bytes of each file.
+        files: Vec<(String, Vec<u8>)>,
+        /// The volume's `defaultMode` (0600 when unset).
+        mode: u32,
+    },
     /// A symlink to a host directory (persistentVolumeClaim mapped by `--pvc`).
     Link(PathBuf),
 }
@@ -118,6 +123,10 @@ pub(crate) fn plan_mounts(
         }) {
             let name = str_field(source, name_field).unwrap_or("");
             let optional = source.get("optional").and_then(Value::as_bool) == Some(true);
+            let mode = source
+                .get("defaultMode")
+                .and_then(Value::as_u64)
+                .map_or(0o600, |mode| (mode & 0o777) as u32);
             let files = match (ctx.lookup)(collection, name) {
                 Some(object) => {
                     keyed_files(&object, array(source, "items")).map_err(|why| PodFailure {
@@ -150,9 +159,12 @@ pub(crate) fn plan_mounts(
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 relative.pop();
-                VolumeContent::Files(vec![(file_name, bytes)])
+                VolumeContent::Files {
+                    files: vec![(file_name, bytes)],
+                    mode,
+                }
             } else {
-                VolumeContent::Files(files)
+                VolumeContent::Files { files, mode }
             }
         } else {
             return Err(PodFailure::config(format!(
