@@ -259,6 +259,27 @@ async fn wait_gone(pid: u32) {
     }
 }
 
+/// The children of `pid`, once it has some (bounded wait).
+async fn children_of(pid: u32) -> Vec<u32> {
+    let file = format!("/proc/{pid}/task/{pid}/children");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let children: Vec<u32> = text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if !children.is_empty() {
+            return children;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pid} started no child ({file})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn three_indexes_complete_with_labels_env_and_logs() {
     let bin = entrypoint_dir();
@@ -735,9 +756,10 @@ async fn proxy_carries_a_20_mb_file_and_background_delete_kills_the_pods() {
 async fn orphan_delete_leaves_pods_and_shutdown_kills_every_process() {
     let bin = entrypoint_dir();
     let mut sim = start(bin.path(), false, &[]);
+    // No exec: `sleep` is the shell's child, in the pod's process group.
     create_job(
         &sim.addr,
-        &job("sleepers", 2, "exec sleep 60", json!({}), json!({})),
+        &job("sleepers", 2, "sleep 60; echo never", json!({}), json!({})),
     )
     .await;
     let pods = wait_pods(&sim.addr, "sleepers", 2, "Running").await;
@@ -769,12 +791,15 @@ async fn orphan_delete_leaves_pods_and_shutdown_kills_every_process() {
     .await;
     assert_eq!(gone.status, 200);
     wait_gone(first).await;
-    // apisim's shutdown ends the other.
+    // apisim's shutdown ends the other, and what it started.
     let second = pid_of(&pods[&1]);
-    assert!(Path::new(&format!("/proc/{second}")).exists());
+    let grandchildren = children_of(second).await;
     sim.terminate();
     assert!(sim.wait_exit(), "apisim exits 0");
     wait_gone(second).await;
+    for pid in grandchildren {
+        wait_gone(pid).await;
+    }
 }
 
 #[tokio::test]

@@ -137,6 +137,7 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         }
     };
     let pid = child.id().map_or(0, |id| id as i32);
+    lock(&jobs.groups).insert(pid);
     pod.pgid.store(pid, Ordering::SeqCst);
     pod.started.store(true, Ordering::SeqCst);
     let reader = tokio::net::unix::pipe::Receiver::from_file(output)
@@ -164,6 +165,7 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
     };
     // The container ends with its main process: whatever it left running in its group goes too.
     signal_group(pid, libc::SIGKILL);
+    lock(&jobs.groups).remove(&pid);
     if let Ok(reader) = reader {
         let _ = tokio::time::timeout(DRAIN_WAIT, reader).await;
     }

@@ -19,7 +19,7 @@ mod podspec;
 mod proxy;
 mod volumes;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -84,6 +84,8 @@ pub(crate) struct Jobs {
     pods: Mutex<HashMap<(String, String), Arc<PodRuntime>>>,
     /// Jobs apisim carries out, by uid.
     jobs: Mutex<HashMap<String, Arc<JobRuntime>>>,
+    /// Process groups of the pods' processes still running (also of pods already deleted).
+    groups: Mutex<HashSet<i32>>,
     /// Set at shutdown: no process starts any more.
     stopping: AtomicBool,
 }
@@ -112,6 +114,7 @@ impl Jobs {
             ca_pem,
             pods: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
         })
     }
@@ -125,8 +128,8 @@ impl Jobs {
     /// SIGKILLs every pod's process group and stops starting new ones (apisim shutdown).
     pub fn kill_all(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        for pod in lock(&self.pods).values() {
-            pod.kill();
+        for pgid in lock(&self.groups).iter() {
+            signal_group(*pgid, libc::SIGKILL);
         }
     }
 }
@@ -163,10 +166,6 @@ impl PodRuntime {
     fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.terminate.notify_one();
-    }
-
-    fn kill(&self) {
-        signal_group(self.pgid.load(Ordering::SeqCst), libc::SIGKILL);
     }
 
     /// Waits (bounded by the grace period and a margin) until the kubelet task is done with the pod.
