@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use apisim_support::{call, request, ApiSim, WatchReader, H1, WAIT};
+use apisim_support::{call, request, Answer, ApiSim, WatchReader, H1, WAIT};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
@@ -98,6 +98,10 @@ fn merge(target: &mut Value, extra: &Value) {
             target.insert(key.clone(), value.clone());
         }
     }
+}
+
+async fn get(addr: &str, target: &str) -> Answer {
+    call(addr, "GET", target, AUTH, "").await
 }
 
 async fn create(addr: &str, collection: &str, object: &Value) -> Value {
@@ -209,12 +213,9 @@ fn by_index(pods: impl Iterator<Item = Value>) -> BTreeMap<u32, Value> {
 }
 
 async fn list_pods(addr: &str, job: &str) -> BTreeMap<u32, Value> {
-    let answer = call(
+    let answer = get(
         addr,
-        "GET",
         &format!("/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3D{job}"),
-        AUTH,
-        "",
     )
     .await;
     assert_eq!(answer.status, 200);
@@ -342,12 +343,9 @@ async fn three_indexes_complete_with_labels_env_and_logs() {
         assert_eq!(terminated["exitCode"], 0, "{pod:#}");
         assert_eq!(terminated["reason"], "Completed");
 
-        let log = call(
+        let log = get(
             &sim.addr,
-            "GET",
             &format!("/api/v1/namespaces/{NS}/pods/{name}/log"),
-            AUTH,
-            "",
         )
         .await;
         assert_eq!(log.status, 200, "{}", log.text());
@@ -370,53 +368,34 @@ async fn three_indexes_complete_with_labels_env_and_logs() {
             !text.contains("cwd=/work"),
             "the pod runs in its own directory: {text}"
         );
-        let tail = call(
+        let tail = get(
             &sim.addr,
-            "GET",
             &format!("/api/v1/namespaces/{NS}/pods/{name}/log?container=runner&tailLines=1"),
-            AUTH,
-            "",
         )
         .await;
         assert_eq!(tail.text(), "last\n");
-        let limited = call(
+        let limited = get(
             &sim.addr,
-            "GET",
             &format!("/api/v1/namespaces/{NS}/pods/{name}/log?limitBytes=6"),
-            AUTH,
-            "",
         )
         .await;
         assert_eq!(limited.text(), "index=");
-        let wrong = call(
+        let wrong = get(
             &sim.addr,
-            "GET",
             &format!("/api/v1/namespaces/{NS}/pods/{name}/log?container=other"),
-            AUTH,
-            "",
         )
         .await;
         assert_eq!(wrong.status, 400, "{}", wrong.text());
         // The process has ended: nothing to proxy to.
-        let proxy = call(
+        let proxy = get(
             &sim.addr,
-            "GET",
             &format!("/api/v1/namespaces/{NS}/pods/{name}/proxy/"),
-            AUTH,
-            "",
         )
         .await;
         assert_eq!(proxy.status, 503, "{}", proxy.text());
         assert_eq!(proxy.json()["reason"], "ServiceUnavailable");
     }
-    let missing = call(
-        &sim.addr,
-        "GET",
-        &format!("/api/v1/namespaces/{NS}/pods/nope/log"),
-        AUTH,
-        "",
-    )
-    .await;
+    let missing = get(&sim.addr, &format!("/api/v1/namespaces/{NS}/pods/nope/log")).await;
     assert_eq!(missing.status, 404);
 }
 
@@ -496,12 +475,9 @@ async fn backoff_limit_retries_a_failed_index_in_a_new_pod() {
         ),
         (Some(1), Some(1))
     );
-    let answer = call(
+    let answer = get(
         &sim.addr,
-        "GET",
         &format!("/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3Dretry"),
-        AUTH,
-        "",
     )
     .await;
     let mut phases: Vec<String> = answer.json()["items"]
@@ -684,7 +660,7 @@ async fn proxy_carries_a_20_mb_file_and_background_delete_kills_the_pods() {
     let target = format!("/api/v1/namespaces/{NS}/pods/{name}:8086/proxy/file?x=1");
     let deadline = tokio::time::Instant::now() + WAIT;
     let answer = loop {
-        let answer = call(&sim.addr, "GET", &target, AUTH, "").await;
+        let answer = get(&sim.addr, &target).await;
         if answer.status != 503 {
             break answer;
         }
@@ -707,21 +683,15 @@ async fn proxy_carries_a_20_mb_file_and_background_delete_kills_the_pods() {
         "the proxied file differs from the served one"
     );
     // By port name, and a missing path answered by the pod itself.
-    let named = call(
+    let named = get(
         &sim.addr,
-        "GET",
         &format!("/api/v1/namespaces/{NS}/pods/{name}:report/proxy/absent"),
-        AUTH,
-        "",
     )
     .await;
     assert_eq!(named.status, 404, "{}", named.text());
-    let undeclared = call(
+    let undeclared = get(
         &sim.addr,
-        "GET",
         &format!("/api/v1/namespaces/{NS}/pods/{name}:9999/proxy/"),
-        AUTH,
-        "",
     )
     .await;
     assert_eq!(undeclared.status, 503);
@@ -741,12 +711,9 @@ async fn proxy_carries_a_20_mb_file_and_background_delete_kills_the_pods() {
         wait_gone(pid).await;
     }
     assert!(list_pods(&sim.addr, "server").await.is_empty());
-    let job = call(
+    let job = get(
         &sim.addr,
-        "GET",
         &format!("/apis/batch/v1/namespaces/{NS}/jobs/server"),
-        AUTH,
-        "",
     )
     .await;
     assert_eq!(job.status, 404);

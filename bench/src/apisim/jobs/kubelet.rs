@@ -64,74 +64,9 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         }
     };
     *lock(&pod.ports) = launch.ports.clone();
-    if let Err(error) = prepare_dir(jobs, pod, object, &dir, &launch) {
-        let failure = PodFailure {
-            reason: "StartError",
-            message: format!(
-                "cannot prepare the pod directory {}: {error}",
-                dir.display()
-            ),
-        };
-        fail_before_start(shared, pod, &failure);
-        return false;
-    }
-    let (output, output_writer) = match output_pipe() {
-        Ok(pipe) => pipe,
-        Err(error) => {
-            let failure = PodFailure {
-                reason: "StartError",
-                message: format!("cannot create the output pipe: {error}"),
-            };
-            fail_before_start(shared, pod, &failure);
-            return false;
-        }
-    };
-    let stderr_writer = match output_writer.try_clone() {
-        Ok(writer) => writer,
-        Err(error) => {
-            let failure = PodFailure {
-                reason: "StartError",
-                message: format!("cannot duplicate the output pipe: {error}"),
-            };
-            fail_before_start(shared, pod, &failure);
-            return false;
-        }
-    };
-    let mut command = tokio::process::Command::new(&launch.program);
-    command
-        .args(&launch.args)
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        // One pipe for both streams: the log keeps the order the process wrote in.
-        .stdout(Stdio::from(output_writer))
-        .stderr(Stdio::from(stderr_writer))
-        .kill_on_drop(true)
-        .process_group(0);
-    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is async-signal-safe.
-    // The child dies with apisim even if apisim is killed without a chance to clean up.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let spawned = command.spawn();
-    // Our copies of the pipe's write end must close, or the reader never sees the end of the output.
-    drop(command);
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(error) => {
-            let failure = PodFailure {
-                reason: "StartError",
-                message: format!(
-                    "cannot run {} (the stand-in for the container's command): {error}",
-                    launch.program.display()
-                ),
-            };
+    let (mut child, output) = match start(jobs, pod, object, &dir, &launch) {
+        Ok(started) => started,
+        Err(failure) => {
             fail_before_start(shared, pod, &failure);
             return false;
         }
@@ -185,6 +120,66 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         )
     });
     succeeded
+}
+
+fn start_error(message: String) -> PodFailure {
+    PodFailure {
+        reason: "StartError",
+        message,
+    }
+}
+
+/// Lays out the pod directory and starts the process; returns it and the read end of its output.
+fn start(
+    jobs: &Jobs,
+    pod: &PodRuntime,
+    object: &Value,
+    dir: &Path,
+    launch: &Launch,
+) -> Result<(tokio::process::Child, std::fs::File), PodFailure> {
+    prepare_dir(jobs, pod, object, dir, launch).map_err(|error| {
+        start_error(format!(
+            "cannot prepare the pod directory {}: {error}",
+            dir.display()
+        ))
+    })?;
+    let (output, stdout_writer) = output_pipe()
+        .map_err(|error| start_error(format!("cannot create the output pipe: {error}")))?;
+    let stderr_writer = stdout_writer
+        .try_clone()
+        .map_err(|error| start_error(format!("cannot duplicate the output pipe: {error}")))?;
+    let mut command = tokio::process::Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        // One pipe for both streams: the log keeps the order the process wrote in.
+        .stdout(Stdio::from(stdout_writer))
+        .stderr(Stdio::from(stderr_writer))
+        .kill_on_drop(true)
+        .process_group(0);
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is async-signal-safe.
+    // The child dies with apisim even if apisim is killed without a chance to clean up.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawned = command.spawn();
+    // Our copies of the pipe's write end must close, or the reader never sees the end of the output.
+    drop(command);
+    let child = spawned.map_err(|error| {
+        start_error(format!(
+            "cannot run {} (the stand-in for the container's command): {error}",
+            launch.program.display()
+        ))
+    })?;
+    Ok((child, output))
 }
 
 fn plan(

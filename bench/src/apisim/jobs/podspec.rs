@@ -421,6 +421,14 @@ mod tests {
         )
     }
 
+    fn env_of<'a>(launch: &'a Launch, name: &str) -> Option<&'a str> {
+        launch
+            .env
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     #[test]
     fn command_resolves_by_basename_and_args_follow() {
         let launch = run_plan(
@@ -459,13 +467,7 @@ mod tests {
             &BTreeMap::new(),
         )
         .unwrap();
-        let get = |name: &str| {
-            launch
-                .env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |name: &str| env_of(&launch, name).map(str::to_string);
         assert_eq!(get("NAME").as_deref(), Some("j-0-abcde"));
         assert_eq!(get("APP").as_deref(), Some("x"));
         assert_eq!(get("TOKEN").as_deref(), Some("secret"));
@@ -487,13 +489,7 @@ mod tests {
             &BTreeMap::new(),
         )
         .unwrap();
-        let get = |name: &str| {
-            launch
-                .env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |name: &str| env_of(&launch, name);
         assert_eq!(get("S_token"), Some("secret"));
         assert_eq!(get("S_plain"), Some("override"));
         let missing = run_plan(
