@@ -187,6 +187,43 @@ async fn wait_finished(addr: &str, name: &str) -> Value {
     seen[name].clone()
 }
 
+/// The phases each pod of `job` went through, as a watch from resourceVersion `since` shows them,
+/// once `count` pods are Succeeded.
+async fn phase_history(
+    addr: &str,
+    job: &str,
+    since: &str,
+    count: usize,
+) -> BTreeMap<String, Vec<String>> {
+    let mut connection = H1::connect(addr).await;
+    let target = format!(
+        "/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3D{job}&resourceVersion={since}&watch=true"
+    );
+    let response = connection
+        .send_streaming(request("GET", &target, AUTH, ""))
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut reader = WatchReader::new(response);
+    let mut phases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let done = |phases: &BTreeMap<String, Vec<String>>| {
+        phases
+            .values()
+            .filter(|seen| seen.last().is_some_and(|p| p == "Succeeded"))
+            .count()
+            >= count
+    };
+    while !done(&phases) {
+        let event = reader.next().await.expect("watch ended early");
+        let name = event["object"]["metadata"]["name"].as_str().unwrap_or("");
+        let phase = event["object"]["status"]["phase"].as_str().unwrap_or("");
+        let seen = phases.entry(name.to_string()).or_default();
+        if seen.last().is_none_or(|last| last != phase) {
+            seen.push(phase.to_string());
+        }
+    }
+    phases
+}
+
 /// Waits until `count` pods of the Job are in `phase`; returns the Job's pods by index.
 async fn wait_pods(addr: &str, job: &str, count: usize, phase: &str) -> BTreeMap<u32, Value> {
     let target = format!("/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3D{job}");
@@ -293,6 +330,13 @@ async fn three_indexes_complete_with_labels_env_and_logs() {
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
     ]});
+    let before = get(&sim.addr, &format!("/api/v1/namespaces/{NS}/pods"))
+        .await
+        .json();
+    let since = before["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list resourceVersion")
+        .to_string();
     let created = create_job(&sim.addr, &job("three", 3, script, json!({}), container)).await;
     let job_uid = created["metadata"]["uid"]
         .as_str()
@@ -306,6 +350,12 @@ async fn three_indexes_complete_with_labels_env_and_logs() {
     assert_eq!(status["active"], 0);
     assert_eq!(status["completedIndexes"], "0-2");
     assert!(status["startTime"].is_string() && status["completionTime"].is_string());
+    // Watchers saw every pod go Pending, Running, Succeeded.
+    let phases = phase_history(&sim.addr, "three", &since, 3).await;
+    assert_eq!(phases.len(), 3, "{phases:?}");
+    for seen in phases.values() {
+        assert_eq!(seen, &["Pending", "Running", "Succeeded"], "{phases:?}");
+    }
 
     let pods = list_pods(&sim.addr, "three").await;
     assert_eq!(pods.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
