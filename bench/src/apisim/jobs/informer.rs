@@ -137,3 +137,81 @@ fn job_seen(shared: &Arc<Shared>, jobs: &Jobs, job: &Value) {
     lock(&jobs.jobs).insert(uid, runtime.clone());
     tokio::spawn(run_job(shared.clone(), runtime, spec, receiver));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::apisim::store::WriteOp;
+    use crate::apisim::{serve, ApiSimConfig, RunJobsConfig};
+
+    use super::*;
+
+    fn key(collection: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            collection: collection.to_string(),
+            namespace: "ns".to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_event_was_compacted_away_is_found_by_relisting() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/bin/sh", dir.path().join("sh")).unwrap();
+        let sim = serve(ApiSimConfig {
+            watch_history: 1,
+            run_jobs: Some(RunJobsConfig {
+                entrypoint: dir.path().join("sh"),
+                pods_dir: Some(dir.path().to_path_buf()),
+                ..RunJobsConfig::default()
+            }),
+            ..ApiSimConfig::default()
+        })
+        .await
+        .unwrap();
+        let store = &sim.shared.store;
+        // Let the informer take its place in the history first.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // The Job and five more writes without yielding: with a history of one event, the Job's
+        // ADDED is gone before the informer runs again.
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "missed", "namespace": "ns"},
+            "spec": {"completionMode": "Indexed", "completions": 1, "parallelism": 1, "backoffLimit": 0,
+                     "template": {"spec": {"containers": [{"name": "c", "command": ["/bin/sh", "-c", "exit 0"]}]}}}});
+        store
+            .write(&key(JOBS, "missed"), |_| Ok(WriteOp::Put(job)))
+            .unwrap();
+        for i in 0..5 {
+            let config_map = json!({"metadata": {"name": format!("cm{i}"), "namespace": "ns"}});
+            store
+                .write(&key("/configmaps", &format!("cm{i}")), |_| {
+                    Ok(WriteOp::Put(config_map))
+                })
+                .unwrap();
+        }
+        assert!(
+            store.events_after(1, 10, &|_| true).is_err(),
+            "history compacted"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let job = store.get(&key(JOBS, "missed")).unwrap();
+            let conditions = job.value.pointer("/status/conditions").cloned();
+            if let Some(conditions) = conditions {
+                assert!(
+                    conditions.to_string().contains("\"Complete\""),
+                    "{conditions}"
+                );
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the Job never ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sim.shutdown();
+    }
+}
