@@ -903,6 +903,12 @@ async fn kubectl_gets_jobs_and_pods_and_reads_logs_over_tls() {
     assert_eq!(pods.len(), 2, "{listed}");
     let logs = kubectl(&["logs", "-l", "batch.kubernetes.io/job-completion-index=1"]);
     assert_eq!(logs, "in-cluster 200\nhello from 1\n");
+    // The Job's defaulted selector lets kubectl find its pods.
+    let by_job = kubectl(&["logs", "job/viakubectl"]);
+    assert!(
+        by_job.starts_with("in-cluster 200\nhello from "),
+        "{by_job}"
+    );
     let tail = kubectl(&["logs", pods[0], "--tail", "1"]);
     assert!(tail.starts_with("hello from "), "{tail}");
     kubectl(&["delete", "job", "viakubectl", "--wait=true"]);

@@ -510,10 +510,47 @@ fn write_job_status(
         Some(current) if metadata_str(&current.value, "uid") == job.uid => {
             let mut value = current.value.clone();
             value["status"] = Value::Object(status);
+            default_selector(&mut value, &job.uid);
             Ok(WriteOp::Put(value))
         }
         _ => Err(ApiError::path_not_found()),
     });
+}
+
+/// What the apiserver's Job defaulting adds and clients rely on (`kubectl logs job/NAME` selects the
+/// pods by it): `spec.selector` on the controller-uid label, and the labels in the pod template.
+fn default_selector(job: &mut Value, uid: &str) {
+    let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.entry("selector")
+        .or_insert_with(|| json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+    let labelled = spec
+        .get("template")
+        .and_then(|t| t.pointer("/metadata/labels/job-name"))
+        .is_some();
+    if labelled {
+        return;
+    }
+    let job_name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(template) = job
+        .pointer_mut("/spec/template")
+        .and_then(Value::as_object_mut)
+    {
+        let metadata = template.entry("metadata").or_insert_with(|| json!({}));
+        if !metadata.get("labels").is_some_and(Value::is_object) {
+            metadata["labels"] = json!({});
+        }
+        let labels = &mut metadata["labels"];
+        labels["job-name"] = json!(job_name);
+        labels["batch.kubernetes.io/job-name"] = json!(job_name);
+        labels["controller-uid"] = json!(uid);
+        labels["batch.kubernetes.io/controller-uid"] = json!(uid);
+    }
 }
 
 #[cfg(test)]
