@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*" >&2; }
 
 # --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl;
+# python3 (HTTP servers for timelines and in pods of apisim --run-jobs, kubernetes-validate);
 # buildah and umoci build and unpack the runner image (tests/image.rs), which carries
 # Debian's CA bundle.
 need_apt=()
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
 command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)

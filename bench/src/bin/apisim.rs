@@ -91,6 +91,9 @@ struct Args {
     /// Map a PersistentVolumeClaim to a host directory for --run-jobs pods; repeatable.
     #[arg(long, value_name = "NAME=DIR", requires = "run_jobs")]
     pvc: Vec<String>,
+    /// Make the directory of the --run-jobs pod directories here (default: the system's temp directory).
+    #[arg(long, value_name = "DIR", requires = "run_jobs")]
+    pods_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -135,7 +138,11 @@ impl Args {
                     }
                     pvcs.insert(name, dir);
                 }
-                Some(apisim::RunJobsConfig { entrypoint, pvcs })
+                Some(apisim::RunJobsConfig {
+                    entrypoint,
+                    pvcs,
+                    pods_dir: self.pods_dir.clone(),
+                })
             }
             None => None,
         };

@@ -1,6 +1,6 @@
-//! The Job controller: follows the store's Job and Pod events (relisting when its place in the event
-//! history has expired), runs one task per Indexed Job that creates its pods, retries or fails indexes
-//! as `backoffLimit` / `backoffLimitPerIndex` say, and writes the Job's status.
+//! The Job controller's task for one Indexed Job: creates its pods (at most `parallelism` at a time),
+//! retries or fails indexes as `backoffLimit` / `backoffLimitPerIndex` say, ends a failed Job's running
+//! pods, and writes the Job's status through the store.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -14,106 +14,12 @@ use super::logs::{LogBuffer, LOG_LIMIT};
 use super::{kubelet, lock, JobEvent, JobRuntime, Jobs, PodRuntime, JOBS, MAX_GRACE, PODS};
 use crate::apisim::handlers::generated_name;
 use crate::apisim::status::ApiError;
-use crate::apisim::store::{metadata_str, now_rfc3339, ObjectKey, StoreEvent, WriteOp};
+use crate::apisim::store::{metadata_str, now_rfc3339, ObjectKey, WriteOp};
 use crate::apisim::Shared;
-
-/// Events read from the history per lock.
-const BATCH: usize = 256;
-
-/// Follows the store until apisim shuts down.
-pub(crate) async fn run(shared: Arc<Shared>) {
-    if shared.jobs.is_none() {
-        return;
-    }
-    let mut changes = shared.store.subscribe();
-    let mut shutdown = shared.shutdown.clone();
-    let mut last = relist(&shared);
-    loop {
-        let current = *changes.borrow_and_update();
-        let concerns =
-            |event: &StoreEvent| event.key.collection == JOBS || event.key.collection == PODS;
-        match shared.store.events_after(last, BATCH, &concerns) {
-            Ok(events) => {
-                let complete = events.len() < BATCH;
-                for event in &events {
-                    on_event(&shared, event);
-                    last = event.resource_version;
-                }
-                if !complete {
-                    continue;
-                }
-                last = last.max(current);
-            }
-            Err(_) => {
-                // Our place in the history was compacted away: start over from the current state.
-                last = relist(&shared);
-                continue;
-            }
-        }
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-    }
-}
-
-/// Reconciles with the current state; returns the resourceVersion it read.
-fn relist(shared: &Arc<Shared>) -> u64 {
-    let Some(jobs) = shared.jobs.as_ref() else {
-        return 0;
-    };
-    let resource_version = shared.store.resource_version();
-    for job in shared.store.list(JOBS, None, None, 0, &|_| true).items {
-        job_seen(shared, jobs, &job.value);
-    }
-    let live: Vec<Arc<PodRuntime>> = lock(&jobs.pods).values().cloned().collect();
-    for pod in live {
-        let key = ObjectKey {
-            collection: PODS.to_string(),
-            namespace: pod.namespace.clone(),
-            name: pod.name.clone(),
-        };
-        let exists = shared
-            .store
-            .get(&key)
-            .is_some_and(|object| metadata_str(&object.value, "uid") == pod.uid);
-        if !exists {
-            pod_deleted(jobs, &pod.namespace, &pod.name, &pod.uid);
-        }
-    }
-    resource_version
-}
-
-fn on_event(shared: &Arc<Shared>, event: &StoreEvent) {
-    let Some(jobs) = shared.jobs.as_ref() else {
-        return;
-    };
-    let uid = metadata_str(&event.object.value, "uid");
-    match (event.key.collection.as_str(), event.event_type.as_str()) {
-        (JOBS, "ADDED") => job_seen(shared, jobs, &event.object.value),
-        (JOBS, "DELETED") => {
-            if let Some(job) = lock(&jobs.jobs).remove(uid) {
-                job.stop();
-            }
-        }
-        (PODS, "DELETED") => pod_deleted(jobs, &event.key.namespace, &event.key.name, uid),
-        _ => {}
-    }
-}
-
-fn pod_deleted(jobs: &Jobs, namespace: &str, name: &str, uid: &str) {
-    let key = (namespace.to_string(), name.to_string());
-    let mut pods = lock(&jobs.pods);
-    if pods.get(&key).is_some_and(|pod| pod.uid == uid) {
-        if let Some(pod) = pods.remove(&key) {
-            pod.request_stop();
-        }
-    }
-}
 
 /// What the controller reads from a Job's spec.
 #[derive(Debug)]
-struct JobSpec {
+pub(super) struct JobSpec {
     completions: u32,
     parallelism: u32,
     backoff_limit: u32,
@@ -121,7 +27,7 @@ struct JobSpec {
     template: Value,
 }
 
-fn job_spec(job: &Value) -> Result<JobSpec, String> {
+pub(super) fn job_spec(job: &Value) -> Result<JobSpec, String> {
     let spec = job.get("spec").ok_or("the Job has no spec")?;
     let mode = spec
         .get("completionMode")
@@ -159,37 +65,6 @@ fn job_spec(job: &Value) -> Result<JobSpec, String> {
         backoff_limit_per_index: count("backoffLimitPerIndex", None)?,
         template,
     })
-}
-
-/// A Job appeared (created, or found at a relist): start carrying it out unless it is already known,
-/// already has a status, or is not an Indexed Job.
-fn job_seen(shared: &Arc<Shared>, jobs: &Jobs, job: &Value) {
-    let uid = metadata_str(job, "uid").to_string();
-    let (namespace, name) = (metadata_str(job, "namespace"), metadata_str(job, "name"));
-    if lock(&jobs.jobs).contains_key(&uid) {
-        return;
-    }
-    if job.pointer("/status/startTime").is_some() {
-        return;
-    }
-    let spec = match job_spec(job) {
-        Ok(spec) => spec,
-        Err(why) => {
-            tracing::warn!("--run-jobs leaves Job {namespace}/{name} alone: {why}");
-            return;
-        }
-    };
-    let (events, receiver) = mpsc::unbounded_channel();
-    let runtime = Arc::new(JobRuntime {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-        uid: uid.clone(),
-        deleting: AtomicBool::new(false),
-        events,
-        wake: Notify::new(),
-    });
-    lock(&jobs.jobs).insert(uid, runtime.clone());
-    tokio::spawn(run_job(shared.clone(), runtime, spec, receiver));
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -248,7 +123,7 @@ pub(crate) fn compress_indexes(indexes: impl Iterator<Item = u32>) -> String {
         .join(",")
 }
 
-async fn run_job(
+pub(super) async fn run_job(
     shared: Arc<Shared>,
     job: Arc<JobRuntime>,
     spec: JobSpec,
@@ -269,6 +144,10 @@ async fn run_job(
             return;
         }
         while progress.active_count() < spec.parallelism as usize {
+            // A deletion may have begun on another worker thread while pods were being created.
+            if job.deleting.load(Ordering::SeqCst) {
+                return;
+            }
             let Some(index) = queue.pop_front() else {
                 break;
             };
@@ -372,7 +251,7 @@ async fn stop_active_pods(
     }
     for pod in &active {
         pod.wait_finished().await;
-        delete_pod_object(shared, pod);
+        delete_pod(shared, &pod.namespace, &pod.name, &pod.uid);
     }
     while let Ok(JobEvent::PodFinished { index, .. }) = events.try_recv() {
         progress.failed_pods += 1;
@@ -385,14 +264,15 @@ async fn stop_active_pods(
     }
 }
 
-fn delete_pod_object(shared: &Shared, pod: &PodRuntime) {
+/// Deletes the Pod object `namespace/name` when it is still the pod `uid`.
+fn delete_pod(shared: &Shared, namespace: &str, name: &str, uid: &str) {
     let key = ObjectKey {
         collection: PODS.to_string(),
-        namespace: pod.namespace.clone(),
-        name: pod.name.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
     };
     let _ = shared.store.write(&key, |current| match current {
-        Some(current) if metadata_str(&current.value, "uid") == pod.uid => Ok(WriteOp::Delete),
+        Some(current) if metadata_str(&current.value, "uid") == uid => Ok(WriteOp::Delete),
         _ => Err(ApiError::path_not_found()),
     });
 }
@@ -425,16 +305,12 @@ pub(crate) async fn delete_job_pods(shared: &Arc<Shared>, jobs: &Jobs, namespace
         runtime.wait_finished().await;
     }
     for pod in &pods {
-        let key = ObjectKey {
-            collection: PODS.to_string(),
-            namespace: namespace.to_string(),
-            name: metadata_str(&pod.value, "name").to_string(),
-        };
-        let pod_uid = metadata_str(&pod.value, "uid");
-        let _ = shared.store.write(&key, |current| match current {
-            Some(current) if metadata_str(&current.value, "uid") == pod_uid => Ok(WriteOp::Delete),
-            _ => Err(ApiError::path_not_found()),
-        });
+        delete_pod(
+            shared,
+            namespace,
+            metadata_str(&pod.value, "name"),
+            metadata_str(&pod.value, "uid"),
+        );
     }
 }
 
@@ -634,10 +510,47 @@ fn write_job_status(
         Some(current) if metadata_str(&current.value, "uid") == job.uid => {
             let mut value = current.value.clone();
             value["status"] = Value::Object(status);
+            default_selector(&mut value, &job.uid);
             Ok(WriteOp::Put(value))
         }
         _ => Err(ApiError::path_not_found()),
     });
+}
+
+/// What the apiserver's Job defaulting adds and clients rely on (`kubectl logs job/NAME` selects the
+/// pods by it): `spec.selector` on the controller-uid label, and the labels in the pod template.
+fn default_selector(job: &mut Value, uid: &str) {
+    let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.entry("selector")
+        .or_insert_with(|| json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+    let labelled = spec
+        .get("template")
+        .and_then(|t| t.pointer("/metadata/labels/job-name"))
+        .is_some();
+    if labelled {
+        return;
+    }
+    let job_name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(template) = job
+        .pointer_mut("/spec/template")
+        .and_then(Value::as_object_mut)
+    {
+        let metadata = template.entry("metadata").or_insert_with(|| json!({}));
+        if !metadata.get("labels").is_some_and(Value::is_object) {
+            metadata["labels"] = json!({});
+        }
+        let labels = &mut metadata["labels"];
+        labels["job-name"] = json!(job_name);
+        labels["batch.kubernetes.io/job-name"] = json!(job_name);
+        labels["controller-uid"] = json!(uid);
+        labels["batch.kubernetes.io/controller-uid"] = json!(uid);
+    }
 }
 
 #[cfg(test)]

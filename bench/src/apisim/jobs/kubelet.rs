@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use super::podspec::{self, Launch, PlanContext, PodFailure, VolumeContent};
+use super::podspec::{self, Launch, PlanContext, PodFailure};
+use super::volumes::VolumeContent;
 use super::{lock, signal_group, JobEvent, Jobs, PodRuntime, PODS};
 use crate::apisim::status::ApiError;
 use crate::apisim::store::{metadata_str, now_rfc3339, ObjectKey, WriteOp};
@@ -63,65 +64,19 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         }
     };
     *lock(&pod.ports) = launch.ports.clone();
-    if let Err(error) = prepare_dir(jobs, pod, &dir, &launch) {
-        let failure = PodFailure {
-            reason: "StartError",
-            message: format!(
-                "cannot prepare the pod directory {}: {error}",
-                dir.display()
-            ),
-        };
-        fail_before_start(shared, pod, &failure);
-        return false;
-    }
-    let mut command = tokio::process::Command::new(&launch.program);
-    command
-        .args(&launch.args)
-        .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is async-signal-safe.
-    // The child dies with apisim even if apisim is killed without a chance to clean up.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(error) => {
-            let failure = PodFailure {
-                reason: "StartError",
-                message: format!(
-                    "cannot run {} (the stand-in for the container's command): {error}",
-                    launch.program.display()
-                ),
-            };
+    let (mut child, output) = match start(jobs, pod, object, &dir, &launch) {
+        Ok(started) => started,
+        Err(failure) => {
             fail_before_start(shared, pod, &failure);
             return false;
         }
     };
     let pid = child.id().map_or(0, |id| id as i32);
+    lock(&jobs.groups).insert(pid);
     pod.pgid.store(pid, Ordering::SeqCst);
     pod.started.store(true, Ordering::SeqCst);
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|out| spawn_reader(out, pod.clone())),
-        child
-            .stderr
-            .take()
-            .map(|err| spawn_reader(err, pod.clone())),
-    ];
+    let reader = tokio::net::unix::pipe::Receiver::from_file(output)
+        .map(|pipe| spawn_reader(pipe, pod.clone()));
     let started_at = now_rfc3339();
     update_status(shared, pod, |status| {
         running_status(status, &launch.container, pid, &started_at)
@@ -145,7 +100,8 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
     };
     // The container ends with its main process: whatever it left running in its group goes too.
     signal_group(pid, libc::SIGKILL);
-    for reader in readers.into_iter().flatten() {
+    lock(&jobs.groups).remove(&pid);
+    if let Ok(reader) = reader {
         let _ = tokio::time::timeout(DRAIN_WAIT, reader).await;
     }
     let (code, succeeded) = match exit {
@@ -164,6 +120,66 @@ async fn run_pod(shared: &Arc<Shared>, pod: &Arc<PodRuntime>, object: &Value) ->
         )
     });
     succeeded
+}
+
+fn start_error(message: String) -> PodFailure {
+    PodFailure {
+        reason: "StartError",
+        message,
+    }
+}
+
+/// Lays out the pod directory and starts the process; returns it and the read end of its output.
+fn start(
+    jobs: &Jobs,
+    pod: &PodRuntime,
+    object: &Value,
+    dir: &Path,
+    launch: &Launch,
+) -> Result<(tokio::process::Child, std::fs::File), PodFailure> {
+    prepare_dir(jobs, pod, object, dir, launch).map_err(|error| {
+        start_error(format!(
+            "cannot prepare the pod directory {}: {error}",
+            dir.display()
+        ))
+    })?;
+    let (output, stdout_writer) = output_pipe()
+        .map_err(|error| start_error(format!("cannot create the output pipe: {error}")))?;
+    let stderr_writer = stdout_writer
+        .try_clone()
+        .map_err(|error| start_error(format!("cannot duplicate the output pipe: {error}")))?;
+    let mut command = tokio::process::Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        // One pipe for both streams: the log keeps the order the process wrote in.
+        .stdout(Stdio::from(stdout_writer))
+        .stderr(Stdio::from(stderr_writer))
+        .kill_on_drop(true)
+        .process_group(0);
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is async-signal-safe.
+    // The child dies with apisim even if apisim is killed without a chance to clean up.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawned = command.spawn();
+    // Our copies of the pipe's write end must close, or the reader never sees the end of the output.
+    drop(command);
+    let child = spawned.map_err(|error| {
+        start_error(format!(
+            "cannot run {} (the stand-in for the container's command): {error}",
+            launch.program.display()
+        ))
+    })?;
+    Ok((child, output))
 }
 
 fn plan(
@@ -203,11 +219,13 @@ fn plan(
             "KUBERNETES_SERVICE_PORT".to_string(),
             jobs.service_port.to_string(),
         ),
-        (
+    ];
+    if automounts_token(object) {
+        base_env.push((
             "KREPLAY_SERVICE_ACCOUNT_DIR".to_string(),
             dir.join("serviceaccount").display().to_string(),
-        ),
-    ];
+        ));
+    }
     if jobs.ca_pem.is_some() {
         base_env.push((
             "KUBERNETES_SERVICE_PORT_HTTPS".to_string(),
@@ -227,22 +245,30 @@ fn plan(
 }
 
 /// The pod directory: `serviceaccount/` (token, ca.crt, namespace) and the volumes.
-fn prepare_dir(jobs: &Jobs, pod: &PodRuntime, dir: &Path, launch: &Launch) -> std::io::Result<()> {
+fn prepare_dir(
+    jobs: &Jobs,
+    pod: &PodRuntime,
+    object: &Value,
+    dir: &Path,
+    launch: &Launch,
+) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true).mode(0o700);
     builder.create(dir)?;
-    let account = dir.join("serviceaccount");
-    builder.create(&account)?;
-    write_private(&account.join("token"), jobs.token.as_bytes())?;
-    write_private(&account.join("namespace"), pod.namespace.as_bytes())?;
-    if let Some(ca) = &jobs.ca_pem {
-        write_private(&account.join("ca.crt"), ca.as_bytes())?;
+    if automounts_token(object) {
+        let account = dir.join("serviceaccount");
+        builder.create(&account)?;
+        write_private(&account.join("token"), jobs.token.as_bytes())?;
+        write_private(&account.join("namespace"), pod.namespace.as_bytes())?;
+        if let Some(ca) = &jobs.ca_pem {
+            write_private(&account.join("ca.crt"), ca.as_bytes())?;
+        }
     }
     for mount in &launch.mounts {
         let target = dir.join(&mount.relative);
         match &mount.content {
             VolumeContent::EmptyDir => builder.create(&target)?,
-            VolumeContent::Files(files) => {
+            VolumeContent::Files { files, mode } => {
                 builder.create(&target)?;
                 for (path, bytes) in files {
                     let relative = Path::new(path);
@@ -258,7 +284,7 @@ fn prepare_dir(jobs: &Jobs, pod: &PodRuntime, dir: &Path, launch: &Launch) -> st
                     if let Some(parent) = file.parent() {
                         builder.create(parent)?;
                     }
-                    write_private(&file, bytes)?;
+                    write_file(&file, bytes, *mode)?;
                 }
             }
             VolumeContent::Link(host_dir) => {
@@ -272,12 +298,40 @@ fn prepare_dir(jobs: &Jobs, pod: &PodRuntime, dir: &Path, launch: &Launch) -> st
     Ok(())
 }
 
+/// Whether the pod gets the service-account mount: unless `automountServiceAccountToken` is false.
+fn automounts_token(pod: &Value) -> bool {
+    pod.pointer("/spec/automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        != Some(false)
+}
+
+/// A pipe (read end, write end), both close-on-exec (the child gets the write end through dup2).
+fn output_pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd as _;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2(2) writes two new descriptors into the array, which outlives the call.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_file(path, bytes, 0o600)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)?
         .write_all(bytes)
 }

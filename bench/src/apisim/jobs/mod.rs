@@ -1,21 +1,26 @@
 //! `apisim --run-jobs`: just enough of the Job controller, the kubelet and the pod subresources that an
 //! Indexed `batch/v1` Job given to apisim is carried out by running each index as a local process.
 //!
-//! - `controller`: follows the store's events (as an informer would) and runs one task per Job that
-//!   creates its Pod objects, retries or fails indexes and writes the Job's status.
-//! - `kubelet`: one task per pod: pod directory, volumes, environment, the child process, pod status.
-//! - `podspec`: the pure mapping from a Pod object to a command line, environment, ports and volumes.
+//! - `informer`: follows the store's Job and Pod events and starts or stops what they call for.
+//! - `controller`: one task per Job that creates its Pod objects, retries or fails indexes and writes
+//!   the Job's status.
+//! - `kubelet`: one task per pod: pod directory, environment, the child process, pod status.
+//! - `podspec`, `volumes`: the pure mapping from a Pod object to a command line, environment, ports
+//!   and volumes.
 //! - `logs`, `proxy`: the `pods/NAME/log` and `pods/NAME[:PORT]/proxy/PATH` subresources.
 //!
 //! The engine's `job` commands rely on the behaviour documented in bench/README.md ("Running Jobs").
 
 mod controller;
+mod informer;
 mod kubelet;
 mod logs;
 mod podspec;
 mod proxy;
+mod volumes;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,12 +33,12 @@ use hyper::{Method, Response};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::body::{error_response, full, json_bytes, ApiBody};
+use super::body::{error_response, json_bytes, ApiBody};
 use super::handlers::ApiRequest;
 use super::status::ApiError;
 use super::store::{metadata_str, ObjectKey, WriteOp};
 use super::Shared;
-pub(crate) use controller::run as run_controller;
+pub(crate) use informer::run as run_controller;
 
 /// Store collection of Jobs.
 const JOBS: &str = "batch/jobs";
@@ -50,6 +55,9 @@ pub struct RunJobsConfig {
     pub entrypoint: PathBuf,
     /// PersistentVolumeClaim name → host directory (`--pvc NAME=DIR`).
     pub pvcs: BTreeMap<String, PathBuf>,
+    /// Where the `apisim-pods-*` directory holding the pod directories is made (`--pods-dir`; default
+    /// the system's temp directory).
+    pub pods_dir: Option<PathBuf>,
 }
 
 /// Parses `--pvc NAME=DIR`.
@@ -76,6 +84,8 @@ pub(crate) struct Jobs {
     pods: Mutex<HashMap<(String, String), Arc<PodRuntime>>>,
     /// Jobs apisim carries out, by uid.
     jobs: Mutex<HashMap<String, Arc<JobRuntime>>>,
+    /// Process groups of the pods' processes still running (also of pods already deleted).
+    groups: Mutex<HashSet<i32>>,
     /// Set at shutdown: no process starts any more.
     stopping: AtomicBool,
 }
@@ -88,14 +98,23 @@ impl Jobs {
         token: String,
         ca_pem: Option<String>,
     ) -> std::io::Result<Self> {
+        let mut builder = tempfile::Builder::new();
+        builder
+            .prefix("apisim-pods-")
+            .permissions(std::fs::Permissions::from_mode(0o700));
+        let pod_root = match &config.pods_dir {
+            Some(dir) => builder.tempdir_in(dir)?,
+            None => builder.tempdir()?,
+        };
         Ok(Jobs {
             config,
-            pod_root: tempfile::Builder::new().prefix("apisim-pods-").tempdir()?,
+            pod_root,
             service_port,
             token,
             ca_pem,
             pods: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
         })
     }
@@ -109,8 +128,8 @@ impl Jobs {
     /// SIGKILLs every pod's process group and stops starting new ones (apisim shutdown).
     pub fn kill_all(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        for pod in lock(&self.pods).values() {
-            pod.kill();
+        for pgid in lock(&self.groups).iter() {
+            signal_group(*pgid, libc::SIGKILL);
         }
     }
 }
@@ -147,10 +166,6 @@ impl PodRuntime {
     fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.terminate.notify_one();
-    }
-
-    fn kill(&self) {
-        signal_group(self.pgid.load(Ordering::SeqCst), libc::SIGKILL);
     }
 
     /// Waits (bounded by the grace period and a margin) until the kubelet task is done with the pod.
@@ -272,10 +287,8 @@ pub(crate) async fn serve_route(
             if parts.method != Method::GET {
                 return error_response(&ApiError::method_not_allowed(parts.method.as_str()));
             }
-            match pod_log(shared, jobs, &namespace, &name, parts.uri.query()) {
-                Ok(bytes) => full(200, "text/plain", bytes),
-                Err(error) => error_response(&error),
-            }
+            logs::serve(shared, jobs, &namespace, &name, parts.uri.query())
+                .unwrap_or_else(|error| error_response(&error))
         }
         PodRoute::Proxy {
             namespace,
@@ -324,53 +337,6 @@ fn pod_and_runtime(
         .pod(namespace, name)
         .filter(|runtime| runtime.uid == metadata_str(&pod, "uid"));
     Ok((pod, runtime))
-}
-
-fn pod_log(
-    shared: &Shared,
-    jobs: &Jobs,
-    namespace: &str,
-    name: &str,
-    query: Option<&str>,
-) -> Result<Bytes, ApiError> {
-    let mut container = None;
-    let mut tail_lines = None;
-    let mut limit_bytes = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = |value: &str| {
-            value.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "invalid query parameter {key}={value:?}: expected a non-negative integer"
-                ))
-            })
-        };
-        match key {
-            "container" => container = Some(value.to_string()),
-            "tailLines" => tail_lines = Some(number(value)?),
-            "limitBytes" => limit_bytes = Some(number(value)?),
-            "previous" if value == "true" => {
-                return Err(ApiError::bad_request(format!(
-                    "previous terminated container in pod {name:?} not found"
-                )))
-            }
-            _ => {}
-        }
-    }
-    let (_, runtime) = pod_and_runtime(shared, jobs, namespace, name)?;
-    let runtime = runtime.filter(|r| r.started.load(Ordering::SeqCst));
-    let Some(runtime) = runtime else {
-        return Err(ApiError::bad_request(format!(
-            "container in pod {name:?} is waiting to start: ContainerCreating"
-        )));
-    };
-    let own = lock(&runtime.container).clone();
-    if let Some(asked) = container.filter(|c| !c.is_empty() && *c != own) {
-        return Err(ApiError::bad_request(format!(
-            "container {asked} is not valid for pod {name}"
-        )));
-    }
-    Ok(Bytes::from(runtime.logs.read(tail_lines, limit_bytes)))
 }
 
 /// Is this a DELETE of a Job that apisim must handle (propagation to its pods)?

@@ -3,12 +3,11 @@
 //! allocator come in as functions, so every rule is unit-tested here.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde_json::Value;
 
+use super::volumes::{keyed_files, plan_mounts, Mount};
 use crate::apisim::store::metadata_str;
 
 /// Why a pod cannot run: its `reason` (a Kubernetes-style word) and a message naming the field.
@@ -19,7 +18,7 @@ pub(crate) struct PodFailure {
 }
 
 impl PodFailure {
-    fn config(message: String) -> Self {
+    pub(crate) fn config(message: String) -> Self {
         PodFailure {
             reason: "CreateContainerConfigError",
             message,
@@ -33,24 +32,6 @@ pub(crate) struct PortMap {
     pub name: Option<String>,
     pub container_port: u16,
     pub host_port: u16,
-}
-
-/// What a volume mount becomes under the pod directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum VolumeContent {
-    /// An empty directory.
-    EmptyDir,
-    /// A directory of files (secret, configMap): relative path and bytes.
-    Files(Vec<(String, Vec<u8>)>),
-    /// A symlink to a host directory (persistentVolumeClaim mapped by `--pvc`).
-    Link(PathBuf),
-}
-
-/// A volume mount, relative to the pod directory ("" = the pod directory itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mount {
-    pub relative: PathBuf,
-    pub content: VolumeContent,
 }
 
 /// The local process of a pod.
@@ -108,6 +89,15 @@ pub(crate) fn plan(pod: &Value, ctx: PlanContext<'_>) -> Result<Launch, PodFailu
     let name = str_field(container, "name").unwrap_or("").to_string();
     let ports = map_ports(container, ctx.free_port)?;
     let mut env = ctx.base_env.clone();
+    let set = |env: &mut Vec<(String, String)>, name: &str, value: String| {
+        env.retain(|(existing, _)| existing != name);
+        env.push((name.to_string(), value));
+    };
+    // As in Kubernetes: `envFrom` first, then `env`, later definitions winning.
+    for (name, value) in env_from(pod, container, ctx.lookup)? {
+        let value = rewrite_port(&value, &ports).unwrap_or(value);
+        set(&mut env, &name, value);
+    }
     for (index, var) in array(container, "env").iter().enumerate() {
         let var_name = str_field(var, "name").ok_or_else(|| {
             PodFailure::config(format!("spec.containers[0].env[{index}].name is missing"))
@@ -115,8 +105,7 @@ pub(crate) fn plan(pod: &Value, ctx: PlanContext<'_>) -> Result<Launch, PodFailu
         let value = env_value(pod, var, index, ctx.lookup)?;
         let value = expand(&value, &env);
         let value = rewrite_port(&value, &ports).unwrap_or(value);
-        env.retain(|(existing, _)| existing != var_name);
-        env.push((var_name.to_string(), value));
+        set(&mut env, var_name, value);
     }
     let strings = |field: &str| -> Vec<String> {
         array(container, field)
@@ -151,7 +140,7 @@ pub(crate) fn plan(pod: &Value, ctx: PlanContext<'_>) -> Result<Launch, PodFailu
     })
 }
 
-fn array<'a>(value: &'a Value, field: &str) -> &'a [Value] {
+pub(crate) fn array<'a>(value: &'a Value, field: &str) -> &'a [Value] {
     value
         .get(field)
         .and_then(Value::as_array)
@@ -159,7 +148,7 @@ fn array<'a>(value: &'a Value, field: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
-fn str_field<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn str_field<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
     value.get(field).and_then(Value::as_str)
 }
 
@@ -251,6 +240,51 @@ fn env_value(
         "{}: apisim supports fieldRef, secretKeyRef and configMapKeyRef",
         field("valueFrom")
     )))
+}
+
+/// The variables of `envFrom`: every key of each `secretRef` / `configMapRef`, with its `prefix`.
+fn env_from(
+    pod: &Value,
+    container: &Value,
+    lookup: &dyn Fn(&str, &str) -> Option<Value>,
+) -> Result<Vec<(String, String)>, PodFailure> {
+    let mut vars = Vec::new();
+    for (index, source) in array(container, "envFrom").iter().enumerate() {
+        let prefix = str_field(source, "prefix").unwrap_or("");
+        let (collection, reference, kind) = if let Some(r) = source.get("secretRef") {
+            ("/secrets", r, "secret")
+        } else if let Some(r) = source.get("configMapRef") {
+            ("/configmaps", r, "configmap")
+        } else {
+            return Err(PodFailure::config(format!(
+                "spec.containers[0].envFrom[{index}]: expected secretRef or configMapRef"
+            )));
+        };
+        let name = str_field(reference, "name").unwrap_or("");
+        let optional = reference.get("optional").and_then(Value::as_bool) == Some(true);
+        let files = match lookup(collection, name) {
+            Some(object) => keyed_files(&object, &[]).map_err(|why| {
+                PodFailure::config(format!(
+                    "spec.containers[0].envFrom[{index}]: {kind} {name:?}: {why}"
+                ))
+            })?,
+            None if optional => Vec::new(),
+            None => {
+                let namespace = metadata_str(pod, "namespace");
+                return Err(PodFailure::config(format!(
+                    "spec.containers[0].envFrom[{index}]: {kind} {name:?} not found in namespace \
+                     {namespace:?}"
+                )));
+            }
+        };
+        for (key, bytes) in files {
+            vars.push((
+                format!("{prefix}{key}"),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    Ok(vars)
 }
 
 /// The value of a downward-API `fieldPath`.
@@ -350,194 +384,9 @@ pub(crate) fn rewrite_port(value: &str, ports: &[PortMap]) -> Option<String> {
     ))
 }
 
-/// `mountPath` relative to the container's `workingDir` (unset: `/`); an error when it lies outside.
-pub(crate) fn relative_mount(working_dir: &str, mount_path: &str) -> Result<PathBuf, String> {
-    let normal = |path: &str| -> Result<Vec<String>, String> {
-        let mut parts = Vec::new();
-        for component in Path::new(path).components() {
-            match component {
-                Component::RootDir | Component::CurDir => {}
-                Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
-                Component::ParentDir | Component::Prefix(_) => {
-                    return Err(format!("path {path:?} must not contain '..'"))
-                }
-            }
-        }
-        Ok(parts)
-    };
-    if !mount_path.starts_with('/') {
-        return Err(format!("mountPath {mount_path:?} must be absolute"));
-    }
-    let base = normal(if working_dir.is_empty() {
-        "/"
-    } else {
-        working_dir
-    })?;
-    let target = normal(mount_path)?;
-    match target.strip_prefix(base.as_slice()) {
-        Some(rest) => Ok(rest.iter().collect()),
-        None => Err(format!(
-            "mountPath {mount_path:?} is outside the container's workingDir {working_dir:?}; apisim maps \
-             only mounts at or under the workingDir into the pod directory"
-        )),
-    }
-}
-
-fn plan_mounts(
-    pod: &Value,
-    spec: &Value,
-    container: &Value,
-    ctx: &PlanContext<'_>,
-) -> Result<Vec<Mount>, PodFailure> {
-    let working_dir = str_field(container, "workingDir").unwrap_or("");
-    let volumes = array(spec, "volumes");
-    let namespace = metadata_str(pod, "namespace");
-    let mut mounts = Vec::new();
-    for (index, mount) in array(container, "volumeMounts").iter().enumerate() {
-        let field = format!("spec.containers[0].volumeMounts[{index}]");
-        let volume_name = str_field(mount, "name").unwrap_or("");
-        let mount_path = str_field(mount, "mountPath").unwrap_or("");
-        let mut relative = relative_mount(working_dir, mount_path)
-            .map_err(|why| PodFailure::config(format!("{field}: {why}")))?;
-        let volume = volumes
-            .iter()
-            .find(|v| str_field(v, "name") == Some(volume_name))
-            .ok_or_else(|| {
-                PodFailure::config(format!(
-                    "{field}: no volume named {volume_name:?} in spec.volumes"
-                ))
-            })?;
-        let sub_path = str_field(mount, "subPath").unwrap_or("");
-        let content = if volume.get("emptyDir").is_some() {
-            VolumeContent::EmptyDir
-        } else if let Some(claim) = volume.get("persistentVolumeClaim") {
-            let claim_name = str_field(claim, "claimName").unwrap_or("");
-            let dir = ctx.pvcs.get(claim_name).ok_or_else(|| PodFailure {
-                reason: "FailedMount",
-                message: format!(
-                    "volume {volume_name:?}: persistentVolumeClaim {claim_name:?} is not mapped to a \
-                     directory (start apisim with --pvc {claim_name}=DIR)"
-                ),
-            })?;
-            if relative.as_os_str().is_empty() {
-                return Err(PodFailure::config(format!(
-                    "{field}: a persistentVolumeClaim mounted at the workingDir itself cannot be mapped \
-                     (mount it in a subdirectory)"
-                )));
-            }
-            VolumeContent::Link(dir.join(sub_path))
-        } else if let Some((collection, source, name_field, kind)) = [
-            ("/secrets", "secret", "secretName", "secret"),
-            ("/configmaps", "configMap", "name", "configmap"),
-        ]
-        .into_iter()
-        .find_map(|(collection, key, name_field, kind)| {
-            volume
-                .get(key)
-                .map(|source| (collection, source, name_field, kind))
-        }) {
-            let name = str_field(source, name_field).unwrap_or("");
-            let optional = source.get("optional").and_then(Value::as_bool) == Some(true);
-            let files = match (ctx.lookup)(collection, name) {
-                Some(object) => {
-                    keyed_files(&object, array(source, "items")).map_err(|why| PodFailure {
-                        reason: "FailedMount",
-                        message: format!("volume {volume_name:?}: {kind} {name:?}: {why}"),
-                    })?
-                }
-                None if optional => Vec::new(),
-                None => {
-                    return Err(PodFailure {
-                        reason: "FailedMount",
-                        message: format!(
-                            "volume {volume_name:?}: {kind} {name:?} not found in namespace \
-                             {namespace:?}"
-                        ),
-                    })
-                }
-            };
-            if !sub_path.is_empty() {
-                // A single key mounted as a file: the mount path is that file.
-                let file = files.into_iter().find(|(path, _)| path == sub_path);
-                let (_, bytes) = file.ok_or_else(|| PodFailure {
-                    reason: "FailedMount",
-                    message: format!(
-                        "volume {volume_name:?}: subPath {sub_path:?} not in {kind} {name:?}"
-                    ),
-                })?;
-                let file_name = relative
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                relative.pop();
-                VolumeContent::Files(vec![(file_name, bytes)])
-            } else {
-                VolumeContent::Files(files)
-            }
-        } else {
-            return Err(PodFailure::config(format!(
-                "volume {volume_name:?}: apisim supports emptyDir, secret, configMap and \
-                 persistentVolumeClaim volumes"
-            )));
-        };
-        mounts.push(Mount { relative, content });
-    }
-    Ok(mounts)
-}
-
-/// The files of a Secret or ConfigMap: `data` (base64 for Secrets, text for ConfigMaps),
-/// `binaryData`, `stringData`; with `items`, only the listed keys at their paths.
-fn keyed_files(object: &Value, items: &[Value]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let entries = |field: &str| {
-        object
-            .get(field)
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-    };
-    for (key, value) in entries("data") {
-        let text = value.as_str().unwrap_or("");
-        let bytes = if is_secret {
-            BASE64
-                .decode(text)
-                .map_err(|e| format!("data[{key:?}] is not base64: {e}"))?
-        } else {
-            text.as_bytes().to_vec()
-        };
-        files.insert(key.clone(), bytes);
-    }
-    for (key, value) in entries("binaryData") {
-        let bytes = BASE64
-            .decode(value.as_str().unwrap_or(""))
-            .map_err(|e| format!("binaryData[{key:?}] is not base64: {e}"))?;
-        files.insert(key.clone(), bytes);
-    }
-    for (key, value) in entries("stringData") {
-        files.insert(
-            key.clone(),
-            value.as_str().unwrap_or("").as_bytes().to_vec(),
-        );
-    }
-    if items.is_empty() {
-        return Ok(files.into_iter().collect());
-    }
-    items
-        .iter()
-        .map(|item| {
-            let key = str_field(item, "key").unwrap_or("");
-            let path = str_field(item, "path").unwrap_or(key);
-            files
-                .get(key)
-                .map(|bytes| (path.to_string(), bytes.clone()))
-                .ok_or_else(|| format!("items: key {key:?} not found"))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::volumes::{relative_mount, VolumeContent};
     use super::*;
     use serde_json::json;
 
@@ -570,6 +419,14 @@ mod tests {
                 free_port: &mut free_port,
             },
         )
+    }
+
+    fn env_of<'a>(launch: &'a Launch, name: &str) -> Option<&'a str> {
+        launch
+            .env
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     #[test]
@@ -610,13 +467,7 @@ mod tests {
             &BTreeMap::new(),
         )
         .unwrap();
-        let get = |name: &str| {
-            launch
-                .env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |name: &str| env_of(&launch, name).map(str::to_string);
         assert_eq!(get("NAME").as_deref(), Some("j-0-abcde"));
         assert_eq!(get("APP").as_deref(), Some("x"));
         assert_eq!(get("TOKEN").as_deref(), Some("secret"));
@@ -625,6 +476,34 @@ mod tests {
         assert_eq!(get("OTHER").as_deref(), Some("0.0.0.0:80860"));
         assert_eq!(get("KUBERNETES_SERVICE_PORT").as_deref(), Some("6443"));
         assert_eq!(launch.ports[0].name.as_deref(), Some("report"));
+    }
+
+    #[test]
+    fn env_from_a_secret_with_prefix_and_env_wins() {
+        let launch = run_plan(
+            &pod(
+                json!({"name": "c", "envFrom": [{"secretRef": {"name": "creds"}, "prefix": "S_"}],
+                       "env": [{"name": "S_plain", "value": "override"}]}),
+                json!([]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let get = |name: &str| env_of(&launch, name);
+        assert_eq!(get("S_token"), Some("secret"));
+        assert_eq!(get("S_plain"), Some("override"));
+        let missing = run_plan(
+            &pod(
+                json!({"name": "c", "envFrom": [{"configMapRef": {"name": "absent"}}]}),
+                json!([]),
+            ),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(
+            missing.message.contains("configmap \"absent\" not found"),
+            "{missing:?}"
+        );
     }
 
     #[test]
@@ -638,7 +517,7 @@ mod tests {
                                         {"name": "sec", "mountPath": "/work/secret"},
                                         {"name": "pv", "mountPath": "/work/pv"}]}),
                 json!([{"name": "scratch", "emptyDir": {}},
-                       {"name": "sec", "secret": {"secretName": "creds"}},
+                       {"name": "sec", "secret": {"secretName": "creds", "defaultMode": 0o400}},
                        {"name": "pv", "persistentVolumeClaim": {"claimName": "data"}}]),
             ),
             &pvcs,
@@ -648,10 +527,13 @@ mod tests {
         assert_eq!(launch.mounts[0].content, VolumeContent::EmptyDir);
         assert_eq!(
             launch.mounts[1].content,
-            VolumeContent::Files(vec![
-                ("plain".to_string(), b"text".to_vec()),
-                ("token".to_string(), b"secret".to_vec())
-            ])
+            VolumeContent::Files {
+                files: vec![
+                    ("plain".to_string(), b"text".to_vec()),
+                    ("token".to_string(), b"secret".to_vec())
+                ],
+                mode: 0o400
+            }
         );
         assert_eq!(
             launch.mounts[2].content,
