@@ -23,7 +23,8 @@ python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$work/www" >"$work/htt
 pids+=($!)
 wait_for "$work/http.out" ' port '
 port=$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$work/http.out" | head -n 1)
-"$bin/apisim" --listen 127.0.0.1:0 --kubeconfig-out "$work/kc" --run-jobs "$bin/engine" >"$work/apisim.out" 2>"$work/apisim.err" &
+mkdir -p "$work/pods"
+"$bin/apisim" --listen 127.0.0.1:0 --kubeconfig-out "$work/kc" --run-jobs "$bin/engine" --pods-dir "$work/pods" >"$work/apisim.out" 2>"$work/apisim.err" &
 pids+=($!)
 wait_for "$work/apisim.out" '^listening on '
 

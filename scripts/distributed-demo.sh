@@ -42,7 +42,8 @@ wait_for_line "$work/http.out" ' port ' "the HTTP server"
 port=$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$work/http.out" | head -n 1)
 
 echo "== starting apisim --run-jobs (the cluster)" >&2
-"$bin/apisim" --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --run-jobs "$bin/engine" \
+mkdir -p "$work/pods"
+"$bin/apisim" --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --run-jobs "$bin/engine" --pods-dir "$work/pods" \
   >"$work/apisim.out" 2>"$work/apisim.err" &
 pids+=($!)
 wait_for_line "$work/apisim.out" '^listening on ' "apisim"

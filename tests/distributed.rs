@@ -218,7 +218,9 @@ fn manifest_sets_runners_start_digest_and_options_from_the_timeline() {
     // The sample profile has 2 runners.
     assert_eq!(job["spec"]["completions"], 2);
     assert_eq!(job["spec"]["parallelism"], 2);
-    assert_eq!(job["spec"]["backoffLimit"], 0);
+    // A failed runner is reported, never retried, and does not stop the others.
+    assert_eq!(job["spec"]["backoffLimitPerIndex"], 0);
+    assert!(job["spec"].get("backoffLimit").is_none());
     let args: Vec<&str> = job["spec"]["template"]["spec"]["containers"][0]["args"]
         .as_array()
         .unwrap()
@@ -551,9 +553,13 @@ impl JobLab {
         preprocess(&profile, &timeline, &[]);
         let files = FileServer::start(&served);
         let engine = bin("engine");
+        let pods = dir.path().join("pods");
+        std::fs::create_dir(&pods).unwrap();
         let apisim = ApiSim::start(&[
             "--run-jobs",
             engine.to_str().unwrap(),
+            "--pods-dir",
+            pods.to_str().unwrap(),
             "--record-requests",
             "100000",
         ]);
