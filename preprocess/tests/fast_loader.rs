@@ -48,7 +48,7 @@ fn fast(text: &str, workers: usize, chunk_bytes: usize) -> Result<Loaded, &'stat
     let mut got = Vec::new();
     let outcome = load_profile_fast(text.as_bytes(), &opts, &Some, &mut |i, r| {
         assert_eq!(i, got.len() as u64, "requests arrive in profile order");
-        got.push(r);
+        got.push(r.clone());
         Ok(())
     })
     .expect("only the caller's callback can fail");
@@ -395,7 +395,7 @@ fn timeline_via_fast(text: &str, out: &Path, workers: usize, chunk_bytes: usize)
     };
     let prepare = |r| OwnedPrepared::new(0, r, PathMode::Recorded).ok();
     let outcome = load_profile_fast(text.as_bytes(), &opts, &prepare, &mut |i, p| {
-        w.push_prepared(&p.at(i)).unwrap();
+        w.push_owned(i, p).unwrap();
         Ok(())
     })
     .unwrap();

@@ -68,12 +68,13 @@ const MAX_HEAD_BYTES: usize = 1 << 20;
 
 /// Reads a profile of the common shape from `reader`: `prepare` turns each request into what
 /// `on_request(index, item)` receives in profile order (it runs on the workers; `None`
-/// defers). Errors are only `on_request`'s own; everything else defers.
+/// defers). Items are dropped on another thread than the caller's. Errors are only
+/// `on_request`'s own; everything else defers.
 pub fn load_profile_fast<P: Send>(
     reader: impl Read + Send,
     opts: &FastOptions,
     prepare: &(dyn Fn(ProfileRequest) -> Option<P> + Sync),
-    on_request: &mut dyn FnMut(u64, P) -> Result<(), LoadError>,
+    on_request: &mut dyn FnMut(u64, &P) -> Result<(), LoadError>,
 ) -> Result<FastOutcome, LoadError> {
     let mut reader = reader;
     let mut head = Head::default();
@@ -126,7 +127,12 @@ pub fn load_profile_fast<P: Send>(
             });
         }
         drop(done_tx);
-        let result = merge(done_rx, token_tx, &mut head, max_scalar, on_request);
+        // Freeing a chunk's many small strings is work the caller's thread need not do.
+        let (trash_tx, trash_rx) = sync_channel::<Done<P>>(2);
+        s.spawn(move || while trash_rx.recv().is_ok() {});
+        let result = merge(
+            done_rx, token_tx, &trash_tx, &mut head, max_scalar, on_request,
+        );
         cancel.store(true, Ordering::Relaxed);
         result
     });
@@ -181,9 +187,10 @@ impl<P> Done<P> {
 fn merge<P>(
     done_rx: Receiver<Done<P>>,
     tokens: SyncSender<()>,
+    trash: &SyncSender<Done<P>>,
     head: &mut Head,
     max_scalar: usize,
-    on_request: &mut dyn FnMut(u64, P) -> Result<(), LoadError>,
+    on_request: &mut dyn FnMut(u64, &P) -> Result<(), LoadError>,
 ) -> Result<u64, Stop> {
     let mut pending = BTreeMap::new();
     let mut next_seq = 0u64;
@@ -208,17 +215,18 @@ fn merge<P>(
                 continue;
             }
             done.outcome?;
-            for (timestamp, item) in done.items {
-                if timestamp < previous {
+            for (timestamp, item) in &done.items {
+                if *timestamp < previous {
                     return Err(Defer("requests out of timestamp order").into());
                 }
-                previous = timestamp;
+                previous = *timestamp;
                 on_request(count, item).map_err(Stop::Caller)?;
                 count += 1;
             }
-            if let (Some(at), Some(text)) = (done.list_end, done.text) {
+            if let (Some(at), Some(text)) = (done.list_end, done.text.as_deref()) {
                 tail = Some(text[at..].to_string());
             }
+            let _ = trash.send(done);
         }
     }
     Err(Defer("the input ended early").into())

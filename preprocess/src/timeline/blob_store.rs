@@ -13,6 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::error::TimelineError;
@@ -42,6 +43,13 @@ pub(crate) type HashKeyedMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHas
 const WRITE_BUFFER: usize = 1 << 20;
 /// Bytes of the blob area kept in memory for comparisons (bounded memory beyond it).
 const RESIDENT_LIMIT: usize = 32 << 20;
+/// Strings up to this length also get a copy of their own (targets, names, labels: the
+/// strings that repeat), so that a hit on one stored late needs no read from disk.
+const SMALL_MAX: usize = 256;
+/// Bytes of such copies kept at most.
+const SMALL_LIMIT: usize = 64 << 20;
+/// `small_at` of a string without a copy.
+const NO_COPY: u32 = u32::MAX;
 
 /// Interned strings, stored once each, in a temporary file.
 pub(crate) struct BlobStore {
@@ -49,9 +57,12 @@ pub(crate) struct BlobStore {
     path: PathBuf,
     buffer: Vec<u8>,
     flushed_len: u64,
-    /// xxh3 → offset. The length is not kept: a hit is confirmed by comparing the new
-    /// bytes with the stored bytes at that offset, which is all a reference needs.
-    index: HashKeyedMap<u64>,
+    /// xxh3 → (offset, position of its copy in `small` or `NO_COPY`). The length is not
+    /// kept: a hit is confirmed by comparing the new bytes with the stored bytes at that
+    /// offset, which is all a reference needs.
+    index: HashKeyedMap<(u64, u32)>,
+    /// Copies of short strings (see `SMALL_MAX`).
+    small: Vec<u8>,
     compare_buf: Vec<u8>,
     /// A copy of the area's first bytes (up to `RESIDENT_LIMIT`).
     resident: Vec<u8>,
@@ -69,6 +80,7 @@ impl BlobStore {
             buffer: Vec::with_capacity(WRITE_BUFFER),
             flushed_len: 0,
             index: HashKeyedMap::default(),
+            small: Vec::new(),
             compare_buf: Vec::new(),
             resident: Vec::new(),
             resident_limit: RESIDENT_LIMIT,
@@ -82,7 +94,18 @@ impl BlobStore {
 
     /// Stores `bytes` unless identical bytes are already stored; returns where they
     /// are and whether they were new.
+    #[cfg(test)]
     pub(crate) fn intern(&mut self, bytes: &[u8]) -> Result<(BlobRef, bool), TimelineError> {
+        self.intern_hashed(bytes, xxh3_64(bytes))
+    }
+
+    /// [`Self::intern`] of `bytes` whose xxh3 is `hash` (computed by the caller, maybe on
+    /// another thread; a wrong hash only costs a duplicate, never a wrong reference).
+    pub(crate) fn intern_hashed(
+        &mut self,
+        bytes: &[u8],
+        hash: u64,
+    ) -> Result<(BlobRef, bool), TimelineError> {
         if bytes.is_empty() {
             return Ok((BlobRef::default(), false));
         }
@@ -92,21 +115,31 @@ impl BlobStore {
                 bytes.len()
             ))
         })?;
-        let hash = xxh3_64(bytes);
-        if let Some(&offset) = self.index.get(&hash) {
+        if let Some(&(offset, small_at)) = self.index.get(&hash) {
             let existing = BlobRef {
                 offset,
                 len,
                 reserved: 0,
             };
-            if self.stored_equals(existing, bytes)? {
+            let equal = if small_at == NO_COPY {
+                self.stored_equals(existing, bytes)?
+            } else {
+                let at = small_at as usize;
+                self.small.get(at..at + bytes.len()) == Some(bytes)
+            };
+            if equal {
                 return Ok((existing, false));
             }
             // A collision: store the new bytes without indexing them.
             return Ok((self.append(bytes, len)?, true));
         }
         let stored = self.append(bytes, len)?;
-        self.index.insert(hash, stored.offset);
+        let mut small_at = NO_COPY;
+        if bytes.len() <= SMALL_MAX && self.small.len() + bytes.len() <= SMALL_LIMIT {
+            small_at = self.small.len() as u32;
+            self.small.extend_from_slice(bytes);
+        }
+        self.index.insert(hash, (stored.offset, small_at));
         Ok((stored, true))
     }
 
@@ -226,14 +259,18 @@ mod tests {
 
     /// A hit on a hash whose stored bytes differ (a collision, simulated by planting a
     /// wrong offset) stores the new bytes instead of referring to the wrong ones, even
-    /// when the new bytes would run past the end of the area.
+    /// when the new bytes would run past the end of the area or of the short copies.
     #[test]
     fn a_hash_collision_stores_the_bytes_again() {
-        for planted in [b"other".as_slice(), b"a much longer string than first"] {
+        let planted_cases = [b"other".as_slice(), b"a much longer string than first"];
+        for (planted, copy) in planted_cases
+            .into_iter()
+            .flat_map(|p| [(p, NO_COPY), (p, 0)])
+        {
             let dir = tempfile::tempdir().unwrap();
             let mut store = BlobStore::new_in(dir.path()).unwrap();
             let (first, _) = store.intern(b"first").unwrap();
-            store.index.insert(xxh3_64(planted), first.offset);
+            store.index.insert(xxh3_64(planted), (first.offset, copy));
             let (r, new) = store.intern(planted).unwrap();
             assert!(new);
             assert_ne!(r.offset, first.offset);

@@ -2,7 +2,7 @@
 
 use super::error::TimelineError;
 use super::record::FLAG_INVALID_TARGET;
-use super::writer::{OriginStrings, PreparedRequest, TimelineWriter};
+use super::writer::{OriginStrings, PreparedRequest, StringHashes, TimelineWriter};
 use crate::partition::key_hash;
 use crate::profile::{BodyKind, ProfileRequest};
 use crate::request_target::{metric_label, normalize, PathMode};
@@ -43,6 +43,7 @@ pub struct OwnedPrepared {
     flags: u8,
     target: String,
     label: String,
+    hashes: StringHashes,
 }
 
 impl OwnedPrepared {
@@ -65,7 +66,7 @@ impl OwnedPrepared {
                 FLAG_INVALID_TARGET,
             ),
         };
-        Ok(OwnedPrepared {
+        let mut prepared = OwnedPrepared {
             due_us,
             key_hash: key_hash(&req),
             body_kind,
@@ -73,7 +74,10 @@ impl OwnedPrepared {
             target,
             label,
             request: req,
-        })
+            hashes: StringHashes([0; 8]),
+        };
+        prepared.hashes = StringHashes::of(&prepared.at(index));
+        Ok(prepared)
     }
 
     /// The prepared request at profile index `index`, borrowing these strings.
@@ -111,6 +115,11 @@ impl TimelineWriter {
         mode: PathMode,
     ) -> Result<(), TimelineError> {
         let prepared = OwnedPrepared::new(index, req.clone(), mode)?;
-        self.push_prepared(&prepared.at(index))
+        self.push_owned(index, &prepared)
+    }
+
+    /// Adds a request prepared elsewhere (its string hashes included) at `index`.
+    pub fn push_owned(&mut self, index: u64, req: &OwnedPrepared) -> Result<(), TimelineError> {
+        self.push_hashed(&req.at(index), &req.hashes)
     }
 }
