@@ -37,7 +37,7 @@ impl Default for FastOptions {
     fn default() -> Self {
         FastOptions {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
-            chunk_bytes: 2 << 20,
+            chunk_bytes: 256 << 10,
             load: LoadOptions::default(),
         }
     }
@@ -97,7 +97,7 @@ pub fn load_profile_fast<P: Send>(
         let splitter_done = done_tx.clone();
         // Chunks in flight (read, scanned or waiting for their turn) are bounded by tokens
         // the merge hands back, so memory does not grow behind one slow chunk.
-        let in_flight = workers * 2 + 2;
+        let in_flight = workers + 2;
         let (token_tx, token_rx) = sync_channel::<()>(in_flight);
         for _ in 0..in_flight {
             let _ = token_tx.send(());
@@ -128,7 +128,7 @@ pub fn load_profile_fast<P: Send>(
         }
         drop(done_tx);
         // Freeing a chunk's many small strings is work the caller's thread need not do.
-        let (trash_tx, trash_rx) = sync_channel::<Done<P>>(2);
+        let (trash_tx, trash_rx) = sync_channel::<Done<P>>(1);
         s.spawn(move || while trash_rx.recv().is_ok() {});
         let result = merge(
             done_rx, token_tx, &trash_tx, &mut head, max_scalar, on_request,

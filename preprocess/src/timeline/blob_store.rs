@@ -47,9 +47,16 @@ const RESIDENT_LIMIT: usize = 32 << 20;
 /// strings that repeat), so that a hit on one stored late needs no read from disk.
 const SMALL_MAX: usize = 256;
 /// Bytes of such copies kept at most.
-const SMALL_LIMIT: usize = 64 << 20;
-/// `small_at` of a string without a copy.
-const NO_COPY: u32 = u32::MAX;
+const SMALL_LIMIT: usize = 32 << 20;
+/// Copies start on 4-byte boundaries, so a 24-bit slot number reaches all of them.
+const SMALL_ALIGN: usize = 4;
+/// The slot of a string without a copy.
+const NO_COPY: u64 = (1 << SLOT_BITS) - 1;
+/// An index entry packs the offset (below 2^40) and the copy's slot into one u64, so the
+/// map costs what it did before the copies (it is most of the writer's memory).
+const SLOT_BITS: u32 = 24;
+/// Strings stored at or beyond this offset are not indexed (they may then be stored twice).
+const MAX_INDEXED_OFFSET: u64 = 1 << (64 - SLOT_BITS);
 
 /// Interned strings, stored once each, in a temporary file.
 pub(crate) struct BlobStore {
@@ -57,10 +64,10 @@ pub(crate) struct BlobStore {
     path: PathBuf,
     buffer: Vec<u8>,
     flushed_len: u64,
-    /// xxh3 → (offset, position of its copy in `small` or `NO_COPY`). The length is not
-    /// kept: a hit is confirmed by comparing the new bytes with the stored bytes at that
-    /// offset, which is all a reference needs.
-    index: HashKeyedMap<(u64, u32)>,
+    /// xxh3 → offset << 24 | slot of its copy in `small` (`NO_COPY` if none). The length is
+    /// not kept: a hit is confirmed by comparing the new bytes with the stored bytes, which
+    /// is all a reference needs.
+    index: HashKeyedMap<u64>,
     /// Copies of short strings (see `SMALL_MAX`).
     small: Vec<u8>,
     compare_buf: Vec<u8>,
@@ -115,16 +122,17 @@ impl BlobStore {
                 bytes.len()
             ))
         })?;
-        if let Some(&(offset, small_at)) = self.index.get(&hash) {
+        if let Some(&entry) = self.index.get(&hash) {
             let existing = BlobRef {
-                offset,
+                offset: entry >> SLOT_BITS,
                 len,
                 reserved: 0,
             };
-            let equal = if small_at == NO_COPY {
+            let slot = entry & NO_COPY;
+            let equal = if slot == NO_COPY {
                 self.stored_equals(existing, bytes)?
             } else {
-                let at = small_at as usize;
+                let at = slot as usize * SMALL_ALIGN;
                 self.small.get(at..at + bytes.len()) == Some(bytes)
             };
             if equal {
@@ -134,12 +142,17 @@ impl BlobStore {
             return Ok((self.append(bytes, len)?, true));
         }
         let stored = self.append(bytes, len)?;
-        let mut small_at = NO_COPY;
-        if bytes.len() <= SMALL_MAX && self.small.len() + bytes.len() <= SMALL_LIMIT {
-            small_at = self.small.len() as u32;
-            self.small.extend_from_slice(bytes);
+        if stored.offset >= MAX_INDEXED_OFFSET {
+            return Ok((stored, true));
         }
-        self.index.insert(hash, (stored.offset, small_at));
+        let mut slot = NO_COPY;
+        if bytes.len() <= SMALL_MAX && self.small.len() + bytes.len() <= SMALL_LIMIT {
+            slot = (self.small.len() / SMALL_ALIGN) as u64;
+            self.small.extend_from_slice(bytes);
+            self.small
+                .resize(self.small.len().next_multiple_of(SMALL_ALIGN), 0);
+        }
+        self.index.insert(hash, stored.offset << SLOT_BITS | slot);
         Ok((stored, true))
     }
 
@@ -270,7 +283,9 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut store = BlobStore::new_in(dir.path()).unwrap();
             let (first, _) = store.intern(b"first").unwrap();
-            store.index.insert(xxh3_64(planted), (first.offset, copy));
+            store
+                .index
+                .insert(xxh3_64(planted), first.offset << SLOT_BITS | copy);
             let (r, new) = store.intern(planted).unwrap();
             assert!(new);
             assert_ne!(r.offset, first.offset);
