@@ -19,6 +19,37 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::error::TimelineError;
 use super::record::BlobRef;
 
+/// The blob index split by the hash's top bits: each part grows on its own, so a resize
+/// holds one part's old table beside the new one, not the whole map's (on tens of millions
+/// of distinct strings that transient was a third of the writer's peak memory).
+pub(crate) struct ShardedIndex {
+    parts: Vec<HashKeyedMap<u64>>,
+}
+
+impl Default for ShardedIndex {
+    fn default() -> Self {
+        ShardedIndex {
+            parts: (0..INDEX_PARTS).map(|_| HashKeyedMap::default()).collect(),
+        }
+    }
+}
+
+const INDEX_PARTS: usize = 64;
+
+impl ShardedIndex {
+    fn part(&mut self, hash: u64) -> &mut HashKeyedMap<u64> {
+        &mut self.parts[(hash >> 58) as usize % INDEX_PARTS]
+    }
+
+    fn get(&mut self, hash: &u64) -> Option<&u64> {
+        self.part(*hash).get(hash)
+    }
+
+    pub(crate) fn insert(&mut self, hash: u64, entry: u64) {
+        self.part(hash).insert(hash, entry);
+    }
+}
+
 /// Keys are already xxh3 hashes: hashing them again would only cost time.
 #[derive(Default)]
 pub(crate) struct IdentityHasher(u64);
@@ -67,7 +98,7 @@ pub(crate) struct BlobStore {
     /// xxh3 → offset << 24 | slot of its copy in `small` (`NO_COPY` if none). The length is
     /// not kept: a hit is confirmed by comparing the new bytes with the stored bytes, which
     /// is all a reference needs.
-    index: HashKeyedMap<u64>,
+    index: ShardedIndex,
     /// Copies of short strings (see `SMALL_MAX`).
     small: Vec<u8>,
     compare_buf: Vec<u8>,
@@ -86,7 +117,7 @@ impl BlobStore {
             path: dir.to_path_buf(),
             buffer: Vec::with_capacity(WRITE_BUFFER),
             flushed_len: 0,
-            index: HashKeyedMap::default(),
+            index: ShardedIndex::default(),
             small: Vec::new(),
             compare_buf: Vec::new(),
             resident: Vec::new(),
