@@ -6,10 +6,17 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl.
+# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl;
+# python3 (HTTP servers for timelines and in pods of apisim --run-jobs, kubernetes-validate);
+# buildah and umoci build and unpack the runner image (tests/image.rs), which carries
+# Debian's CA bundle.
 need_apt=()
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 # kubectl v1.32 ships with this machine image; Debian's kubernetes-client (1.20)
 # conflicts with it, so only install it where no kubectl exists.
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
@@ -21,6 +28,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # Debian starts nginx as a service on install; the tests start their own instances.
 if pgrep -x nginx >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true; fi
+
+# --- Python tools the tests drive: Kubernetes' schemas for `engine job manifest`.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "installing kubernetes-validate"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages kubernetes-validate
+fi
 
 # --- Rust components
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -30,6 +30,12 @@ pub enum Command {
     Compare(CompareArgs),
     /// Merge the reports of distributed runners exactly, from their histograms.
     Merge(MergeArgs),
+    /// Distributed replays on Kubernetes: an Indexed Job of runners, collected and merged.
+    Job {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::job::args::JobCommand,
+    },
 }
 
 /// `engine compare` options.
@@ -139,8 +145,21 @@ pub enum MetricBase {
 /// `engine run` options.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Timeline file written by `preprocess`.
+    /// Timeline file written by `preprocess`, or an http(s) URL to download it from.
     pub timeline: PathBuf,
+    /// The timeline's SHA-256: a downloaded timeline is refused unless it matches.
+    #[arg(long, value_name = "HEX")]
+    pub timeline_sha256: Option<String>,
+    /// Where a timeline given as a URL is downloaded (mode 0600).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub download_dir: PathBuf,
+    /// Serve the run's state and then its report on this address until collected
+    /// (`engine job` runners; see docs/distributed.md).
+    #[arg(long, value_name = "ADDR", env = "KREPLAY_SERVE_REPORT")]
+    pub serve_report: Option<std::net::SocketAddr>,
+    /// How long --serve-report keeps the report for collection.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub serve_report_for: Duration,
     /// Plain-HTTP server URL, `http://HOST:PORT[/PATH]` (instead of a kubeconfig).
     #[arg(long, conflicts_with = "kubeconfig")]
     pub server: Option<String>,

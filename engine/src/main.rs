@@ -18,11 +18,14 @@ use engine::cli::{Cli, Command, CompareArgs, MergeArgs, MetricBase, RunArgs};
 use engine::clock::TimingMode;
 use engine::compare::thresholds::{Limits, Thresholds};
 use engine::compare::{compare_files, CompareOptions};
+use engine::job::args::JobCommand;
+use engine::job::report_server::ReportServer;
 use engine::kubeconfig::{resolve, KubeconfigOptions};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
 use engine::report_merge::{merge_files, MergeOptions};
 use engine::run::{run, run_with_preflight, RunOptions};
+use engine::source::fetch::{fetch_timeline, file_sha256, is_url, parse_sha256};
 use engine::source::{ReplaySource, TimelineSource};
 use engine::target::Target;
 
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Run(args) => args,
         Command::Compare(args) => return compare_command(&args),
         Command::Merge(args) => return merge_command(&args),
+        Command::Job { command } => return job_command(&command),
     };
     match run_command(&args) {
         Ok(interrupted) => {
@@ -105,17 +109,51 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
     }
 }
 
+/// Runs `engine job …`: 0 every runner merged, 1 a runner failed or is missing, 2 unusable input,
+/// 130 interrupted (the Job is kept; `engine job collect` continues).
+fn job_command(command: &JobCommand) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    let result = match command {
+        JobCommand::Manifest(args) => engine::job::manifest_command(args).map(|yaml| {
+            let _ = std::io::stdout().lock().write_all(yaml.as_bytes());
+        }),
+        JobCommand::Run(args) => engine::job::run_command(args, &stop),
+        JobCommand::Collect(args) => engine::job::collect_command(args, &stop),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine job: {}", e.message);
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::from(e.code)
+            }
+        }
+    }
+}
+
 /// Runs `engine merge`.
 fn merge_command(args: &MergeArgs) -> ExitCode {
-    let result = merge_files(&args.reports, MergeOptions { force: args.force })
-        .map_err(anyhow::Error::from)
-        .and_then(|merged| {
-            for n in &merged.notes {
-                eprintln!("engine merge: note: {n}");
-            }
-            std::fs::write(&args.output, merged.json)
-                .with_context(|| format!("cannot write -o {}", args.output.display()))
-        });
+    let result = merge_files(
+        &args.reports,
+        MergeOptions {
+            force: args.force,
+            expected_runners: None,
+        },
+    )
+    .map_err(anyhow::Error::from)
+    .and_then(|merged| {
+        for n in &merged.notes {
+            eprintln!("engine merge: note: {n}");
+        }
+        std::fs::write(&args.output, merged.json)
+            .with_context(|| format!("cannot write -o {}", args.output.display()))
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -135,8 +173,21 @@ fn run_command(args: &RunArgs) -> Result<bool> {
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
 
-    let source = TimelineSource::open(&args.timeline)
-        .with_context(|| format!("cannot open timeline {}", args.timeline.display()))?;
+    // A runner pod's state is visible from the start; its report once written.
+    let report_server = match args.serve_report {
+        Some(addr) => {
+            let server = ReportServer::start(addr)?;
+            eprintln!(
+                "engine: serving the run's state and report on {}",
+                server.addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
+    let timeline_path = local_timeline(args)?;
+    let source = TimelineSource::open(&timeline_path)
+        .with_context(|| format!("cannot open timeline {}", timeline_path.display()))?;
     let target = match &args.server {
         Some(url) => Target::from_server_url(url)?,
         None => {
@@ -205,16 +256,28 @@ fn run_command(args: &RunArgs) -> Result<bool> {
     };
     let report = render_report(&ctx)?;
     eprint!("{}", render_summary(&ctx));
-    match &args.result {
-        Some(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("cannot create the directory of --result {}", path.display())
-                })?;
-            }
-            std::fs::write(path, report)
-                .with_context(|| format!("cannot write --result {}", path.display()))?;
+    if let Some(server) = &report_server {
+        if let Some(path) = &args.result {
+            write_result(path, &report)?;
         }
+        eprintln!(
+            "engine: report ready for collection on {} (waiting up to {:?})",
+            server.addr(),
+            args.serve_report_for
+        );
+        // A signal from now on (the pod being deleted) ends the wait.
+        let wait_stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register(sig, wait_stop.clone());
+        }
+        let code = if outcome.interrupted { 130 } else { 0 };
+        if !server.publish_and_wait(report, code, args.serve_report_for, &wait_stop) {
+            eprintln!("engine: the report was not collected");
+        }
+        return Ok(outcome.interrupted);
+    }
+    match &args.result {
+        Some(path) => write_result(path, &report)?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(report.as_bytes())
@@ -223,4 +286,44 @@ fn run_command(args: &RunArgs) -> Result<bool> {
         }
     }
     Ok(outcome.interrupted)
+}
+
+/// Writes the report to `--result` (parent directories are created).
+fn write_result(path: &std::path::Path, report: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create the directory of --result {}", path.display())
+        })?;
+    }
+    std::fs::write(path, report)
+        .with_context(|| format!("cannot write --result {}", path.display()))
+}
+
+/// The timeline as a local file: downloaded (and its digest checked) when given as a URL.
+fn local_timeline(args: &RunArgs) -> Result<std::path::PathBuf> {
+    let expected = args
+        .timeline_sha256
+        .as_deref()
+        .map(parse_sha256)
+        .transpose()?;
+    let text = args.timeline.to_string_lossy();
+    if !is_url(&text) {
+        if let Some(expected) = &expected {
+            let computed = file_sha256(&args.timeline)
+                .with_context(|| format!("cannot read timeline {}", args.timeline.display()))?;
+            anyhow::ensure!(
+                &computed == expected,
+                "timeline {} has SHA-256 {computed}, not the expected {expected} (--timeline-sha256)",
+                args.timeline.display()
+            );
+        }
+        return Ok(args.timeline.clone());
+    }
+    let path = fetch_timeline(
+        &text,
+        &args.download_dir,
+        expected.as_deref(),
+        args.timeout.max(std::time::Duration::from_secs(60)),
+    )?;
+    Ok(path)
 }

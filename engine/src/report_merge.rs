@@ -38,6 +38,9 @@ pub enum MergeError {
 pub struct MergeOptions {
     /// Merge reports of different timelines, settings or repeated runners anyway.
     pub force: bool,
+    /// How many runners the replay had, when the caller knows (`engine job`); otherwise the
+    /// reports' own `runnerCount`. Runners without a report are listed as missing.
+    pub expected_runners: Option<u64>,
 }
 
 /// The identity of a report's replay: reports merge only when these agree.
@@ -163,6 +166,7 @@ pub fn merge_files(paths: &[PathBuf], opts: MergeOptions) -> Result<Merged, Merg
     }
     // kperf's order: runner by runner, whatever order the files were given in.
     merged.raw_errors.sort_by_key(|e| e.runner);
+    merged.note_missing_runners(opts.expected_runners);
     merged.add_keys(&reports)?;
     let json = merged.render()?;
     Ok(Merged {

@@ -285,12 +285,18 @@ fn run_checked(
     let cpus: Vec<usize> = core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
-    let cpus = if cpus.is_empty() { vec![0] } else { cpus };
+    let mut cpus = if cpus.is_empty() { vec![0] } else { cpus };
     let cores = if opts.cores == 0 {
         cpus.len()
     } else {
         opts.cores
     };
+    // Runners that share a host's CPUs (pods without an exclusive cpuset, several engines
+    // on one machine) begin at different CPUs instead of all pinning to the first one.
+    if let RunnerSelection::One(index) = opts.selection {
+        let shift = (index as usize).wrapping_mul(cores) % cpus.len();
+        cpus.rotate_left(shift);
+    }
     let info = source.info().clone();
     let runs: Vec<(usize, u64)> = source
         .runs()

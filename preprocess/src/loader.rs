@@ -11,6 +11,7 @@
 
 mod decode;
 mod events;
+mod fast;
 mod fields;
 
 use std::io::{self, Read};
@@ -24,6 +25,7 @@ use crate::validate::{
 use crate::yaml::Node;
 use decode::{Decoder, FieldPath, SeqVisit, StructTarget};
 use events::EventStream;
+pub use fast::{load_profile_fast, FastOptions, FastOutcome};
 
 /// Limits that keep a hostile or broken profile from exhausting memory or time.
 #[derive(Debug, Clone, PartialEq, Eq)]

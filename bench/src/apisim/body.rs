@@ -77,10 +77,18 @@ pub fn error_response(error: &ApiError) -> Response<ApiBody> {
 
 /// A streaming JSON response (watch).
 pub fn stream(receiver: mpsc::Receiver<Bytes>) -> Response<ApiBody> {
+    stream_with_type(receiver, "application/json")
+}
+
+/// A streaming response of the given content type.
+pub fn stream_with_type(
+    receiver: mpsc::Receiver<Bytes>,
+    content_type: &'static str,
+) -> Response<ApiBody> {
     let mut response = Response::new(Either::Right(StreamBody::new(receiver)));
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -41,7 +41,7 @@ const KNOWN: &[KnownResource] = &[
         "Pod",
         true,
         &["po"],
-        &["status", "binding", "eviction"],
+        &["status", "binding", "eviction", "log", "proxy"],
     ),
     known("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[]),
     known("", "v1", "secrets", "Secret", true, &[], &[]),

@@ -252,7 +252,8 @@ fn list_body(path: &ResourcePath, metadata: &Value, items: &[Arc<StoredObject>])
     out
 }
 
-fn generated_name(shared: &Shared, prefix: &str) -> String {
+/// `prefix` + 5 random characters, as the apiserver completes `generateName`.
+pub(crate) fn generated_name(shared: &Shared, prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = shared.names.lock().unwrap_or_else(|p| p.into_inner());
     let suffix: String = (0..5)

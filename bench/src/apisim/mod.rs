@@ -10,6 +10,7 @@ mod body;
 mod discovery;
 mod faults;
 mod handlers;
+mod jobs;
 mod metrics;
 mod order_log;
 mod patch;
@@ -35,6 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch as signal;
 
 pub use faults::{parse_latency_flag, FaultConfig, LatencyRange, VERBS};
+pub use jobs::{parse_pvc_flag, RunJobsConfig};
 pub use order_log::{OrderEntry, OrderLog};
 
 /// apisim's settings. `Default` is plain HTTP on 127.0.0.1 with a free port, token auth with a random
@@ -71,6 +73,8 @@ pub struct ApiSimConfig {
     pub max_body_bytes: usize,
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
     pub max_concurrent_streams: u32,
+    /// Carry out Indexed Jobs as local processes (`--run-jobs`); None = Jobs are plain objects.
+    pub run_jobs: Option<RunJobsConfig>,
 }
 
 impl Default for ApiSimConfig {
@@ -91,6 +95,7 @@ impl Default for ApiSimConfig {
             bookmark_interval: Duration::from_secs(1),
             max_body_bytes: 3 * 1024 * 1024,
             max_concurrent_streams: 1000,
+            run_jobs: None,
         }
     }
 }
@@ -120,6 +125,9 @@ pub enum ApiSimError {
     /// The fault settings are out of range.
     #[error("invalid fault settings: {0}")]
     Faults(String),
+    /// The job runner could not set up its pod directory.
+    #[error("cannot set up --run-jobs: {0}")]
+    Jobs(std::io::Error),
     /// The runtime or its thread could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(String),
@@ -141,6 +149,8 @@ pub(crate) struct Shared {
     pub bookmark_interval: Duration,
     pub max_body_bytes: usize,
     pub names: Mutex<ChaCha8Rng>,
+    /// The job runner (`--run-jobs`).
+    pub jobs: Option<jobs::Jobs>,
 }
 
 /// A running apisim.
@@ -178,6 +188,7 @@ impl ApiSimHandle {
     /// runs on its own thread (`spawn`), waits for that thread.
     pub fn shutdown(mut self) {
         self.stop.send_replace(true);
+        self.kill_pods();
         if let Some(thread) = self.thread.take() {
             // A panicked server thread has nothing more to clean up.
             let _ = thread.join();
@@ -185,9 +196,19 @@ impl ApiSimHandle {
     }
 }
 
+impl ApiSimHandle {
+    /// Ends every process `--run-jobs` started.
+    fn kill_pods(&self) {
+        if let Some(jobs) = &self.shared.jobs {
+            jobs.kill_all();
+        }
+    }
+}
+
 impl Drop for ApiSimHandle {
     fn drop(&mut self) {
         self.stop.send_replace(true);
+        self.kill_pods();
     }
 }
 
@@ -235,6 +256,18 @@ pub async fn serve(config: ApiSimConfig) -> Result<ApiSimHandle, ApiSimError> {
         pki::write_private_file(path, &pki::kubeconfig_yaml(&url, pki.as_ref(), &token))?;
     }
 
+    let jobs = match &config.run_jobs {
+        Some(run_jobs) => Some(
+            jobs::Jobs::new(
+                run_jobs.clone(),
+                local.port(),
+                token.clone(),
+                pki.as_ref().map(|pki| pki.ca_pem.clone()),
+            )
+            .map_err(ApiSimError::Jobs)?,
+        ),
+        None => None,
+    };
     let (stop, shutdown) = signal::channel(false);
     let shared = Arc::new(Shared {
         store: store::Store::new(config.watch_history),
@@ -250,7 +283,11 @@ pub async fn serve(config: ApiSimConfig) -> Result<ApiSimHandle, ApiSimError> {
         bookmark_interval: config.bookmark_interval,
         max_body_bytes: config.max_body_bytes,
         names: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed ^ 0x6e61_6d65)),
+        jobs,
     });
+    if shared.jobs.is_some() {
+        tokio::spawn(jobs::run_controller(shared.clone()));
+    }
     tokio::spawn(server::accept_loop(
         listener,
         tls,

@@ -24,7 +24,7 @@ use super::request_log::RecordedRequest;
 use super::server::ConnState;
 use super::status::ApiError;
 use super::store::metadata_str;
-use super::{discovery, patch, watch, Shared};
+use super::{discovery, jobs, patch, watch, Shared};
 
 /// Handles one request; never fails (errors become Status responses).
 pub(crate) async fn handle(
@@ -65,6 +65,13 @@ async fn respond(
     }
     if path == "/metrics" || path.starts_with("/apisim/") {
         return admin(&shared, &parts, body).await;
+    }
+    if shared.jobs.is_some() {
+        if let Some(route) = jobs::pod_route(path) {
+            let verb = route.verb();
+            let response = jobs::serve_route(&shared, route, parts, body).await;
+            return finish(&shared, verb, "pods", arrived, response);
+        }
     }
     match parse_resource_path(path) {
         Some(resource_path) => resource(shared, parts, body, resource_path, arrived).await,
@@ -247,6 +254,8 @@ async fn resource(
     };
     let result = if is_watch {
         watch::start(&shared, &request)
+    } else if jobs::is_job_delete(&shared, &request) {
+        jobs::delete_job(&shared, &request, parts.uri.query()).await
     } else {
         handlers::handle(&shared, request)
     };

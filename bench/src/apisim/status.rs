@@ -139,6 +139,11 @@ impl ApiError {
         )
     }
 
+    /// 503 ServiceUnavailable (a pod proxy with nothing to reach).
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message.into())
+    }
+
     /// 410 Expired: a watch or continue token older than the retained history.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message.into())

@@ -395,7 +395,8 @@ fn ensure_map(value: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
-fn now_rfc3339() -> String {
+/// The current time in the apiserver's timestamp form.
+pub(crate) fn now_rfc3339() -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::now_utc()
         .format(&format)

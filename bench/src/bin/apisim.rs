@@ -87,6 +87,16 @@ struct Args {
     /// Send HTTP/2 GOAWAY after N streams on each connection.
     #[arg(long, value_name = "N")]
     goaway_after: Option<u64>,
+    /// Carry out Indexed batch/v1 Jobs: each index runs as a local process of ENTRYPOINT (a container's
+    /// command[0] resolves by its basename in ENTRYPOINT's directory).
+    #[arg(long, value_name = "ENTRYPOINT")]
+    run_jobs: Option<PathBuf>,
+    /// Map a PersistentVolumeClaim to a host directory for --run-jobs pods; repeatable.
+    #[arg(long, value_name = "NAME=DIR", requires = "run_jobs")]
+    pvc: Vec<String>,
+    /// Make the directory of the --run-jobs pod directories here (default: the system's temp directory).
+    #[arg(long, value_name = "DIR", requires = "run_jobs")]
+    pods_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -107,6 +117,39 @@ impl Args {
             faults.latency.insert(verb, range);
         }
         faults.validate().map_err(anyhow::Error::msg)?;
+        let run_jobs = match &self.run_jobs {
+            Some(entrypoint) => {
+                let entrypoint = std::path::absolute(entrypoint).with_context(|| {
+                    format!(
+                        "--run-jobs {}: cannot resolve the path",
+                        entrypoint.display()
+                    )
+                })?;
+                if !entrypoint.is_file() {
+                    anyhow::bail!(
+                        "--run-jobs {}: not a file (expected the binary that stands in for the \
+                         image's entrypoint)",
+                        entrypoint.display()
+                    );
+                }
+                let mut pvcs = std::collections::BTreeMap::new();
+                for spec in &self.pvc {
+                    let (name, dir) = apisim::parse_pvc_flag(spec).map_err(anyhow::Error::msg)?;
+                    let dir = std::path::absolute(&dir)
+                        .with_context(|| format!("--pvc {spec}: cannot resolve the path"))?;
+                    if !dir.is_dir() {
+                        anyhow::bail!("--pvc {spec}: {} is not a directory", dir.display());
+                    }
+                    pvcs.insert(name, dir);
+                }
+                Some(apisim::RunJobsConfig {
+                    entrypoint,
+                    pvcs,
+                    pods_dir: self.pods_dir.clone(),
+                })
+            }
+            None => None,
+        };
         Ok(ApiSimConfig {
             listen: self.listen,
             plain: self.plain,
@@ -123,6 +166,7 @@ impl Args {
             bookmark_interval: Duration::from_millis(self.bookmark_interval_ms.max(1)),
             max_body_bytes: self.max_body_bytes,
             max_concurrent_streams: self.max_concurrent_streams,
+            run_jobs,
         })
     }
 }

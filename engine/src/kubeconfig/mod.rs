@@ -55,6 +55,10 @@ pub struct ResolveEnvironment {
 /// The standard service-account mount.
 pub const IN_CLUSTER_ROOT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/// Relocates the service-account mount, for runners that are not real pods (apisim's
+/// `--run-jobs` runs each pod as a local process and puts the token and CA here).
+pub const SERVICE_ACCOUNT_DIR_ENV: &str = "KREPLAY_SERVICE_ACCOUNT_DIR";
+
 impl ResolveEnvironment {
     /// The environment of this process.
     pub fn from_process() -> Self {
@@ -64,7 +68,9 @@ impl ResolveEnvironment {
             home: std::env::var_os("HOME")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
-            in_cluster_root: PathBuf::from(IN_CLUSTER_ROOT),
+            in_cluster_root: std::env::var_os(SERVICE_ACCOUNT_DIR_ENV)
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from(IN_CLUSTER_ROOT), PathBuf::from),
             service_host: non_empty("KUBERNETES_SERVICE_HOST"),
             service_port: non_empty("KUBERNETES_SERVICE_PORT"),
             token_file_check_interval: TOKEN_FILE_CHECK_INTERVAL,

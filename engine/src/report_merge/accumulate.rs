@@ -100,6 +100,8 @@ pub struct MergedReport {
     pub(super) start: Option<(time::OffsetDateTime, String)>,
     pub(super) timeout: f64,
     pub(super) runner_indexes: BTreeSet<u64>,
+    /// Runners expected but not among the inputs (`engine job` knows how many there were).
+    pub(super) missing_runners: Vec<u64>,
     pub(super) servers: Vec<String>,
     pub(super) timeline_source: String,
     pub(super) timeline_description: String,
@@ -165,6 +167,26 @@ fn uint(r: &ReportFile, obj: &Map<String, Value>, key: &str, at: &str) -> Result
 }
 
 impl MergedReport {
+    /// Lists the runner indexes below the runner count that no input report covers (only
+    /// when the inputs are runner reports), with a note for the user.
+    pub(super) fn note_missing_runners(&mut self, expected: Option<u64>) {
+        if self.runner_indexes.is_empty() {
+            return;
+        }
+        let Some(count) = expected.or(self.runner_count) else {
+            return;
+        };
+        self.missing_runners = (0..count)
+            .filter(|i| !self.runner_indexes.contains(i))
+            .collect();
+        if !self.missing_runners.is_empty() {
+            self.notes.push(format!(
+                "runners {:?} of {count} have no report: the merged report covers the others only (kreplay.config.missingRunners)",
+                self.missing_runners
+            ));
+        }
+    }
+
     /// Adds one report (already checked to carry kreplay's histograms).
     pub fn add(&mut self, r: &ReportFile) -> Result<(), MergeError> {
         let empty = Map::new();

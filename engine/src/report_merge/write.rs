@@ -259,6 +259,13 @@ impl MergedReport {
             }
             w.end_array();
         }
+        if !self.missing_runners.is_empty() {
+            w.key("missingRunners").begin_array();
+            for i in &self.missing_runners {
+                w.uint(*i);
+            }
+            w.end_array();
+        }
         w.end_object();
 
         w.key("histograms").begin_object();

@@ -4,6 +4,7 @@
 //! the scheduler and pools can be exercised with in-memory data (`MemorySource`) and
 //! the timeline reader stays the format's single owner.
 
+pub mod fetch;
 pub mod memory;
 pub mod timeline;
 

@@ -13,10 +13,42 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::error::TimelineError;
 use super::record::BlobRef;
+
+/// The blob index split by the hash's top bits: each part grows on its own, so a resize
+/// holds one part's old table beside the new one, not the whole map's (on tens of millions
+/// of distinct strings that transient was a third of the writer's peak memory).
+pub(crate) struct ShardedIndex {
+    parts: Vec<HashKeyedMap<u64>>,
+}
+
+impl Default for ShardedIndex {
+    fn default() -> Self {
+        ShardedIndex {
+            parts: (0..INDEX_PARTS).map(|_| HashKeyedMap::default()).collect(),
+        }
+    }
+}
+
+const INDEX_PARTS: usize = 64;
+
+impl ShardedIndex {
+    fn part(&mut self, hash: u64) -> &mut HashKeyedMap<u64> {
+        &mut self.parts[(hash >> 58) as usize % INDEX_PARTS]
+    }
+
+    fn get(&mut self, hash: &u64) -> Option<&u64> {
+        self.part(*hash).get(hash)
+    }
+
+    pub(crate) fn insert(&mut self, hash: u64, entry: u64) {
+        self.part(hash).insert(hash, entry);
+    }
+}
 
 /// Keys are already xxh3 hashes: hashing them again would only cost time.
 #[derive(Default)]
@@ -42,6 +74,20 @@ pub(crate) type HashKeyedMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHas
 const WRITE_BUFFER: usize = 1 << 20;
 /// Bytes of the blob area kept in memory for comparisons (bounded memory beyond it).
 const RESIDENT_LIMIT: usize = 32 << 20;
+/// Strings up to this length also get a copy of their own (targets, names, labels: the
+/// strings that repeat), so that a hit on one stored late needs no read from disk.
+const SMALL_MAX: usize = 256;
+/// Bytes of such copies kept at most.
+const SMALL_LIMIT: usize = 32 << 20;
+/// Copies start on 4-byte boundaries, so a 24-bit slot number reaches all of them.
+const SMALL_ALIGN: usize = 4;
+/// The slot of a string without a copy.
+const NO_COPY: u64 = (1 << SLOT_BITS) - 1;
+/// An index entry packs the offset (below 2^40) and the copy's slot into one u64, so the
+/// map costs what it did before the copies (it is most of the writer's memory).
+const SLOT_BITS: u32 = 24;
+/// Strings stored at or beyond this offset are not indexed (they may then be stored twice).
+const MAX_INDEXED_OFFSET: u64 = 1 << (64 - SLOT_BITS);
 
 /// Interned strings, stored once each, in a temporary file.
 pub(crate) struct BlobStore {
@@ -49,9 +95,12 @@ pub(crate) struct BlobStore {
     path: PathBuf,
     buffer: Vec<u8>,
     flushed_len: u64,
-    /// xxh3 → offset. The length is not kept: a hit is confirmed by comparing the new
-    /// bytes with the stored bytes at that offset, which is all a reference needs.
-    index: HashKeyedMap<u64>,
+    /// xxh3 → offset << 24 | slot of its copy in `small` (`NO_COPY` if none). The length is
+    /// not kept: a hit is confirmed by comparing the new bytes with the stored bytes, which
+    /// is all a reference needs.
+    index: ShardedIndex,
+    /// Copies of short strings (see `SMALL_MAX`).
+    small: Vec<u8>,
     compare_buf: Vec<u8>,
     /// A copy of the area's first bytes (up to `RESIDENT_LIMIT`).
     resident: Vec<u8>,
@@ -68,7 +117,8 @@ impl BlobStore {
             path: dir.to_path_buf(),
             buffer: Vec::with_capacity(WRITE_BUFFER),
             flushed_len: 0,
-            index: HashKeyedMap::default(),
+            index: ShardedIndex::default(),
+            small: Vec::new(),
             compare_buf: Vec::new(),
             resident: Vec::new(),
             resident_limit: RESIDENT_LIMIT,
@@ -82,7 +132,18 @@ impl BlobStore {
 
     /// Stores `bytes` unless identical bytes are already stored; returns where they
     /// are and whether they were new.
+    #[cfg(test)]
     pub(crate) fn intern(&mut self, bytes: &[u8]) -> Result<(BlobRef, bool), TimelineError> {
+        self.intern_hashed(bytes, xxh3_64(bytes))
+    }
+
+    /// [`Self::intern`] of `bytes` whose xxh3 is `hash` (computed by the caller, maybe on
+    /// another thread; a wrong hash only costs a duplicate, never a wrong reference).
+    pub(crate) fn intern_hashed(
+        &mut self,
+        bytes: &[u8],
+        hash: u64,
+    ) -> Result<(BlobRef, bool), TimelineError> {
         if bytes.is_empty() {
             return Ok((BlobRef::default(), false));
         }
@@ -92,21 +153,37 @@ impl BlobStore {
                 bytes.len()
             ))
         })?;
-        let hash = xxh3_64(bytes);
-        if let Some(&offset) = self.index.get(&hash) {
+        if let Some(&entry) = self.index.get(&hash) {
             let existing = BlobRef {
-                offset,
+                offset: entry >> SLOT_BITS,
                 len,
                 reserved: 0,
             };
-            if self.stored_equals(existing, bytes)? {
+            let slot = entry & NO_COPY;
+            let equal = if slot == NO_COPY {
+                self.stored_equals(existing, bytes)?
+            } else {
+                let at = slot as usize * SMALL_ALIGN;
+                self.small.get(at..at + bytes.len()) == Some(bytes)
+            };
+            if equal {
                 return Ok((existing, false));
             }
             // A collision: store the new bytes without indexing them.
             return Ok((self.append(bytes, len)?, true));
         }
         let stored = self.append(bytes, len)?;
-        self.index.insert(hash, stored.offset);
+        if stored.offset >= MAX_INDEXED_OFFSET {
+            return Ok((stored, true));
+        }
+        let mut slot = NO_COPY;
+        if bytes.len() <= SMALL_MAX && self.small.len() + bytes.len() <= SMALL_LIMIT {
+            slot = (self.small.len() / SMALL_ALIGN) as u64;
+            self.small.extend_from_slice(bytes);
+            self.small
+                .resize(self.small.len().next_multiple_of(SMALL_ALIGN), 0);
+        }
+        self.index.insert(hash, stored.offset << SLOT_BITS | slot);
         Ok((stored, true))
     }
 
@@ -226,14 +303,20 @@ mod tests {
 
     /// A hit on a hash whose stored bytes differ (a collision, simulated by planting a
     /// wrong offset) stores the new bytes instead of referring to the wrong ones, even
-    /// when the new bytes would run past the end of the area.
+    /// when the new bytes would run past the end of the area or of the short copies.
     #[test]
     fn a_hash_collision_stores_the_bytes_again() {
-        for planted in [b"other".as_slice(), b"a much longer string than first"] {
+        let planted_cases = [b"other".as_slice(), b"a much longer string than first"];
+        for (planted, copy) in planted_cases
+            .into_iter()
+            .flat_map(|p| [(p, NO_COPY), (p, 0)])
+        {
             let dir = tempfile::tempdir().unwrap();
             let mut store = BlobStore::new_in(dir.path()).unwrap();
             let (first, _) = store.intern(b"first").unwrap();
-            store.index.insert(xxh3_64(planted), first.offset);
+            store
+                .index
+                .insert(xxh3_64(planted), first.offset << SLOT_BITS | copy);
             let (r, new) = store.intern(planted).unwrap();
             assert!(new);
             assert_ne!(r.offset, first.offset);

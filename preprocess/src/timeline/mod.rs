@@ -17,6 +17,6 @@ mod writer;
 
 pub use error::TimelineError;
 pub use format::{TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION};
-pub use prepare::{due_us_of, path_mode_name};
+pub use prepare::{due_us_of, path_mode_name, OwnedPrepared};
 pub use reader::{Origin, RequestView, RunInfo, Timeline};
 pub use writer::{OriginStrings, PreparedRequest, TimelineWriter, WriteSummary, WriterOptions};

@@ -2,7 +2,7 @@
 
 use super::error::TimelineError;
 use super::record::FLAG_INVALID_TARGET;
-use super::writer::{OriginStrings, PreparedRequest, TimelineWriter};
+use super::writer::{OriginStrings, PreparedRequest, StringHashes, TimelineWriter};
 use crate::partition::key_hash;
 use crate::profile::{BodyKind, ProfileRequest};
 use crate::request_target::{metric_label, normalize, PathMode};
@@ -31,18 +31,28 @@ pub fn path_mode_name(mode: PathMode) -> &'static str {
     }
 }
 
-impl TimelineWriter {
-    /// Normalises `req` (profile index `index`) with `mode` and adds it. A target Go's
-    /// url.Parse rejects is stored with `FLAG_INVALID_TARGET` and the raw apiPath, as
-    /// kperf runs such a request and counts it failed.
-    pub fn push(
-        &mut self,
-        index: u64,
-        req: &ProfileRequest,
-        mode: PathMode,
-    ) -> Result<(), TimelineError> {
+/// A request normalised for the writer, owning its strings, so that it can be built on
+/// another thread than the writer's.
+#[derive(Debug, Clone)]
+pub struct OwnedPrepared {
+    /// The request as the profile gives it (its strings are the origin strings).
+    pub request: ProfileRequest,
+    due_us: u64,
+    key_hash: u64,
+    body_kind: BodyKind,
+    flags: u8,
+    target: String,
+    label: String,
+    hashes: StringHashes,
+}
+
+impl OwnedPrepared {
+    /// Normalises `req` (profile index `index`) with `mode`. A target Go's url.Parse rejects
+    /// is kept with `FLAG_INVALID_TARGET` and the raw apiPath, as kperf runs such a request
+    /// and counts it failed.
+    pub fn new(index: u64, req: ProfileRequest, mode: PathMode) -> Result<Self, TimelineError> {
         let due_us = due_us_of(index, req.timestamp_ms)?;
-        let (target, label, body_kind, flags) = match normalize(req, mode) {
+        let (target, label, body_kind, flags) = match normalize(&req, mode) {
             Ok(n) => (
                 n.target,
                 metric_label(req.verb, &n.metric_path),
@@ -56,17 +66,34 @@ impl TimelineWriter {
                 FLAG_INVALID_TARGET,
             ),
         };
-        self.push_prepared(&PreparedRequest {
-            profile_index: index,
+        let mut prepared = OwnedPrepared {
             due_us,
-            key_hash: key_hash(req),
-            verb: req.verb,
-            method: req.verb.method(),
+            key_hash: key_hash(&req),
             body_kind,
             flags,
-            target: target.as_bytes(),
+            target,
+            label,
+            request: req,
+            hashes: StringHashes([0; 8]),
+        };
+        prepared.hashes = StringHashes::of(&prepared.at(index));
+        Ok(prepared)
+    }
+
+    /// The prepared request at profile index `index`, borrowing these strings.
+    pub fn at(&self, index: u64) -> PreparedRequest<'_> {
+        let req = &self.request;
+        PreparedRequest {
+            profile_index: index,
+            due_us: self.due_us,
+            key_hash: self.key_hash,
+            verb: req.verb,
+            method: req.verb.method(),
+            body_kind: self.body_kind,
+            flags: self.flags,
+            target: self.target.as_bytes(),
             body: req.body.as_bytes(),
-            label: &label,
+            label: &self.label,
             origin: OriginStrings {
                 namespace: &req.namespace,
                 resource_kind: &req.resource_kind,
@@ -74,6 +101,25 @@ impl TimelineWriter {
                 label_selector: &req.label_selector,
                 api_path: &req.api_path,
             },
-        })
+        }
+    }
+}
+
+impl TimelineWriter {
+    /// Normalises `req` (profile index `index`) with `mode` and adds it (see
+    /// [`OwnedPrepared::new`]).
+    pub fn push(
+        &mut self,
+        index: u64,
+        req: &ProfileRequest,
+        mode: PathMode,
+    ) -> Result<(), TimelineError> {
+        let prepared = OwnedPrepared::new(index, req.clone(), mode)?;
+        self.push_owned(index, &prepared)
+    }
+
+    /// Adds a request prepared elsewhere (its string hashes included) at `index`.
+    pub fn push_owned(&mut self, index: u64, req: &OwnedPrepared) -> Result<(), TimelineError> {
+        self.push_hashed(&req.at(index), &req.hashes)
     }
 }

@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+use xxhash_rust::xxh3::xxh3_64;
+
 use super::blob_store::{BlobStore, HashKeyedMap};
 use super::error::TimelineError;
 use super::format::{
@@ -89,6 +91,32 @@ pub struct PreparedRequest<'a> {
     pub origin: OriginStrings<'a>,
 }
 
+/// The xxh3 of a prepared request's strings (target, body, label, then the five origin
+/// strings), which the blob store interns by; computing them off the writer's thread leaves
+/// the writer only the lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StringHashes(pub(super) [u64; 8]);
+
+impl StringHashes {
+    /// The hashes of `req`'s strings.
+    pub(crate) fn of(req: &PreparedRequest<'_>) -> Self {
+        let o = &req.origin;
+        StringHashes(
+            [
+                req.target,
+                req.body,
+                req.label.as_bytes(),
+                o.namespace.as_bytes(),
+                o.resource_kind.as_bytes(),
+                o.name.as_bytes(),
+                o.label_selector.as_bytes(),
+                o.api_path.as_bytes(),
+            ]
+            .map(xxh3_64),
+        )
+    }
+}
+
 /// What `finish` wrote, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteSummary {
@@ -160,6 +188,16 @@ impl TimelineWriter {
 
     /// Adds the next request (profile order, non-decreasing due time).
     pub fn push_prepared(&mut self, req: &PreparedRequest<'_>) -> Result<(), TimelineError> {
+        self.push_hashed(req, &StringHashes::of(req))
+    }
+
+    /// [`Self::push_prepared`] with the strings' hashes already computed (on another thread).
+    pub(crate) fn push_hashed(
+        &mut self,
+        req: &PreparedRequest<'_>,
+        hashes: &StringHashes,
+    ) -> Result<(), TimelineError> {
+        let [h_target, h_body, h_label, h_namespace, h_kind, h_name, h_selector, h_path] = hashes.0;
         let bad = |field, problem: String| TimelineError::BadRequest {
             index: req.profile_index,
             field,
@@ -189,18 +227,24 @@ impl TimelineWriter {
                 format!("unknown flag bits {:#04x}", req.flags),
             ));
         }
-        let (target, new_target) = self.blobs.intern(req.target)?;
-        let (body, new_body) = self.blobs.intern(req.body)?;
+        let (target, new_target) = self.blobs.intern_hashed(req.target, h_target)?;
+        let (body, new_body) = self.blobs.intern_hashed(req.body, h_body)?;
         self.distinct_targets += u64::from(new_target);
         self.distinct_bodies += u64::from(new_body);
-        let label = self.label_id(req.label)?;
+        let label = self.label_id(req.label, h_label)?;
         let o = &req.origin;
         let origin = [
-            self.blobs.intern(o.namespace.as_bytes())?.0,
-            self.blobs.intern(o.resource_kind.as_bytes())?.0,
-            self.blobs.intern(o.name.as_bytes())?.0,
-            self.blobs.intern(o.label_selector.as_bytes())?.0,
-            self.blobs.intern(o.api_path.as_bytes())?.0,
+            self.blobs
+                .intern_hashed(o.namespace.as_bytes(), h_namespace)?
+                .0,
+            self.blobs
+                .intern_hashed(o.resource_kind.as_bytes(), h_kind)?
+                .0,
+            self.blobs.intern_hashed(o.name.as_bytes(), h_name)?.0,
+            self.blobs
+                .intern_hashed(o.label_selector.as_bytes(), h_selector)?
+                .0,
+            self.blobs.intern_hashed(o.api_path.as_bytes(), h_path)?.0,
         ];
         let mut flags = req.flags & !FLAG_WATCH;
         if req.verb == Verb::Watch {
@@ -225,8 +269,8 @@ impl TimelineWriter {
         Ok(())
     }
 
-    fn label_id(&mut self, label: &str) -> Result<u32, TimelineError> {
-        let (stored, _) = self.blobs.intern(label.as_bytes())?;
+    fn label_id(&mut self, label: &str, hash: u64) -> Result<u32, TimelineError> {
+        let (stored, _) = self.blobs.intern_hashed(label.as_bytes(), hash)?;
         // The blob store interns, so equal labels share one stored place: its offset is the label's identity.
         let key = stored.offset;
         if let Some(&id) = self.label_ids.get(&key) {
