@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl.
+# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, openssl,
+# kubectl. A test whose tool is missing fails rather than passing unchecked.
 need_apt=()
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # kubectl v1.32 ships with this machine image; Debian's kubernetes-client (1.20)
 # conflicts with it, so only install it where no kubectl exists.
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
@@ -44,8 +46,11 @@ log "cargo test"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-cargo test --workspace --locked -- --test-threads="${KREPLAY_TEST_THREADS:-2}" 2>&1 | tee "$out" || status=$?
-# One closing line for the whole workspace (cargo prints one per test binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "kreplay: %d passed, %d failed\n", p, f }' "$out"
+# --no-fail-fast: a failing test binary must not hide the ones after it.
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${KREPLAY_TEST_THREADS:-2}" 2>&1 | tee "$out" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary); a binary that
+# crashed before its summary line shows up in "binaries failed".
+awk '/^test result:/ { n++; for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) g += $(i-1) } }
+     /^error: test failed, to rerun/ { b++ }
+     END { printf "kreplay: %d passed, %d failed, %d ignored (%d test binaries; %d binaries failed)\n", p, f, g, n, b }' "$out"
 exit "$status"

@@ -14,13 +14,9 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/fixtures/<name>` beside the repository.
+/// A sample profile kept in the repository (`bench/profiles/<name>`).
 pub fn fixture(name: &str) -> PathBuf {
-    workspace()
-        .join("..")
-        .join("shared")
-        .join("fixtures")
-        .join(name)
+    workspace().join("bench").join("profiles").join(name)
 }
 
 /// A binary of the workspace, from the target dir this test runs from.
