@@ -65,6 +65,9 @@ pub enum RunError {
     /// The preflight `GET /version` failed: nothing of the timeline was sent.
     #[error(transparent)]
     Preflight(#[from] crate::runtime::preflight::PreflightError),
+    /// The source failed its check before the start (nothing was sent).
+    #[error(transparent)]
+    Damaged(#[from] crate::source::DamagedSource),
     /// A core stopped abnormally.
     #[error("core {core} failed: {message}")]
     CoreFailed {
@@ -174,6 +177,15 @@ fn run_checked(
         opts.cores
     };
     let info = source.info().clone();
+    // Every part of the source the replay reads is checked beside the preflight and the
+    // connects, and the start waits for it: a damaged timeline sends nothing.
+    let verifier = {
+        let source = source.clone();
+        std::thread::Builder::new()
+            .name("kreplay-verify".into())
+            .spawn(move || source.verify_for_replay())
+            .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?
+    };
     let runs: Vec<(usize, u64)> = source
         .runs()
         .iter()
@@ -258,7 +270,15 @@ fn run_checked(
             }
         }
     }
-    let ok = gate.wait_all(cores) && spawn_error.is_none();
+    let connected = gate.wait_all(cores) && spawn_error.is_none();
+    // A start already aborted (preflight, executor) does not wait for the check: the
+    // thread is left to end with the process.
+    let damaged = match connected.then(|| verifier.join()) {
+        Some(Ok(checked)) => checked.err(),
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => None,
+    };
+    let ok = connected && damaged.is_none();
     let now = Instant::now();
     let sys_now = SystemTime::now();
     let start_wall = opts.start_at.unwrap_or(sys_now + Duration::from_millis(2));
@@ -315,6 +335,9 @@ fn run_checked(
     merged.finish();
     if let Some(e) = spawn_error.or(join_error) {
         return Err(e);
+    }
+    if let Some(e) = damaged {
+        return Err(RunError::Damaged(e));
     }
     if let Some(e) = preflight_error {
         return Err(RunError::Preflight(e));
