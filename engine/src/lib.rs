@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod plan;
 pub mod prefetch;
 pub mod report;
+pub mod report_file;
 pub mod report_merge;
 pub mod run;
 pub mod runtime;

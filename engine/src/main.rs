@@ -1,10 +1,12 @@
 //! `engine`: replays a timeline and writes kperf's report (plus kreplay's section).
 //!
 //! Exit codes of `run`: 0 after a complete run (even with failed requests: they are in the
-//! report), 1 on an error before or instead of the report, 130 when Ctrl-C or SIGTERM
-//! stopped the run (the report of what ran is still written).
+//! report), 1 on an error before or instead of the report, 3 when the report could not be
+//! written to `--result`/stdout and was saved to the fallback file named on stderr, 130 when
+//! Ctrl-C or SIGTERM stopped the run (the report of what ran is still written).
 //! `compare`: 0 when no threshold is crossed, 1 when one is, 2 on unusable input.
-//! `merge`: 0 when the merged report is written, 1 otherwise.
+//! `merge`: 0 when the merged report is written, 1 otherwise, 3 when it went to a fallback
+//! file.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,6 +23,7 @@ use engine::compare::{compare_files, CompareOptions};
 use engine::kubeconfig::{resolve, KubeconfigOptions};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
+use engine::report_file::{ReportFile, REPORT_FALLBACK_EXIT};
 use engine::report_merge::{merge_files, MergeOptions};
 use engine::run::{run, run_with_preflight, RunOptions};
 use engine::source::{ReplaySource, TimelineSource};
@@ -44,13 +47,9 @@ fn main() -> ExitCode {
         Command::Merge(args) => return merge_command(&args),
     };
     match run_command(&args) {
-        Ok(interrupted) => {
-            if interrupted {
-                ExitCode::from(130)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+        Ok(RunEnd::Complete) => ExitCode::SUCCESS,
+        Ok(RunEnd::Interrupted) => ExitCode::from(130),
+        Ok(RunEnd::ReportFallback) => ExitCode::from(REPORT_FALLBACK_EXIT),
         Err(e) => {
             eprintln!("engine: {e:#}");
             ExitCode::from(1)
@@ -107,26 +106,64 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
 
 /// Runs `engine merge`.
 fn merge_command(args: &MergeArgs) -> ExitCode {
-    let result = merge_files(&args.reports, MergeOptions { force: args.force })
-        .map_err(anyhow::Error::from)
-        .and_then(|merged| {
-            for n in &merged.notes {
-                eprintln!("engine merge: note: {n}");
-            }
-            std::fs::write(&args.output, merged.json)
-                .with_context(|| format!("cannot write -o {}", args.output.display()))
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let sink = match ReportFile::open("-o", Some(&args.output)) {
+        Ok(sink) => sink,
         Err(e) => {
+            eprintln!("engine merge: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let merged = match merge_files(&args.reports, MergeOptions { force: args.force }) {
+        Ok(merged) => merged,
+        Err(e) => {
+            sink.discard();
             eprintln!("engine merge: {e:#}");
-            ExitCode::from(1)
+            return ExitCode::from(1);
+        }
+    };
+    for n in &merged.notes {
+        eprintln!("engine merge: note: {n}");
+    }
+    match sink.write(&merged.json) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fallback) => {
+            eprintln!("engine merge: {}", fallback.message());
+            ExitCode::from(REPORT_FALLBACK_EXIT)
         }
     }
 }
 
-/// Runs `engine run`; returns whether a signal stopped it.
-fn run_command(args: &RunArgs) -> Result<bool> {
+/// How `engine run` ended, when it wrote a report.
+enum RunEnd {
+    Complete,
+    Interrupted,
+    /// The report went to a fallback file (see `report_file`).
+    ReportFallback,
+}
+
+/// Runs `engine run`: the report's destination is opened before anything is sent, and the
+/// report of a run that happened is never lost.
+fn run_command(args: &RunArgs) -> Result<RunEnd> {
+    let sink = ReportFile::open("--result", args.result.as_deref())?;
+    let (report, interrupted) = match replay(args) {
+        Ok(done) => done,
+        Err(e) => {
+            sink.discard();
+            return Err(e);
+        }
+    };
+    match sink.write(&report) {
+        Ok(()) if interrupted => Ok(RunEnd::Interrupted),
+        Ok(()) => Ok(RunEnd::Complete),
+        Err(fallback) => {
+            eprintln!("engine: {}", fallback.message());
+            Ok(RunEnd::ReportFallback)
+        }
+    }
+}
+
+/// Replays and renders the report; returns it and whether a signal stopped the run.
+fn replay(args: &RunArgs) -> Result<(String, bool)> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping exits at once.
@@ -198,22 +235,5 @@ fn run_command(args: &RunArgs) -> Result<bool> {
     };
     let report = render_report(&ctx)?;
     eprint!("{}", render_summary(&ctx));
-    match &args.result {
-        Some(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("cannot create the directory of --result {}", path.display())
-                })?;
-            }
-            std::fs::write(path, report)
-                .with_context(|| format!("cannot write --result {}", path.display()))?;
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(report.as_bytes())
-                .context("writing the report to stdout")?;
-            out.flush().context("writing the report to stdout")?;
-        }
-    }
-    Ok(outcome.interrupted)
+    Ok((report, outcome.interrupted))
 }
