@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod http1;
+pub mod interrupt;
 pub mod kubeconfig;
 pub mod merge;
 pub mod metrics;

@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -52,7 +51,12 @@ fn main() -> ExitCode {
         Ok(RunEnd::ReportFallback) => ExitCode::from(REPORT_FALLBACK_EXIT),
         Err(e) => {
             eprintln!("engine: {e:#}");
-            ExitCode::from(1)
+            // Stopped before the replay began (e.g. in an exec plugin): nothing was sent.
+            if engine::interrupt::stopped() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -164,7 +168,8 @@ fn run_command(args: &RunArgs) -> Result<RunEnd> {
 
 /// Replays and renders the report; returns it and whether a signal stopped the run.
 fn replay(args: &RunArgs) -> Result<(String, bool)> {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = engine::interrupt::stop_flag();
+    engine::interrupt::set_exec_timeout(args.exec_timeout);
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping exits at once.
         signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
