@@ -87,6 +87,7 @@ fn a_signal_during_the_preflight_ends_the_run_with_130() {
         assert_eq!(out.status.code(), Some(130), "signal {signal}: {stderr}");
         let report = report(&result);
         assert_eq!(report["totalRun"], 0, "nothing was sent: {report}");
+        assert_eq!(report["kreplay"]["run"]["unsentOnStop"], 9, "{report}");
     }
 }
 
@@ -133,7 +134,9 @@ fn a_signal_while_waiting_for_start_at_ends_the_run_with_130() {
     let out = signal_and_wait(child, libc::SIGTERM);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert_eq!(report(&result)["totalRun"], 0);
+    let report = report(&result);
+    assert_eq!(report["totalRun"], 0, "{report}");
+    assert_eq!(report["kreplay"]["run"]["unsentOnStop"], 9, "{report}");
 }
 
 /// A kubeconfig whose user runs `plugin` (a shell script) against `server`.

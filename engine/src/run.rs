@@ -101,7 +101,7 @@ pub struct RunOutcome {
     pub scheduled_span_us: u64,
     /// Replayed requests per second of wall time since the start, as scheduled.
     pub scheduled_per_second: SecondCounts,
-    /// Due requests dropped unsent because of a stop.
+    /// Requests never sent because of a stop (due and queued, or not yet due).
     pub unsent_on_stop: u64,
     /// Connections opened, total (pool, replacements, WATCHes).
     pub conns_opened: u64,

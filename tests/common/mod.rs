@@ -73,10 +73,15 @@ impl ApiSim {
     /// Starts `apisim --listen 127.0.0.1:0 --kubeconfig-out <tmp>` plus `extra` flags and waits
     /// (at most 20 s) for its `listening on` line.
     pub fn start(extra: &[&str]) -> ApiSim {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Like [`ApiSim::start`] on a given `listen` address (to restart on the same port).
+    pub fn start_on(listen: &str, extra: &[&str]) -> ApiSim {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(bin("apisim"))
-            .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+            .args(["--listen", listen, "--kubeconfig-out"])
             .arg(&kubeconfig)
             .args(extra)
             .stdout(Stdio::piped())

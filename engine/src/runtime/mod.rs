@@ -299,6 +299,13 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     let prewarm_timeout = shared.settings.timeout.min(Duration::from_secs(5));
     let h2_pool: Rc<conn::H2Pool> = Rc::new(RefCell::new(Vec::new()));
     let mut checked = None;
+    // What a run that never starts leaves unsent: every record of this core's runs.
+    let planned: u64 = plan
+        .runs
+        .iter()
+        .filter_map(|&r| shared.source.runs().get(r))
+        .map(|r| r.len)
+        .sum();
     // Ctrl-C / SIGTERM during the preflight or the connects: this core arrives at the gate
     // with nothing opened and the main thread ends the run before its start.
     let stopped_before_start = |ticket: GateTicket| {
@@ -306,7 +313,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         CoreResult {
             metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
             end: Instant::now(),
-            unsent_on_stop: 0,
+            unsent_on_stop: planned,
             conns_opened: 0,
             peak_conns: 0,
             preflight_error: None,
@@ -354,7 +361,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         return CoreResult {
             metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
             end: Instant::now(),
-            unsent_on_stop: 0,
+            unsent_on_stop: planned,
             conns_opened: opened,
             peak_conns: 0,
             preflight_error: None,
@@ -554,8 +561,9 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
             waiter.pause(Duration::from_micros(1)).await;
         }
     }
+    // After a stop: the due requests still queued and those that never came due.
     let unsent = if stop() {
-        ctx.queue.borrow_mut().clear() as u64
+        ctx.queue.borrow_mut().clear() as u64 + merger.remaining()
     } else {
         0
     };
