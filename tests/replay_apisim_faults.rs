@@ -14,11 +14,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use bench::profile_gen::{write_profile_to_path, GenConfig, RateShape};
-use common::{bin, preprocess, run_bounded, ApiSim};
+use common::{bin, preprocess, read_report, run_bounded, spawn_engine_run, wait_bounded, ApiSim};
 use serde_json::Value;
 
 const REQUESTS: u64 = 200;
@@ -186,18 +186,20 @@ fn error_stats(report: &Value) -> Vec<(String, u64)> {
 fn throttled_requests_are_failures_not_silent_retries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tl = timeline(dir.path(), RateShape::Constant);
-    let (report, order) = replay(
-        &tl,
-        &["--throttle-fraction", "1", "--retry-after", "1"],
-        &[],
-    );
-    assert_eq!(
-        error_stats(&report),
-        vec![("http/429".to_string(), REQUESTS)]
-    );
-    assert_eq!(report["totalFailed"], REQUESTS);
-    // kperf's client-go would retry each one up to 10 times (weakness 6): apisim saw each once.
-    assert_eq!(order["recorded"], REQUESTS);
+    // A 429 storm with and without Retry-After.
+    for faults in [
+        &["--throttle-fraction", "1", "--retry-after", "1"][..],
+        &["--throttle-fraction", "1"][..],
+    ] {
+        let (report, order) = replay(&tl, faults, &[]);
+        assert_eq!(
+            error_stats(&report),
+            vec![("http/429".to_string(), REQUESTS)]
+        );
+        assert_eq!(report["totalFailed"], REQUESTS);
+        // kperf's client-go would retry each one up to 10 times (weakness 6): apisim saw each once.
+        assert_eq!(order["recorded"], REQUESTS);
+    }
 }
 
 #[test]
@@ -268,18 +270,6 @@ fn stalled_requests_time_out_and_the_run_ends() {
 }
 
 #[test]
-fn throttled_without_retry_after_are_failures_too() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tl = timeline(dir.path(), RateShape::Constant);
-    let (report, order) = replay(&tl, &["--throttle-fraction", "1"], &[]);
-    assert_eq!(
-        error_stats(&report),
-        vec![("http/429".to_string(), REQUESTS)]
-    );
-    assert_eq!(order["recorded"], REQUESTS);
-}
-
-#[test]
 fn a_server_down_at_the_start_stops_the_preflight_or_fails_every_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tl = timeline(dir.path(), RateShape::Constant);
@@ -312,15 +302,7 @@ fn a_server_killed_and_restarted_on_its_port_mid_run() {
     let sim = ApiSim::start_on(&listen, &["--plain", "--no-auth"]);
     let url = sim.url.clone();
     let report_path = dir.path().join("report.json");
-    let child = Command::new(bin("engine"))
-        .arg("run")
-        .arg(&tl)
-        .args(["--server", &url, "--quiet", "--timeout", "2s", "--result"])
-        .arg(&report_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn engine");
+    let child = spawn_engine_run(&tl, &["--server", &url, "--timeout", "2s"], &report_path);
     wait_recorded(&sim, 20);
     drop(sim);
     let restarted = ApiSim::start_on(&listen, &["--plain", "--no-auth"]);
@@ -330,31 +312,13 @@ fn a_server_killed_and_restarted_on_its_port_mid_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report"))
-            .expect("JSON");
+    let report = read_report(&report_path);
     assert_counts_add_up(&report);
     assert_eq!(report["totalRun"], 150, "{report}");
     assert!(
         recorded(&restarted) > 0,
         "the run went on against the restarted server"
     );
-}
-
-/// Waits for `child` at most `limit` (then kills it so the test fails instead of hanging).
-fn wait_bounded(child: std::process::Child, limit: Duration) -> Output {
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(limit).is_err() {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().expect("wait");
-    let _ = tx.send(());
-    let _ = watchdog.join();
-    out
 }
 
 #[test]
@@ -364,15 +328,7 @@ fn sigint_and_sigterm_mid_run_write_the_report_of_what_ran() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let sim = ApiSim::start(&["--plain", "--no-auth"]);
         let report_path = dir.path().join(format!("report-{signal}.json"));
-        let child = Command::new(bin("engine"))
-            .arg("run")
-            .arg(&tl)
-            .args(["--server", &sim.url, "--quiet", "--result"])
-            .arg(&report_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn engine");
+        let child = spawn_engine_run(&tl, &["--server", &sim.url], &report_path);
         wait_recorded(&sim, 10);
         // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe { libc::kill(child.id() as i32, signal) };
@@ -383,9 +339,7 @@ fn sigint_and_sigterm_mid_run_write_the_report_of_what_ran() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let report: Value =
-            serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report"))
-                .expect("JSON");
+        let report = read_report(&report_path);
         assert_counts_add_up(&report);
         assert_eq!(report["kreplay"]["run"]["interrupted"], true);
         let unsent = report["kreplay"]["run"]["unsentOnStop"]
@@ -450,17 +404,8 @@ fn a_token_file_that_disappears_mid_run_keeps_the_last_token() {
     )
     .expect("write kubeconfig");
     let report_path = dir.path().join("report.json");
-    let child = Command::new(bin("engine"))
-        .arg("run")
-        .arg(&tl)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["--quiet", "--result"])
-        .arg(&report_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn engine");
+    let kc = kubeconfig.to_str().expect("utf-8");
+    let child = spawn_engine_run(&tl, &["--kubeconfig", kc], &report_path);
     wait_recorded(&sim, 20);
     std::fs::remove_file(&token_file).expect("remove the token file");
     let out = wait_bounded(child, Duration::from_secs(60));
@@ -469,9 +414,7 @@ fn a_token_file_that_disappears_mid_run_keeps_the_last_token() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report"))
-            .expect("JSON");
+    let report = read_report(&report_path);
     assert_counts_add_up(&report);
     assert_eq!(report["totalRun"], 150, "{report}");
     assert_eq!(report["totalFailed"], 0, "{}", report["errorStats"]);

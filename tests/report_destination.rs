@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{bin, fixture, preprocess, run_bounded, ApiSim};
+use common::{bin, fixture, preprocess, run_bounded, wait_bounded, ApiSim};
 use serde_json::Value;
 
 /// Requests in the sample profile.
@@ -107,17 +107,7 @@ fn a_closed_stdout_pipe_sends_the_report_to_a_fallback_file() {
         .expect("spawn engine");
     // Close the read end: the report's write gets EPIPE.
     drop(child.stdout.take());
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().expect("wait");
-    let _ = tx.send(());
-    let _ = watchdog.join();
+    let out = wait_bounded(child, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("stdout"), "{stderr}");

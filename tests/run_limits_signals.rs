@@ -11,10 +11,12 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{bin, fixture, preprocess, run_bounded, ApiSim};
+use common::{
+    bin, fixture, preprocess, read_report, run_bounded, spawn_engine_run, wait_bounded, ApiSim,
+};
 use serde_json::Value;
 
 fn sample_timeline(dir: &Path) -> PathBuf {
@@ -23,39 +25,11 @@ fn sample_timeline(dir: &Path) -> PathBuf {
     timeline
 }
 
-fn spawn_engine(args: &[&str], timeline: &Path, result: &Path) -> Child {
-    Command::new(bin("engine"))
-        .arg("run")
-        .arg(timeline)
-        .args(args)
-        .args(["--quiet", "--result"])
-        .arg(result)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn engine")
-}
-
 /// Sends `signal` to `child` and collects it, killing it if it has not ended within 30 s.
 fn signal_and_wait(child: Child, signal: i32) -> Output {
-    let pid = child.id() as i32;
     // SAFETY: kill(2) on our own child, not yet reaped.
-    unsafe { libc::kill(pid, signal) };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            // SAFETY: as above; the test then fails on the exit status.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().expect("wait");
-    let _ = tx.send(());
-    let _ = watchdog.join();
-    out
-}
-
-fn report(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("JSON")
+    unsafe { libc::kill(child.id() as i32, signal) };
+    wait_bounded(child, Duration::from_secs(30))
 }
 
 /// Waits (at most 20 s) for `path` to exist.
@@ -80,12 +54,12 @@ fn a_signal_during_the_preflight_ends_the_run_with_130() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let result = dir.path().join(format!("preflight-{signal}.json"));
-        let child = spawn_engine(&["--server", &url, "--timeout", "60s"], &timeline, &result);
+        let child = spawn_engine_run(&timeline, &["--server", &url, "--timeout", "60s"], &result);
         let (_held, _) = listener.accept().expect("the preflight connects");
         let out = signal_and_wait(child, signal);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "signal {signal}: {stderr}");
-        let report = report(&result);
+        let report = read_report(&result);
         assert_eq!(report["totalRun"], 0, "nothing was sent: {report}");
         assert_eq!(report["kreplay"]["run"]["unsentOnStop"], 9, "{report}");
     }
@@ -103,7 +77,8 @@ fn a_signal_while_waiting_for_start_at_ends_the_run_with_130() {
         .as_millis()
         + 3_600_000;
     let result = dir.path().join("start-at.json");
-    let child = spawn_engine(
+    let child = spawn_engine_run(
+        &timeline,
         &[
             "--server",
             &url,
@@ -114,7 +89,6 @@ fn a_signal_while_waiting_for_start_at_ends_the_run_with_130() {
             "--start-at",
             &in_an_hour.to_string(),
         ],
-        &timeline,
         &result,
     );
     // Answer the preflight; with one connection the engine then only waits for the start.
@@ -134,7 +108,7 @@ fn a_signal_while_waiting_for_start_at_ends_the_run_with_130() {
     let out = signal_and_wait(child, libc::SIGTERM);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    let report = report(&result);
+    let report = read_report(&result);
     assert_eq!(report["totalRun"], 0, "{report}");
     assert_eq!(report["kreplay"]["run"]["unsentOnStop"], 9, "{report}");
 }
@@ -196,7 +170,7 @@ fn a_hung_exec_plugin_is_bounded_and_a_signal_ends_it() {
     // A signal ends the wait for it.
     std::fs::remove_file(&marker).expect("reset marker");
     let result = dir.path().join("exec.json");
-    let child = spawn_engine(&["--kubeconfig", kc], &timeline, &result);
+    let child = spawn_engine_run(&timeline, &["--kubeconfig", kc], &result);
     wait_for_file(&marker);
     let out = signal_and_wait(child, libc::SIGINT);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -304,7 +278,7 @@ fn the_open_file_limit_is_raised_and_a_plan_beyond_it_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = report(&result);
+    let report = read_report(&result);
     assert_eq!(report["totalRun"], 9, "{report}");
     assert_eq!(report["totalFailed"], 0, "{report}");
 

@@ -44,6 +44,12 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    wait_bounded(child, limit)
+}
+
+/// Collects a spawned child, killing it once `limit` has passed so that the test fails
+/// (on its exit status) instead of hanging.
+pub fn wait_bounded(child: Child, limit: Duration) -> Output {
     let (tx, rx) = mpsc::channel();
     let pid = child.id();
     let waiter = std::thread::spawn(move || {
@@ -57,6 +63,27 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let _ = tx.send(());
     let _ = waiter.join();
     out
+}
+
+/// `engine run TIMELINE ARGS --quiet --result RESULT`, spawned with stderr piped (for a test
+/// that acts while it runs, then collects it with [`wait_bounded`]).
+pub fn spawn_engine_run(timeline: &Path, args: &[&str], result: &Path) -> Child {
+    Command::new(bin("engine"))
+        .arg("run")
+        .arg(timeline)
+        .args(args)
+        .args(["--quiet", "--result"])
+        .arg(result)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn engine")
+}
+
+/// The JSON report at `path`.
+pub fn read_report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("report written"))
+        .expect("report is JSON")
 }
 
 /// A running apisim process, killed on drop.
