@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, kubectl;
-# python3 (HTTP servers for timelines and in pods of apisim --run-jobs, kubernetes-validate);
-# buildah and umoci build and unpack the runner image (tests/image.rs), which carries
-# Debian's CA bundle.
+# --- system packages the tests drive: nginx (a real TLS + HTTP/2 server), curl, openssl,
+# kubectl; python3 (HTTP servers for timelines and in pods of apisim --run-jobs,
+# kubernetes-validate); buildah and umoci build and unpack the runner image (tests/image.rs),
+# which carries Debian's CA bundle. A test whose tool is missing fails rather than passing
+# unchecked.
 need_apt=()
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
 command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
@@ -58,8 +60,11 @@ log "cargo test"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-cargo test --workspace --locked -- --test-threads="${KREPLAY_TEST_THREADS:-2}" 2>&1 | tee "$out" || status=$?
-# One closing line for the whole workspace (cargo prints one per test binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "kreplay: %d passed, %d failed\n", p, f }' "$out"
+# --no-fail-fast: a failing test binary must not hide the ones after it.
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${KREPLAY_TEST_THREADS:-2}" 2>&1 | tee "$out" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary); a binary that
+# crashed before its summary line shows up in "binaries failed".
+awk '/^test result:/ { n++; for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) g += $(i-1) } }
+     /^error: test failed, to rerun/ { b++ }
+     END { printf "kreplay: %d passed, %d failed, %d ignored (%d test binaries; %d binaries failed)\n", p, f, g, n, b }' "$out"
 exit "$status"

@@ -502,10 +502,10 @@ async fn tls_serves_http1_with_token_or_client_certificate() {
         .arg("--version")
         .output()
         .is_ok();
-    if !curl_present {
-        eprintln!("skipping: curl is not installed");
-        return;
-    }
+    assert!(
+        curl_present,
+        "curl is not installed: this test needs it (scripts/test.sh installs it)"
+    );
     let out = tempfile::tempdir().unwrap();
     let written_ca = out.path().join("written-ca.pem");
     let sim = ApiSim::start(&[

@@ -210,11 +210,14 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_start_at)]
     pub start_at: Option<SystemTime>,
     /// Per-request timeout (`60s`, `500ms`, `2m`).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
     /// After Ctrl-C / SIGTERM, time given to requests in flight.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub grace: Duration,
+    /// Longest an exec credential plugin may run before the engine gives up on it.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub exec_timeout: Duration,
     /// User-Agent header (kperf sends client-go's, e.g. `kperf/v0.0.0 (linux/amd64) kubernetes/$Format`).
     #[arg(long, default_value = concat!("kreplay/", env!("CARGO_PKG_VERSION")))]
     pub user_agent: String,
@@ -259,6 +262,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("duration {s:?} is out of range"))
 }
 
+/// Like [`parse_duration`], refusing zero (a timeout or grace of nothing is a mistake).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be greater than zero"));
+    }
+    Ok(d)
+}
+
 /// Parses an RFC 3339 instant or unix milliseconds.
 pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
     let t = s.trim();
@@ -289,6 +301,11 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_positive_duration("0s")
+            .unwrap_err()
+            .contains("greater than zero"));
+        assert!(parse_positive_duration("-1s").is_err());
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

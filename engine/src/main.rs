@@ -1,14 +1,15 @@
 //! `engine`: replays a timeline and writes kperf's report (plus kreplay's section).
 //!
 //! Exit codes of `run`: 0 after a complete run (even with failed requests: they are in the
-//! report), 1 on an error before or instead of the report, 130 when Ctrl-C or SIGTERM
-//! stopped the run (the report of what ran is still written).
+//! report), 1 on an error before or instead of the report, 3 when the report could not be
+//! written to `--result`/stdout and was saved to the fallback file named on stderr, 130 when
+//! Ctrl-C or SIGTERM stopped the run (the report of what ran is still written).
 //! `compare`: 0 when no threshold is crossed, 1 when one is, 2 on unusable input.
-//! `merge`: 0 when the merged report is written, 1 otherwise.
+//! `merge`: 0 when the merged report is written, 1 otherwise, 3 when it went to a fallback
+//! file.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -23,6 +24,7 @@ use engine::job::report_server::ReportServer;
 use engine::kubeconfig::{resolve, KubeconfigOptions};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
+use engine::report_file::{ReportFile, REPORT_FALLBACK_EXIT};
 use engine::report_merge::{merge_files, MergeOptions};
 use engine::run::{run, run_with_preflight, RunOptions};
 use engine::source::fetch::{fetch_timeline, file_sha256, is_url, parse_sha256};
@@ -48,16 +50,17 @@ fn main() -> ExitCode {
         Command::Job { command } => return job_command(&command),
     };
     match run_command(&args) {
-        Ok(interrupted) => {
-            if interrupted {
-                ExitCode::from(130)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+        Ok(RunEnd::Complete) => ExitCode::SUCCESS,
+        Ok(RunEnd::Interrupted) => ExitCode::from(130),
+        Ok(RunEnd::ReportFallback) => ExitCode::from(REPORT_FALLBACK_EXIT),
         Err(e) => {
             eprintln!("engine: {e:#}");
-            ExitCode::from(1)
+            // Stopped before the replay began (e.g. in an exec plugin): nothing was sent.
+            if engine::interrupt::stopped() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -112,7 +115,7 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
 /// Runs `engine job …`: 0 every runner merged, 1 a runner failed or is missing, 2 unusable input,
 /// 130 interrupted (the Job is kept; `engine job collect` continues).
 fn job_command(command: &JobCommand) -> ExitCode {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = engine::interrupt::stop_flag();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
         let _ = signal_hook::flag::register(sig, stop.clone());
@@ -128,7 +131,7 @@ fn job_command(command: &JobCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("engine job: {}", e.message);
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if engine::interrupt::stopped() {
                 ExitCode::from(130)
             } else {
                 ExitCode::from(e.code)
@@ -139,41 +142,51 @@ fn job_command(command: &JobCommand) -> ExitCode {
 
 /// Runs `engine merge`.
 fn merge_command(args: &MergeArgs) -> ExitCode {
-    let result = merge_files(
+    let sink = match ReportFile::open("-o", Some(&args.output)) {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("engine merge: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let merged = match merge_files(
         &args.reports,
         MergeOptions {
             force: args.force,
             expected_runners: None,
         },
-    )
-    .map_err(anyhow::Error::from)
-    .and_then(|merged| {
-        for n in &merged.notes {
-            eprintln!("engine merge: note: {n}");
-        }
-        std::fs::write(&args.output, merged.json)
-            .with_context(|| format!("cannot write -o {}", args.output.display()))
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    ) {
+        Ok(merged) => merged,
         Err(e) => {
+            sink.discard();
             eprintln!("engine merge: {e:#}");
-            ExitCode::from(1)
+            return ExitCode::from(1);
+        }
+    };
+    for n in &merged.notes {
+        eprintln!("engine merge: note: {n}");
+    }
+    match sink.write(&merged.json) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fallback) => {
+            eprintln!("engine merge: {}", fallback.message());
+            ExitCode::from(REPORT_FALLBACK_EXIT)
         }
     }
 }
 
-/// Runs `engine run`; returns whether a signal stopped it.
-fn run_command(args: &RunArgs) -> Result<bool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
-            .context("installing the signal handler")?;
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
-    }
+/// How `engine run` ended, when it wrote a report.
+enum RunEnd {
+    Complete,
+    Interrupted,
+    /// The report went to a fallback file (see `report_file`).
+    ReportFallback,
+}
 
-    // A runner pod's state is visible from the start; its report once written.
+/// Runs `engine run`: the report's destination is opened before anything is sent, and the
+/// report of a run that happened is never lost.
+fn run_command(args: &RunArgs) -> Result<RunEnd> {
+    // A runner pod's state is visible from the start, its report once written (`engine job`).
     let report_server = match args.serve_report {
         Some(addr) => {
             let server = ReportServer::start(addr)?;
@@ -185,6 +198,70 @@ fn run_command(args: &RunArgs) -> Result<bool> {
         }
         None => None,
     };
+    // A served runner's report is fetched from it: it writes a file only when asked to.
+    let sink = match (&report_server, &args.result) {
+        (Some(_), None) => None,
+        _ => Some(ReportFile::open("--result", args.result.as_deref())?),
+    };
+    let (report, interrupted) = match replay(args) {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(sink) = sink {
+                sink.discard();
+            }
+            return Err(e);
+        }
+    };
+    let mut end = if interrupted {
+        RunEnd::Interrupted
+    } else {
+        RunEnd::Complete
+    };
+    if let Some(sink) = sink {
+        if let Err(fallback) = sink.write(&report) {
+            eprintln!("engine: {}", fallback.message());
+            end = RunEnd::ReportFallback;
+        }
+    }
+    if let Some(server) = &report_server {
+        serve_until_collected(server, report, &end, args);
+    }
+    Ok(end)
+}
+
+/// Keeps the report for the collector (`engine job`) until it has it, the wait runs out or a
+/// signal (the pod being deleted) ends it.
+fn serve_until_collected(server: &ReportServer, report: String, end: &RunEnd, args: &RunArgs) {
+    eprintln!(
+        "engine: report ready for collection on {} (waiting up to {:?})",
+        server.addr(),
+        args.serve_report_for
+    );
+    let wait_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, wait_stop.clone());
+    }
+    let code = match end {
+        RunEnd::Complete => 0,
+        RunEnd::Interrupted => 130,
+        RunEnd::ReportFallback => i32::from(REPORT_FALLBACK_EXIT),
+    };
+    if !server.publish_and_wait(report, code, args.serve_report_for, &wait_stop) {
+        eprintln!("engine: the report was not collected");
+    }
+}
+
+/// Replays and renders the report; returns it and whether a signal stopped the run.
+fn replay(args: &RunArgs) -> Result<(String, bool)> {
+    let stop = engine::interrupt::stop_flag();
+    engine::interrupt::set_exec_timeout(args.exec_timeout);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+
     let timeline_path = local_timeline(args)?;
     let source = TimelineSource::open(&timeline_path)
         .with_context(|| format!("cannot open timeline {}", timeline_path.display()))?;
@@ -256,47 +333,7 @@ fn run_command(args: &RunArgs) -> Result<bool> {
     };
     let report = render_report(&ctx)?;
     eprint!("{}", render_summary(&ctx));
-    if let Some(server) = &report_server {
-        if let Some(path) = &args.result {
-            write_result(path, &report)?;
-        }
-        eprintln!(
-            "engine: report ready for collection on {} (waiting up to {:?})",
-            server.addr(),
-            args.serve_report_for
-        );
-        // A signal from now on (the pod being deleted) ends the wait.
-        let wait_stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let _ = signal_hook::flag::register(sig, wait_stop.clone());
-        }
-        let code = if outcome.interrupted { 130 } else { 0 };
-        if !server.publish_and_wait(report, code, args.serve_report_for, &wait_stop) {
-            eprintln!("engine: the report was not collected");
-        }
-        return Ok(outcome.interrupted);
-    }
-    match &args.result {
-        Some(path) => write_result(path, &report)?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(report.as_bytes())
-                .context("writing the report to stdout")?;
-            out.flush().context("writing the report to stdout")?;
-        }
-    }
-    Ok(outcome.interrupted)
-}
-
-/// Writes the report to `--result` (parent directories are created).
-fn write_result(path: &std::path::Path, report: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!("cannot create the directory of --result {}", path.display())
-        })?;
-    }
-    std::fs::write(path, report)
-        .with_context(|| format!("cannot write --result {}", path.display()))
+    Ok((report, outcome.interrupted))
 }
 
 /// The timeline as a local file: downloaded (and its digest checked) when given as a URL.

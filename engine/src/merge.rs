@@ -61,6 +61,15 @@ impl<'a> RunMerger<'a> {
         Some((Cursor { slot, index }, record))
     }
 
+    /// Records not popped yet, over every run (what a stop leaves unsent).
+    pub fn remaining(&self) -> u64 {
+        self.runs
+            .iter()
+            .zip(&self.next)
+            .map(|(run, &next)| (run.len() as u64).saturating_sub(u64::from(next)))
+            .sum()
+    }
+
     /// The record at `cursor`.
     pub fn record(&self, cursor: Cursor) -> &'a RequestRecord {
         &self.runs[cursor.slot as usize][cursor.index as usize]

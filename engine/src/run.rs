@@ -96,6 +96,9 @@ pub enum RunError {
     /// The preflight `GET /version` failed: nothing of the timeline was sent.
     #[error(transparent)]
     Preflight(#[from] crate::runtime::preflight::PreflightError),
+    /// The source failed its check before the start (nothing was sent).
+    #[error(transparent)]
+    Damaged(#[from] crate::source::DamagedSource),
     /// A core stopped abnormally.
     #[error("core {core} failed: {message}")]
     CoreFailed {
@@ -131,7 +134,7 @@ pub struct RunOutcome {
     pub scheduled_span_us: u64,
     /// Replayed requests per second of wall time since the start, as scheduled.
     pub scheduled_per_second: SecondCounts,
-    /// Due requests dropped unsent because of a stop.
+    /// Requests never sent because of a stop (due and queued, or not yet due).
     pub unsent_on_stop: u64,
     /// Connections opened, total (pool, replacements, WATCHes).
     pub conns_opened: u64,
@@ -241,6 +244,38 @@ pub fn config_warnings(source: &dyn ReplaySource, opts: &RunOptions) -> Vec<Stri
     )
 }
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit (as Go programs do) and returns the
+/// resulting soft limit (`None` if unknown).
+fn raise_nofile_soft_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
+/// File descriptors a run needs beyond its connections: stdio, the timeline, each core's
+/// io_uring and eventfds, the preflight's connection, the report.
+const NOFILE_RESERVE: u64 = 64;
+
+/// How often the main thread looks at the stop flag while it waits before the start.
+const START_WAIT_STEP: Duration = Duration::from_millis(10);
+
 /// Accept header for the timeline's content type.
 fn accept_of(source: &dyn ReplaySource) -> &'static str {
     source.info().spec.content_type.accept()
@@ -323,10 +358,53 @@ fn run_checked(
         max_conns,
         max_in_flight,
     } = pool_sizes(&info.spec, info.runner_count, opts, cores);
+    let watches = match opts.selection {
+        RunnerSelection::All => info.watch_count,
+        RunnerSelection::One(_) => runs
+            .iter()
+            .filter_map(|&(i, _)| source.run_records(i))
+            .map(|records| records.iter().filter(|r| r.is_watch()).count() as u64)
+            .sum(),
+    };
+    if let Some(limit) = raise_nofile_soft_limit() {
+        let planned = conns as u64 + watches + NOFILE_RESERVE + cores as u64 * 4;
+        if planned > limit {
+            return Err(RunError::Invalid(format!(
+                "the run needs about {planned} file descriptors ({conns} connections, {watches} WATCHes, \
+                 {NOFILE_RESERVE}+ for the engine) but the open-file limit is {limit} even after raising \
+                 the soft limit to the hard one: lower --conns, replay one runner (--runner-index), \
+                 or raise the hard limit (ulimit -Hn, the container's nofile limit)"
+            )));
+        }
+    }
+    if let Some(at) = opts.start_at {
+        let span = scale.offset(info.duration_us);
+        let ends = at.checked_add(span).unwrap_or(at);
+        if ends < SystemTime::now() {
+            return Err(RunError::Invalid(format!(
+                "--start-at is {:.1} s in the past, more than the replay lasts ({:.1} s): every \
+                 request would be late; give a future instant or leave --start-at out",
+                SystemTime::now()
+                    .duration_since(at)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                span.as_secs_f64()
+            )));
+        }
+    }
     let core_conns = split_evenly(conns, cores, 1);
     let core_max = split_evenly(max_conns, cores, 1);
     let core_in_flight = split_evenly(max_in_flight, cores, 1);
 
+    // Every part of the source the replay reads is checked beside the preflight and the
+    // connects, and the start waits for it: a damaged timeline sends nothing.
+    let verifier = {
+        let source = source.clone();
+        std::thread::Builder::new()
+            .name("kreplay-verify".into())
+            .spawn(move || source.verify_for_replay())
+            .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?
+    };
     let template = RequestTemplate::new(
         target.base_path.clone(),
         target.host_header.clone(),
@@ -385,10 +463,40 @@ fn run_checked(
             }
         }
     }
-    let ok = gate.wait_all(cores) && spawn_error.is_none();
+    let connected = gate.wait_all(cores) && spawn_error.is_none();
+    let stopping = || stop.load(Ordering::Relaxed);
+    // The start waits for the timeline check; a start already aborted (preflight, executor,
+    // a signal) does not, and the thread is left to end with the process.
+    let mut damaged = None;
+    if connected {
+        while !verifier.is_finished() && !stopping() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if verifier.is_finished() {
+            damaged = match verifier.join() {
+                Ok(checked) => checked.err(),
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+        }
+    }
+    let start_wall = opts
+        .start_at
+        .unwrap_or(SystemTime::now() + Duration::from_millis(2));
+    // The wait for --start-at happens here, in steps, so that a signal ends it.
+    if connected && damaged.is_none() {
+        while !stopping() {
+            match start_wall.duration_since(SystemTime::now()) {
+                Ok(ahead) if ahead > START_WAIT_STEP * 5 => {
+                    std::thread::sleep((ahead - START_WAIT_STEP * 5).min(START_WAIT_STEP))
+                }
+                _ => break,
+            }
+        }
+    }
+    let stopped_before_start = stopping();
+    let ok = connected && damaged.is_none() && !stopped_before_start;
     let now = Instant::now();
     let sys_now = SystemTime::now();
-    let start_wall = opts.start_at.unwrap_or(sys_now + Duration::from_millis(2));
     let start = if ok {
         let start = match start_wall.duration_since(sys_now) {
             Ok(ahead) => now + ahead,
@@ -447,10 +555,13 @@ fn run_checked(
     if let Some(e) = spawn_error.or(join_error) {
         return Err(e);
     }
+    if let Some(e) = damaged {
+        return Err(RunError::Damaged(e));
+    }
     if let Some(e) = preflight_error {
         return Err(RunError::Preflight(e));
     }
-    if start.is_none() {
+    if start.is_none() && !stopped_before_start {
         return Err(RunError::Invalid(
             "a core failed to start; nothing was sent".to_string(),
         ));

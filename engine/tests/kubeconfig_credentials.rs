@@ -539,14 +539,12 @@ fn exec_client_certificate_is_presented_to_the_server() {
         "ssl_client_certificate {}; ssl_verify_client on; location = /who {{ return 200 \"$ssl_client_s_dn\"; }}",
         pki.ca_file.display()
     );
-    let Some(nginx) = transport_support::start_nginx(
+    let nginx = transport_support::start_nginx(
         &nginx_dir,
         &pki.server_cert_file,
         &pki.server_key_file,
         &extra,
-    ) else {
-        return;
-    };
+    );
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,

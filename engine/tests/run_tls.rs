@@ -29,15 +29,12 @@ fn replays_over_tls_with_the_kubeconfig_token() {
             if ($server_protocol = "HTTP/2.0") { return 200 '{"kind":"Pod","via":"h2"}'; }
             return 200 '{"kind":"Pod"}';
         }"#;
-    let Some(nginx) = start_nginx(
+    let nginx = start_nginx(
         dir.path(),
         &pki.server_cert_file,
         &pki.server_key_file,
         extra,
-    ) else {
-        eprintln!("skipped: nginx is not installed");
-        return;
-    };
+    );
     let requests: Vec<_> = (0..30)
         .map(|i| {
             req(
@@ -149,6 +146,116 @@ fn replays_over_tls_with_the_kubeconfig_token() {
     assert_eq!(
         report["kreplay"]["run"]["connectionsOpened"].as_u64(),
         Some(2),
+        "{report}"
+    );
+}
+
+/// An expired client certificate (issued by the CA nginx trusts, `openssl x509 -days -1`):
+/// nginx answers 400 to every request and the run ends with counts that add up.
+#[test]
+fn an_expired_client_certificate_is_refused_and_the_run_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let ca_key = dir.path().join("ca.key");
+    std::fs::write(&ca_key, &pki.ca.key_pem).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca_file = pki.ca_file.to_str().unwrap();
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "expired.key",
+        "-out",
+        "expired.csr",
+        "-subj",
+        "/CN=expired-client",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "expired.csr",
+        "-CA",
+        ca_file,
+        "-CAkey",
+        "ca.key",
+        "-days",
+        "-1",
+        "-out",
+        "expired.crt",
+    ]);
+    let extra = format!(
+        "ssl_client_certificate {ca_file}; ssl_verify_client on; location /api/ {{ return 200 '{{\"kind\":\"Pod\"}}'; }}"
+    );
+    let nginx = start_nginx(
+        &dir.path().join("nginx"),
+        &pki.server_cert_file,
+        &pki.server_key_file,
+        &extra,
+    );
+    let kubeconfig = dir.path().join("kubeconfig-expired");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {ca_file}\nusers:\n- name: u\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
+            nginx.addr.port(),
+            dir.path().join("expired.crt").display(),
+            dir.path().join("expired.key").display(),
+        ),
+    )
+    .unwrap();
+    let requests: Vec<_> = (0..10)
+        .map(|i| {
+            req(
+                i,
+                Verb::Get,
+                "ns",
+                &format!("p{i}"),
+                &format!("/api/v1/namespaces/ns/pods/p{i}"),
+                "",
+            )
+        })
+        .collect();
+    let tl = write_timeline(dir.path(), &spec(1, 2), &requests);
+    let kc = kubeconfig.to_str().unwrap();
+
+    // The preflight's GET /version gets the same 400 and lets the run go on (it stops on 401,
+    // 403 and TLS failures only); the run ends with every request failed.
+    let run = run_engine(
+        &tl,
+        &dir.path().join("run"),
+        &["--kubeconfig", kc, "--cores", "1"],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let report = run.report.unwrap();
+    assert_eq!(num(&report, "totalRun"), 10, "{report}");
+    assert_eq!(num(&report, "totalFailed"), 10, "{report}");
+    let classified: u64 = report["errorStats"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(classified, 10, "{report}");
+    assert_eq!(
+        report["errorStats"]["http/400"].as_u64(),
+        Some(10),
         "{report}"
     );
 }

@@ -48,7 +48,7 @@ fn trusting(pki: &Pki) -> String {
     format!("    certificate-authority: {}\n", pki.ca_file.display())
 }
 
-fn nginx_with(dir: &Path, pki: &Pki, extra: &str) -> Option<Nginx> {
+fn nginx_with(dir: &Path, pki: &Pki, extra: &str) -> Nginx {
     start_nginx(
         &dir.join("nginx"),
         &pki.server_cert_file,
@@ -57,19 +57,17 @@ fn nginx_with(dir: &Path, pki: &Pki, extra: &str) -> Option<Nginx> {
     )
 }
 
-fn setup(extra: &str) -> Option<(tempfile::TempDir, Pki, Nginx)> {
+fn setup(extra: &str) -> (tempfile::TempDir, Pki, Nginx) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("nginx")).expect("nginx dir");
     let pki = Pki::new(dir.path());
-    let nginx = nginx_with(dir.path(), &pki, extra)?;
-    Some((dir, pki, nginx))
+    let nginx = nginx_with(dir.path(), &pki, extra);
+    (dir, pki, nginx)
 }
 
 #[test]
 fn h2_is_negotiated_and_many_requests_share_one_connection() {
-    let Some((dir, pki, nginx)) = setup("") else {
-        return;
-    };
+    let (dir, pki, nginx) = setup("");
     let access = access_for(
         dir.path(),
         &format!("https://localhost:{}", nginx.addr.port()),
@@ -106,9 +104,7 @@ fn h2_is_negotiated_and_many_requests_share_one_connection() {
 
 #[test]
 fn http1_only_config_negotiates_http1() {
-    let Some((dir, pki, nginx)) = setup("") else {
-        return;
-    };
+    let (dir, pki, nginx) = setup("");
     let access = access_for(
         dir.path(),
         &format!("https://127.0.0.1:{}", nginx.addr.port()),
@@ -127,9 +123,7 @@ fn http1_only_config_negotiates_http1() {
 
 #[test]
 fn concurrent_streams_beyond_the_limit_wait_and_large_bodies_flow() {
-    let Some((dir, pki, nginx)) = setup("") else {
-        return;
-    };
+    let (dir, pki, nginx) = setup("");
     let access = access_for(
         dir.path(),
         &format!("https://localhost:{}", nginx.addr.port()),
@@ -187,11 +181,8 @@ fn concurrent_streams_beyond_the_limit_wait_and_large_bodies_flow() {
 fn request_body_reaches_the_server() {
     // nginx answers 405 to a POST on a static location only after reading the request; a body of
     // 200 KiB exceeds the initial stream window, so this also exercises sending with flow control.
-    let Some((dir, pki, nginx)) =
-        setup("location = /echo { client_max_body_size 1m; return 201 \"$content_length\"; }")
-    else {
-        return;
-    };
+    let (dir, pki, nginx) =
+        setup("location = /echo { client_max_body_size 1m; return 201 \"$content_length\"; }");
     let access = access_for(
         dir.path(),
         &format!("https://localhost:{}", nginx.addr.port()),
@@ -235,9 +226,7 @@ fn client_certificate_from_kubeconfig_is_presented() {
         "ssl_client_certificate {}; ssl_verify_client on; location = /who {{ return 200 \"$ssl_client_s_dn\"; }}",
         pki.ca_file.display()
     );
-    let Some(nginx) = nginx_with(dir.path(), &pki, &extra) else {
-        return;
-    };
+    let nginx = nginx_with(dir.path(), &pki, &extra);
     let user = format!(
         "    client-certificate: {}\n    client-key: {}\n",
         pki.client_cert_file.display(),
@@ -288,9 +277,7 @@ fn handshake_error(access: ClusterAccess, addr: std::net::SocketAddr) -> String 
 
 #[test]
 fn server_certificate_from_another_ca_is_explained() {
-    let Some((dir, _pki, nginx)) = setup("") else {
-        return;
-    };
+    let (dir, _pki, nginx) = setup("");
     let other_ca = self_signed_ca("some other CA", &[]);
     let other_ca_file = dir.path().join("other-ca.crt");
     std::fs::write(&other_ca_file, &other_ca.cert_pem).expect("write other CA");
@@ -318,9 +305,7 @@ fn ca_certificate_used_as_server_certificate_is_explained() {
     let key = dir.path().join("ca-as-server.key");
     std::fs::write(&cert, &ca.cert_pem).expect("write");
     std::fs::write(&key, &ca.key_pem).expect("write");
-    let Some(nginx) = start_nginx(&dir.path().join("nginx"), &cert, &key, "") else {
-        return;
-    };
+    let nginx = start_nginx(&dir.path().join("nginx"), &cert, &key, "");
     let access = access_for(
         dir.path(),
         &format!("https://localhost:{}", nginx.addr.port()),
@@ -336,9 +321,7 @@ fn ca_certificate_used_as_server_certificate_is_explained() {
 
 #[test]
 fn name_mismatch_names_the_server_name_and_tls_server_name_fixes_it() {
-    let Some((dir, pki, nginx)) = setup("") else {
-        return;
-    };
+    let (dir, pki, nginx) = setup("");
     let server = format!("https://127.0.0.1:{}", nginx.addr.port());
     let wrong = access_for(
         dir.path(),
@@ -366,9 +349,7 @@ fn name_mismatch_names_the_server_name_and_tls_server_name_fixes_it() {
 
 #[test]
 fn insecure_skip_tls_verify_accepts_an_unknown_certificate() {
-    let Some((dir, _pki, nginx)) = setup("") else {
-        return;
-    };
+    let (dir, _pki, nginx) = setup("");
     let access = access_for(
         dir.path(),
         &format!("https://127.0.0.1:{}", nginx.addr.port()),
@@ -397,9 +378,7 @@ fn refused_connection_keeps_the_os_error() {
 #[test]
 #[ignore = "benchmark figure; run explicitly in release mode"]
 fn h2_throughput_figure() {
-    let Some((dir, pki, nginx)) = setup("") else {
-        return;
-    };
+    let (dir, pki, nginx) = setup("");
     let access = access_for(
         dir.path(),
         &format!("https://localhost:{}", nginx.addr.port()),
@@ -467,9 +446,7 @@ fn thread_cpu_time() -> std::time::Duration {
 fn requests_refused_by_a_graceful_goaway_succeed_on_a_new_connection() {
     // nginx ends a connection with GOAWAY(NO_ERROR) after 5 requests: of 8 concurrent requests,
     // 3 are refused unprocessed and must be sent again on another connection.
-    let Some((dir, pki, nginx)) = setup("keepalive_requests 5;") else {
-        return;
-    };
+    let (dir, pki, nginx) = setup("keepalive_requests 5;");
     let access = access_for(
         dir.path(),
         &format!("https://localhost:{}", nginx.addr.port()),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::destination::Destination;
 use crate::timeline::{Timeline, TimelineError};
 
 /// Why an export failed.
@@ -24,6 +25,9 @@ pub enum ExportError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The output path cannot be written (a directory, a path under a file...).
+    #[error(transparent)]
+    Destination(#[from] crate::destination::DestinationError),
     /// The writer given to `write_profile` failed.
     #[error("write: {0}")]
     Write(#[source] std::io::Error),
@@ -90,22 +94,20 @@ pub fn write_profile<W: Write>(t: &Timeline, out: &mut W) -> Result<(), ExportEr
     out.flush().map_err(ExportError::Write)
 }
 
-/// Exports `t` to the file `path`: written to a 0600 temporary file beside it (bodies
-/// can hold secrets) and renamed into place, so a failure leaves no partial profile.
+/// Exports `t` to `path`: written to a 0600 temporary file (bodies can hold secrets) and
+/// delivered to its [`Destination`] (renamed over a regular file, so a failure leaves no
+/// partial profile; written into a device or pipe in place).
 pub fn export_to_file(t: &Timeline, path: &Path) -> Result<(), ExportError> {
     let io = |action, source| ExportError::Io {
         path: path.to_path_buf(),
         action,
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let destination = Destination::of(path)?;
     let tmp = tempfile::Builder::new()
         .prefix(".export-")
         .suffix(".tmp")
-        .tempfile_in(dir)
+        .tempfile_in(destination.work_dir())
         .map_err(|e| io("create temporary file", e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
     write_profile(t, &mut out).map_err(|e| match e {
@@ -113,8 +115,7 @@ pub fn export_to_file(t: &Timeline, path: &Path) -> Result<(), ExportError> {
         other => other,
     })?;
     drop(out);
-    tmp.persist(path)
-        .map_err(|e| io("rename into place", e.error))?;
+    destination.deliver(tmp)?;
     Ok(())
 }
 

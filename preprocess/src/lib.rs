@@ -4,6 +4,7 @@
 //! the request normalisation and partitioning rules, and the timeline format
 //! (writer and reader: the format has one owner). The engine never parses YAML.
 
+pub mod destination;
 pub mod export;
 pub mod inspect;
 pub mod loader;

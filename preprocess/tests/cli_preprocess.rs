@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_preprocess");
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/kperf_sample_replay.yaml"
+    "/../bench/profiles/kperf_sample_replay.yaml"
 );
 
 fn run(args: &[&str]) -> Output {

@@ -1,4 +1,4 @@
-//! kperf's sample profile (shared/fixtures/kperf_sample_replay.yaml): its split over
+//! kperf's sample profile (bench/profiles/kperf_sample_replay.yaml): its split over
 //! two runners (KPERF_COMPAT §4) and its metric keys (§6).
 
 use preprocess::loader::{load_profile, LoadOptions};
@@ -8,7 +8,7 @@ use preprocess::request_target::{metric_label, normalize, PathMode};
 
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/kperf_sample_replay.yaml"
+    "/../bench/profiles/kperf_sample_replay.yaml"
 );
 
 /// The requests of the sample profile, read by the crate's loader.

@@ -1,5 +1,5 @@
 //! kperf's object key, FNV-1a hash and runner, checked against every row of
-//! shared/fixtures/partition_vectors.tsv (produced by an independent implementation).
+//! preprocess/tests/fixtures/partition_vectors.tsv (produced by an independent implementation).
 
 use std::collections::HashMap;
 
@@ -8,7 +8,7 @@ use preprocess::profile::{ProfileRequest, Verb};
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/partition_vectors.tsv"
+    "/tests/fixtures/partition_vectors.tsv"
 );
 
 /// The TSV as (header, rows), each row a column-name → field map.

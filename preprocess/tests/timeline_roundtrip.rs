@@ -15,7 +15,7 @@ use preprocess::timeline::{Timeline, TimelineWriter, WriterOptions};
 
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/kperf_sample_replay.yaml"
+    "/../bench/profiles/kperf_sample_replay.yaml"
 );
 
 fn load(path: &Path) -> (ProfileHead, Vec<ProfileRequest>) {

@@ -14,13 +14,9 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/fixtures/<name>` beside the repository.
+/// A sample profile kept in the repository (`bench/profiles/<name>`).
 pub fn fixture(name: &str) -> PathBuf {
-    workspace()
-        .join("..")
-        .join("shared")
-        .join("fixtures")
-        .join(name)
+    workspace().join("bench").join("profiles").join(name)
 }
 
 /// A binary of the workspace, from the target dir this test runs from.
@@ -48,6 +44,12 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    wait_bounded(child, limit)
+}
+
+/// Collects a spawned child, killing it once `limit` has passed so that the test fails
+/// (on its exit status) instead of hanging.
+pub fn wait_bounded(child: Child, limit: Duration) -> Output {
     let (tx, rx) = mpsc::channel();
     let pid = child.id();
     let waiter = std::thread::spawn(move || {
@@ -61,6 +63,27 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let _ = tx.send(());
     let _ = waiter.join();
     out
+}
+
+/// `engine run TIMELINE ARGS --quiet --result RESULT`, spawned with stderr piped (for a test
+/// that acts while it runs, then collects it with [`wait_bounded`]).
+pub fn spawn_engine_run(timeline: &Path, args: &[&str], result: &Path) -> Child {
+    Command::new(bin("engine"))
+        .arg("run")
+        .arg(timeline)
+        .args(args)
+        .args(["--quiet", "--result"])
+        .arg(result)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn engine")
+}
+
+/// The JSON report at `path`.
+pub fn read_report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("report written"))
+        .expect("report is JSON")
 }
 
 /// A running apisim process, killed on drop.
@@ -77,10 +100,15 @@ impl ApiSim {
     /// Starts `apisim --listen 127.0.0.1:0 --kubeconfig-out <tmp>` plus `extra` flags and waits
     /// (at most 20 s) for its `listening on` line.
     pub fn start(extra: &[&str]) -> ApiSim {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Like [`ApiSim::start`] on a given `listen` address (to restart on the same port).
+    pub fn start_on(listen: &str, extra: &[&str]) -> ApiSim {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(bin("apisim"))
-            .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+            .args(["--listen", listen, "--kubeconfig-out"])
             .arg(&kubeconfig)
             .args(extra)
             .stdout(Stdio::piped())

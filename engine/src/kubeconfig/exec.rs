@@ -220,7 +220,12 @@ impl ExecPlugin {
             .stdout(Stdio::piped())
             // Like kubectl: the plugin's diagnostics go straight to the user.
             .stderr(Stdio::inherit());
-        let output = command.output().map_err(|e| match e.kind() {
+        if !interactive {
+            // Its own process group, so that a stop or the timeout also ends whatever the
+            // plugin started (an interactive plugin keeps the terminal's group).
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let mut child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => CredentialError::ExecNotFound {
                 origin: self.origin.clone(),
                 command: self.config.command.clone(),
@@ -228,10 +233,51 @@ impl ExecPlugin {
             },
             _ => self.error(format!("cannot be started: {e}")),
         })?;
-        if !output.status.success() {
-            return Err(self.error(format!("failed ({})", output.status)));
+        let stdout = child.stdout.take();
+        let reader = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut out) = stdout {
+                let _ = std::io::Read::read_to_end(&mut out, &mut bytes);
+            }
+            bytes
+        });
+        let limit = crate::interrupt::exec_timeout();
+        let started = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => return Err(self.error(format!("cannot be waited for: {e}"))),
+            }
+            let why = if crate::interrupt::stopped() {
+                Some("was stopped by a signal".to_string())
+            } else if started.elapsed() >= limit {
+                Some(format!("did not finish within {limit:?} (--exec-timeout)"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let pid = child.id() as i32;
+                // SAFETY: kill(2) on the group (non-interactive) or the process we spawned
+                // and have not yet reaped.
+                unsafe {
+                    if !interactive {
+                        libc::kill(-pid, libc::SIGKILL);
+                    }
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                let _ = child.wait();
+                return Err(self.error(why));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = reader
+            .join()
+            .map_err(|_| self.error("its output could not be read".into()))?;
+        if !status.success() {
+            return Err(self.error(format!("failed ({status})")));
         }
-        self.parse_output(&output.stdout)
+        self.parse_output(&stdout)
     }
 
     fn parse_output(&self, stdout: &[u8]) -> Result<ExecCredential, CredentialError> {

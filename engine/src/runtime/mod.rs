@@ -308,6 +308,23 @@ impl CoreCtx {
     }
 }
 
+/// `work`, or `None` as soon as `stop` is set (`work` is then dropped, its sockets closed).
+async fn unless_stopped<T>(
+    stop: &AtomicBool,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    future::or(async { Some(work.await) }, async {
+        while !stop.load(Ordering::Relaxed) {
+            sleep(STOP_POLL).await;
+        }
+        None
+    })
+    .await
+}
+
+/// How often a core looks at the stop flag while it connects.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
 /// Runs one core's replay to the end. Must run inside a glommio executor.
 pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -> CoreResult {
     // Marks the core finished however it ends (also on a panic), for the progress line.
@@ -319,11 +336,33 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     let prewarm_timeout = shared.settings.timeout.min(Duration::from_secs(5));
     let h2_pool: Rc<conn::H2Pool> = Rc::new(RefCell::new(Vec::new()));
     let mut checked = None;
+    // What a run that never starts leaves unsent: every record of this core's runs.
+    let planned: u64 = plan
+        .runs
+        .iter()
+        .filter_map(|&r| shared.source.runs().get(r))
+        .map(|r| r.len)
+        .sum();
+    // Ctrl-C / SIGTERM during the preflight or the connects: this core arrives at the gate
+    // with nothing opened and the main thread ends the run before its start.
+    let stopped_before_start = |ticket: GateTicket| {
+        let _ = ticket.arrive_and_wait(true);
+        CoreResult {
+            metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
+            end: Instant::now(),
+            unsent_on_stop: planned,
+            conns_opened: 0,
+            peak_conns: 0,
+            max_streams: 0,
+            preflight_error: None,
+        }
+    };
     if shared.settings.preflight {
         let limit = shared.settings.timeout.min(PREFLIGHT_LIMIT);
-        match preflight::check(&shared, &h2_pool, limit).await {
-            Ok(conn) => checked = conn,
-            Err(e) => {
+        match unless_stopped(&shared.stop, preflight::check(&shared, &h2_pool, limit)).await {
+            None => return stopped_before_start(ticket),
+            Some(Ok(conn)) => checked = conn,
+            Some(Err(e)) => {
                 // Nothing is sent: the main thread aborts the start and reports `e`.
                 let _ = ticket.arrive_and_wait(false);
                 return CoreResult {
@@ -339,7 +378,10 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         }
     }
     let more = plan.conns.saturating_sub(usize::from(checked.is_some()));
-    let mut conns = conn::prewarm(&shared.target, &h2_pool, more, prewarm_timeout).await;
+    let prewarm = conn::prewarm(&shared.target, &h2_pool, more, prewarm_timeout);
+    let Some(mut conns) = unless_stopped(&shared.stop, prewarm).await else {
+        return stopped_before_start(ticket);
+    };
     if checked.is_some() {
         conns.push(checked);
     }
@@ -358,7 +400,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         return CoreResult {
             metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
             end: Instant::now(),
-            unsent_on_stop: 0,
+            unsent_on_stop: planned,
             conns_opened: opened,
             peak_conns: 0,
             max_streams: conn::take_peak_streams(),
@@ -561,8 +603,9 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
             waiter.pause(Duration::from_micros(1)).await;
         }
     }
+    // After a stop: the due requests still queued and those that never came due.
     let unsent = if stop() {
-        ctx.queue.borrow_mut().clear() as u64
+        ctx.queue.borrow_mut().clear() as u64 + merger.remaining()
     } else {
         0
     };

@@ -3,7 +3,7 @@
 use preprocess::profile::{BodyKind, Spec, Verb};
 use preprocess::timeline::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
 
-use super::{ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
+use super::{DamagedSource, ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
 
 /// One request to put in a `MemorySource`.
 #[derive(Debug, Clone)]
@@ -153,6 +153,16 @@ impl ReplaySource for MemorySource {
 
     fn run_records(&self, run: usize) -> Option<&[RequestRecord]> {
         self.records.get(run).map(Vec::as_slice)
+    }
+
+    fn verify_for_replay(&self) -> Result<(), DamagedSource> {
+        for record in self.records.iter().flatten() {
+            self.request(record).map_err(|e| DamagedSource {
+                origin: "in-memory source".to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
     }
 
     fn prefetch(&self, record: &RequestRecord) {

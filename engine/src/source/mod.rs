@@ -75,6 +75,16 @@ pub struct SourceError {
     pub message: String,
 }
 
+/// A source that failed its check before the replay: nothing of it was sent.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{origin}: {message}; nothing was sent (preprocess the profile again)")]
+pub struct DamagedSource {
+    /// The file (or other origin) that is damaged.
+    pub origin: String,
+    /// What is wrong, naming the section or request.
+    pub message: String,
+}
+
 /// Runs of records to replay. Shared read-only by every core.
 pub trait ReplaySource: Send + Sync {
     /// Facts about the whole source.
@@ -89,4 +99,7 @@ pub trait ReplaySource: Send + Sync {
     fn label(&self, id: u32) -> Result<&str, SourceError>;
     /// Hints the caches about the bytes `request` will read for `record` (its target).
     fn prefetch(&self, record: &RequestRecord);
+    /// Checks everything the replay will read (checksums, every record), so that a damaged
+    /// source is refused before anything is sent. Runs beside the connects, off the hot path.
+    fn verify_for_replay(&self) -> Result<(), DamagedSource>;
 }

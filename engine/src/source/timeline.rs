@@ -5,7 +5,7 @@ use std::path::Path;
 use preprocess::timeline::record::RequestRecord;
 use preprocess::timeline::{Timeline, TimelineError};
 
-use super::{ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
+use super::{DamagedSource, ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
 
 /// An open timeline with its facts converted for the engine.
 pub struct TimelineSource {
@@ -84,6 +84,15 @@ impl ReplaySource for TimelineSource {
         if let Some(target) = self.timeline.blob(record.target) {
             crate::prefetch::prefetch_bytes(target, 2);
         }
+    }
+
+    fn verify_for_replay(&self) -> Result<(), DamagedSource> {
+        self.timeline
+            .verify_for_replay()
+            .map_err(|e| DamagedSource {
+                origin: format!("timeline {}", self.timeline.path().display()),
+                message: e.to_string(),
+            })
     }
 
     fn label(&self, id: u32) -> Result<&str, SourceError> {

@@ -84,6 +84,9 @@ pub enum TimelineError {
         /// What is wrong and what would be valid.
         problem: String,
     },
+    /// The output path cannot be written (a directory, a path under a file...).
+    #[error(transparent)]
+    Destination(#[from] crate::destination::DestinationError),
     /// Writer options or usage that cannot produce a valid timeline.
     #[error("cannot write timeline: {0}")]
     InvalidWrite(String),

@@ -1,5 +1,5 @@
 //! The writer's output file: positional writes, per-run scatter buffers, and the
-//! 0600 temporary file renamed into place.
+//! 0600 temporary file delivered to its destination.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -10,6 +10,7 @@ use tempfile::NamedTempFile;
 use super::error::TimelineError;
 use super::format::RunEntry;
 use super::record::RequestRecord;
+use crate::destination::Destination;
 
 /// The output file under construction.
 pub(crate) struct Output {
@@ -81,14 +82,8 @@ impl Output {
         Ok(hasher.digest())
     }
 
-    pub(crate) fn persist(self, to: &Path) -> Result<(), TimelineError> {
-        self.as_file()
-            .sync_all()
-            .map_err(|e| TimelineError::io(&self.path, "sync", e))?;
-        self.file
-            .persist(to)
-            .map_err(|e| TimelineError::io(to, "rename into place", e.error))?;
-        Ok(())
+    pub(crate) fn persist(self, to: &Destination) -> Result<(), TimelineError> {
+        Ok(to.deliver(self.file)?)
     }
 }
 

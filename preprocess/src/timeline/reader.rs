@@ -3,7 +3,7 @@
 //! `open` checks everything whose size does not grow with the profile (preamble,
 //! header checksum, section table, run index, label table shape) so it is fast and
 //! its memory does not depend on the file size; `view` checks one record in O(1);
-//! `verify` checks every checksum and every record.
+//! `verify_for_replay` checks every checksum and every record, `verify` the origins too.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -383,9 +383,46 @@ impl Timeline {
         })
     }
 
-    /// Checks every section checksum, the zero padding between sections, and every
-    /// record (fields, order within its run, run membership).
-    pub fn verify(&self) -> Result<(), TimelineError> {
+    /// Checks the whole file before a replay sends any of it: every section checksum and
+    /// the zero padding between sections, every record (fields, references into the blob
+    /// area, label id, due time within the profile's duration, order and membership of its
+    /// run) and every label. The checks are split over the machine's threads. What it
+    /// leaves to [`Timeline::verify`] is decoding the cold origins (export's strings).
+    pub fn verify_for_replay(&self) -> Result<(), TimelineError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.runs.len().div_ceil(threads).max(1);
+        let run_chunks: Vec<std::ops::Range<usize>> = (0..self.runs.len())
+            .step_by(chunk)
+            .map(|start| start..(start + chunk).min(self.runs.len()))
+            .collect();
+        let records = self.sections.records;
+        let results: Vec<Result<(), TimelineError>> = std::thread::scope(|scope| {
+            let mut tasks = vec![
+                scope.spawn(|| {
+                    let bytes = slice(&self.map, records.offset, records.len, "records")?;
+                    check_checksum("records section", bytes, records.checksum)
+                }),
+                scope.spawn(|| self.check_sections_except_records()),
+            ];
+            for runs in &run_chunks {
+                tasks.push(scope.spawn(|| self.check_runs(runs.clone())));
+            }
+            tasks
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        // The first failure in a fixed order (checksums first): the same file gives the
+        // same message whatever the threads' timing.
+        results.into_iter().collect::<Result<(), _>>()?;
+        for id in 0..self.header.label_count {
+            self.label(id)?;
+        }
+        Ok(())
+    }
+
+    /// The padding before every section and the checksum of every section but the records.
+    fn check_sections_except_records(&self) -> Result<(), TimelineError> {
         let mut expected_start = PREAMBLE_LEN as u64;
         for (name, s) in self.sections.named() {
             let gap = slice(&self.map, expected_start, s.offset - expected_start, name)?;
@@ -394,13 +431,27 @@ impl Timeline {
                     "padding before the {name} section is not zero"
                 )));
             }
-            let bytes = slice(&self.map, s.offset, s.len, name)?;
-            check_checksum(&format!("{name} section"), bytes, s.checksum)?;
+            if name != "records" {
+                let bytes = slice(&self.map, s.offset, s.len, name)?;
+                check_checksum(&format!("{name} section"), bytes, s.checksum)?;
+            }
             expected_start = s.offset + s.len;
         }
-        let records = self.records()?;
+        Ok(())
+    }
+
+    /// Every record of the runs `runs`: fields, due time, order within its run and that its
+    /// key belongs to the run it is in.
+    fn check_runs(&self, runs: std::ops::Range<usize>) -> Result<(), TimelineError> {
         let shards = self.header.shards_per_runner;
-        for (run, info) in self.runs.iter().enumerate() {
+        let duration_us = self.header.duration_us;
+        for (run, info) in self
+            .runs
+            .iter()
+            .enumerate()
+            .skip(runs.start)
+            .take(runs.len())
+        {
             let Some(run_records) = self.run_records(run) else {
                 return Err(TimelineError::Corrupt(format!(
                     "run {run} is outside the record table"
@@ -409,6 +460,16 @@ impl Timeline {
             let mut previous: Option<&RequestRecord> = None;
             for rec in run_records {
                 self.view(rec)?;
+                if rec.due_us > duration_us {
+                    return Err(TimelineError::BadRecord {
+                        profile_index: rec.profile_index,
+                        field: "due_us",
+                        problem: format!(
+                            "{} µs is past the profile's duration {duration_us} µs",
+                            rec.due_us
+                        ),
+                    });
+                }
                 let runner = crate::partition::runner_of(rec.key_hash, self.header.runner_count);
                 let shard = crate::partition::shard_of(rec.key_hash, shards);
                 if (runner, shard) != (info.runner, info.shard) {
@@ -428,10 +489,13 @@ impl Timeline {
                 previous = Some(rec);
             }
         }
-        for id in 0..self.header.label_count {
-            self.label(id)?;
-        }
-        for i in 0..records.len() as u64 {
+        Ok(())
+    }
+
+    /// Everything [`Timeline::verify_for_replay`] checks, and every origin entry.
+    pub fn verify(&self) -> Result<(), TimelineError> {
+        self.verify_for_replay()?;
+        for i in 0..self.header.request_count {
             self.origin(i)?;
         }
         Ok(())

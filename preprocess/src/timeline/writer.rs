@@ -22,6 +22,7 @@ use super::format::{
 use super::output::{Output, RunScatter, SequentialWriter};
 use super::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
 use super::spool::{RecordSpool, SpoolEntry};
+use crate::destination::Destination;
 use crate::partition::{runner_of, shard_of};
 use crate::profile::{BodyKind, Method, Spec, Verb};
 
@@ -135,6 +136,7 @@ pub struct WriteSummary {
 /// Builds a timeline file from prepared requests in profile order.
 pub struct TimelineWriter {
     output: PathBuf,
+    destination: Destination,
     dir: PathBuf,
     options: WriterOptions,
     spool: RecordSpool,
@@ -149,7 +151,8 @@ pub struct TimelineWriter {
 }
 
 impl TimelineWriter {
-    /// Starts a timeline that `finish` will write to `output`; temporary files go beside it.
+    /// Starts a timeline that `finish` will write to `output` (see [`Destination`]);
+    /// temporary files go beside it, or to the temporary directory for a device or pipe.
     pub fn create(output: &Path, options: WriterOptions) -> Result<Self, TimelineError> {
         if options.shards_per_runner == 0 {
             return Err(TimelineError::InvalidWrite(
@@ -161,12 +164,11 @@ impl TimelineWriter {
                 "runner count override must be at least 1".into(),
             ));
         }
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let destination = Destination::of(output)?;
+        let dir = destination.work_dir();
         Ok(TimelineWriter {
             output: output.to_path_buf(),
+            destination,
             spool: RecordSpool::new_in(&dir)?,
             blobs: BlobStore::new_in(&dir)?,
             dir,
@@ -418,7 +420,7 @@ impl TimelineWriter {
         };
         out.write_hashed(bytemuck::bytes_of(&preamble), 0)?;
         let file_bytes = header_offset + header_bytes.len() as u64;
-        out.persist(&self.output)?;
+        out.persist(&self.destination)?;
         Ok(WriteSummary {
             header,
             distinct_targets: self.distinct_targets,

@@ -11,7 +11,7 @@ pub const HEAD: &str =
 /// The sample fixture, reached through the shared folder beside the repository.
 pub const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/kperf_sample_replay.yaml"
+    "/../bench/profiles/kperf_sample_replay.yaml"
 );
 
 /// Loads YAML text, collecting the delivered requests.
