@@ -48,12 +48,13 @@ fn forty_gets_due_at_once_all_leave_at_once() {
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     let k = &report["kreplay"];
     assert_eq!(report["totalRun"].as_u64(), Some(40), "{report}");
-    // Nobody waited for a connection: every first byte left within 10 ms of t=0 ...
+    // Nobody waited for a connection: one that had would have waited for an answer, 0.5 s.
+    // (The margin is the server's latency, not a timing goal: a loaded machine is slower
+    // to connect 40 sockets but never that slow.)
     assert_eq!(k["sendLag"]["count"].as_u64(), Some(40), "{k}");
-    assert_eq!(k["sendLag"]["lateOver10ms"].as_u64(), Some(0), "{k}");
     let max_lag = k["sendLag"]["max"].as_f64().expect("sendLag.max");
     assert!(
-        max_lag < 0.01,
+        max_lag < 0.25,
         "a request waited {max_lag} s for a connection"
     );
     let in_flight = k["config"]["maxInFlight"].as_u64().expect("maxInFlight");
