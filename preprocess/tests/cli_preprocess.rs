@@ -205,3 +205,48 @@ fn reads_the_profile_from_stdin() {
     assert_eq!(json["requests"], 9);
     assert_eq!(json["source"], "<stdin>");
 }
+
+/// A profile the fast path reads gives the same timeline as the general parser; one it
+/// defers (here: an invalid request after valid ones) fails with the general parser's error.
+#[test]
+fn the_fast_path_and_its_fallback_give_the_general_parsers_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "version: 1\nspec:\n  runnerCount: 2\n  connsPerRunner: 1\n  contentType: json\nrequests:\n";
+    let mut items = String::new();
+    for i in 0..500 {
+        items.push_str(&format!(
+            "  - timestamp: {i}\n    verb: GET\n    namespace: \"ns-{}\"\n    resourceKind: Pod\n    name: p{i}\n    apiPath: /api/v1/namespaces/ns-{}/pods/p{i}\n",
+            i % 7,
+            i % 7
+        ));
+    }
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, format!("{head}{items}")).unwrap();
+    let good = good.display().to_string();
+    let fast = dir.path().join("fast.bin").display().to_string();
+    let general = dir.path().join("general.bin").display().to_string();
+    assert!(run(&[&good, "-o", &fast]).status.success());
+    assert!(run(&[&good, "-o", &general, "--general-parser"])
+        .status
+        .success());
+    assert!(std::fs::read(&fast).unwrap() == std::fs::read(&general).unwrap());
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{head}{items}{}",
+            items.replacen("verb: GET", "verb: PUT", 1)
+        ),
+    )
+    .unwrap();
+    let bad = bad.display().to_string();
+    let out = dir.path().join("bad.bin").display().to_string();
+    let o = run(&[&bad, "-o", &out]);
+    assert!(!o.status.success());
+    assert_eq!(
+        text(&o.stderr).trim(),
+        format!("preprocess: {bad}: invalid profile: requests[500]: unsupported verb: PUT")
+    );
+    assert!(!Path::new(&out).exists(), "no timeline after an error");
+}

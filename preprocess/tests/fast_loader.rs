@@ -343,6 +343,47 @@ fn unusual_or_broken_inputs_are_deferred() {
     }
 }
 
+/// Near the general parser's scalar limit the scanner defers, so that the general parser
+/// reports the limit (a long quoted body, a long comment, a long block literal).
+#[test]
+fn inputs_near_the_scalar_limit_are_deferred() {
+    let head = "version: 1\nspec:\n  runnerCount: 1\n  connsPerRunner: 1\n  contentType: json\nrequests:\n";
+    let item =
+        "  - timestamp: 1\n    verb: CREATE\n    resourceKind: Pod\n    apiPath: /api/v1/pods\n";
+    let long = "x".repeat(3000);
+    let cases = [
+        format!("{head}{item}    body: \"{long}\"\n"),
+        format!("{head}{item}    body: \"{{}}\"\n# {long}\n"),
+        format!(
+            "{head}{item}    body: |\n{}",
+            "      abcdefghij\n".repeat(300)
+        ),
+    ];
+    let opts = FastOptions {
+        load: LoadOptions {
+            max_scalar_bytes: 4000,
+            ..LoadOptions::default()
+        },
+        ..FastOptions::default()
+    };
+    for text in &cases {
+        let outcome = load_profile_fast(text.as_bytes(), &opts, &Some, &mut |_, _| Ok(())).unwrap();
+        assert!(
+            matches!(outcome, FastOutcome::Deferred(_)),
+            "not deferred: {outcome:?}"
+        );
+        let short = text
+            .replace(&long, "x")
+            .replace(&"      abcdefghij\n".repeat(300), "      a\n");
+        let outcome =
+            load_profile_fast(short.as_bytes(), &opts, &Some, &mut |_, _| Ok(())).unwrap();
+        assert!(
+            matches!(outcome, FastOutcome::Loaded(_)),
+            "the short form deferred: {outcome:?}"
+        );
+    }
+}
+
 /// A generated profile of the common shape, with YAML bodies as block literals.
 fn large_profile(requests: usize) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(7);

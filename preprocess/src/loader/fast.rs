@@ -78,11 +78,11 @@ pub fn load_profile_fast<P: Send>(
 ) -> Result<FastOutcome, LoadError> {
     let mut reader = reader;
     let mut head = Head::default();
-    let (start, item_indent) = match read_head(&mut reader, &mut head) {
+    let max_scalar = opts.load.max_scalar_bytes;
+    let (start, item_indent) = match read_head(&mut reader, &mut head, max_scalar) {
         Ok(found) => found,
         Err(Defer(why)) => return Ok(FastOutcome::Deferred(why)),
     };
-    let max_scalar = opts.load.max_scalar_bytes;
     let workers = opts.workers.max(1);
     let cancel = AtomicBool::new(false);
     let mut needle = b"\n".to_vec();
@@ -248,7 +248,7 @@ fn finish(head: Head, count: u64) -> Scan<ProfileHead> {
 
 /// Reads the document up to its first request: returns the bytes from that request's line
 /// on and the list's indentation.
-fn read_head(reader: &mut impl Read, head: &mut Head) -> Scan<(Vec<u8>, usize)> {
+fn read_head(reader: &mut impl Read, head: &mut Head, max_scalar: usize) -> Scan<(Vec<u8>, usize)> {
     let mut buf = Vec::new();
     let eof = fill(reader, &mut buf, MAX_HEAD_BYTES).map_err(|_| Defer("a read error"))?;
     let complete = if eof {
@@ -261,8 +261,8 @@ fn read_head(reader: &mut impl Read, head: &mut Head) -> Scan<(Vec<u8>, usize)> 
         return Err(Defer("a byte-order mark"));
     }
     check_text(text)?;
-    let mut lines = Lines::new(text);
-    let Some((indent, at)) = head_entries(&mut lines, head, true, usize::MAX)? else {
+    let mut lines = Lines::new(text, max_scalar);
+    let Some((indent, at)) = head_entries(&mut lines, head, true, max_scalar)? else {
         return Err(Defer("no request list near the start"));
     };
     buf.drain(..at);
@@ -272,7 +272,7 @@ fn read_head(reader: &mut impl Read, head: &mut Head) -> Scan<(Vec<u8>, usize)> 
 /// Reads what follows the request list: more head entries, nothing else.
 fn read_tail(tail: &str, head: &mut Head, max_scalar: usize) -> Scan<()> {
     check_text(tail)?;
-    let mut lines = Lines::new(tail);
+    let mut lines = Lines::new(tail, max_scalar);
     match head_entries(&mut lines, head, false, max_scalar)? {
         None => Ok(()),
         Some(_) => Err(Defer("a second request list")),
@@ -416,7 +416,7 @@ fn scan_items<P>(
     list_end: &mut Option<usize>,
 ) -> Scan<()> {
     check_text(text)?;
-    let mut lines = Lines::new(text);
+    let mut lines = Lines::new(text, max_scalar);
     while let Some(line) = lines.next_content()? {
         if line.indent == item_indent && line.body.starts_with("- ") {
             let raw = scan::request(line, &mut lines, max_scalar)?;

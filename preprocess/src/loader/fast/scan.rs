@@ -41,11 +41,20 @@ impl Line<'_> {
 pub(crate) struct Lines<'a> {
     text: &'a str,
     pos: usize,
+    /// Most bytes one line, or a run of blank and comment lines, may take: the general
+    /// parser fails on more than `max_scalar_bytes` without an event, so the scanner defers
+    /// well before that (half of it).
+    max_run: usize,
 }
 
 impl<'a> Lines<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
-        Lines { text, pos: 0 }
+    /// Lines of `text`, deferring near the general parser's `max_scalar` limit.
+    pub(crate) fn new(text: &'a str, max_scalar: usize) -> Self {
+        Lines {
+            text,
+            pos: 0,
+            max_run: max_scalar / 2,
+        }
     }
 
     /// The next line without consuming it.
@@ -55,6 +64,9 @@ impl<'a> Lines<'a> {
             return Ok(None);
         }
         let end = memchr::memchr(b'\n', &bytes[self.pos..]).map_or(bytes.len(), |i| self.pos + i);
+        if end - self.pos > self.max_run {
+            return Err(Defer("a line near the scalar size limit"));
+        }
         let raw = &self.text[self.pos..end];
         let indent = raw.bytes().take_while(|&b| b == b' ').count();
         let body = &raw[indent..];
@@ -75,11 +87,15 @@ impl<'a> Lines<'a> {
 
     /// The next line that is neither blank nor a comment (consumed up to it, not past it).
     pub(crate) fn next_content(&mut self) -> Scan<Option<Line<'a>>> {
+        let start = self.pos;
         while let Some(line) = self.peek()? {
             if !(line.is_blank() || line.is_comment()) {
                 return Ok(Some(line));
             }
             self.advance(&line);
+            if self.pos - start > self.max_run {
+                return Err(Defer("blank and comment lines near the scalar size limit"));
+            }
         }
         Ok(None)
     }
@@ -419,8 +435,8 @@ fn literal(key_indent: usize, lines: &mut Lines<'_>, max_scalar: usize) -> Scan<
         out.push_str(&lines.text[line.start + n..line.start + line.indent]);
         out.push_str(line.body);
         out.push('\n');
-        if out.len() > max_scalar {
-            return Err(Defer("a block literal over the scalar limit"));
+        if line.next - first.start > max_scalar / 2 {
+            return Err(Defer("a block literal near the scalar size limit"));
         }
         lines.advance(&line);
     }
