@@ -560,6 +560,9 @@ impl JobLab {
             engine.to_str().unwrap(),
             "--pods-dir",
             pods.to_str().unwrap(),
+            // The timeline's directory is also the claim `data`, for runners reading it from a PVC.
+            "--pvc",
+            &format!("data={}", served.display()),
             "--record-requests",
             "100000",
         ]);
@@ -1051,4 +1054,34 @@ fn a_100_mb_report_is_collected_intact_and_its_runner_released() {
             "the runner was not told it was collected"
         );
     });
+}
+
+#[test]
+fn runners_can_read_the_timeline_from_a_persistent_volume_claim() {
+    let _serial = one_at_a_time();
+    let lab = JobLab::start();
+    let out = run_bounded(
+        Command::new(bin("engine"))
+            .args(["job", "run", "--kubeconfig"])
+            .arg(&lab.apisim.kubeconfig)
+            .args(["--pvc", "data", "--timeline", "t.bin", "--timeline-file"])
+            .arg(&lab.timeline)
+            .args([
+                "--image",
+                "kreplay:test",
+                "--namespace",
+                "kreplay",
+                "--name",
+                "from-pvc",
+            ])
+            .args(["--start-in", "4s", "--collect-timeout", "120s", "--result"])
+            .arg(lab.result())
+            .args(["--", "--cores", "1"]),
+        Duration::from_secs(180),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(read_json(&lab.result())["totalRun"], LAB_REQUESTS);
+    // Every request of the profile arrived once.
+    assert_eq!(JobLab::replayed(&lab.apisim).len() as u64, LAB_REQUESTS);
 }
