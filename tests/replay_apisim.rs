@@ -72,7 +72,10 @@ fn per_object_order_holds_with_1_2_4_cores_and_several_runners() {
     for cores in ["1", "2", "4"] {
         // Random service time per request makes reordering likely if the engine allowed it.
         let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "*=0..3"]);
-        let report = engine_run(&timeline, &["--server", &sim.url, "--cores", cores]);
+        let report = engine_run(
+            &timeline,
+            &["--server", &sim.url, "--cores", cores, "--share-cpus"],
+        );
         assert_eq!(report["total"], 1_500, "cores={cores}");
         assert_eq!(report["totalRun"], 1_500, "cores={cores}");
         assert_eq!(report["runnerCount"], 3, "cores={cores}");

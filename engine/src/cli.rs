@@ -16,6 +16,9 @@ use crate::clock::TimingMode;
     about = "Replays a kreplay timeline against a Kubernetes API server"
 )]
 pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -25,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Replay a timeline (made by `preprocess`) at its recorded instants.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compare two reports side by side; exit 1 when a threshold is crossed, 2 on unusable input.
     Compare(CompareArgs),
     /// Merge the reports of distributed runners exactly, from their histograms.
@@ -102,9 +105,18 @@ pub enum MetricBase {
 pub struct RunArgs {
     /// Timeline file written by `preprocess`.
     pub timeline: PathBuf,
-    /// Plain-HTTP server URL, `http://HOST:PORT[/PATH]` (instead of a kubeconfig).
+    /// API server URL, `https://HOST[:PORT][/PATH]` or `http://…` (instead of a kubeconfig), as kubectl's `--server`.
     #[arg(long, conflicts_with = "kubeconfig")]
     pub server: Option<String>,
+    /// Bearer token for `--server` (kubectl's `--token`); never printed.
+    #[arg(long, requires = "server", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA bundle (PEM) to check an `https` `--server` against (kubectl's flag); default: public roots.
+    #[arg(long, requires = "server", value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Do not check the `https` `--server`'s certificate (kubectl's flag; tests only).
+    #[arg(long, requires = "server")]
+    pub insecure_skip_tls_verify: bool,
     /// Kubeconfig for cluster access (TLS, credentials); default: KUBECONFIG, ~/.kube/config, in-cluster.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -120,9 +132,15 @@ pub struct RunArgs {
     /// Replay only this runner's partition (kperf `runner replay`); beats JOB_COMPLETION_INDEX.
     #[arg(long, allow_negative_numbers = true)]
     pub runner_index: Option<i64>,
-    /// Executors, one pinned per CPU (default: every CPU this process may use).
+    /// Executors, one pinned per CPU (default: one per CPU of --cpus or of the affinity mask).
     #[arg(long, default_value_t = 0)]
     pub cores: usize,
+    /// CPUs to pin the executors to, e.g. `2,3` or `4-7` (default: this process's affinity mask).
+    #[arg(long, value_name = "LIST", value_parser = crate::cpu_set::parse_cpu_list)]
+    pub cpus: Option<std::vec::Vec<usize>>,
+    /// Allow --cores above the CPUs available: executors share CPUs round robin (lag suffers).
+    #[arg(long)]
+    pub share_cpus: bool,
     /// Pool connections in total (default: connsPerRunner × replayed runners; at least 1 per core).
     #[arg(long)]
     pub conns: Option<usize>,
@@ -138,8 +156,8 @@ pub struct RunArgs {
     /// Start the timeline at this wall-clock instant: RFC 3339 or unix milliseconds (default: now).
     #[arg(long, value_parser = parse_start_at)]
     pub start_at: Option<SystemTime>,
-    /// Per-request timeout (`60s`, `500ms`, `2m`).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// Per-request timeout, as Go writes durations (`60s`, `1m30s`, `1.5s`, `500ms`).
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
     /// After Ctrl-C / SIGTERM, time given to requests in flight.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -162,31 +180,7 @@ pub struct RunArgs {
     pub no_preflight: bool,
 }
 
-/// Parses `60s`, `1.5s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 60s, 500ms, 2m"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?}: use h, m, s, ms or us"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("duration {s:?} is out of range"))
-}
+pub use preprocess::duration::{parse_duration, parse_positive_duration};
 
 /// Parses an RFC 3339 instant or unix milliseconds.
 pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
@@ -211,13 +205,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
+    fn duration_flags_take_go_forms() {
+        let timeout = |t: &str| {
+            Cli::try_parse_from(["engine", "run", "t", "--server", "http://x", "--timeout", t]).map(
+                |cli| match cli.command {
+                    Command::Run(a) => a.timeout,
+                    _ => unreachable!(),
+                },
+            )
+        };
+        assert_eq!(timeout("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(timeout("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(timeout("90").is_err(), "a unit-less number is refused");
+        assert!(timeout("0s").is_err(), "a zero timeout is refused");
+        assert!(
+            Cli::try_parse_from(["engine", "compare", "a", "b", "--max-lag-p99", "1"]).is_err()
+        );
+    }
+
+    #[test]
+    fn verbosity_and_kubectl_flags() {
+        let cli = Cli::try_parse_from([
+            "engine",
+            "-vv",
+            "run",
+            "t",
+            "--server",
+            "https://127.0.0.1:6443",
+            "--token",
+            "abc",
+            "--insecure-skip-tls-verify",
+            "--cpus",
+            "0-1",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 2);
+        let Command::Run(a) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.cpus, Some(vec![0, 1]));
+        assert!(a.insecure_skip_tls_verify);
+        assert!(Cli::try_parse_from(["engine", "run", "t", "--token", "abc"]).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use engine::cli::{Cli, Command, CompareArgs, MergeArgs, MetricBase, RunArgs};
 use engine::clock::TimingMode;
 use engine::compare::thresholds::{Limits, Thresholds};
 use engine::compare::{compare_files, CompareOptions};
-use engine::kubeconfig::{resolve, KubeconfigOptions};
+use engine::kubeconfig::{from_flags, resolve, KubeconfigOptions, ServerFlags};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
 use engine::report_merge::{merge_files, MergeOptions};
@@ -27,17 +27,18 @@ use engine::source::{ReplaySource, TimelineSource};
 use engine::target::Target;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // Library warnings (preflight answers, kept tokens, missing client certificates) go to
-    // stderr; RUST_LOG adjusts the level.
+    // stderr; -v raises the level, RUST_LOG when set replaces it.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(preprocess::verbosity::log_level(cli.verbose))
+            }),
         )
         .init();
-    let cli = Cli::parse();
     let args = match cli.command {
         Command::Run(args) => args,
         Command::Compare(args) => return compare_command(&args),
@@ -137,8 +138,20 @@ fn run_command(args: &RunArgs) -> Result<bool> {
 
     let source = TimelineSource::open(&args.timeline)
         .with_context(|| format!("cannot open timeline {}", args.timeline.display()))?;
+    let kubectl_flags = args.token.is_some()
+        || args.certificate_authority.is_some()
+        || args.insecure_skip_tls_verify;
     let target = match &args.server {
-        Some(url) => Target::from_server_url(url)?,
+        Some(url) if url.starts_with("http://") && !kubectl_flags => Target::from_server_url(url)?,
+        Some(url) => {
+            let access = from_flags(&ServerFlags {
+                server: url.clone(),
+                token: args.token.clone(),
+                certificate_authority: args.certificate_authority.clone(),
+                insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+            })?;
+            Target::from_cluster(&access, args.http1 || source.info().spec.disable_http2)?
+        }
         None => {
             let access = resolve(&KubeconfigOptions {
                 kubeconfig: args.kubeconfig.clone(),
@@ -154,6 +167,8 @@ fn run_command(args: &RunArgs) -> Result<bool> {
     let timing: TimingMode = args.timing.into();
     let opts = RunOptions {
         cores: args.cores,
+        cpus: args.cpus.clone(),
+        share_cpus: args.share_cpus,
         conns: args.conns,
         max_conns: args.max_conns,
         speed: args.speed,

@@ -20,8 +20,12 @@ use crate::target::Target;
 /// How to run a replay.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Executors (cores); 0 = every CPU the process may use.
+    /// Executors (cores); 0 = one per CPU of `cpus`.
     pub cores: usize,
+    /// CPUs to pin executors to (`--cpus`); `None`: this process's affinity mask.
+    pub cpus: Option<Vec<usize>>,
+    /// Allow more executors than CPUs (round robin); they then compete for CPU time.
+    pub share_cpus: bool,
     /// Total pool connections over all cores (default: connsPerRunner × replayed runners).
     pub conns: Option<usize>,
     /// Total connection cap over all cores (default: 4 × conns).
@@ -88,6 +92,8 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// Executors used.
     pub cores: usize,
+    /// The CPU each executor was pinned to, by core.
+    pub cpus: Vec<usize>,
     /// Pool connections opened at the start, total.
     pub conns: usize,
     /// Connection cap, total.
@@ -164,15 +170,14 @@ fn run_checked(
             opts.speed
         )));
     }
-    let cpus: Vec<usize> = core_affinity::get_core_ids()
-        .map(|ids| ids.into_iter().map(|c| c.id).collect())
-        .unwrap_or_default();
-    let cpus = if cpus.is_empty() { vec![0] } else { cpus };
-    let cores = if opts.cores == 0 {
-        cpus.len()
-    } else {
-        opts.cores
-    };
+    let cpus = crate::cpu_set::choose_cpus(
+        opts.cpus.as_deref(),
+        &crate::cpu_set::allowed_cpus(),
+        opts.cores,
+        opts.share_cpus,
+    )
+    .map_err(RunError::Invalid)?;
+    let cores = cpus.len();
     let info = source.info().clone();
     let runs: Vec<(usize, u64)> = source
         .runs()
@@ -240,7 +245,7 @@ fn run_checked(
             conns: core_conns[i],
             max_conns: core_max[i].max(core_conns[i]),
         };
-        let cpu = cpus[i % cpus.len()];
+        let cpu = cpus[i];
         let ticket = GateTicket::new(gate.clone());
         let sh = shared.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
@@ -339,6 +344,7 @@ fn run_checked(
         duration,
         interrupted: stop.load(Ordering::Relaxed),
         cores,
+        cpus,
         conns,
         max_conns,
         scheduled,

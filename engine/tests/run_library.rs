@@ -38,6 +38,8 @@ fn memory_source_replays_through_the_library_api() {
     let target = Arc::new(Target::from_server_url(&server.url()).unwrap());
     let opts = RunOptions {
         cores: 2,
+        cpus: None,
+        share_cpus: false,
         conns: None,
         max_conns: None,
         speed: 1.0,

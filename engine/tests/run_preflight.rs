@@ -27,6 +27,8 @@ const TOKEN_MARK: &str = "wr0ng-t0ken-s3cret";
 fn options() -> RunOptions {
     RunOptions {
         cores: 2,
+        cpus: None,
+        share_cpus: false,
         conns: None,
         max_conns: None,
         speed: 1.0,

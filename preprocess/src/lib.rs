@@ -4,6 +4,7 @@
 //! the request normalisation and partitioning rules, and the timeline format
 //! (writer and reader: the format has one owner). The engine never parses YAML.
 
+pub mod duration;
 pub mod export;
 pub mod inspect;
 pub mod loader;
@@ -13,4 +14,5 @@ pub mod request_target;
 pub mod source;
 pub mod timeline;
 pub mod validate;
+pub mod verbosity;
 pub mod yaml;

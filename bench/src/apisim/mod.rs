@@ -16,6 +16,7 @@ mod patch;
 mod path;
 mod pki;
 mod request_log;
+mod seed;
 mod selector;
 mod server;
 mod service;
@@ -36,6 +37,7 @@ use tokio::sync::watch as signal;
 
 pub use faults::{parse_latency_flag, FaultConfig, LatencyRange, VERBS};
 pub use order_log::{OrderEntry, OrderLog};
+pub use seed::{load_seed_objects, SeedObject};
 
 /// apisim's settings. `Default` is plain HTTP on 127.0.0.1 with a free port, token auth with a random
 /// token, no faults.
@@ -71,6 +73,8 @@ pub struct ApiSimConfig {
     pub max_body_bytes: usize,
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
     pub max_concurrent_streams: u32,
+    /// Objects held at start and after `POST /apisim/reset` (`--seed-objects`).
+    pub seed_objects: Vec<SeedObject>,
 }
 
 impl Default for ApiSimConfig {
@@ -91,6 +95,7 @@ impl Default for ApiSimConfig {
             bookmark_interval: Duration::from_secs(1),
             max_body_bytes: 3 * 1024 * 1024,
             max_concurrent_streams: 1000,
+            seed_objects: Vec::new(),
         }
     }
 }
@@ -128,6 +133,8 @@ pub enum ApiSimError {
 /// State shared by all connections.
 pub(crate) struct Shared {
     pub store: store::Store,
+    /// Objects put back after every `POST /apisim/reset`.
+    pub seed: Vec<seed::SeedObject>,
     pub faults: faults::Faults,
     pub metrics: metrics::Metrics,
     pub order: OrderLog,
@@ -238,6 +245,7 @@ pub async fn serve(config: ApiSimConfig) -> Result<ApiSimHandle, ApiSimError> {
     let (stop, shutdown) = signal::channel(false);
     let shared = Arc::new(Shared {
         store: store::Store::new(config.watch_history),
+        seed: config.seed_objects.clone(),
         faults: faults::Faults::new(config.faults.clone(), config.seed),
         metrics: metrics::Metrics::default(),
         order: OrderLog::new(config.order_log_limit),
@@ -251,6 +259,7 @@ pub async fn serve(config: ApiSimConfig) -> Result<ApiSimHandle, ApiSimError> {
         max_body_bytes: config.max_body_bytes,
         names: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed ^ 0x6e61_6d65)),
     });
+    seed::apply_seed(&shared.store, &shared.seed);
     tokio::spawn(server::accept_loop(
         listener,
         tls,

@@ -325,6 +325,11 @@ pub fn write_kreplay_member(
     let c = &ctx.config;
     w.key("config").begin_object();
     w.key("cores").uint(o.cores as u64);
+    w.key("cpus").begin_array();
+    for &cpu in &o.cpus {
+        w.uint(cpu as u64);
+    }
+    w.end_array();
     w.key("conns").uint(o.conns as u64);
     w.key("maxConns").uint(o.max_conns as u64);
     w.key("speed").float(ctx.speed);

@@ -181,6 +181,7 @@ fn outcome(raw: bool) -> RunOutcome {
     }
     m.finish();
     RunOutcome {
+        cpus: vec![0],
         metrics: m,
         start_wall: start,
         duration: Duration::from_nanos(61_234_567_891),
@@ -239,12 +240,12 @@ fn the_report_is_unchanged_byte_for_byte() {
     assert!(report.contains("\\u0026limit=500"));
     assert!(report.contains("\"errorStats\""));
     assert!(report.contains("\"watches\""));
-    assert_eq!(digest(&report), "4c4a43269db0e37d 1810410");
+    assert_eq!(digest(&report), "d42ab03eb384459a 1810445");
 }
 
 #[test]
 fn the_raw_data_report_is_unchanged_byte_for_byte() {
     let report = render(true);
     assert!(report.contains("\"latenciesByURL\""));
-    assert_eq!(digest(&report), "7ed4a55b48e0f8ba 7799003");
+    assert_eq!(digest(&report), "682371d11af206fb 7799038");
 }
