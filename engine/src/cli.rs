@@ -38,10 +38,22 @@ pub enum Command {
 /// `engine compare` options.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The reference report (kreplay's or kperf's JSON).
-    pub base: PathBuf,
-    /// The report under test.
-    pub new: PathBuf,
+    /// `BASE NEW`, or only `NEW` with `--base` (kreplay's or kperf's JSON reports).
+    #[arg(required = true, num_args = 1..=2, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// A base report (repeatable): several bases are compared by their spread.
+    #[arg(long = "base", value_name = "REPORT")]
+    pub bases: Vec<PathBuf>,
+    /// Fail when this threshold is crossed (repeatable): `p50(LIST)>20%` (change from the
+    /// base), `p99(GET)>200ms`, `max>2s`, `error_rate>0.1%`, `lag_p99>1ms`.
+    #[arg(long = "fail-on", value_name = "EXPR", value_parser = parse_gate)]
+    pub fail_on: Vec<crate::gate::Gate>,
+    /// Compare reports of different timelines or speeds.
+    #[arg(long)]
+    pub force: bool,
+    /// Output: the table (text), or the verdicts as JSON or JUnit XML (on stdout).
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
     /// Largest allowed p99 latency regression, (new − base) / base (default 10%).
     #[arg(long, value_parser = crate::compare::thresholds::parse_percent)]
     pub max_p99_regression: Option<f64>,
@@ -57,6 +69,29 @@ pub struct CompareArgs {
     /// Thresholds file (YAML); flags beat it.
     #[arg(long)]
     pub thresholds: Option<PathBuf>,
+}
+
+/// `engine compare --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// The side-by-side table with a check column.
+    Text,
+    /// The verdicts as JSON.
+    Json,
+    /// The verdicts as a JUnit XML test suite.
+    Junit,
+}
+
+impl CompareArgs {
+    /// The base reports and the report under test, or why the arguments do not say.
+    pub fn base_and_new(&self) -> Result<(Vec<PathBuf>, PathBuf), String> {
+        match (self.reports.as_slice(), self.bases.is_empty()) {
+            ([base, new], true) => Ok((vec![base.clone()], new.clone())),
+            ([new], false) => Ok((self.bases.clone(), new.clone())),
+            ([_], true) => Err("give BASE NEW, or NEW with --base BASE".into()),
+            _ => Err("with --base, give only the NEW report".into()),
+        }
+    }
 }
 
 /// `engine merge` options.
@@ -174,6 +209,11 @@ pub struct RunArgs {
     /// Offer only HTTP/1.1 in TLS (as the profile's `disableHTTP2: true` does).
     #[arg(long)]
     pub http1: bool,
+    /// Exit 1 when this threshold is crossed (repeatable): `error_rate>0.1%`, `p99(GET)>200ms`,
+    /// `lag_p99>1ms`, `max>2s`, `rate<900`; a ✓/✗ line per threshold. A run in which every
+    /// request failed always exits 1.
+    #[arg(long = "fail-on", value_name = "EXPR", value_parser = parse_gate)]
+    pub fail_on: Vec<crate::gate::Gate>,
     /// Skip the `GET /version` check each core makes before the start (a wrong CA, a
     /// 401/403 or an unreachable server then shows up as failed requests instead).
     #[arg(long)]
@@ -181,6 +221,11 @@ pub struct RunArgs {
 }
 
 pub use preprocess::duration::{parse_duration, parse_positive_duration};
+
+/// A `--fail-on` expression (see [`crate::gate`]).
+pub fn parse_gate(s: &str) -> Result<crate::gate::Gate, String> {
+    s.parse()
+}
 
 /// Parses an RFC 3339 instant or unix milliseconds.
 pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod cpu_set;
+pub mod gate;
 pub mod http1;
 pub mod kubeconfig;
 pub mod merge;

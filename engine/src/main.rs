@@ -1,8 +1,9 @@
 //! `engine`: replays a timeline and writes kperf's report (plus kreplay's section).
 //!
 //! Exit codes of `run`: 0 after a complete run (even with failed requests: they are in the
-//! report), 1 on an error before or instead of the report, 130 when Ctrl-C or SIGTERM
-//! stopped the run (the report of what ran is still written).
+//! report) unless a `--fail-on` threshold is crossed or every request failed (then 1, the
+//! report still written), 1 on an error before or instead of the report, 130 when Ctrl-C or
+//! SIGTERM stopped the run (the report of what ran is still written).
 //! `compare`: 0 when no threshold is crossed, 1 when one is, 2 on unusable input.
 //! `merge`: 0 when the merged report is written, 1 otherwise.
 
@@ -14,10 +15,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use engine::cli::{Cli, Command, CompareArgs, MergeArgs, MetricBase, RunArgs};
+use engine::cli::{Cli, Command, CompareArgs, CompareFormat, MergeArgs, MetricBase, RunArgs};
 use engine::clock::TimingMode;
+use engine::compare::read::ReportFile;
 use engine::compare::thresholds::{Limits, Thresholds};
 use engine::compare::{compare_files, CompareOptions};
+use engine::gate::{self, Gate};
 use engine::kubeconfig::{from_flags, resolve, KubeconfigOptions, ServerFlags};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
@@ -45,9 +48,11 @@ fn main() -> ExitCode {
         Command::Merge(args) => return merge_command(&args),
     };
     match run_command(&args) {
-        Ok(interrupted) => {
+        Ok((interrupted, gate_failed)) => {
             if interrupted {
                 ExitCode::from(130)
+            } else if gate_failed {
+                ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             }
@@ -77,19 +82,44 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
         max_error_rate: args.max_error_rate,
     });
     eprintln!("limits: {thresholds}");
+    let (bases, new) = match args.base_and_new() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("engine compare: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let opts = CompareOptions {
         thresholds,
         per_url: args.per_url,
+        gates: args.fail_on.clone(),
+        force: args.force,
     };
-    let outcome = match compare_files(&args.base, &args.new, &opts) {
+    let outcome = match compare_files(&bases, &new, &opts) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("engine compare: {e}");
             return ExitCode::from(2);
         }
     };
+    let stdout = match args.format {
+        CompareFormat::Text => {
+            let mut text = outcome.table.clone();
+            for c in outcome
+                .checks
+                .iter()
+                .filter(|c| opts.gates.iter().any(|g| g.text == c.name))
+            {
+                let mark = if c.failed { '✗' } else { '✓' };
+                text.push_str(&format!("{mark} {}: {}\n", c.name, c.detail));
+            }
+            text
+        }
+        CompareFormat::Json => engine::compare::output::to_json(&outcome),
+        CompareFormat::Junit => engine::compare::output::to_junit(&outcome),
+    };
     // A closed stdout (`| head`) must not hide the verdict on stderr.
-    let _ = std::io::stdout().lock().write_all(outcome.table.as_bytes());
+    let _ = std::io::stdout().lock().write_all(stdout.as_bytes());
     for n in &outcome.notes {
         eprintln!("note: {n}");
     }
@@ -126,8 +156,8 @@ fn merge_command(args: &MergeArgs) -> ExitCode {
     }
 }
 
-/// Runs `engine run`; returns whether a signal stopped it.
-fn run_command(args: &RunArgs) -> Result<bool> {
+/// Runs `engine run`; returns whether a signal stopped it and whether a gate failed.
+fn run_command(args: &RunArgs) -> Result<(bool, bool)> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping exits at once.
@@ -220,7 +250,7 @@ fn run_command(args: &RunArgs) -> Result<bool> {
                     format!("cannot create the directory of --result {}", path.display())
                 })?;
             }
-            std::fs::write(path, report)
+            std::fs::write(path, &report)
                 .with_context(|| format!("cannot write --result {}", path.display()))?;
         }
         None => {
@@ -230,5 +260,34 @@ fn run_command(args: &RunArgs) -> Result<bool> {
             out.flush().context("writing the report to stdout")?;
         }
     }
-    Ok(outcome.interrupted)
+    let gate_failed = check_gates(&args.fail_on, &report);
+    Ok((outcome.interrupted, gate_failed))
+}
+
+/// Prints a ✓/✗ line per `--fail-on` threshold (and the built-in all-failed gate) on stderr;
+/// returns whether one failed.
+fn check_gates(gates: &[Gate], report: &str) -> bool {
+    let file = match ReportFile::from_bytes(std::path::Path::new("report"), report.as_bytes()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("✗ thresholds not checked: {e}");
+            return true;
+        }
+    };
+    let mut failed = false;
+    let implicit = gate::nothing_succeeded();
+    let total_run = file.opt_u64("totalRun").ok().flatten().unwrap_or(0);
+    if total_run > 0 {
+        let v = gate::check(&implicit, &file);
+        if v.failed {
+            eprintln!("{v} (every request failed: nothing was measured)");
+            failed = true;
+        }
+    }
+    for g in gates {
+        let v = gate::check(g, &file);
+        eprintln!("{v}");
+        failed |= v.failed;
+    }
+    failed
 }
