@@ -158,7 +158,8 @@ pub struct RunArgs {
     /// Kubeconfig context (default: its current-context).
     #[arg(long, conflicts_with = "server")]
     pub context: Option<String>,
-    /// Write the JSON report here (parent directories are created); default stdout.
+    /// Write the JSON report here (parent directories are created); `-` for stdout (kperf's
+    /// habit); default `kreplay-report-<UTC time>.json` in the current directory.
     #[arg(long)]
     pub result: Option<PathBuf>,
     /// Add kperf's `errors` and `latenciesByURL` (keeps every latency in memory).

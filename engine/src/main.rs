@@ -243,8 +243,16 @@ fn run_command(args: &RunArgs) -> Result<(bool, bool)> {
     };
     let report = render_report(&ctx)?;
     eprint!("{}", render_summary(&ctx));
-    match &args.result {
+    let result = match &args.result {
+        Some(p) if p.as_os_str() == "-" => None,
+        Some(p) => Some(p.clone()),
+        None => Some(engine::report::default_report_path(
+            std::time::SystemTime::now(),
+        )),
+    };
+    match &result {
         Some(path) => {
+            eprintln!("report written to {}", path.display());
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| {
                     format!("cannot create the directory of --result {}", path.display())
