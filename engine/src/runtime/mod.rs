@@ -333,6 +333,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         .scale
         .offset(shared.source.info().duration_us);
     metrics.sent_per_second = SecondCounts::with_seconds(span.as_secs() as usize + 2);
+    metrics.per_second = crate::metrics::per_second::PerSecondSeries::new(span, start);
     let ctx = Rc::new(CoreCtx {
         index: plan.index,
         start,
