@@ -13,6 +13,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # kubectl v1.32 ships with this machine image; Debian's kubernetes-client (1.20)
 # conflicts with it, so only install it where no kubectl exists.
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+# Headless Chromium renders `engine report --html` for its screenshot test.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

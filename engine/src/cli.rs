@@ -33,6 +33,18 @@ pub enum Command {
     Compare(CompareArgs),
     /// Merge the reports of distributed runners exactly, from their histograms.
     Merge(MergeArgs),
+    /// Summarise a saved report (a run's, a merged one, or kperf's); `--html` plots it.
+    Report(ReportArgs),
+}
+
+/// `engine report` options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report (kreplay's or kperf's JSON).
+    pub report: PathBuf,
+    /// Also write one self-contained HTML page of plots and tables here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `engine compare` options.

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod prefetch;
 pub mod report;
 pub mod report_merge;
+pub mod report_view;
 pub mod run;
 pub mod runtime;
 pub mod source;

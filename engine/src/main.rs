@@ -15,7 +15,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use engine::cli::{Cli, Command, CompareArgs, CompareFormat, MergeArgs, MetricBase, RunArgs};
+use engine::cli::{
+    Cli, Command, CompareArgs, CompareFormat, MergeArgs, MetricBase, ReportArgs, RunArgs,
+};
 use engine::clock::TimingMode;
 use engine::compare::read::ReportFile;
 use engine::compare::thresholds::{Limits, Thresholds};
@@ -25,6 +27,7 @@ use engine::kubeconfig::{from_flags, resolve, KubeconfigOptions, ServerFlags};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
 use engine::report_merge::{merge_files, MergeOptions};
+use engine::report_view::ReportView;
 use engine::run::{run, run_with_preflight, RunOptions};
 use engine::source::{ReplaySource, TimelineSource};
 use engine::target::Target;
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Run(args) => args,
         Command::Compare(args) => return compare_command(&args),
         Command::Merge(args) => return merge_command(&args),
+        Command::Report(args) => return report_command(&args),
     };
     match run_command(&args) {
         Ok((interrupted, gate_failed)) => {
@@ -136,6 +140,31 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
     }
 }
 
+/// Runs `engine report`: the summary on stdout, and the HTML page when asked.
+fn report_command(args: &ReportArgs) -> ExitCode {
+    let result = ReportFile::load(&args.report)
+        .map_err(|e| e.to_string())
+        .and_then(ReportView::new)
+        .and_then(|view| {
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(view.summary().as_bytes());
+            if let Some(path) = &args.html {
+                std::fs::write(path, engine::report_view::html::render(&view))
+                    .map_err(|e| format!("cannot write --html {}: {e}", path.display()))?;
+                eprintln!("HTML report written to {}", path.display());
+            }
+            Ok(())
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine report: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Runs `engine merge`.
 fn merge_command(args: &MergeArgs) -> ExitCode {
     let result = merge_files(&args.reports, MergeOptions { force: args.force })
@@ -145,7 +174,12 @@ fn merge_command(args: &MergeArgs) -> ExitCode {
                 eprintln!("engine merge: note: {n}");
             }
             std::fs::write(&args.output, merged.json)
-                .with_context(|| format!("cannot write -o {}", args.output.display()))
+                .with_context(|| format!("cannot write -o {}", args.output.display()))?;
+            // What was merged, as `engine report` shows it.
+            let summary =
+                engine::report_view::summary_of(&args.output).map_err(anyhow::Error::msg)?;
+            print!("{summary}");
+            Ok(())
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

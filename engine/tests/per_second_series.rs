@@ -141,6 +141,12 @@ fn ten_seconds_at_1000_per_second_and_an_exact_merge() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // engine merge prints the merged summary.
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("merged from runners") && summary.contains("10000 run"),
+        "{summary}"
+    );
     let merged: Value =
         serde_json::from_str(&std::fs::read_to_string(&merged_path).unwrap()).unwrap();
     // Both runners started at the same instant: interval i of the merge is the sum of theirs.
