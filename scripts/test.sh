@@ -21,6 +21,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+# Python's prometheus_client parses `engine run --metrics-listen`'s exposition in a test.
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  log "installing python3 prometheus-client"
+  command -v pip3 >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
+  pip3 install -q prometheus-client 2>/dev/null || pip3 install -q --break-system-packages prometheus-client
+fi
 # Debian starts nginx as a service on install; the tests start their own instances.
 if pgrep -x nginx >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true; fi
 

@@ -186,6 +186,10 @@ pub struct RunArgs {
     /// CPUs to pin the executors to, e.g. `2,3` or `4-7` (default: this process's affinity mask).
     #[arg(long, value_name = "LIST", value_parser = crate::cpu_set::parse_cpu_list)]
     pub cpus: Option<std::vec::Vec<usize>>,
+    /// Serve Prometheus (OpenMetrics text) exposition on this address during the run
+    /// (`127.0.0.1:9464`; port 0 picks one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Allow --cores above the CPUs available: executors share CPUs round robin (lag suffers).
     #[arg(long)]
     pub share_cpus: bool,

@@ -7,6 +7,7 @@ pub mod cpu_set;
 pub mod gate;
 pub mod http1;
 pub mod kubeconfig;
+pub mod live_metrics;
 pub mod merge;
 pub mod metrics;
 pub mod plan;

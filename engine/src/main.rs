@@ -233,6 +233,7 @@ fn run_command(args: &RunArgs) -> Result<(bool, bool)> {
         cores: args.cores,
         cpus: args.cpus.clone(),
         share_cpus: args.share_cpus,
+        metrics_listen: args.metrics_listen,
         conns: args.conns,
         max_conns: args.max_conns,
         speed: args.speed,

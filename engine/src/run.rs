@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub cpus: Option<Vec<usize>>,
     /// Allow more executors than CPUs (round robin); they then compete for CPU time.
     pub share_cpus: bool,
+    /// Serve Prometheus exposition here during the run (`--metrics-listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Total pool connections over all cores (default: connsPerRunner × replayed runners).
     pub conns: Option<usize>,
     /// Total connection cap over all cores (default: 4 × conns).
@@ -234,6 +236,14 @@ fn run_checked(
             preflight,
         },
     });
+
+    // Dropped (stopped) when this function returns, after the cores' last publication.
+    let _metrics_server = match opts.metrics_listen {
+        Some(addr) => {
+            Some(crate::live_metrics::serve(addr, shared.clone()).map_err(RunError::Invalid)?)
+        }
+        None => None,
+    };
 
     raise_memlock_soft_limit();
     let mut handles = Vec::with_capacity(cores);

@@ -40,6 +40,7 @@ fn memory_source_replays_through_the_library_api() {
         cores: 2,
         cpus: None,
         share_cpus: false,
+        metrics_listen: None,
         conns: None,
         max_conns: None,
         speed: 1.0,

@@ -29,6 +29,7 @@ fn options() -> RunOptions {
         cores: 2,
         cpus: None,
         share_cpus: false,
+        metrics_listen: None,
         conns: None,
         max_conns: None,
         speed: 1.0,

@@ -539,7 +539,12 @@ fn publish(ctx: &CoreCtx) {
     } else {
         m.lag.value_at_quantile(0.99)
     };
-    ctx.shared.progress[ctx.index].publish(m.sent, m.completed + m.failed, m.failed, p99);
+    let progress = &ctx.shared.progress[ctx.index];
+    progress.publish(m.sent, m.completed + m.failed, m.failed, p99);
+    // Pool connections: the slot pool's, plus the io_uring pool's largest size so far.
+    let conns =
+        ctx.slots.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
+    progress.live.publish(&m, conns);
 }
 
 /// Timeouts, progress and credential refresh, every `TICK` until the core finishes.
