@@ -25,10 +25,24 @@ fn gets(n: i64, every_ms: i64) -> Vec<ProfileRequest> {
 }
 
 /// The affinity (`Cpus_allowed_list`) of the engine's `kreplay-core-0` thread, read from /proc
-/// while it runs.
+/// while it runs: polled until it names one CPU (the thread pins itself just after it starts,
+/// so its first reading can still be the inherited mask), else the last reading.
 fn core_thread_affinity(pid: u32) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
     while Instant::now() < deadline {
+        match read_core_thread_affinity(pid) {
+            Some(a) if !a.contains(['-', ',']) => return Some(a),
+            Some(a) => last = Some(a),
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    last
+}
+
+fn read_core_thread_affinity(pid: u32) -> Option<String> {
+    {
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for task in tasks.flatten() {
                 let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
@@ -42,7 +56,6 @@ fn core_thread_affinity(pid: u32) -> Option<String> {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
     None
 }
