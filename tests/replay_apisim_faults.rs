@@ -129,7 +129,7 @@ fn in_flight_limit_answers_429_beyond_it() {
     let tl = timeline(dir.path(), RateShape::AllAtZero);
     let (report, _) = replay(
         &tl,
-        &["--max-in-flight", "2", "--latency", "*=20"],
+        &["--max-in-flight", "2", "--latency", "*=20ms"],
         &["--conns", "16"],
     );
     let stats = error_stats(&report);

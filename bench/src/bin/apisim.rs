@@ -67,8 +67,8 @@ struct Args {
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_concurrent_streams: u32,
-    /// Added latency: VERB=MS or VERB=MIN..MAX (VERB may be *); repeatable.
-    #[arg(long, value_name = "VERB=MS[..MAX]")]
+    /// Added latency: VERB=DURATION or VERB=MIN..MAX (`GET=300ms`, `*=0..3ms`; VERB may be *); repeatable.
+    #[arg(long, value_name = "VERB=DURATION[..MAX]")]
     latency: Vec<String>,
     /// Fraction of API requests answered 429.
     #[arg(long, value_name = "F", default_value_t = 0.0)]
