@@ -93,10 +93,17 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The file's expressions, then the flags'.
+    let gates = thresholds
+        .fail_on
+        .iter()
+        .chain(&args.fail_on)
+        .cloned()
+        .collect();
     let opts = CompareOptions {
         thresholds,
         per_url: args.per_url,
-        gates: args.fail_on.clone(),
+        gates,
         force: args.force,
     };
     let outcome = match compare_files(&bases, &new, &opts) {

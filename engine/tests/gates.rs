@@ -211,6 +211,17 @@ fn compare_refuses_other_timelines_and_gates_any_percentile() {
         "{out}"
     );
 
+    // The thresholds file holds the same expressions (a gate checked into a repository).
+    let file = d.join("gate.yaml");
+    std::fs::write(&file, "fail_on:\n  - p50>20%\n").unwrap();
+    let (code, out, _) = compare(&[&b, &n, "--thresholds", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("✗ p50>20%"), "{out}");
+    std::fs::write(&file, "fail_on:\n  - p50>>20%\n").unwrap();
+    let (code, _, err) = compare(&[&b, &n, "--thresholds", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("fail_on[0]"), "{err}");
+
     // JSON and JUnit carry the same verdicts.
     let (code, out, _) = compare(&[&b, &n, "--fail-on", "p50>20%", "--format", "json"]);
     assert_eq!(code, 1);
