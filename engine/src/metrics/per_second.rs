@@ -8,7 +8,8 @@
 //! series never holds more than about [`MAX_INTERVALS`] entries. The arrays are sized once,
 //! before the start, for the timeline's span plus a margin; whatever happens after the last
 //! interval (a run overrunning its timeline by more than the margin) is counted in the last one.
-//! The hot path only indexes these per-core arrays: no allocation, no lock, no shared line.
+//! The hot path only indexes these per-core arrays: no allocation, no lock, no shared line; a
+//! request's end reads the monotonic clock once (vDSO) to find its interval.
 //!
 //! Histograms are log-linear over microseconds with 8 sub-buckets per power of two (values
 //! below 8 µs exact, others within 12.5 %); a p99 is reported as its bucket's upper bound.
