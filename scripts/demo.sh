@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: preprocess kperf's sample profile, start
 # apisim on a free loopback port, replay the timeline against it with the
-# kubeconfig apisim writes, print the report, stop apisim.
+# kubeconfig apisim writes, print the report's summary (`engine report`), stop apisim.
 # Usage: scripts/demo.sh [PROFILE]   (default: bench/profiles/kperf_sample_replay.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +37,4 @@ sed -n 's/^listening on /apisim listening on /p' "$work/apisim.out" >&2
 echo "== engine run" >&2
 "$bin/engine" run "$work/timeline.bin" --kubeconfig "$work/kubeconfig" --result "$work/report.json"
 echo "== report ($work/report.json)" >&2
-cat "$work/report.json"
+"$bin/engine" report "$work/report.json"

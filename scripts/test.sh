@@ -22,11 +22,19 @@ command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
 # kubectl v1.32 ships with this machine image; Debian's kubernetes-client (1.20)
 # conflicts with it, so only install it where no kubectl exists.
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+# Headless Chromium renders `engine report --html` for its screenshot test.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# Python's prometheus_client parses `engine run --metrics-listen`'s exposition in a test.
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  log "installing python3 prometheus-client"
+  command -v pip3 >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
+  pip3 install -q prometheus-client 2>/dev/null || pip3 install -q --break-system-packages prometheus-client
 fi
 # Debian starts nginx as a service on install; the tests start their own instances.
 if pgrep -x nginx >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || nginx -s quit >/dev/null 2>&1 || true; fi

@@ -71,8 +71,11 @@ fn per_object_order_holds_with_1_2_4_cores_and_several_runners() {
 
     for cores in ["1", "2", "4"] {
         // Random service time per request makes reordering likely if the engine allowed it.
-        let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "*=0..3"]);
-        let report = engine_run(&timeline, &["--server", &sim.url, "--cores", cores]);
+        let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "*=0..3ms"]);
+        let report = engine_run(
+            &timeline,
+            &["--server", &sim.url, "--cores", cores, "--share-cpus"],
+        );
         assert_eq!(report["total"], 1_500, "cores={cores}");
         assert_eq!(report["totalRun"], 1_500, "cores={cores}");
         assert_eq!(report["runnerCount"], 3, "cores={cores}");
@@ -116,7 +119,7 @@ fn same_requests_and_order_over_http2_tls_http1_tls_and_plain_http1() {
         ("http1", "HTTP/1.1"),
         ("plain", "HTTP/1.1"),
     ] {
-        let mut sim_args = vec!["--latency", "*=0..2", "--record-requests", "5000"];
+        let mut sim_args = vec!["--latency", "*=0..2ms", "--record-requests", "5000"];
         if mode == "plain" {
             sim_args.extend_from_slice(&["--plain", "--no-auth"]);
         }

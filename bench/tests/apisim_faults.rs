@@ -11,7 +11,7 @@ const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
 #[tokio::test]
 async fn added_latency_delays_only_the_configured_verb() {
-    let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "GET=300"]);
+    let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "GET=300ms"]);
     let addr = sim.addr.as_str();
     let started = Instant::now();
     let list = call(addr, "GET", CMS, &[], "").await;
@@ -114,7 +114,7 @@ async fn in_flight_limit_answers_429_beyond_it() {
         "--max-in-flight",
         "1",
         "--latency",
-        "LIST=20000",
+        "LIST=20s",
     ]);
     let addr = sim.addr.clone();
     // One slow LIST holds the only slot...

@@ -19,8 +19,8 @@ async fn watch_streams_events_bookmarks_and_expires_old_versions() {
     let sim = ApiSim::start(&[
         "--plain",
         "--no-auth",
-        "--bookmark-interval-ms",
-        "50",
+        "--bookmark-interval",
+        "50ms",
         "--watch-history",
         "3",
     ]);

@@ -16,6 +16,9 @@ use crate::clock::TimingMode;
     about = "Replays a kreplay timeline against a Kubernetes API server"
 )]
 pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -25,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Replay a timeline (made by `preprocess`) at its recorded instants.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compare two reports side by side; exit 1 when a threshold is crossed, 2 on unusable input.
     Compare(CompareArgs),
     /// Merge the reports of distributed runners exactly, from their histograms.
@@ -34,17 +37,41 @@ pub enum Command {
     Job {
         /// What to do.
         #[command(subcommand)]
-        command: crate::job::args::JobCommand,
+        command: Box<crate::job::args::JobCommand>,
     },
+    /// Summarise a saved report (a run's, a merged one, or kperf's); `--html` plots it.
+    Report(ReportArgs),
+}
+
+/// `engine report` options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report (kreplay's or kperf's JSON).
+    pub report: PathBuf,
+    /// Also write one self-contained HTML page of plots and tables here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `engine compare` options.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The reference report (kreplay's or kperf's JSON).
-    pub base: PathBuf,
-    /// The report under test.
-    pub new: PathBuf,
+    /// `BASE NEW`, or only `NEW` with `--base` (kreplay's or kperf's JSON reports).
+    #[arg(required = true, num_args = 1..=2, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// A base report (repeatable): several bases are compared by their spread.
+    #[arg(long = "base", value_name = "REPORT")]
+    pub bases: Vec<PathBuf>,
+    /// Fail when this threshold is crossed (repeatable): `p50(LIST)>20%` (change from the
+    /// base), `p99(GET)>200ms`, `max>2s`, `error_rate>0.1%`, `lag_p99>1ms`.
+    #[arg(long = "fail-on", value_name = "EXPR", value_parser = parse_gate)]
+    pub fail_on: Vec<crate::gate::Gate>,
+    /// Compare reports of different timelines or speeds.
+    #[arg(long)]
+    pub force: bool,
+    /// Output: the table (text), or the verdicts as JSON or JUnit XML (on stdout).
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
     /// Largest allowed p99 latency regression, (new − base) / base (default 10%).
     #[arg(long, value_parser = crate::compare::thresholds::parse_percent)]
     pub max_p99_regression: Option<f64>,
@@ -60,6 +87,29 @@ pub struct CompareArgs {
     /// Thresholds file (YAML); flags beat it.
     #[arg(long)]
     pub thresholds: Option<PathBuf>,
+}
+
+/// `engine compare --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// The side-by-side table with a check column.
+    Text,
+    /// The verdicts as JSON.
+    Json,
+    /// The verdicts as a JUnit XML test suite.
+    Junit,
+}
+
+impl CompareArgs {
+    /// The base reports and the report under test, or why the arguments do not say.
+    pub fn base_and_new(&self) -> Result<(Vec<PathBuf>, PathBuf), String> {
+        match (self.reports.as_slice(), self.bases.is_empty()) {
+            ([base, new], true) => Ok((vec![base.clone()], new.clone())),
+            ([new], false) => Ok((self.bases.clone(), new.clone())),
+            ([_], true) => Err("give BASE NEW, or NEW with --base BASE".into()),
+            _ => Err("with --base, give only the NEW report".into()),
+        }
+    }
 }
 
 /// `engine merge` options.
@@ -160,16 +210,26 @@ pub struct RunArgs {
     /// How long --serve-report keeps the report for collection.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub serve_report_for: Duration,
-    /// Plain-HTTP server URL, `http://HOST:PORT[/PATH]` (instead of a kubeconfig).
+    /// API server URL, `https://HOST[:PORT][/PATH]` or `http://…` (instead of a kubeconfig), as kubectl's `--server`.
     #[arg(long, conflicts_with = "kubeconfig")]
     pub server: Option<String>,
+    /// Bearer token for `--server` (kubectl's `--token`); never printed.
+    #[arg(long, requires = "server", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA bundle (PEM) to check an `https` `--server` against (kubectl's flag); default: public roots.
+    #[arg(long, requires = "server", value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Do not check the `https` `--server`'s certificate (kubectl's flag; tests only).
+    #[arg(long, requires = "server")]
+    pub insecure_skip_tls_verify: bool,
     /// Kubeconfig for cluster access (TLS, credentials); default: KUBECONFIG, ~/.kube/config, in-cluster.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context (default: its current-context).
     #[arg(long, conflicts_with = "server")]
     pub context: Option<String>,
-    /// Write the JSON report here (parent directories are created); default stdout.
+    /// Write the JSON report here (parent directories are created); `-` for stdout (kperf's
+    /// habit); default `kreplay-report-<UTC time>.json` in the current directory.
     #[arg(long)]
     pub result: Option<PathBuf>,
     /// Add kperf's `errors` and `latenciesByURL` (keeps every latency in memory).
@@ -178,9 +238,19 @@ pub struct RunArgs {
     /// Replay only this runner's partition (kperf `runner replay`); beats JOB_COMPLETION_INDEX.
     #[arg(long, allow_negative_numbers = true)]
     pub runner_index: Option<i64>,
-    /// Executors, one pinned per CPU (default: every CPU this process may use).
+    /// Executors, one pinned per CPU (default: one per CPU of --cpus or of the affinity mask).
     #[arg(long, default_value_t = 0)]
     pub cores: usize,
+    /// CPUs to pin the executors to, e.g. `2,3` or `4-7` (default: this process's affinity mask).
+    #[arg(long, value_name = "LIST", value_parser = crate::cpu_set::parse_cpu_list)]
+    pub cpus: Option<std::vec::Vec<usize>>,
+    /// Serve Prometheus (OpenMetrics text) exposition on this address during the run
+    /// (`127.0.0.1:9464`; port 0 picks one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Allow --cores above the CPUs available: executors share CPUs round robin (lag suffers).
+    #[arg(long)]
+    pub share_cpus: bool,
     /// Pool connections in total (default: connsPerRunner × replayed runners; at least 1 per core).
     #[arg(long)]
     pub conns: Option<usize>,
@@ -209,7 +279,7 @@ pub struct RunArgs {
     /// Start the timeline at this wall-clock instant: RFC 3339 or unix milliseconds (default: now).
     #[arg(long, value_parser = parse_start_at)]
     pub start_at: Option<SystemTime>,
-    /// Per-request timeout (`60s`, `500ms`, `2m`).
+    /// Per-request timeout, as Go writes durations (`60s`, `1m30s`, `1.5s`, `500ms`).
     #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
     /// After Ctrl-C / SIGTERM, time given to requests in flight.
@@ -230,45 +300,22 @@ pub struct RunArgs {
     /// Offer only HTTP/1.1 in TLS (as the profile's `disableHTTP2: true` does).
     #[arg(long)]
     pub http1: bool,
+    /// Exit 1 when this threshold is crossed (repeatable): `error_rate>0.1%`, `p99(GET)>200ms`,
+    /// `lag_p99>1ms`, `max>2s`, `rate<900`; a ✓/✗ line per threshold. A run in which every
+    /// request failed always exits 1.
+    #[arg(long = "fail-on", value_name = "EXPR", value_parser = parse_gate)]
+    pub fail_on: Vec<crate::gate::Gate>,
     /// Skip the `GET /version` check each core makes before the start (a wrong CA, a
     /// 401/403 or an unreachable server then shows up as failed requests instead).
     #[arg(long)]
     pub no_preflight: bool,
 }
 
-/// Parses `60s`, `1.5s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 60s, 500ms, 2m"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?}: use h, m, s, ms or us"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("duration {s:?} is out of range"))
-}
+pub use preprocess::duration::{parse_duration, parse_positive_duration};
 
-/// Like [`parse_duration`], refusing zero (a timeout or grace of nothing is a mistake).
-pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("duration {s:?} must be greater than zero"));
-    }
-    Ok(d)
+/// A `--fail-on` expression (see [`crate::gate`]).
+pub fn parse_gate(s: &str) -> Result<crate::gate::Gate, String> {
+    s.parse()
 }
 
 /// Parses an RFC 3339 instant or unix milliseconds.
@@ -294,18 +341,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_positive_duration("0s")
-            .unwrap_err()
-            .contains("greater than zero"));
-        assert!(parse_positive_duration("-1s").is_err());
-        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
+    fn duration_flags_take_go_forms() {
+        let timeout = |t: &str| {
+            Cli::try_parse_from(["engine", "run", "t", "--server", "http://x", "--timeout", t]).map(
+                |cli| match cli.command {
+                    Command::Run(a) => a.timeout,
+                    _ => unreachable!(),
+                },
+            )
+        };
+        assert_eq!(timeout("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(timeout("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(timeout("90").is_err(), "a unit-less number is refused");
+        assert!(timeout("0s").is_err(), "a zero timeout is refused");
+        assert!(
+            Cli::try_parse_from(["engine", "compare", "a", "b", "--max-lag-p99", "1"]).is_err()
+        );
+    }
+
+    #[test]
+    fn verbosity_and_kubectl_flags() {
+        let cli = Cli::try_parse_from([
+            "engine",
+            "-vv",
+            "run",
+            "t",
+            "--server",
+            "https://127.0.0.1:6443",
+            "--token",
+            "abc",
+            "--insecure-skip-tls-verify",
+            "--cpus",
+            "0-1",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 2);
+        let Command::Run(a) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.cpus, Some(vec![0, 1]));
+        assert!(a.insecure_skip_tls_verify);
+        assert!(Cli::try_parse_from(["engine", "run", "t", "--token", "abc"]).is_err());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `engine`: replays a timeline and writes kperf's report (plus kreplay's section).
 //!
 //! Exit codes of `run`: 0 after a complete run (even with failed requests: they are in the
-//! report), 1 on an error before or instead of the report, 3 when the report could not be
-//! written to `--result`/stdout and was saved to the fallback file named on stderr, 130 when
-//! Ctrl-C or SIGTERM stopped the run (the report of what ran is still written).
+//! report) unless a `--fail-on` threshold is crossed or every request failed (then 1, the
+//! report still written), 1 on an error before or instead of the report, 3 when the report
+//! could not be written to `--result`/stdout and was saved to the fallback file named on
+//! stderr, 130 when Ctrl-C or SIGTERM stopped the run (the report of what ran is still written).
 //! `compare`: 0 when no threshold is crossed, 1 when one is, 2 on unusable input.
 //! `merge`: 0 when the merged report is written, 1 otherwise, 3 when it went to a fallback
 //! file.
@@ -15,42 +16,50 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use engine::cli::{Cli, Command, CompareArgs, MergeArgs, MetricBase, RunArgs};
+use engine::cli::{
+    Cli, Command, CompareArgs, CompareFormat, MergeArgs, MetricBase, ReportArgs, RunArgs,
+};
 use engine::clock::TimingMode;
+use engine::compare::read::ReportFile;
 use engine::compare::thresholds::{Limits, Thresholds};
 use engine::compare::{compare_files, CompareOptions};
+use engine::gate::{self, Gate};
 use engine::job::args::JobCommand;
 use engine::job::report_server::ReportServer;
-use engine::kubeconfig::{resolve, KubeconfigOptions};
+use engine::kubeconfig::{from_flags, resolve, KubeconfigOptions, ServerFlags};
 use engine::plan::RunnerSelection;
 use engine::report::{render_report, summary::render_summary, ReportConfig, ReportContext};
-use engine::report_file::{ReportFile, REPORT_FALLBACK_EXIT};
+use engine::report_destination::{ReportDestination, REPORT_FALLBACK_EXIT};
 use engine::report_merge::{merge_files, MergeOptions};
+use engine::report_view::ReportView;
 use engine::run::{run, run_with_preflight, RunOptions};
 use engine::source::fetch::{fetch_timeline, file_sha256, is_url, parse_sha256};
 use engine::source::{ReplaySource, TimelineSource};
 use engine::target::Target;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // Library warnings (preflight answers, kept tokens, missing client certificates) go to
-    // stderr; RUST_LOG adjusts the level.
+    // stderr; -v raises the level, RUST_LOG when set replaces it.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(preprocess::verbosity::log_level(cli.verbose))
+            }),
         )
         .init();
-    let cli = Cli::parse();
     let args = match cli.command {
         Command::Run(args) => args,
         Command::Compare(args) => return compare_command(&args),
         Command::Merge(args) => return merge_command(&args),
         Command::Job { command } => return job_command(&command),
+        Command::Report(args) => return report_command(&args),
     };
     match run_command(&args) {
         Ok(RunEnd::Complete) => ExitCode::SUCCESS,
+        Ok(RunEnd::GateFailed) => ExitCode::from(1),
         Ok(RunEnd::Interrupted) => ExitCode::from(130),
         Ok(RunEnd::ReportFallback) => ExitCode::from(REPORT_FALLBACK_EXIT),
         Err(e) => {
@@ -83,19 +92,51 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
         max_error_rate: args.max_error_rate,
     });
     eprintln!("limits: {thresholds}");
+    let (bases, new) = match args.base_and_new() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("engine compare: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The file's expressions, then the flags'.
+    let gates = thresholds
+        .fail_on
+        .iter()
+        .chain(&args.fail_on)
+        .cloned()
+        .collect();
     let opts = CompareOptions {
         thresholds,
         per_url: args.per_url,
+        gates,
+        force: args.force,
     };
-    let outcome = match compare_files(&args.base, &args.new, &opts) {
+    let outcome = match compare_files(&bases, &new, &opts) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("engine compare: {e}");
             return ExitCode::from(2);
         }
     };
+    let stdout = match args.format {
+        CompareFormat::Text => {
+            let mut text = outcome.table.clone();
+            for c in outcome
+                .checks
+                .iter()
+                .filter(|c| opts.gates.iter().any(|g| g.text == c.name))
+            {
+                let mark = if c.failed { '✗' } else { '✓' };
+                text.push_str(&format!("{mark} {}: {}\n", c.name, c.detail));
+            }
+            text
+        }
+        CompareFormat::Json => engine::compare::output::to_json(&outcome),
+        CompareFormat::Junit => engine::compare::output::to_junit(&outcome),
+    };
     // A closed stdout (`| head`) must not hide the verdict on stderr.
-    let _ = std::io::stdout().lock().write_all(outcome.table.as_bytes());
+    let _ = std::io::stdout().lock().write_all(stdout.as_bytes());
     for n in &outcome.notes {
         eprintln!("note: {n}");
     }
@@ -109,6 +150,31 @@ fn compare_command(args: &CompareArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Runs `engine report`: the summary on stdout, and the HTML page when asked.
+fn report_command(args: &ReportArgs) -> ExitCode {
+    let result = ReportFile::load(&args.report)
+        .map_err(|e| e.to_string())
+        .and_then(ReportView::new)
+        .and_then(|view| {
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(view.summary().as_bytes());
+            if let Some(path) = &args.html {
+                std::fs::write(path, engine::report_view::html::render(&view))
+                    .map_err(|e| format!("cannot write --html {}: {e}", path.display()))?;
+                eprintln!("HTML report written to {}", path.display());
+            }
+            Ok(())
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine report: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -142,7 +208,7 @@ fn job_command(command: &JobCommand) -> ExitCode {
 
 /// Runs `engine merge`.
 fn merge_command(args: &MergeArgs) -> ExitCode {
-    let sink = match ReportFile::open("-o", Some(&args.output)) {
+    let sink = match ReportDestination::open("-o", Some(&args.output)) {
         Ok(sink) => sink,
         Err(e) => {
             eprintln!("engine merge: {e}");
@@ -167,7 +233,14 @@ fn merge_command(args: &MergeArgs) -> ExitCode {
         eprintln!("engine merge: note: {n}");
     }
     match sink.write(&merged.json) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            // What was merged, as `engine report` shows it.
+            match engine::report_view::summary_of(&args.output) {
+                Ok(summary) => print!("{summary}"),
+                Err(e) => eprintln!("engine merge: the merged report's summary: {e}"),
+            }
+            ExitCode::SUCCESS
+        }
         Err(fallback) => {
             eprintln!("engine merge: {}", fallback.message());
             ExitCode::from(REPORT_FALLBACK_EXIT)
@@ -178,8 +251,10 @@ fn merge_command(args: &MergeArgs) -> ExitCode {
 /// How `engine run` ended, when it wrote a report.
 enum RunEnd {
     Complete,
+    /// A `--fail-on` threshold was crossed, or every request failed.
+    GateFailed,
     Interrupted,
-    /// The report went to a fallback file (see `report_file`).
+    /// The report went to a fallback file (see `report_destination`).
     ReportFallback,
 }
 
@@ -198,10 +273,16 @@ fn run_command(args: &RunArgs) -> Result<RunEnd> {
         }
         None => None,
     };
-    // A served runner's report is fetched from it: it writes a file only when asked to.
+    // Without --result the report goes to a file named for the time (`--result -`: stdout);
+    // a served runner's report is fetched from it, so it writes a file only when asked to.
     let sink = match (&report_server, &args.result) {
         (Some(_), None) => None,
-        _ => Some(ReportFile::open("--result", args.result.as_deref())?),
+        (None, None) => {
+            let path = engine::report::default_report_path(std::time::SystemTime::now());
+            Some(ReportDestination::open("--result", Some(&path))?)
+        }
+        (_, Some(p)) if p.as_os_str() == "-" => Some(ReportDestination::open("--result", None)?),
+        (_, Some(p)) => Some(ReportDestination::open("--result", Some(p))?),
     };
     let (report, interrupted) = match replay(args) {
         Ok(done) => done,
@@ -212,15 +293,26 @@ fn run_command(args: &RunArgs) -> Result<RunEnd> {
             return Err(e);
         }
     };
+    let gate_failed = check_gates(&args.fail_on, &report);
     let mut end = if interrupted {
         RunEnd::Interrupted
+    } else if gate_failed {
+        RunEnd::GateFailed
     } else {
         RunEnd::Complete
     };
     if let Some(sink) = sink {
-        if let Err(fallback) = sink.write(&report) {
-            eprintln!("engine: {}", fallback.message());
-            end = RunEnd::ReportFallback;
+        let shown = sink.path().map(|p| p.display().to_string());
+        match sink.write(&report) {
+            Ok(()) => {
+                if let Some(path) = shown {
+                    eprintln!("report written to {path}");
+                }
+            }
+            Err(fallback) => {
+                eprintln!("engine: {}", fallback.message());
+                end = RunEnd::ReportFallback;
+            }
         }
     }
     if let Some(server) = &report_server {
@@ -243,6 +335,7 @@ fn serve_until_collected(server: &ReportServer, report: String, end: &RunEnd, ar
     }
     let code = match end {
         RunEnd::Complete => 0,
+        RunEnd::GateFailed => 1,
         RunEnd::Interrupted => 130,
         RunEnd::ReportFallback => i32::from(REPORT_FALLBACK_EXIT),
     };
@@ -265,8 +358,20 @@ fn replay(args: &RunArgs) -> Result<(String, bool)> {
     let timeline_path = local_timeline(args)?;
     let source = TimelineSource::open(&timeline_path)
         .with_context(|| format!("cannot open timeline {}", timeline_path.display()))?;
+    let kubectl_flags = args.token.is_some()
+        || args.certificate_authority.is_some()
+        || args.insecure_skip_tls_verify;
     let target = match &args.server {
-        Some(url) => Target::from_server_url(url)?,
+        Some(url) if url.starts_with("http://") && !kubectl_flags => Target::from_server_url(url)?,
+        Some(url) => {
+            let access = from_flags(&ServerFlags {
+                server: url.clone(),
+                token: args.token.clone(),
+                certificate_authority: args.certificate_authority.clone(),
+                insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+            })?;
+            Target::from_cluster(&access, args.http1 || source.info().spec.disable_http2)?
+        }
         None => {
             let access = resolve(&KubeconfigOptions {
                 kubeconfig: args.kubeconfig.clone(),
@@ -282,6 +387,9 @@ fn replay(args: &RunArgs) -> Result<(String, bool)> {
     let timing: TimingMode = args.timing.into();
     let opts = RunOptions {
         cores: args.cores,
+        cpus: args.cpus.clone(),
+        share_cpus: args.share_cpus,
+        metrics_listen: args.metrics_listen,
         conns: args.conns,
         max_conns: args.max_conns,
         max_in_flight: args.max_in_flight,
@@ -363,4 +471,32 @@ fn local_timeline(args: &RunArgs) -> Result<std::path::PathBuf> {
         args.timeout.max(std::time::Duration::from_secs(60)),
     )?;
     Ok(path)
+}
+
+/// Prints a ✓/✗ line per `--fail-on` threshold (and the built-in all-failed gate) on stderr;
+/// returns whether one failed.
+fn check_gates(gates: &[Gate], report: &str) -> bool {
+    let file = match ReportFile::from_bytes(std::path::Path::new("report"), report.as_bytes()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("✗ thresholds not checked: {e}");
+            return true;
+        }
+    };
+    let mut failed = false;
+    let implicit = gate::nothing_succeeded();
+    let total_run = file.opt_u64("totalRun").ok().flatten().unwrap_or(0);
+    if total_run > 0 {
+        let v = gate::check(&implicit, &file);
+        if v.failed {
+            eprintln!("{v} (every request failed: nothing was measured)");
+            failed = true;
+        }
+    }
+    for g in gates {
+        let v = gate::check(g, &file);
+        eprintln!("{v}");
+        failed |= v.failed;
+    }
+    failed
 }

@@ -20,8 +20,14 @@ use crate::target::Target;
 /// How to run a replay.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Executors (cores); 0 = every CPU the process may use.
+    /// Executors (cores); 0 = one per CPU of `cpus`.
     pub cores: usize,
+    /// CPUs to pin executors to (`--cpus`); `None`: this process's affinity mask.
+    pub cpus: Option<Vec<usize>>,
+    /// Allow more executors than CPUs (round robin); they then compete for CPU time.
+    pub share_cpus: bool,
+    /// Serve Prometheus exposition here during the run (`--metrics-listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Total pool connections over all cores (default: connsPerRunner × replayed runners).
     pub conns: Option<usize>,
     /// Total connection cap over all cores (default: 4 × conns).
@@ -122,6 +128,8 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// Executors used.
     pub cores: usize,
+    /// The CPU each executor was pinned to, by core.
+    pub cpus: Vec<usize>,
     /// Pool connections opened at the start, total.
     pub conns: usize,
     /// Connection cap, total.
@@ -317,21 +325,24 @@ fn run_checked(
             opts.speed
         )));
     }
-    let cpus: Vec<usize> = core_affinity::get_core_ids()
-        .map(|ids| ids.into_iter().map(|c| c.id).collect())
-        .unwrap_or_default();
-    let mut cpus = if cpus.is_empty() { vec![0] } else { cpus };
-    let cores = if opts.cores == 0 {
-        cpus.len()
-    } else {
-        opts.cores
-    };
-    // Runners that share a host's CPUs (pods without an exclusive cpuset, several engines
-    // on one machine) begin at different CPUs instead of all pinning to the first one.
-    if let RunnerSelection::One(index) = opts.selection {
-        let shift = (index as usize).wrapping_mul(cores) % cpus.len();
-        cpus.rotate_left(shift);
+    let mut allowed = crate::cpu_set::allowed_cpus();
+    // Runners that share a host's CPUs (pods without an exclusive cpuset, several engines on
+    // one machine) begin at different CPUs instead of all pinning to the first ones.
+    if let (None, RunnerSelection::One(index)) = (&opts.cpus, opts.selection) {
+        if !allowed.is_empty() {
+            let per_runner = if opts.cores == 0 {
+                allowed.len()
+            } else {
+                opts.cores
+            };
+            let shift = (index as usize).wrapping_mul(per_runner) % allowed.len();
+            allowed.rotate_left(shift);
+        }
     }
+    let cpus =
+        crate::cpu_set::choose_cpus(opts.cpus.as_deref(), &allowed, opts.cores, opts.share_cpus)
+            .map_err(RunError::Invalid)?;
+    let cores = cpus.len();
     let info = source.info().clone();
     let runs: Vec<(usize, u64)> = source
         .runs()
@@ -434,6 +445,14 @@ fn run_checked(
         },
     });
 
+    // Dropped (stopped) when this function returns, after the cores' last publication.
+    let _metrics_server = match opts.metrics_listen {
+        Some(addr) => {
+            Some(crate::live_metrics::serve(addr, shared.clone()).map_err(RunError::Invalid)?)
+        }
+        None => None,
+    };
+
     raise_memlock_soft_limit();
     let mut handles = Vec::with_capacity(cores);
     let mut spawn_error = None;
@@ -445,7 +464,7 @@ fn run_checked(
             max_conns: core_max[i].max(core_conns[i]),
             max_in_flight: core_in_flight[i].max(core_conns[i]),
         };
-        let cpu = cpus[i % cpus.len()];
+        let cpu = cpus[i];
         let ticket = GateTicket::new(gate.clone());
         let sh = shared.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
@@ -581,6 +600,7 @@ fn run_checked(
         duration,
         interrupted: stop.load(Ordering::Relaxed),
         cores,
+        cpus,
         conns,
         max_conns,
         max_in_flight,

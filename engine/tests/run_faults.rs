@@ -61,7 +61,7 @@ fn target_down_fails_every_request_as_connection_refused() {
     let url = format!("http://127.0.0.1:{}", closed_port());
     let started = Instant::now();
     let run = run_engine(&tl, dir.path(), &["--server", &url, "--cores", "2"], &[]);
-    assert!(run.status.success(), "{}", run.stderr);
+    assert_all_failed_exit(&run);
     assert!(started.elapsed() < Duration::from_secs(60));
     let report = run.report.expect("report written");
     assert_eq!(num(&report, "totalRun"), 20);
@@ -132,7 +132,7 @@ fn server_slower_than_timeout_fails_requests_without_hanging() {
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 2), &gets(6, 5));
     let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--timeout", "300ms"]);
-    assert!(run.status.success(), "{}", run.stderr);
+    assert_all_failed_exit(&run);
     let report = run.report.unwrap();
     assert_eq!(num(&report, "totalRun"), 6);
     assert_eq!(num(&report, "totalFailed"), 6);
@@ -156,7 +156,7 @@ fn http_errors_are_classified_and_raw_data_lists_them() {
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 1), &gets(5, 1));
     let run = run_on_one_core(&tl, dir.path(), &server.url(), &["--raw-data"]);
-    assert!(run.status.success(), "{}", run.stderr);
+    assert_all_failed_exit(&run);
     let report = run.report.unwrap();
     assert_eq!(report["errorStats"]["http/404"].as_u64(), Some(5));
     let errors = report["errors"].as_array().expect("errors with --raw-data");
@@ -280,7 +280,7 @@ fn raw_errors_are_listed_runner_by_runner_watches_last() {
         &["--server", &server.url(), "--cores", "2", "--raw-data"],
         &[],
     );
-    assert!(run.status.success(), "{}", run.stderr);
+    assert_all_failed_exit(&run);
     let report = run.report.unwrap();
     let errors = report["errors"].as_array().expect("errors with --raw-data");
     assert_eq!(errors.len(), requests.len());

@@ -38,6 +38,9 @@ fn memory_source_replays_through_the_library_api() {
     let target = Arc::new(Target::from_server_url(&server.url()).unwrap());
     let opts = RunOptions {
         cores: 2,
+        cpus: None,
+        share_cpus: false,
+        metrics_listen: None,
         conns: None,
         max_conns: None,
         max_in_flight: None,

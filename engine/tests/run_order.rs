@@ -57,7 +57,7 @@ fn per_object_order_matches_profile_order_on_1_2_and_4_cores() {
         let run = run_engine(
             &tl,
             dir.path(),
-            &["--server", &server.url(), "--cores", cores],
+            &["--server", &server.url(), "--cores", cores, "--share-cpus"],
             &[],
         );
         assert!(run.status.success(), "cores {cores}: {}", run.stderr);

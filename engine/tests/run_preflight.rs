@@ -27,6 +27,9 @@ const TOKEN_MARK: &str = "wr0ng-t0ken-s3cret";
 fn options() -> RunOptions {
     RunOptions {
         cores: 2,
+        cpus: None,
+        share_cpus: false,
+        metrics_listen: None,
         conns: None,
         max_conns: None,
         max_in_flight: None,

@@ -88,7 +88,7 @@ fn replays_over_tls_with_the_kubeconfig_token() {
         ],
         &[],
     );
-    assert!(run.status.success(), "{}", run.stderr);
+    assert_all_failed_exit(&run);
     let text = run.report_text.clone().unwrap();
     let report = run.report.unwrap();
     assert_eq!(

@@ -5,6 +5,7 @@
 //! (writer and reader: the format has one owner). The engine never parses YAML.
 
 pub mod destination;
+pub mod duration;
 pub mod export;
 pub mod inspect;
 pub mod loader;
@@ -14,5 +15,6 @@ pub mod request_target;
 pub mod source;
 pub mod timeline;
 pub mod validate;
+pub mod verbosity;
 pub mod warnings;
 pub mod yaml;

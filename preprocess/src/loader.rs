@@ -141,13 +141,24 @@ pub enum LoadError {
         /// Which limit, where.
         message: String,
     },
-    /// The profile parsed but breaks a kperf rule; `message` is kperf's text.
-    #[error("{name}: invalid profile: {message}")]
+    /// The profile parsed but breaks a kperf rule; `message` is kperf's text for the first
+    /// problem, `further` the next ones (up to [`MAX_REPORTED_ERRORS`] in all).
+    #[error(
+        "{name}{}: invalid profile: {message}{}",
+        position(*at),
+        list_further(name, further, *more)
+    )]
     Invalid {
         /// The source.
         name: String,
         /// kperf's message, e.g. `requests[3]: name is required for GET operation`.
         message: String,
+        /// Line and column (1-based) of the request the first problem is in, when it has one.
+        at: Option<(usize, usize)>,
+        /// Further problems: position and message.
+        further: Vec<(Option<(usize, usize)>, String)>,
+        /// Problems past the reported ones.
+        more: u64,
     },
     /// `requests` is given again after requests were already handed out. kperf would keep the
     /// last list; a streaming loader cannot take back what it delivered.
@@ -171,6 +182,25 @@ pub enum LoadError {
         /// Why.
         message: String,
     },
+}
+
+/// Problems reported at once at most (the first and up to 19 more): enough to fix a batch
+/// without flooding a terminal.
+pub const MAX_REPORTED_ERRORS: usize = 20;
+
+fn position(at: Option<(usize, usize)>) -> String {
+    at.map_or(String::new(), |(line, col)| format!(":{line}:{col}"))
+}
+
+fn list_further(name: &str, further: &[(Option<(usize, usize)>, String)], more: u64) -> String {
+    let mut out = String::new();
+    for (at, message) in further {
+        out.push_str(&format!("\n  {name}{}: {message}", position(*at)));
+    }
+    if more > 0 {
+        out.push_str(&format!("\n  ... and {more} more"));
+    }
+    out
 }
 
 fn list_type_errors(errors: &[String], more: usize) -> String {
@@ -240,13 +270,27 @@ pub fn load_profile<R: Read>(
     let invalid = |message: String| LoadError::Invalid {
         name: name.to_string(),
         message,
+        at: None,
+        further: Vec::new(),
+        more: 0,
     };
     check_version(profile.version).map_err(invalid)?;
     let spec = check_spec(&profile.spec).map_err(invalid)?;
     let requests = profile.requests;
     check_not_empty(requests.count).map_err(invalid)?;
-    if let Some(message) = requests.first_error.or(requests.order_error) {
-        return Err(invalid(message));
+    // kperf's order: every request's own rules (step 4) before sortedness (step 5).
+    let mut problems = requests
+        .request_errors
+        .into_iter()
+        .chain(requests.order_errors);
+    if let Some((at, message)) = problems.next() {
+        return Err(LoadError::Invalid {
+            name: name.to_string(),
+            message,
+            at,
+            further: problems.collect(),
+            more: requests.unreported_errors,
+        });
     }
     Ok(ProfileHead {
         version: profile.version,
@@ -367,10 +411,14 @@ struct RequestStream<'f> {
     on_request: &'f mut dyn FnMut(u64, ProfileRequest) -> Result<(), LoadError>,
     count: u64,
     previous_timestamp: Option<i64>,
-    first_error: Option<String>,
-    order_error: Option<String>,
+    request_errors: Vec<Located>,
+    order_errors: Vec<Located>,
+    unreported_errors: u64,
     stopped: bool,
 }
+
+/// A problem with the position of its request.
+type Located = (Option<(usize, usize)>, String);
 
 impl<'f> RequestStream<'f> {
     fn new(
@@ -382,8 +430,9 @@ impl<'f> RequestStream<'f> {
             on_request,
             count: 0,
             previous_timestamp: None,
-            first_error: None,
-            order_error: None,
+            request_errors: Vec::new(),
+            order_errors: Vec::new(),
+            unreported_errors: 0,
             stopped: false,
         }
     }
@@ -391,8 +440,21 @@ impl<'f> RequestStream<'f> {
     fn reset(&mut self) {
         self.count = 0;
         self.previous_timestamp = None;
-        self.first_error = None;
-        self.order_error = None;
+        self.request_errors.clear();
+        self.order_errors.clear();
+        self.unreported_errors = 0;
+    }
+
+    /// Keeps a problem while fewer than [`MAX_REPORTED_ERRORS`] are kept; counts it otherwise.
+    fn note(&mut self, order: bool, at: (usize, usize), message: String) {
+        self.stopped = true;
+        if self.request_errors.len() + self.order_errors.len() >= MAX_REPORTED_ERRORS {
+            self.unreported_errors += 1;
+        } else if order {
+            self.order_errors.push((Some(at), message));
+        } else {
+            self.request_errors.push((Some(at), message));
+        }
     }
 
     /// A new `requests` value replaces the list: fine unless requests were already read.
@@ -417,22 +479,16 @@ impl<'f> RequestStream<'f> {
         if dec.type_error_count() > 0 {
             self.stopped = true;
         }
+        let at = (node.line, node.col);
         if let Some(previous) = self.previous_timestamp {
-            if self.order_error.is_none() {
-                if let Err(message) = check_order(index, raw.timestamp, previous) {
-                    self.order_error = Some(message);
-                    self.stopped = true;
-                }
+            if let Err(message) = check_order(index, raw.timestamp, previous) {
+                self.note(true, at, message);
             }
         }
         self.previous_timestamp = Some(raw.timestamp);
-        if self.first_error.is_some() {
-            return Ok(());
-        }
         match check_request(index, raw) {
             Err(message) => {
-                self.first_error = Some(message);
-                self.stopped = true;
+                self.note(false, at, message);
                 Ok(())
             }
             Ok(request) if !self.stopped => (self.on_request)(index, request),

@@ -103,6 +103,9 @@ pub fn check_not_empty(count: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The verbs a profile may use, as kperf spells them.
+const VALID_VERBS: &str = "GET, LIST, WATCH, CREATE, DELETE, DELETECOLLECTION, PATCH, APPLY";
+
 /// Step 4 for request `index`: the first failing rule, wrapped as `requests[<i>]: <msg>`;
 /// on success, the request in the model's form.
 pub fn check_request(index: u64, raw: RawRequest) -> Result<ProfileRequest, String> {
@@ -111,7 +114,13 @@ pub fn check_request(index: u64, raw: RawRequest) -> Result<ProfileRequest, Stri
         return fail(format!("timestamp must be >= 0: {}", raw.timestamp));
     }
     let Some(verb) = Verb::from_profile(&raw.verb) else {
-        return fail(format!("unsupported verb: {}", raw.verb));
+        if raw.verb.is_empty() {
+            return fail(format!("verb is required (one of {VALID_VERBS})"));
+        }
+        return fail(format!(
+            "unsupported verb: {} (one of {VALID_VERBS})",
+            raw.verb
+        ));
     };
     if raw.resource_kind.is_empty() {
         return fail("resourceKind is required".to_string());
@@ -177,7 +186,7 @@ mod tests {
         r.resource_kind.clear();
         assert_eq!(
             check_request(0, r).unwrap_err(),
-            "requests[0]: unsupported verb: get"
+            "requests[0]: unsupported verb: get (one of GET, LIST, WATCH, CREATE, DELETE, DELETECOLLECTION, PATCH, APPLY)"
         );
         let ok = check_request(0, request("PATCH")).unwrap();
         assert_eq!(ok.verb, Verb::Patch);

@@ -34,6 +34,8 @@ pub(crate) struct Node {
     pub(crate) kind: NodeKind,
     /// 1-based line where the node starts.
     pub(crate) line: usize,
+    /// 1-based column where the node starts (for error positions).
+    pub(crate) col: usize,
 }
 
 #[derive(Debug)]

@@ -336,7 +336,7 @@ fn a_null_request_item_is_a_zero_request() {
     let yaml = with_requests("- ~\n");
     assert_eq!(
         error_of(&yaml),
-        "test.yaml: invalid profile: requests[0]: unsupported verb: "
+        "test.yaml:7:3: invalid profile: requests[0]: verb is required (one of GET, LIST, WATCH, CREATE, DELETE, DELETECOLLECTION, PATCH, APPLY)"
     );
 }
 

@@ -42,7 +42,7 @@ fn sample_fixture_loads_with_its_spec_and_nine_requests() {
 
 fn invalid(yaml: &str) -> String {
     match load(yaml) {
-        Err(LoadError::Invalid { name, message }) => {
+        Err(LoadError::Invalid { name, message, .. }) => {
             assert_eq!(name, "test.yaml");
             message
         }
@@ -129,11 +129,11 @@ fn each_request_rule_with_its_message() {
         ),
         (
             "{timestamp: 1, verb: get, resourceKind: Pod, name: p, apiPath: /x}",
-            "requests[0]: unsupported verb: get",
+            "requests[0]: unsupported verb: get (one of GET, LIST, WATCH, CREATE, DELETE, DELETECOLLECTION, PATCH, APPLY)",
         ),
         (
             "{timestamp: 1, resourceKind: Pod, apiPath: /x}",
-            "requests[0]: unsupported verb: ",
+            "requests[0]: verb is required (one of GET, LIST, WATCH, CREATE, DELETE, DELETECOLLECTION, PATCH, APPLY)",
         ),
         (
             "{timestamp: 1, verb: LIST, apiPath: /x}",
@@ -215,7 +215,7 @@ fn version_and_spec_errors_win_even_when_written_after_the_requests() {
     let yaml = format!(
         "requests:\n{bad_request}version: 1\nspec: {{runnerCount: 1, connsPerRunner: 1, contentType: json}}\n"
     );
-    assert_eq!(invalid(&yaml), "requests[0]: unsupported verb: NOPE");
+    assert_eq!(invalid(&yaml), "requests[0]: unsupported verb: NOPE (one of GET, LIST, WATCH, CREATE, DELETE, DELETECOLLECTION, PATCH, APPLY)");
 }
 
 #[test]
@@ -236,7 +236,7 @@ fn delivery_stops_at_the_first_request_error() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "t: invalid profile: requests[2]: name is required for GET operation"
+        "t:17:3: invalid profile: requests[2]: name is required for GET operation"
     );
     assert_eq!(delivered, [0, 1]);
 }
@@ -273,4 +273,56 @@ fn error_display_names_the_source_and_wraps_like_kperf() {
         err.to_string(),
         "profile.yaml: invalid profile: spec: runnerCount must be > 0: 0"
     );
+}
+
+#[test]
+fn up_to_twenty_problems_at_once_with_line_and_column() {
+    // 25 bad requests (no verb) and one out of order: the first 20 are listed, the rest counted.
+    let mut items = String::new();
+    for i in 0..25 {
+        items.push_str(&format!(
+            "- {{timestamp: {}, resourceKind: Pod, apiPath: /x}}\n",
+            100 - i
+        ));
+    }
+    let yaml = with_requests(&items);
+    let err = load(&yaml).unwrap_err();
+    let LoadError::Invalid {
+        message,
+        at,
+        further,
+        more,
+        ..
+    } = &err
+    else {
+        panic!("expected an invalid-profile error, got {err:?}")
+    };
+    assert!(
+        message.starts_with("requests[0]: verb is required"),
+        "{message}"
+    );
+    let (line, col) = at.expect("the first problem has a position");
+    assert!(yaml.lines().nth(line - 1).unwrap()[col - 1..].starts_with("{timestamp: 100"));
+    assert_eq!(further.len(), 19);
+    // Kept in the order met (request 1's own problem, then its order), listed rules first.
+    assert!(
+        further[8].1.starts_with("requests[9]: verb is required"),
+        "{further:?}"
+    );
+    assert!(further[9]
+        .1
+        .starts_with("requests must be sorted by timestamp: request[1]"));
+    assert_eq!(
+        further[0].0.map(|(l, _)| l),
+        Some(line + 1),
+        "each problem names its own line"
+    );
+    // 25 request problems + 24 order problems, 20 reported.
+    assert_eq!(*more, 29);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("test.yaml:{line}:{col}: invalid profile: ")),
+        "{text}"
+    );
+    assert!(text.ends_with("... and 29 more"), "{text}");
 }

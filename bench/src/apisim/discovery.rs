@@ -289,6 +289,26 @@ pub fn kind_for(group: &str, resource: &str) -> String {
     }
 }
 
+/// The resource and scope of a Kind (`apps`, `Deployment` → `deployments`, namespaced): from the
+/// table, else the lower-cased plural of the Kind, namespaced (custom resources usually are).
+pub fn resource_for_kind(group: &str, kind: &str) -> (String, bool) {
+    if let Some(entry) = KNOWN
+        .iter()
+        .find(|entry| entry.kind == kind && entry.group == group)
+    {
+        return (entry.resource.to_string(), entry.namespaced);
+    }
+    let lower = kind.to_ascii_lowercase();
+    let plural = if let Some(stem) = lower.strip_suffix('y') {
+        format!("{stem}ies")
+    } else if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") {
+        format!("{lower}es")
+    } else {
+        format!("{lower}s")
+    };
+    (plural, true)
+}
+
 /// `/version`.
 pub fn version_info() -> Value {
     json!({

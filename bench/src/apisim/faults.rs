@@ -210,15 +210,22 @@ impl Faults {
     }
 }
 
-/// Parses a CLI latency spec `VERB=MS` or `VERB=MIN..MAX`.
+/// Parses a CLI latency spec `VERB=DURATION` or `VERB=MIN..MAX`, durations in Go's form
+/// (`300ms`, `1.5s`, `0`) read by the parser every flag uses; whole milliseconds.
 pub fn parse_latency_flag(spec: &str) -> Result<(String, LatencyRange), String> {
-    let (verb, range) = spec
-        .split_once('=')
-        .ok_or_else(|| format!("--latency {spec:?}: expected VERB=MS or VERB=MIN..MAX"))?;
+    let (verb, range) = spec.split_once('=').ok_or_else(|| {
+        format!("--latency {spec:?}: expected VERB=DURATION or VERB=MIN..MAX (e.g. GET=300ms, *=0..3ms)")
+    })?;
     let number = |text: &str| {
-        text.trim().parse::<u64>().map_err(|_| {
-            format!("--latency {spec:?}: {text:?} is not a whole number of milliseconds")
-        })
+        let d = preprocess::duration::parse_duration(text.trim())
+            .map_err(|e| format!("--latency {spec:?}: {e}"))?;
+        if d.subsec_nanos() % 1_000_000 != 0 {
+            return Err(format!(
+                "--latency {spec:?}: {text:?} is not a whole number of milliseconds"
+            ));
+        }
+        u64::try_from(d.as_millis())
+            .map_err(|_| format!("--latency {spec:?}: {text:?} is too long"))
     };
     let (min_ms, max_ms) = match range.split_once("..") {
         Some((min, max)) => (number(min)?, number(max)?),
@@ -310,10 +317,16 @@ mod tests {
 
     #[test]
     fn latency_flags_and_validation() {
-        let (verb, range) = parse_latency_flag("get=5..10").unwrap();
+        let (verb, range) = parse_latency_flag("get=5ms..10ms").unwrap();
         assert_eq!((verb.as_str(), range.min_ms, range.max_ms), ("GET", 5, 10));
-        assert_eq!(parse_latency_flag("LIST=3").unwrap().1.max_ms, 3);
+        assert_eq!(parse_latency_flag("LIST=3ms").unwrap().1.max_ms, 3);
+        assert_eq!(parse_latency_flag("*=0..1.5s").unwrap().1.max_ms, 1500);
         assert!(parse_latency_flag("LIST").is_err());
+        assert!(parse_latency_flag("LIST=3")
+            .unwrap_err()
+            .contains("missing unit"));
+        assert!(parse_latency_flag("LIST=2000us").is_ok());
+        assert!(parse_latency_flag("LIST=1500us").is_err());
         let mut config = FaultConfig::default();
         config.latency.insert(
             "GET".into(),

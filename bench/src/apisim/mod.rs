@@ -17,6 +17,7 @@ mod patch;
 mod path;
 mod pki;
 mod request_log;
+mod seed;
 mod selector;
 mod server;
 mod service;
@@ -38,6 +39,7 @@ use tokio::sync::watch as signal;
 pub use faults::{parse_latency_flag, FaultConfig, LatencyRange, VERBS};
 pub use jobs::{parse_pvc_flag, RunJobsConfig};
 pub use order_log::{OrderEntry, OrderLog};
+pub use seed::{load_seed_objects, SeedObject};
 
 /// apisim's settings. `Default` is plain HTTP on 127.0.0.1 with a free port, token auth with a random
 /// token, no faults.
@@ -75,6 +77,8 @@ pub struct ApiSimConfig {
     pub max_concurrent_streams: u32,
     /// Carry out Indexed Jobs as local processes (`--run-jobs`); None = Jobs are plain objects.
     pub run_jobs: Option<RunJobsConfig>,
+    /// Objects held at start and after `POST /apisim/reset` (`--seed-objects`).
+    pub seed_objects: Vec<SeedObject>,
 }
 
 impl Default for ApiSimConfig {
@@ -96,6 +100,7 @@ impl Default for ApiSimConfig {
             max_body_bytes: 3 * 1024 * 1024,
             max_concurrent_streams: 1000,
             run_jobs: None,
+            seed_objects: Vec::new(),
         }
     }
 }
@@ -136,6 +141,8 @@ pub enum ApiSimError {
 /// State shared by all connections.
 pub(crate) struct Shared {
     pub store: store::Store,
+    /// Objects put back after every `POST /apisim/reset`.
+    pub seed: Vec<seed::SeedObject>,
     pub faults: faults::Faults,
     pub metrics: metrics::Metrics,
     pub order: OrderLog,
@@ -271,6 +278,7 @@ pub async fn serve(config: ApiSimConfig) -> Result<ApiSimHandle, ApiSimError> {
     let (stop, shutdown) = signal::channel(false);
     let shared = Arc::new(Shared {
         store: store::Store::new(config.watch_history),
+        seed: config.seed_objects.clone(),
         faults: faults::Faults::new(config.faults.clone(), config.seed),
         metrics: metrics::Metrics::default(),
         order: OrderLog::new(config.order_log_limit),
@@ -285,6 +293,7 @@ pub async fn serve(config: ApiSimConfig) -> Result<ApiSimHandle, ApiSimError> {
         names: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed ^ 0x6e61_6d65)),
         jobs,
     });
+    seed::apply_seed(&shared.store, &shared.seed);
     if shared.jobs.is_some() {
         tokio::spawn(jobs::run_controller(shared.clone()));
     }

@@ -320,6 +320,14 @@ async fn admin(shared: &Shared, parts: &Parts, body: Incoming) -> Response<ApiBo
             shared.requests.reset();
             ok()
         }
+        (&Method::POST, "/apisim/reset") => {
+            // Objects, history, order and request logs go; faults stay (they are the run's setup).
+            shared.store.reset();
+            super::seed::apply_seed(&shared.store, &shared.seed);
+            shared.order.reset();
+            shared.requests.reset();
+            ok()
+        }
         (&Method::GET, "/apisim/faults") => json_value(200, &json!(shared.faults.config())),
         (&Method::POST | &Method::PUT, "/apisim/faults") => {
             let body = match read_body(shared, body).await {
@@ -342,9 +350,10 @@ async fn admin(shared: &Shared, parts: &Parts, body: Incoming) -> Response<ApiBo
             shared.faults.set(config);
             json_value(200, &json!(shared.faults.config()))
         }
-        (method, "/metrics" | "/apisim/order" | "/apisim/requests" | "/apisim/faults") => {
-            error_response(&ApiError::method_not_allowed(method.as_str()))
-        }
+        (
+            method,
+            "/metrics" | "/apisim/order" | "/apisim/requests" | "/apisim/faults" | "/apisim/reset",
+        ) => error_response(&ApiError::method_not_allowed(method.as_str())),
         _ => error_response(&ApiError::path_not_found()),
     }
 }

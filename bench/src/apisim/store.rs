@@ -271,6 +271,19 @@ impl Store {
         Ok(WriteOutcome { object, event_type })
     }
 
+    /// Forgets every object and the event history (`POST /apisim/reset`). The resourceVersion keeps
+    /// growing, so a watch resuming from before the reset gets 410 Expired instead of stale events.
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        state.objects.clear();
+        state.history.clear();
+        state.resource_version += 1;
+        state.compacted = state.resource_version;
+        let resource_version = state.resource_version;
+        drop(state);
+        self.latest.send_replace(resource_version);
+    }
+
     /// Deletes every object of a collection (and namespace, when given) that passes `filter`.
     pub fn delete_matching(
         &self,

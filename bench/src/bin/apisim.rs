@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bench::apisim::{self, parse_latency_flag, ApiSimConfig, FaultConfig};
+use bench::apisim::{self, load_seed_objects, parse_latency_flag, ApiSimConfig, FaultConfig};
 use clap::Parser;
+use preprocess::duration::parse_positive_duration;
 
 // glibc malloc showed up at ~7 % of apisim's CPU at 50k requests/s; mimalloc is cheaper per request.
 #[global_allocator]
@@ -51,17 +52,23 @@ struct Args {
     /// Events kept for watches resuming from a resourceVersion.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     watch_history: usize,
-    /// Milliseconds between BOOKMARK events on watches that allow them.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    bookmark_interval_ms: u64,
+    /// Time between BOOKMARK events on watches that allow them (Go form: `1s`, `250ms`).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration)]
+    bookmark_interval: Duration,
+    /// Objects to hold at start and after `POST /apisim/reset` (YAML/JSON list or `kind: List`).
+    #[arg(long, value_name = "FILE")]
+    seed_objects: Option<PathBuf>,
+    /// More log output: -v info, -vv debug (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Largest request body accepted, bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 3 * 1024 * 1024)]
     max_body_bytes: usize,
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_concurrent_streams: u32,
-    /// Added latency: VERB=MS or VERB=MIN..MAX (VERB may be *); repeatable.
-    #[arg(long, value_name = "VERB=MS[..MAX]")]
+    /// Added latency: VERB=DURATION or VERB=MIN..MAX (`GET=300ms`, `*=0..3ms`; VERB may be *); repeatable.
+    #[arg(long, value_name = "VERB=DURATION[..MAX]")]
     latency: Vec<String>,
     /// Fraction of API requests answered 429.
     #[arg(long, value_name = "F", default_value_t = 0.0)]
@@ -163,7 +170,11 @@ impl Args {
             record_requests: self.record_requests,
             order_log_limit: self.order_log_limit,
             watch_history: self.watch_history,
-            bookmark_interval: Duration::from_millis(self.bookmark_interval_ms.max(1)),
+            bookmark_interval: self.bookmark_interval,
+            seed_objects: match &self.seed_objects {
+                Some(path) => load_seed_objects(path).map_err(anyhow::Error::msg)?,
+                None => Vec::new(),
+            },
             max_body_bytes: self.max_body_bytes,
             max_concurrent_streams: self.max_concurrent_streams,
             run_jobs,
@@ -172,14 +183,15 @@ impl Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(preprocess::verbosity::log_level(args.verbose))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
     let config = args.config()?;
     let runtime = apisim::build_runtime(config.threads)?;
     runtime.block_on(async move {

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
 use bench::profile_gen::{
     write_profile_to_path, GenConfig, GenContentType, GenVerb, RateShape, VerbMix,
 };
 use clap::{Parser, ValueEnum};
+use preprocess::duration::parse_positive_duration;
 
 /// Writes a deterministic synthetic kperf replay profile.
 #[derive(Debug, Parser)]
@@ -19,9 +19,9 @@ struct Args {
     /// Requests per second (constant shape; default 100).
     #[arg(long, conflicts_with = "duration")]
     rate: Option<f64>,
-    /// Profile length (constant shape): seconds, or a number with ms/s/m/h (`90s`, `5m`).
-    #[arg(long)]
-    duration: Option<String>,
+    /// Profile length (constant shape), as Go writes durations (`90s`, `1m30s`, `5m`).
+    #[arg(long, value_parser = parse_positive_duration)]
+    duration: Option<std::time::Duration>,
     /// constant | ramp:FROM:TO | spike:BASE:PEAK:AT:LEN | all-at-zero (rates in requests/s,
     /// AT and LEN in seconds).
     #[arg(long, default_value = "constant")]
@@ -70,33 +70,11 @@ enum ContentTypeArg {
     Protobuf,
 }
 
-fn parse_duration_s(text: &str) -> anyhow::Result<f64> {
-    let t = text.trim();
-    let (num, scale) = if let Some(v) = t.strip_suffix("ms") {
-        (v, 0.001)
-    } else if let Some(v) = t.strip_suffix('s') {
-        (v, 1.0)
-    } else if let Some(v) = t.strip_suffix('m') {
-        (v, 60.0)
-    } else if let Some(v) = t.strip_suffix('h') {
-        (v, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().with_context(|| {
-        format!("invalid --duration `{text}`: expected e.g. 60, 90s, 500ms, 5m, 1h")
-    })?;
-    if !(v.is_finite() && v > 0.0) {
-        bail!("invalid --duration `{text}`: must be > 0");
-    }
-    Ok(v * scale)
-}
-
 fn run(args: Args) -> anyhow::Result<()> {
     let cfg = GenConfig {
         requests: args.requests,
         rate: args.rate,
-        duration_s: args.duration.as_deref().map(parse_duration_s).transpose()?,
+        duration_s: args.duration.map(|d| d.as_secs_f64()),
         shape: args.shape.parse::<RateShape>()?,
         mix: args.mix.parse::<VerbMix>()?,
         objects: args.objects,

@@ -13,6 +13,8 @@ pub struct Line {
     pub name: String,
     /// Points, sorted by x.
     pub points: Vec<(f64, f64)>,
+    /// The repeats' spread at each x that had several: (x, lowest, highest).
+    pub ranges: Vec<(f64, f64, f64)>,
 }
 
 /// One bar: category, tool, value.
@@ -24,6 +26,8 @@ pub struct Bar {
     pub tool: String,
     /// Height.
     pub value: f64,
+    /// The repeats' spread (lowest, highest), when there were several.
+    pub range: Option<(f64, f64)>,
 }
 
 /// What a plot draws.
@@ -81,14 +85,49 @@ fn plot_entry<'a>(plots: &'a mut Vec<Plot>, id: &str, make: impl FnOnce() -> Plo
     &mut plots[i]
 }
 
-fn push_point(lines: &mut Vec<Line>, name: String, point: (f64, f64)) {
-    match lines.iter_mut().find(|l| l.name == name) {
-        Some(l) => l.points.push(point),
-        None => lines.push(Line {
-            name,
-            points: vec![point],
-        }),
+fn push_point(lines: &mut Vec<Line>, name: String, point: (f64, f64), range: Option<(f64, f64)>) {
+    let i = match lines.iter().position(|l| l.name == name) {
+        Some(i) => i,
+        None => {
+            lines.push(Line {
+                name,
+                points: Vec::new(),
+                ranges: Vec::new(),
+            });
+            lines.len() - 1
+        }
+    };
+    lines[i].points.push(point);
+    if let Some((lo, hi)) = range {
+        lines[i].ranges.push((point.0, lo, hi));
     }
+}
+
+/// The lowest and highest of several repeats (`None` for one value: no spread to show).
+fn spread(values: &[f64]) -> Option<(f64, f64)> {
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.len() < 2 {
+        return None;
+    }
+    Some((
+        finite.iter().copied().fold(f64::INFINITY, f64::min),
+        finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    ))
+}
+
+/// Where a rising line stops rising: the first point reaching 95 % of the line's highest
+/// value, when later points exist (the curve has flattened: more load, no more throughput).
+/// `None` for lines that rise to their last point, fall from the start, or have < 3 points.
+pub fn saturation_point(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    if points.len() < 3 {
+        return None;
+    }
+    let max = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    if !(max.is_finite() && max > points[0].1) {
+        return None;
+    }
+    let knee = points.iter().position(|p| p.1 >= 0.95 * max)?;
+    (knee > 0 && knee < points.len() - 1).then(|| points[knee])
 }
 
 /// Builds the plots the records ask for, in order of first appearance. A figure whose x kind
@@ -114,13 +153,17 @@ pub fn plots(records: &[Record]) -> Vec<Plot> {
                     },
                 });
                 match (&mut plot.body, &p.x) {
-                    (PlotBody::Lines(lines), PlotX::Number(x)) => {
-                        push_point(lines, line_name(&f.tool, &p.series), (*x, m))
-                    }
+                    (PlotBody::Lines(lines), PlotX::Number(x)) => push_point(
+                        lines,
+                        line_name(&f.tool, &p.series),
+                        (*x, m),
+                        spread(&f.values),
+                    ),
                     (PlotBody::Bars(bars), PlotX::Category(c)) => bars.push(Bar {
                         category: c.clone(),
                         tool: line_name(&f.tool, &p.series),
                         value: m,
+                        range: spread(&f.values),
                     }),
                     _ => {}
                 }
@@ -138,7 +181,7 @@ pub fn plots(records: &[Record]) -> Vec<Plot> {
                 if let PlotBody::Lines(lines) = &mut plot.body {
                     let name = line_name(&s.tool, &s.series);
                     for (x, y) in s.x.iter().zip(&s.y) {
-                        push_point(lines, name.clone(), (*x, *y));
+                        push_point(lines, name.clone(), (*x, *y), None);
                     }
                 }
             }
@@ -149,6 +192,7 @@ pub fn plots(records: &[Record]) -> Vec<Plot> {
         if let PlotBody::Lines(lines) = &mut p.body {
             for l in lines.iter_mut() {
                 l.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                l.ranges.sort_by(|a, b| a.0.total_cmp(&b.0));
             }
         }
     }
@@ -202,10 +246,27 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                             .collect()
                     })
                     .collect();
-                let all: Vec<&(f64, f64)> = pts.iter().flatten().collect();
+                let bars_of: Vec<Vec<(f64, f64, f64)>> = lines
+                    .iter()
+                    .map(|l| {
+                        l.ranges
+                            .iter()
+                            .filter(|r| keep_x(r.0) && keep(r.1) && keep(r.2))
+                            .map(|r| (tx(r.0), ty(r.1), ty(r.2)))
+                            .collect()
+                    })
+                    .collect();
+                let mut all: Vec<(f64, f64)> = pts.iter().flatten().copied().collect();
                 if all.is_empty() {
                     return Ok(None);
                 }
+                // The axes fit the data, error bars included.
+                all.extend(
+                    bars_of
+                        .iter()
+                        .flatten()
+                        .flat_map(|r| [(r.0, r.1), (r.0, r.2)]),
+                );
                 let (x0, x1) = span(
                     all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min),
                     all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
@@ -219,7 +280,14 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                     // Headroom above the data for the legend (upper left).
                     span(ymin.floor(), ymax.ceil() + 1.0)
                 } else {
-                    span(ymin.min(0.0), ymax * 1.3)
+                    // From 0 when the data starts near it, else from just below the data;
+                    // headroom above for the legend.
+                    let lo = if ymin >= 0.0 && ymin < 0.5 * ymax {
+                        0.0
+                    } else {
+                        ymin - (ymax - ymin) * 0.05
+                    };
+                    span(lo, ymax + (ymax - lo) * 0.25)
                 };
                 let mut chart = ChartBuilder::on(&root)
                     .caption(&plot.title, ("sans-serif", 20))
@@ -253,6 +321,42 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                     chart
                         .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
                         .map_err(|e| err(&e))?;
+                    // Error bars: the repeats' lowest to highest, with caps.
+                    let cap = (x1 - x0) * 0.006;
+                    for &(x, lo, hi) in &bars_of[i] {
+                        chart
+                            .draw_series([
+                                PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1)),
+                                PathElement::new(
+                                    vec![(x - cap, lo), (x + cap, lo)],
+                                    color.stroke_width(1),
+                                ),
+                                PathElement::new(
+                                    vec![(x - cap, hi), (x + cap, hi)],
+                                    color.stroke_width(1),
+                                ),
+                            ])
+                            .map_err(|e| err(&e))?;
+                    }
+                    // The saturation point: where the line stops rising.
+                    if let Some((sx, sy)) = saturation_point(&points) {
+                        chart
+                            .draw_series([PathElement::new(
+                                vec![(sx, y0), (sx, y1)],
+                                color.mix(0.6).stroke_width(1),
+                            )])
+                            .map_err(|e| err(&e))?;
+                        chart
+                            .draw_series([Text::new(
+                                format!(
+                                    "saturation ≈ {}",
+                                    format_number(if plot.log_x { 10f64.powf(sx) } else { sx })
+                                ),
+                                (sx, sy),
+                                ("sans-serif", 13).into_font().color(&color),
+                            )])
+                            .map_err(|e| err(&e))?;
+                    }
                 }
                 chart
                     .configure_series_labels()
@@ -273,9 +377,10 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                         tools.push(&b.tool);
                     }
                 }
+                // The axis fits the bars and their error bars.
                 let ymax = bars
                     .iter()
-                    .map(|b| ty(b.value))
+                    .map(|b| ty(b.range.map_or(b.value, |r| r.1.max(b.value))))
                     .fold(f64::NEG_INFINITY, f64::max);
                 let ymin = bars
                     .iter()
@@ -336,6 +441,26 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
                             Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
                         });
                 }
+                // Error bars: the repeats' lowest to highest.
+                for (i, b) in bars.iter().enumerate() {
+                    let Some((lo, hi)) = b.range.filter(|r| keep(r.0) && keep(r.1)) else {
+                        continue;
+                    };
+                    let x = i as f64 + 0.5;
+                    chart
+                        .draw_series([
+                            PathElement::new(vec![(x, ty(lo)), (x, ty(hi))], BLACK.stroke_width(1)),
+                            PathElement::new(
+                                vec![(x - 0.08, ty(lo)), (x + 0.08, ty(lo))],
+                                BLACK.stroke_width(1),
+                            ),
+                            PathElement::new(
+                                vec![(x - 0.08, ty(hi)), (x + 0.08, ty(hi))],
+                                BLACK.stroke_width(1),
+                            ),
+                        ])
+                        .map_err(|e| err(&e))?;
+                }
                 chart
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.85))
@@ -348,6 +473,56 @@ pub fn render_svg(plot: &Plot) -> Result<Option<String>, PlotError> {
         root.present().map_err(|e| err(&e))?;
     }
     Ok(Some(svg))
+}
+
+#[cfg(test)]
+mod saturation_tests {
+    use super::*;
+
+    #[test]
+    fn the_knee_of_a_flattening_curve() {
+        let pts = [
+            (10.0, 10.0),
+            (20.0, 20.0),
+            (40.0, 39.0),
+            (80.0, 40.0),
+            (160.0, 40.5),
+        ];
+        assert_eq!(saturation_point(&pts), Some((40.0, 39.0)));
+        // Still rising at the end, or falling, or too short: nothing to mark.
+        assert_eq!(
+            saturation_point(&[(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]),
+            None
+        );
+        assert_eq!(
+            saturation_point(&[(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]),
+            None
+        );
+        assert_eq!(saturation_point(&[(1.0, 1.0), (2.0, 2.0)]), None);
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), Some((1.0, 3.0)));
+        assert_eq!(spread(&[3.0]), None);
+    }
+
+    #[test]
+    fn error_bars_and_the_saturation_mark_are_drawn() {
+        let plot = Plot {
+            id: "p".into(),
+            title: "t".into(),
+            x_label: "offered".into(),
+            y_label: "achieved".into(),
+            log_y: false,
+            log_x: false,
+            body: PlotBody::Lines(vec![Line {
+                name: "kreplay".into(),
+                points: vec![(10.0, 10.0), (20.0, 20.0), (40.0, 39.0), (80.0, 40.0)],
+                ranges: vec![(20.0, 18.0, 23.0)],
+            }]),
+        };
+        let svg = render_svg(&plot).unwrap().unwrap();
+        assert!(svg.contains("saturation ≈ 40"), "{svg}");
+        // The y axis reaches above the highest error bar (23) and the data (40) but not far.
+        assert!(!svg.contains(">100<"), "axis fitted to the data");
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,45 @@ pub struct ReportFigures {
     pub notes: Vec<String>,
 }
 
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+impl Figures {
+    /// The larger latency of each percentile; counts stay `self`'s.
+    fn upper(&self, other: &Figures) -> Figures {
+        Figures {
+            p50: max_opt(self.p50, other.p50),
+            p90: max_opt(self.p90, other.p90),
+            p99: max_opt(self.p99, other.p99),
+            ..self.clone()
+        }
+    }
+}
+
+/// The top of the spread of two base reports: each latency figure is the larger of the two
+/// (groups found in only one report keep that one's figures). Counts, duration and rates stay
+/// `a`'s: they describe the same timeline.
+pub fn upper_envelope(mut a: ReportFigures, b: &ReportFigures) -> ReportFigures {
+    a.overall = a.overall.upper(&b.overall);
+    a.lag_p99 = max_opt(a.lag_p99, b.lag_p99);
+    a.scheduled_p99 = max_opt(a.scheduled_p99, b.scheduled_p99);
+    for (map, other) in [(&mut a.groups, &b.groups), (&mut a.urls, &b.urls)] {
+        for (k, f) in other {
+            let merged = match map.get(k) {
+                Some(mine) => mine.upper(f),
+                None => f.clone(),
+            };
+            map.insert(k.clone(), merged);
+        }
+    }
+    a.notes.extend(b.notes.iter().cloned());
+    a
+}
+
 /// A metric key without its server URL: `"<METHOD> <path>"`, so reports of different
 /// servers line up.
 pub fn normalise_key(key: &str) -> String {

@@ -37,7 +37,16 @@ impl ReportFile {
             message,
         };
         let text = std::fs::read(path).map_err(|e| err(format!("cannot read the report: {e}")))?;
-        let value: Value = serde_json::from_slice(&text).map_err(|e| {
+        ReportFile::from_bytes(path, &text)
+    }
+
+    /// Checks a report already in memory (`path` names it in messages).
+    pub fn from_bytes(path: &Path, text: &[u8]) -> Result<ReportFile, ReportReadError> {
+        let err = |message: String| ReportReadError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: Value = serde_json::from_slice(text).map_err(|e| {
             err(format!(
                 "not JSON ({e}); expected a kperf or kreplay report"
             ))
@@ -174,57 +183,10 @@ pub fn pair_value(pairs: &[(f64, f64)], p: f64) -> Option<f64> {
     pairs.iter().find(|(q, _)| *q == p).map(|(_, v)| *v)
 }
 
-/// Parses Go's `time.Duration.String()` text (`0s`, `1.5ms`, `999µs`, `2m0.5s`,
-/// `1h0m5s`) exactly, to the nanosecond. Returns `None` for anything else.
+/// Parses Go's duration text (`0s`, `1.5ms`, `999µs`, `2m0.5s`, `1h0m5s`) exactly, to the
+/// nanosecond, with the one parser every flag uses. Returns `None` for anything else.
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    if text == "0" || text == "0s" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total: u128 = 0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_len);
-        let (unit, unit_ns): (&str, u128) = [
-            ("ns", 1),
-            ("us", 1_000),
-            ("µs", 1_000),
-            ("μs", 1_000),
-            ("ms", 1_000_000),
-            ("s", 1_000_000_000),
-            ("m", 60_000_000_000),
-            ("h", 3_600_000_000_000),
-        ]
-        .into_iter()
-        .find(|(u, _)| after.starts_with(u) && !(*u == "m" && after.starts_with("ms")))?;
-        let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
-        if whole.is_empty() && frac.is_empty() {
-            return None;
-        }
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().ok()?
-        };
-        let mut frac_ns: u128 = 0;
-        let mut scale = unit_ns;
-        for d in frac.bytes() {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            scale /= 10;
-            frac_ns += u128::from(d - b'0') * scale;
-        }
-        total = total.checked_add(whole.checked_mul(unit_ns)?.checked_add(frac_ns)?)?;
-        rest = &after[unit.len()..];
-    }
-    let secs = u64::try_from(total / 1_000_000_000).ok()?;
-    Some(Duration::new(secs, (total % 1_000_000_000) as u32))
+    preprocess::duration::parse_duration(text).ok()
 }
 
 #[cfg(test)]

@@ -33,9 +33,10 @@ fn per_second(r: Option<f64>) -> String {
     r.map_or_else(|| "-".to_string(), |v| format!("{v:.1}/s"))
 }
 
-/// A line of the table: five cells, or a section title on its own line.
+/// A line of the table: six cells (the last: pass/fail of a check on that row, or empty), or
+/// a section title on its own line.
 enum Line {
-    Cells([String; 5]),
+    Cells([String; 6]),
     Title(String),
 }
 
@@ -49,7 +50,7 @@ impl Table {
     pub fn new() -> Table {
         Table {
             rows: vec![Line::Cells(
-                ["group", "metric", "base", "new", "change"].map(String::from),
+                ["group", "metric", "base", "new", "change", "check"].map(String::from),
             )],
         }
     }
@@ -61,7 +62,20 @@ impl Table {
             base,
             new,
             change,
+            String::new(),
         ]));
+    }
+
+    /// Marks the row (`group`, `metric`) as checked: `✗ fail` when `failed`, else `✓ pass`.
+    /// A row already failed stays failed.
+    pub fn mark(&mut self, group: &str, metric: &str, failed: bool) {
+        for line in &mut self.rows {
+            if let Line::Cells(c) = line {
+                if c[0] == group && c[1] == metric && c[5] != "✗ fail" {
+                    c[5] = if failed { "✗ fail" } else { "✓ pass" }.to_string();
+                }
+            }
+        }
     }
 
     /// Rows of one metric key: the key on its own line, then its rows under an empty group.
@@ -117,7 +131,7 @@ impl Table {
 
     /// The aligned text.
     pub fn render(&self) -> String {
-        let mut widths = [0usize; 5];
+        let mut widths = [0usize; 6];
         for r in &self.rows {
             if let Line::Cells(r) = r {
                 for (w, c) in widths.iter_mut().zip(r) {
@@ -134,20 +148,21 @@ impl Table {
                     continue;
                 }
             };
-            let _ = writeln!(
-                s,
-                "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}",
+            let line = format!(
+                "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {}",
                 r[0],
                 r[1],
                 r[2],
                 r[3],
                 r[4],
+                r[5],
                 w0 = widths[0],
                 w1 = widths[1],
                 w2 = widths[2],
                 w3 = widths[3],
                 w4 = widths[4]
             );
+            let _ = writeln!(s, "{}", line.trim_end());
         }
         s
     }

@@ -6,6 +6,9 @@
 //! max_error_rate: 0.1%        # failed / run of the new run, overall and per verb
 //! verbs:                      # optional per-verb overrides
 //!   LIST: { max_p99_regression: 25% }
+//! fail_on:                     # gate expressions, as `--fail-on` (engine::gate)
+//!   - p95(LIST)>20%
+//!   - max>2s
 //! ```
 
 use std::collections::BTreeMap;
@@ -58,6 +61,8 @@ pub struct Thresholds {
     pub global: Limits,
     /// Per-verb overrides (verb or kperf method label, upper case).
     pub verbs: BTreeMap<String, Limits>,
+    /// `fail_on:` expressions of the file (added to `--fail-on`).
+    pub fail_on: Vec<crate::gate::Gate>,
 }
 
 impl Thresholds {
@@ -85,7 +90,7 @@ impl Thresholds {
             .map_err(|e| err(format!("cannot read the thresholds file: {e}")))?;
         let file: FileThresholds = serde_saphyr::from_str(&text).map_err(|e| {
             err(format!(
-                "{e} (valid keys: max_p99_regression, max_lag_p99, max_error_rate, verbs)"
+                "{e} (valid keys: max_p99_regression, max_lag_p99, max_error_rate, verbs, fail_on)"
             ))
         })?;
         let global = FileLimits {
@@ -112,7 +117,17 @@ impl Thresholds {
             }
             verbs.insert(name, limits);
         }
-        Ok(Thresholds { global, verbs })
+        let fail_on = file
+            .fail_on
+            .iter()
+            .enumerate()
+            .map(|(i, text)| text.parse().map_err(|e| err(format!("fail_on[{i}]: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Thresholds {
+            global,
+            verbs,
+            fail_on,
+        })
     }
 
     /// Applies command-line flags: a flag replaces the file's value of that threshold,
@@ -223,6 +238,8 @@ struct FileThresholds {
     max_error_rate: Option<String>,
     #[serde(default)]
     verbs: BTreeMap<String, FileLimits>,
+    #[serde(default)]
+    fail_on: Vec<String>,
 }
 
 /// Parses a percentage such as `10%`, `0.1%` or `150%` into a fraction.

@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn rfc3339_in_milliseconds() {
-        let t = UNIX_EPOCH + Duration::from_nanos(1_500_000_123_456_789);
+        let t = UNIX_EPOCH + Duration::new(1_500_000_123, 456_789_000);
         assert_eq!(rfc3339(t), "2017-07-14T02:42:03.456Z");
     }
 }

@@ -7,6 +7,7 @@ mod credentials;
 mod endpoint;
 mod error;
 mod exec;
+mod flags;
 mod in_cluster;
 mod load;
 mod model;
@@ -25,6 +26,7 @@ pub use credentials::{Credentials, TOKEN_FILE_CHECK_INTERVAL};
 pub use endpoint::Endpoint;
 pub use error::{CredentialError, KubeconfigError};
 pub use exec::EXEC_REFRESH_MARGIN;
+pub use flags::{from_flags, ServerFlags};
 
 /// What the user asked for on the command line.
 #[derive(Clone, Debug, Default)]

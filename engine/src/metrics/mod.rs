@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use preprocess::profile::Verb;
 
 mod latency;
+pub mod per_second;
 
 pub use latency::{
     micros, new_histogram, record_value, LabelLatency, LatencyHistograms, SIGFIG, SMALL_LABEL_LIMIT,
@@ -138,6 +139,8 @@ pub struct CoreMetrics {
     pub sent: u64,
     /// Requests sent, per second since the start.
     pub sent_per_second: SecondCounts,
+    /// Completions, failures, bytes, latency and lag per interval (`kreplay.perSecond`).
+    pub per_second: per_second::PerSecondSeries,
     /// Requests that reached execution (kperf `totalRun`).
     pub run: u64,
     /// Requests that succeeded.
@@ -178,6 +181,7 @@ impl CoreMetrics {
             verbs: Default::default(),
             sent: 0,
             sent_per_second: SecondCounts::default(),
+            per_second: per_second::PerSecondSeries::default(),
             run: 0,
             completed: 0,
             failed: 0,
@@ -210,6 +214,7 @@ impl CoreMetrics {
         record_value(&mut self.lag, us);
         self.sent += 1;
         self.sent_per_second.add(since_start);
+        self.per_second.record_send(since_start, us);
         if us > 1_000 {
             self.late_1ms += 1;
         }
@@ -235,6 +240,8 @@ impl CoreMetrics {
         let (s_us, d_us) = (micros(service), micros(scheduled));
         self.run += 1;
         self.completed += 1;
+        self.per_second
+            .record_end(Some(s_us), false, self.bytes_received);
         let v = &mut self.verbs[verb as usize];
         v.count += 1;
         v.latency.record(s_us, d_us);
@@ -288,6 +295,7 @@ impl CoreMetrics {
     pub fn record_failure(&mut self, verb: Verb, record: ErrorRecord) {
         self.run += 1;
         self.failed += 1;
+        self.per_second.record_end(None, true, self.bytes_received);
         let v = &mut self.verbs[verb as usize];
         v.count += 1;
         v.errors += 1;
@@ -307,6 +315,7 @@ impl CoreMetrics {
     pub fn record_watch_ended(&mut self, verb: Verb) {
         self.run += 1;
         self.completed += 1;
+        self.per_second.record_end(None, false, self.bytes_received);
         self.verbs[verb as usize].count += 1;
     }
 
@@ -315,6 +324,7 @@ impl CoreMetrics {
     pub fn record_unbuildable(&mut self, verb: Verb) {
         self.run += 1;
         self.failed += 1;
+        self.per_second.record_end(None, true, self.bytes_received);
         let v = &mut self.verbs[verb as usize];
         v.count += 1;
         v.errors += 1;
@@ -361,6 +371,7 @@ impl CoreMetrics {
         }
         self.sent += other.sent;
         self.sent_per_second.merge(&other.sent_per_second);
+        self.per_second.merge(&other.per_second);
         self.run += other.run;
         self.completed += other.completed;
         self.failed += other.failed;

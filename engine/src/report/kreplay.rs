@@ -15,6 +15,7 @@ use super::json_writer::GoJsonWriter;
 use super::kperf::{hdr_percentiles, write_pairs, ReportKeys};
 use super::sorted_hdr;
 use super::ReportContext;
+use crate::metrics::per_second::{quantile_micros, PerSecondSeries};
 use crate::metrics::LatencyHistograms;
 
 /// A histogram that cannot be encoded or decoded.
@@ -211,6 +212,62 @@ pub fn write_counts(w: &mut GoJsonWriter, counts: &[u64]) {
     w.end_array();
 }
 
+/// Writes the per-interval series into the open `perSecond` object: counts, p99s derived from
+/// the histograms, and the histograms themselves (sparse `[bucket, count]` pairs per interval,
+/// what `engine merge` adds up exactly).
+pub fn write_series(w: &mut GoJsonWriter, s: &PerSecondSeries) {
+    if s.interval_s == 0 {
+        return;
+    }
+    let n = s.used_len();
+    w.key("intervalSeconds").uint(s.interval_s);
+    for (key, v) in [
+        ("completed", &s.completed),
+        ("failed", &s.failed),
+        ("bytes", &s.bytes),
+    ] {
+        w.key(key);
+        write_counts(w, &v[..n]);
+    }
+    for (key, at) in [
+        (
+            "latencyP99",
+            PerSecondSeries::latency_at as fn(&PerSecondSeries, usize) -> &[u32],
+        ),
+        ("lagP99", PerSecondSeries::lag_at),
+    ] {
+        w.key(key).begin_array();
+        for i in 0..n {
+            match quantile_micros(at(s, i), 0.99) {
+                Some(us) => w.float(us as f64 / 1e6),
+                None => w.null(),
+            };
+        }
+        w.end_array();
+    }
+    for (key, at) in [
+        (
+            "latencyBuckets",
+            PerSecondSeries::latency_at as fn(&PerSecondSeries, usize) -> &[u32],
+        ),
+        ("lagBuckets", PerSecondSeries::lag_at),
+    ] {
+        w.key(key).begin_array();
+        for i in 0..n {
+            let mut text = String::from("[");
+            for (b, &c) in at(s, i).iter().enumerate().filter(|(_, c)| **c > 0) {
+                if text.len() > 1 {
+                    text.push(',');
+                }
+                text.push_str(&format!("[{b},{c}]"));
+            }
+            text.push(']');
+            w.raw(&text);
+        }
+        w.end_array();
+    }
+}
+
 fn write_histograms(
     w: &mut GoJsonWriter,
     l: &LatencyHistograms,
@@ -295,6 +352,7 @@ pub fn write_kreplay_member(
     write_counts(w, o.scheduled_per_second.trimmed());
     w.key("sent");
     write_counts(w, m.sent_per_second.trimmed());
+    write_series(w, &m.per_second);
     w.end_object();
 
     w.key("run").begin_object();
@@ -331,6 +389,11 @@ pub fn write_kreplay_member(
     let c = &ctx.config;
     w.key("config").begin_object();
     w.key("cores").uint(o.cores as u64);
+    w.key("cpus").begin_array();
+    for &cpu in &o.cpus {
+        w.uint(cpu as u64);
+    }
+    w.end_array();
     w.key("conns").uint(o.conns as u64);
     w.key("maxConns").uint(o.max_conns as u64);
     w.key("maxInFlight").uint(o.max_in_flight as u64);

@@ -82,3 +82,31 @@ fn estimated_len(ctx: &ReportContext<'_>, keys: &kperf::ReportKeys<'_>) -> usize
 
 #[cfg(test)]
 mod tests;
+
+/// Where `engine run` writes its report without `--result`: `kreplay-report-<UTC time>.json` in
+/// the current directory (`kreplay-report-20260102T150405Z.json`), so a person's terminal gets
+/// the summary, not megabytes of JSON, and runs do not overwrite each other.
+pub fn default_report_path(now: std::time::SystemTime) -> std::path::PathBuf {
+    let t = time::OffsetDateTime::from(now);
+    std::path::PathBuf::from(format!(
+        "kreplay-report-{:04}{:02}{:02}T{:02}{:02}{:02}Z.json",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
+}
+
+#[cfg(test)]
+mod default_path_tests {
+    #[test]
+    fn names_the_utc_instant() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_366_245);
+        assert_eq!(
+            super::default_report_path(t).to_str(),
+            Some("kreplay-report-20260102T150405Z.json")
+        );
+    }
+}

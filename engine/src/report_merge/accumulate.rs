@@ -109,6 +109,11 @@ pub struct MergedReport {
     pub(super) timeline_id: Option<String>,
     /// Each report's start and `kreplay.perSecond` (scheduled, sent), aligned at render time.
     pub(super) per_second: Vec<(time::OffsetDateTime, Vec<u64>, Vec<u64>)>,
+    /// Each report's start and per-interval series.
+    pub(super) series: Vec<(
+        time::OffsetDateTime,
+        crate::metrics::per_second::PerSecondSeries,
+    )>,
     /// What the merge had to leave out, for the user.
     pub notes: Vec<String>,
 }
@@ -312,6 +317,21 @@ impl MergedReport {
         };
         self.per_second
             .push((start, counts("scheduled")?, counts("sent")?));
+        let series = crate::metrics::per_second::PerSecondSeries::from_json(&Value::Object(
+            per_second.clone(),
+        ))
+        .map_err(|m| MergeError::from(r.error(m)))?;
+        if let Some((_, first)) = self.series.iter().find(|(_, s)| !s.is_empty()) {
+            if !series.is_empty() && first.interval_s != series.interval_s {
+                return Err(r
+                    .error(format!(
+                        "kreplay.perSecond.intervalSeconds is {}, another report's is {}: reports of different timelines",
+                        series.interval_s, first.interval_s
+                    ))
+                    .into());
+            }
+        }
+        self.series.push((start, series));
         Ok(())
     }
 
@@ -328,6 +348,21 @@ impl MergedReport {
             add_shifted(&mut sent, n, shift);
         }
         (scheduled, sent)
+    }
+
+    /// The merged per-interval series: each report's shifted by the whole intervals between its
+    /// start and the earliest start, then added (exact: counts and histogram buckets add).
+    pub(super) fn series_total(&self) -> crate::metrics::per_second::PerSecondSeries {
+        let mut total = crate::metrics::per_second::PerSecondSeries::default();
+        let Some(earliest) = self.series.iter().map(|p| p.0).min() else {
+            return total;
+        };
+        // Interval widths were checked equal as the reports were added.
+        for (start, s) in self.series.iter().filter(|(_, s)| !s.is_empty()) {
+            let secs = u64::try_from((*start - earliest).whole_seconds()).unwrap_or(0);
+            total.merge_shifted(s, (secs / s.interval_s) as usize);
+        }
+        total
     }
 
     /// Merges the per-key histograms of `reports` one key at a time (see [`MergedKey`]).

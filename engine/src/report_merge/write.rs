@@ -6,7 +6,9 @@ use crate::metrics::new_histogram;
 use crate::report::gofmt::format_go_duration;
 use crate::report::json_writer::GoJsonWriter;
 use crate::report::kperf::{hdr_percentiles, write_pairs};
-use crate::report::kreplay::{encode_histogram, seconds, write_counts, HistogramCodecError};
+use crate::report::kreplay::{
+    encode_histogram, seconds, write_counts, write_series, HistogramCodecError,
+};
 use crate::report::percentile::kperf_percentiles;
 
 fn write_pair(w: &mut GoJsonWriter, p: &Pair) -> Result<(), HistogramCodecError> {
@@ -192,11 +194,13 @@ impl MergedReport {
         w.end_object();
 
         let (scheduled, sent) = self.per_second_totals();
+        let series = self.series_total();
         w.key("perSecond").begin_object();
         w.key("scheduled");
         write_counts(w, &scheduled);
         w.key("sent");
         write_counts(w, &sent);
+        write_series(w, &series);
         w.end_object();
 
         w.key("run").begin_object();

@@ -414,6 +414,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         .scale
         .offset(shared.source.info().duration_us);
     metrics.sent_per_second = SecondCounts::with_seconds(span.as_secs() as usize + 2);
+    metrics.per_second = crate::metrics::per_second::PerSecondSeries::new(span, start);
     let ctx = Rc::new(CoreCtx {
         index: plan.index,
         start,
@@ -622,7 +623,12 @@ fn publish(ctx: &CoreCtx) {
     } else {
         m.lag.value_at_quantile(0.99)
     };
-    ctx.shared.progress[ctx.index].publish(m.sent, m.completed + m.failed, m.failed, p99);
+    let progress = &ctx.shared.progress[ctx.index];
+    progress.publish(m.sent, m.completed + m.failed, m.failed, p99);
+    // Pool connections: the slot pool's, plus the io_uring pool's largest size so far.
+    let conns =
+        ctx.slots.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
+    progress.live.publish(&m, conns);
 }
 
 /// Timeouts, progress and credential refresh, every `TICK` until the core finishes.

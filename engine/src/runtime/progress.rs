@@ -21,6 +21,85 @@ pub struct CoreProgress {
     pub lag_p99_us: AtomicU64,
     /// Set when the core has finished.
     pub finished: AtomicBool,
+    /// Per-verb counts and histogram buckets for `--metrics-listen`.
+    pub live: LiveFigures,
+}
+
+/// Upper bounds (µs) of the Prometheus histogram buckets (the last is +Inf).
+pub const LATENCY_BOUNDS_US: [u64; 17] = [
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    u64::MAX,
+];
+
+/// What a core publishes for the live exposition, every tick (not per request): per-verb
+/// counts and cumulative histogram buckets, stored (not incremented) by that core only.
+#[derive(Debug, Default)]
+pub struct LiveFigures {
+    /// Requests finished, per verb (`Verb as usize`).
+    pub verb_done: [AtomicU64; 8],
+    /// Requests failed, per verb.
+    pub verb_failed: [AtomicU64; 8],
+    /// Successes at or below each bound of [`LATENCY_BOUNDS_US`], per verb.
+    pub latency_buckets: [[AtomicU64; 17]; 8],
+    /// Successes with a latency, per verb.
+    pub latency_count: [AtomicU64; 8],
+    /// Their latencies' sum, µs, per verb.
+    pub latency_sum_us: [AtomicU64; 8],
+    /// Sends at or below each bound of [`LATENCY_BOUNDS_US`].
+    pub lag_buckets: [AtomicU64; 17],
+    /// Sends.
+    pub lag_count: AtomicU64,
+    /// Their lags' sum, µs.
+    pub lag_sum_us: AtomicU64,
+    /// Pool connections (the io_uring pool counted at its largest size so far).
+    pub connections: AtomicU64,
+}
+
+impl LiveFigures {
+    /// Publishes `metrics` (relaxed stores: a scrape only needs each figure to be recent).
+    pub fn publish(&self, metrics: &crate::metrics::CoreMetrics, connections: usize) {
+        let store = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        let cumulative = |h: &hdrhistogram::Histogram<u64>, into: &[AtomicU64; 17]| {
+            for (slot, &bound) in into.iter().zip(LATENCY_BOUNDS_US.iter()) {
+                let n = if bound == u64::MAX || h.is_empty() || bound >= h.max() {
+                    h.len()
+                } else {
+                    h.count_between(0, bound)
+                };
+                store(slot, n);
+            }
+        };
+        for (i, v) in metrics.verbs.iter().enumerate() {
+            store(&self.verb_done[i], v.count);
+            store(&self.verb_failed[i], v.errors);
+            let h = &v.latency.service;
+            cumulative(h, &self.latency_buckets[i]);
+            store(&self.latency_count[i], h.len());
+            store(&self.latency_sum_us[i], (h.mean() * h.len() as f64) as u64);
+        }
+        cumulative(&metrics.lag, &self.lag_buckets);
+        store(&self.lag_count, metrics.lag.len());
+        store(
+            &self.lag_sum_us,
+            (metrics.lag.mean() * metrics.lag.len() as f64) as u64,
+        );
+        store(&self.connections, connections as u64);
+    }
 }
 
 impl CoreProgress {

@@ -440,3 +440,14 @@ pub fn per_second(report: &serde_json::Value, key: &str) -> Vec<u64> {
         .map(|c| c.as_u64().expect("a count"))
         .collect()
 }
+
+/// A run in which every request failed: exit 1 from the built-in gate, with its report written.
+pub fn assert_all_failed_exit(run: &EngineRun) {
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("✗ error_rate>=100%"), "{}", run.stderr);
+    assert!(
+        run.report.is_some(),
+        "the report is written: {}",
+        run.stderr
+    );
+}

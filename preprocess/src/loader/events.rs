@@ -127,6 +127,7 @@ impl<'a, R: Read + 'a> EventStream<'a, R> {
             )));
         }
         let line = span.start.line();
+        let col = span.start.col() + 1;
         let before = *held;
         let (kind, anchor) = match event {
             Event::Scalar(value, style, anchor, tag) => {
@@ -149,6 +150,7 @@ impl<'a, R: Read + 'a> EventStream<'a, R> {
                 return Ok(Node {
                     kind: NodeKind::Alias(Rc::clone(target)),
                     line,
+                    col,
                 });
             }
             Event::SequenceStart(anchor, _) => {
@@ -190,7 +192,7 @@ impl<'a, R: Read + 'a> EventStream<'a, R> {
                 return Err(self.syntax(line, &format!("unexpected YAML event {other:?}")));
             }
         };
-        let node = Node { kind, line };
+        let node = Node { kind, line, col };
         if anchor == 0 {
             return Ok(node);
         }
@@ -208,6 +210,7 @@ impl<'a, R: Read + 'a> EventStream<'a, R> {
         Ok(Node {
             kind: NodeKind::Anchored(shared),
             line,
+            col,
         })
     }
 

@@ -48,7 +48,7 @@ pub struct Fallback {
 
 /// An opened report destination.
 #[derive(Debug)]
-pub enum ReportFile {
+pub enum ReportDestination {
     /// Standard output.
     Stdout,
     /// A file opened (not truncated) before the run.
@@ -64,13 +64,24 @@ pub enum ReportFile {
     },
 }
 
-impl ReportFile {
+impl ReportDestination {
+    /// The file's path (`None` for stdout).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ReportDestination::Stdout => None,
+            ReportDestination::File { path, .. } => Some(path),
+        }
+    }
+
     /// Opens `path` (or stdout for `None`) for the report: its directory is created, a
     /// directory, a path under a file or an unwritable place is refused now. An existing
     /// file is left as it is until the report replaces its content.
-    pub fn open(flag: &'static str, path: Option<&Path>) -> Result<ReportFile, ReportPathError> {
+    pub fn open(
+        flag: &'static str,
+        path: Option<&Path>,
+    ) -> Result<ReportDestination, ReportPathError> {
         let Some(path) = path else {
-            return Ok(ReportFile::Stdout);
+            return Ok(ReportDestination::Stdout);
         };
         let err = |action, source| ReportPathError::Io {
             flag,
@@ -94,7 +105,7 @@ impl ReportFile {
             .truncate(false)
             .open(path)
             .map_err(|e| err("open it for writing", e))?;
-        Ok(ReportFile::File {
+        Ok(ReportDestination::File {
             flag,
             path: path.to_path_buf(),
             file,
@@ -104,7 +115,7 @@ impl ReportFile {
 
     /// Removes a file this run created when no report will be written (the run failed).
     pub fn discard(self) {
-        if let ReportFile::File {
+        if let ReportDestination::File {
             path,
             created: true,
             file,
@@ -122,13 +133,13 @@ impl ReportFile {
     /// directory (0600), or as a last resort to stderr, and says where.
     pub fn write(self, report: &str) -> Result<(), Fallback> {
         let written = match &self {
-            ReportFile::Stdout => {
+            ReportDestination::Stdout => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(report.as_bytes())
                     .and_then(|()| out.flush())
                     .map_err(|e| format!("writing the report to stdout: {e}"))
             }
-            ReportFile::File {
+            ReportDestination::File {
                 flag, path, file, ..
             } => write_file(file, report)
                 .map_err(|e| format!("cannot write {flag} {}: {e}", path.display())),

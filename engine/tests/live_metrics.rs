@@ -1,0 +1,194 @@
+//! `--metrics-listen`: scraped during a run and parsed by Python's `prometheus_client`
+//! OpenMetrics parser (a real parser, installed by scripts/test.sh).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use preprocess::profile::Verb;
+use serde_json::Value;
+
+fn scrape(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+const PARSER: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = {}
+for f in text_string_to_metric_families(sys.stdin.read()):
+    out[f.name] = {"type": f.type, "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+print(json.dumps(out))
+"#;
+
+fn parse(text: &str) -> Value {
+    let mut child = Command::new("python3")
+        .args(["-c", PARSER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sample(families: &Value, family: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    families[family]["samples"]
+        .as_array()?
+        .iter()
+        .find_map(|s| {
+            let ok = s[0] == name && labels.iter().all(|(k, v)| s[1][k] == *v);
+            if ok {
+                s[2].as_f64()
+            } else {
+                None
+            }
+        })
+}
+
+#[test]
+fn exposition_during_a_run_parses_with_a_real_parser() {
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    // 4 s at 250/s, GETs and LISTs.
+    let reqs: Vec<_> = (0..1000i64)
+        .map(|i| {
+            if i % 4 == 0 {
+                req(
+                    i * 4,
+                    Verb::List,
+                    "ns",
+                    "",
+                    "/api/v1/namespaces/ns/pods",
+                    "",
+                )
+            } else {
+                req(
+                    i * 4,
+                    Verb::Get,
+                    "ns",
+                    "p",
+                    "/api/v1/namespaces/ns/pods/p",
+                    "",
+                )
+            }
+        })
+        .collect();
+    let tl = write_timeline(dir.path(), &spec(1, 2), &reqs);
+    let port = closed_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = spawn_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--metrics-listen",
+            &listen,
+        ],
+        &[],
+    );
+    // Scrape until the run has sent something (bounded), mid-run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        if let Some(text) = scrape(port) {
+            let f = parse(&text);
+            if sample(
+                &f,
+                "kreplay_requests_sent",
+                "kreplay_requests_sent_total",
+                &[("core", "0")],
+            )
+            .is_some_and(|v| v >= 100.0)
+            {
+                seen = Some((text, f));
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, stderr) = wait_bounded(child, Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+    let (text, f) = seen.expect("a scrape during the run showed requests sent");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    for (family, kind) in [
+        ("kreplay_requests_sent", "counter"),
+        ("kreplay_requests_done", "counter"),
+        ("kreplay_requests_failed", "counter"),
+        ("kreplay_verb_requests_done", "counter"),
+        ("kreplay_latency_seconds", "histogram"),
+        ("kreplay_send_lag_seconds", "histogram"),
+        ("kreplay_in_flight", "gauge"),
+        ("kreplay_connections", "gauge"),
+    ] {
+        assert_eq!(f[family]["type"], kind, "{family}: {text}");
+    }
+    let sent = sample(
+        &f,
+        "kreplay_requests_sent",
+        "kreplay_requests_sent_total",
+        &[("core", "0")],
+    )
+    .unwrap();
+    assert!(sent < 1000.0, "scraped mid-run: {sent} of 1000 sent");
+    let gets = sample(
+        &f,
+        "kreplay_latency_seconds",
+        "kreplay_latency_seconds_count",
+        &[("core", "0"), ("verb", "GET")],
+    )
+    .unwrap();
+    assert!(gets > 0.0, "GET latencies observed");
+    let inf = sample(
+        &f,
+        "kreplay_latency_seconds",
+        "kreplay_latency_seconds_bucket",
+        &[("core", "0"), ("verb", "GET"), ("le", "+Inf")],
+    )
+    .unwrap();
+    assert_eq!(inf, gets, "the +Inf bucket holds every observation");
+    let lag = sample(
+        &f,
+        "kreplay_send_lag_seconds",
+        "kreplay_send_lag_seconds_count",
+        &[("core", "0")],
+    )
+    .unwrap();
+    assert!(lag > 0.0);
+    assert!(
+        sample(
+            &f,
+            "kreplay_connections",
+            "kreplay_connections",
+            &[("core", "0")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+}
