@@ -603,6 +603,20 @@ impl JobLab {
         cmd
     }
 
+    /// `engine job collect` of Job `name` in this lab (bounded).
+    fn collect(&self, name: &str, extra: &[&str]) -> std::process::Output {
+        run_bounded(
+            Command::new(bin("engine"))
+                .args(["job", "collect", "--name", name, "--namespace", "kreplay"])
+                .arg("--kubeconfig")
+                .arg(&self.apisim.kubeconfig)
+                .args(extra)
+                .arg("--result")
+                .arg(self.result()),
+            Duration::from_secs(180),
+        )
+    }
+
     fn kubectl(&self, args: &[&str]) -> String {
         let out = run_bounded(
             Command::new("kubectl")
@@ -905,22 +919,7 @@ fn an_interrupted_collection_is_completed_by_engine_job_collect() {
         "job.batch/resumed"
     );
 
-    let out = run_bounded(
-        Command::new(bin("engine"))
-            .args([
-                "job",
-                "collect",
-                "--name",
-                "resumed",
-                "--namespace",
-                "kreplay",
-                "--kubeconfig",
-            ])
-            .arg(&lab.apisim.kubeconfig)
-            .args(["--collect-timeout", "120s", "--result"])
-            .arg(lab.result()),
-        Duration::from_secs(180),
-    );
+    let out = lab.collect("resumed", &["--collect-timeout", "120s"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "engine job collect: {stderr}");
     let merged = read_json(&lab.result());
@@ -931,22 +930,7 @@ fn an_interrupted_collection_is_completed_by_engine_job_collect() {
         ""
     );
     // Collecting again finds the Job gone and merges what it kept.
-    let again = run_bounded(
-        Command::new(bin("engine"))
-            .args([
-                "job",
-                "collect",
-                "--name",
-                "resumed",
-                "--namespace",
-                "kreplay",
-                "--kubeconfig",
-            ])
-            .arg(&lab.apisim.kubeconfig)
-            .arg("--result")
-            .arg(lab.result()),
-        Duration::from_secs(60),
-    );
+    let again = lab.collect("resumed", &[]);
     assert!(
         again.status.success(),
         "{}",

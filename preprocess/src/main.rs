@@ -230,7 +230,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", output.display()))?;
     let elapsed = started.elapsed();
     let h = &summary.header;
-    print_kperf_warnings(&output, h)?;
+    print_kperf_warnings(&summary.requests_per_runner, h);
     println!(
         "wrote {} ({})",
         output.display(),
@@ -270,19 +270,10 @@ fn run_build(args: BuildArgs) -> Result<()> {
 }
 
 /// kperf's configuration warnings about the profile (on stderr, whatever else is shown).
-fn print_kperf_warnings(
-    output: &Path,
-    h: &preprocess::timeline::format::TimelineHeader,
-) -> Result<()> {
-    let t = Timeline::open(output).with_context(|| format!("{}", output.display()))?;
-    let mut per_runner = vec![0u64; h.runner_count as usize];
-    for run in t.runs() {
-        if let Some(n) = per_runner.get_mut(run.runner as usize) {
-            *n += run.len;
-        }
-    }
+fn print_kperf_warnings(per_runner: &[u64], h: &preprocess::timeline::format::TimelineHeader) {
+    // From the writer's counts: reading the output back would block on a FIFO or a device.
     let warnings = config_warnings(
-        &per_runner,
+        per_runner,
         0,
         u64::from(h.runner_count),
         h.duration_us,
@@ -292,7 +283,6 @@ fn print_kperf_warnings(
     for w in warnings {
         eprintln!("preprocess: warning: {w}");
     }
-    Ok(())
 }
 
 /// Whether `profile` names a local file (which can be opened twice).

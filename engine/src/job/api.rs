@@ -133,11 +133,7 @@ impl KubeClient {
         path: &str,
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<Request<Full<Bytes>>, ApiError> {
-        let transport = |message: String| ApiError::Transport {
-            method: method.to_string(),
-            path: path.to_string(),
-            message,
-        };
+        let transport = |message: String| transport_error(method, path, message);
         let mut req = Request::builder()
             .method(method.clone())
             .uri(format!("{}{path}", self.base))
@@ -163,6 +159,35 @@ impl KubeClient {
         req.body(body).map_err(|e| transport(e.to_string()))
     }
 
+    /// Sends a request and hands its response to `read`, all within `limit`.
+    fn exchange<T, F, Fut>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+        limit: Duration,
+        read: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(hyper::Response<hyper::body::Incoming>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        let req = self.build(method, path, body)?;
+        self.runtime.block_on(async {
+            let call = async {
+                let response = self
+                    .client
+                    .request(req)
+                    .await
+                    .map_err(|e| transport_error(method, path, error_chain(&e)))?;
+                read(response).await
+            };
+            tokio::time::timeout(limit, call).await.map_err(|_| {
+                transport_error(method, path, format!("no complete answer within {limit:?}"))
+            })?
+        })
+    }
+
     /// Sends a request and returns the status and the whole body.
     pub fn send(
         &self,
@@ -170,31 +195,15 @@ impl KubeClient {
         path: &str,
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<(StatusCode, Bytes), ApiError> {
-        let req = self.build(&method, path, body)?;
-        let transport = |message: String| ApiError::Transport {
-            method: method.to_string(),
-            path: path.to_string(),
-            message,
-        };
-        self.runtime.block_on(async {
-            let call = async {
-                let response = self
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| transport(error_chain(&e)))?;
-                let status = response.status();
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| transport(e.to_string()))?
-                    .to_bytes();
-                Ok((status, body))
-            };
-            tokio::time::timeout(self.timeout, call)
+        self.exchange(&method, path, body, self.timeout, |response| async {
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
                 .await
-                .map_err(|_| transport(format!("no answer within {:?}", self.timeout)))?
+                .map_err(|e| transport_error(&method, path, e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
         })
     }
 
@@ -261,58 +270,42 @@ impl KubeClient {
         timeout: Duration,
     ) -> Result<(Option<String>, u64), ApiError> {
         let method = Method::GET;
-        let req = self.build(&method, path, None)?;
-        let transport = |message: String| ApiError::Transport {
-            method: method.to_string(),
-            path: path.to_string(),
-            message,
-        };
         let write_error = |source| ApiError::Write {
             path: dest.display().to_string(),
             source,
         };
-        self.runtime.block_on(async {
-            let call = async {
-                let response = self
-                    .client
-                    .request(req)
+        self.exchange(&method, path, None, timeout, |response| async {
+            let status = response.status();
+            let value = response
+                .headers()
+                .get(header)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let mut body = response.into_body();
+            if !status.is_success() {
+                let bytes = body
+                    .collect()
                     .await
-                    .map_err(|e| transport(error_chain(&e)))?;
-                let status = response.status();
-                let value = response
-                    .headers()
-                    .get(header)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let mut body = response.into_body();
-                if !status.is_success() {
-                    let bytes = body
-                        .collect()
-                        .await
-                        .map(|c| c.to_bytes())
-                        .unwrap_or_default();
-                    return Err(status_error(&method, path, status, &bytes));
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                return Err(status_error(&method, path, status, &bytes));
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dest)
+                .map_err(write_error)?;
+            let mut written = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| transport_error(&method, path, e.to_string()))?;
+                if let Ok(data) = frame.into_data() {
+                    file.write_all(&data).map_err(write_error)?;
+                    written += data.len() as u64;
                 }
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(dest)
-                    .map_err(write_error)?;
-                let mut written = 0u64;
-                while let Some(frame) = body.frame().await {
-                    let frame = frame.map_err(|e| transport(e.to_string()))?;
-                    if let Ok(data) = frame.into_data() {
-                        file.write_all(&data).map_err(write_error)?;
-                        written += data.len() as u64;
-                    }
-                }
-                file.sync_all().map_err(write_error)?;
-                Ok((value, written))
-            };
-            tokio::time::timeout(timeout, call)
-                .await
-                .map_err(|_| transport(format!("not complete within {timeout:?}")))?
+            }
+            file.sync_all().map_err(write_error)?;
+            Ok((value, written))
         })
     }
 }
@@ -345,6 +338,14 @@ fn plain_tls_config() -> rustls::ClientConfig {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth()
     })
+}
+
+fn transport_error(method: &Method, path: &str, message: String) -> ApiError {
+    ApiError::Transport {
+        method: method.to_string(),
+        path: path.to_string(),
+        message,
+    }
 }
 
 fn status_error(method: &Method, path: &str, status: StatusCode, body: &[u8]) -> ApiError {

@@ -131,6 +131,8 @@ pub struct WriteSummary {
     pub blob_bytes: u64,
     /// Size of the output file.
     pub file_bytes: u64,
+    /// Requests of each runner, by runner index.
+    pub requests_per_runner: Vec<u64>,
 }
 
 /// Builds a timeline file from prepared requests in profile order.
@@ -321,6 +323,10 @@ impl TimelineWriter {
 
         let n = self.count;
         let too_big = || TimelineError::InvalidWrite("timeline larger than 2^64 bytes".into());
+        let mut requests_per_runner = vec![0u64; runner_count as usize];
+        for (i, &count) in counts.iter().enumerate() {
+            requests_per_runner[i / shards as usize] += count;
+        }
         let mut runs = Vec::with_capacity(counts.len());
         let mut first = 0u64;
         for (i, &count) in counts.iter().enumerate() {
@@ -427,6 +433,7 @@ impl TimelineWriter {
             distinct_bodies: self.distinct_bodies,
             blob_bytes: blob_len,
             file_bytes,
+            requests_per_runner,
         })
     }
 }
