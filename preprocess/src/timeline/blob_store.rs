@@ -1,9 +1,9 @@
 //! The writer's blob area: interned byte strings streamed to a temporary file.
 //!
-//! Memory holds a map from the xxh3 of each distinct string to where it is stored;
-//! the bytes go to disk. A hash hit is confirmed by comparing the stored bytes (a
-//! 64-bit collision must not merge two different bodies); on a collision the new
-//! string is simply stored again. The first `RESIDENT_LIMIT` bytes of the area are
+//! Memory holds an index from the xxh3 of each distinct string to where it is stored
+//! (`blob_index`); the bytes go to disk. A hit is confirmed by comparing the stored bytes
+//! (a collision must not merge two different bodies); when no candidate matches, the new
+//! string is stored and indexed beside the others. The first `RESIDENT_LIMIT` bytes of the area are
 //! also kept in memory, so most confirmations need no read from disk.
 
 use std::collections::HashMap;
@@ -16,39 +16,9 @@ use std::path::{Path, PathBuf};
 #[cfg(test)]
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::blob_index::BlobIndex;
 use super::error::TimelineError;
 use super::record::BlobRef;
-
-/// The blob index split by the hash's top bits: each part grows on its own, so a resize
-/// holds one part's old table beside the new one, not the whole map's (on tens of millions
-/// of distinct strings that transient was a third of the writer's peak memory).
-pub(crate) struct ShardedIndex {
-    parts: Vec<HashKeyedMap<u64>>,
-}
-
-impl Default for ShardedIndex {
-    fn default() -> Self {
-        ShardedIndex {
-            parts: (0..INDEX_PARTS).map(|_| HashKeyedMap::default()).collect(),
-        }
-    }
-}
-
-const INDEX_PARTS: usize = 64;
-
-impl ShardedIndex {
-    fn part(&mut self, hash: u64) -> &mut HashKeyedMap<u64> {
-        &mut self.parts[(hash >> 58) as usize % INDEX_PARTS]
-    }
-
-    fn get(&mut self, hash: &u64) -> Option<&u64> {
-        self.part(*hash).get(hash)
-    }
-
-    pub(crate) fn insert(&mut self, hash: u64, entry: u64) {
-        self.part(hash).insert(hash, entry);
-    }
-}
 
 /// Keys are already xxh3 hashes: hashing them again would only cost time.
 #[derive(Default)]
@@ -86,8 +56,9 @@ const NO_COPY: u64 = (1 << SLOT_BITS) - 1;
 /// An index entry packs the offset (below 2^40) and the copy's slot into one u64, so the
 /// map costs what it did before the copies (it is most of the writer's memory).
 const SLOT_BITS: u32 = 24;
-/// Strings stored at or beyond this offset are not indexed (they may then be stored twice).
-const MAX_INDEXED_OFFSET: u64 = 1 << (64 - SLOT_BITS);
+/// Strings stored at or beyond this offset are not indexed (they may then be stored twice);
+/// the last offset below 2^40 is left out too, so that no entry is the index's free mark.
+const MAX_INDEXED_OFFSET: u64 = (1 << (64 - SLOT_BITS)) - 1;
 
 /// Interned strings, stored once each, in a temporary file.
 pub(crate) struct BlobStore {
@@ -98,7 +69,7 @@ pub(crate) struct BlobStore {
     /// xxh3 → offset << 24 | slot of its copy in `small` (`NO_COPY` if none). The length is
     /// not kept: a hit is confirmed by comparing the new bytes with the stored bytes, which
     /// is all a reference needs.
-    index: ShardedIndex,
+    index: BlobIndex,
     /// Copies of short strings (see `SMALL_MAX`).
     small: Vec<u8>,
     compare_buf: Vec<u8>,
@@ -117,7 +88,7 @@ impl BlobStore {
             path: dir.to_path_buf(),
             buffer: Vec::with_capacity(WRITE_BUFFER),
             flushed_len: 0,
-            index: ShardedIndex::default(),
+            index: BlobIndex::default(),
             small: Vec::new(),
             compare_buf: Vec::new(),
             resident: Vec::new(),
@@ -153,7 +124,8 @@ impl BlobStore {
                 bytes.len()
             ))
         })?;
-        if let Some(&entry) = self.index.get(&hash) {
+        let mut probe = self.index.probe(hash);
+        while let Some(entry) = self.index.next_candidate(&mut probe) {
             let existing = BlobRef {
                 offset: entry >> SLOT_BITS,
                 len,
@@ -169,8 +141,7 @@ impl BlobStore {
             if equal {
                 return Ok((existing, false));
             }
-            // A collision: store the new bytes without indexing them.
-            return Ok((self.append(bytes, len)?, true));
+            // Another string under the same fingerprint (or, rarely, the same hash).
         }
         let stored = self.append(bytes, len)?;
         if stored.offset >= MAX_INDEXED_OFFSET {
@@ -303,7 +274,8 @@ mod tests {
 
     /// A hit on a hash whose stored bytes differ (a collision, simulated by planting a
     /// wrong offset) stores the new bytes instead of referring to the wrong ones, even
-    /// when the new bytes would run past the end of the area or of the short copies.
+    /// when the new bytes would run past the end of the area or of the short copies, and
+    /// finds them on the next intern.
     #[test]
     fn a_hash_collision_stores_the_bytes_again() {
         let planted_cases = [b"other".as_slice(), b"a much longer string than first"];
@@ -320,6 +292,7 @@ mod tests {
             let (r, new) = store.intern(planted).unwrap();
             assert!(new);
             assert_ne!(r.offset, first.offset);
+            assert_eq!(store.intern(planted).unwrap(), (r, false));
             let (file, _) = store.into_file().unwrap();
             let mut back = vec![0; r.len as usize];
             file.read_exact_at(&mut back, r.offset).unwrap();

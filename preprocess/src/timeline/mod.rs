@@ -4,6 +4,7 @@
 //! whatever the profile size; the reader (`Timeline`) maps the file and reads records
 //! in place, checking every offset so that a corrupt file is an error, never UB.
 
+mod blob_index;
 mod blob_store;
 mod error;
 pub mod format;
