@@ -74,5 +74,5 @@ cargo test --workspace --locked --no-fail-fast -- --test-threads="${KREPLAY_TEST
 # crashed before its summary line shows up in "binaries failed".
 awk '/^test result:/ { n++; for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) g += $(i-1) } }
      /^error: test failed, to rerun/ { b++ }
-     END { printf "kreplay: %d passed, %d failed, %d ignored (%d test binaries; %d binaries failed)\n", p, f, g, n, b }' "$out"
+     END { printf "test binaries: %d run, %d failed\n", n, b; printf "kreplay: %d passed, %d failed, %d skipped\n", p, f, g }' "$out"
 exit "$status"
