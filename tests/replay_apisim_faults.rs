@@ -118,15 +118,24 @@ fn engine(timeline: &Path, args: &[&str]) -> (Output, Option<Value>) {
     (out, report)
 }
 
-/// Like [`engine`], for a run that must end with exit 0 and a report whose counts add up.
+/// Like [`engine`], for a run that must end with a report whose counts add up: exit 0, or
+/// exit 1 exactly when every request failed (the built-in gate, `✗ error_rate>=100%`).
 fn engine_ok(timeline: &Path, args: &[&str]) -> Value {
     let (out, report) = engine(timeline, args);
-    assert!(
-        out.status.success(),
-        "engine run {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = report.expect("report written");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = report.unwrap_or_else(|| panic!("engine run {args:?}: no report: {stderr}"));
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    let all_failed = count(&report["totalRun"]) > 0
+        && count(&report["totalRun"]) == count(&report["totalFailed"]);
+    if all_failed {
+        assert_eq!(out.status.code(), Some(1), "engine run {args:?}: {stderr}");
+        assert!(
+            stderr.contains("✗ error_rate>=100%"),
+            "engine run {args:?}: {stderr}"
+        );
+    } else {
+        assert!(out.status.success(), "engine run {args:?}: {stderr}");
+    }
     assert_counts_add_up(&report);
     report
 }

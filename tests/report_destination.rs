@@ -100,7 +100,7 @@ fn a_closed_stdout_pipe_sends_the_report_to_a_fallback_file() {
         .env("TMPDIR", dir.path())
         .arg("run")
         .arg(&timeline)
-        .args(["--server", &sim.url, "--quiet"])
+        .args(["--server", &sim.url, "--quiet", "--result", "-"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -208,9 +208,9 @@ fn bad_durations_and_a_start_in_the_past_are_refused() {
     let timeline = sample_timeline(dir.path());
     let sim = ApiSim::start(&["--plain", "--no-auth"]);
     for (args, code, says) in [
-        (vec!["--timeout", "0s"], 2, "greater than zero"),
-        (vec!["--grace", "0ms"], 2, "greater than zero"),
-        (vec!["--exec-timeout", "0"], 2, "greater than zero"),
+        (vec!["--timeout", "0s"], 2, "greater than 0"),
+        (vec!["--grace", "0ms"], 2, "greater than 0"),
+        (vec!["--exec-timeout", "0"], 2, "greater than 0"),
         (vec!["--timeout=-1s"], 2, "invalid"),
         (vec!["--start-at", "0"], 1, "in the past"),
         (vec!["--start-at", "2020-01-01T00:00:00Z"], 1, "in the past"),

@@ -242,7 +242,7 @@ fn an_expired_client_certificate_is_refused_and_the_run_ends() {
         &["--kubeconfig", kc, "--cores", "1"],
         &[],
     );
-    assert!(run.status.success(), "{}", run.stderr);
+    assert_all_failed_exit(&run);
     let report = run.report.unwrap();
     assert_eq!(num(&report, "totalRun"), 10, "{report}");
     assert_eq!(num(&report, "totalFailed"), 10, "{report}");

@@ -396,10 +396,11 @@ fn requests_already_late_arrive_intact_and_in_order() {
         });
     }
     let large = "y".repeat(64 * 1024);
-    // Due 4 s in: the start 3 s in the past stays within the replay's length (a start further
-    // back than the whole replay is refused), and every request before this one is late.
+    // Due 8 s in: the start 3 s in the past stays within the replay's length (a start further
+    // back than the whole replay is refused), every request before this one is late, and this
+    // one is due 5 s after the run began, well after a loaded machine has sent the others.
     requests.push(req(
-        4_000,
+        8_000,
         Verb::Create,
         "default",
         "o0",
@@ -448,7 +449,7 @@ fn requests_already_late_arrive_intact_and_in_order() {
     let report = run.report.expect("report written");
     assert_eq!(num(&report, "totalRun"), requests.len() as u64);
     assert_eq!(num(&report, "totalFailed"), 0);
-    // Every send is counted once, as late (all but the last, due 1 s after the run began),
+    // Every send is counted once, as late (all but the last, due 5 s after the run began),
     // and no earlier than the run's start allows.
     let lag = &report["kreplay"]["sendLag"];
     assert_eq!(lag["count"].as_u64(), Some(requests.len() as u64), "{lag}");

@@ -244,9 +244,14 @@ fn the_fast_path_and_its_fallback_give_the_general_parsers_results() {
     let out = dir.path().join("bad.bin").display().to_string();
     let o = run(&[&bad, "-o", &out]);
     assert!(!o.status.success());
-    assert_eq!(
-        text(&o.stderr).trim(),
-        format!("preprocess: {bad}: invalid profile: requests[500]: unsupported verb: PUT")
+    let general = run(&[&bad, "-o", &out, "--general-parser"]);
+    assert_eq!(text(&o.stderr), text(&general.stderr));
+    assert!(
+        text(&o.stderr).starts_with(&format!(
+            "preprocess: {bad}:3007:5: invalid profile: requests[500]: unsupported verb: PUT"
+        )),
+        "{}",
+        text(&o.stderr)
     );
     assert!(!Path::new(&out).exists(), "no timeline after an error");
 }
