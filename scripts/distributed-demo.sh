@@ -55,5 +55,5 @@ set -x
   ${runners:+--runners "$runners"} --image kreplay:demo --start-in 5s \
   --result "$work/merged.json"
 set +x
-echo "== the merged report ($work/merged.json); each runner's is in $work/merged.json.runners/" >&2
-head -n 40 "$work/merged.json"
+echo "== the merged report ($work/merged.json; each runner's is in $work/merged.json.runners/)" >&2
+"$bin/engine" report "$work/merged.json"
