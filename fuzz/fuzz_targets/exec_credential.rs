@@ -1,0 +1,26 @@
+//! The exec-credential parser: a plugin's stdout of any bytes, for both API versions. A
+//! token never appears in an error.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    for api_version in [
+        "client.authentication.k8s.io/v1",
+        "client.authentication.k8s.io/v1beta1",
+    ] {
+        match engine::kubeconfig::check_exec_credential(api_version, data) {
+            Ok((token, cert)) => assert!(token || cert, "accepted a credential with neither"),
+            Err(e) => {
+                let message = e.to_string();
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+                    if let Some(token) = v.pointer("/status/token").and_then(|t| t.as_str()) {
+                        if token.len() >= 8 {
+                            assert!(!message.contains(token), "the error quotes the token");
+                        }
+                    }
+                }
+            }
+        }
+    }
+});
