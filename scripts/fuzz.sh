@@ -58,7 +58,7 @@ for t in $targets; do
   if ! (cd fuzz && cargo +nightly fuzz run "${flags[@]}" "$t" \
     "target/corpus/$t" "corpus/$t" -- \
     -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 \
-    -rss_limit_mb=2048 -timeout=10 2>&1 | tail -n 25); then
+    -rss_limit_mb=2048 -timeout=10 2>&1 | grep -v "# Uses:" | tail -n 12); then
     failed+=("$t")
   fi
 done
