@@ -70,6 +70,17 @@ trap 'rm -f "$out"' EXIT
 status=0
 # --no-fail-fast: a failing test binary must not hide the ones after it.
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${KREPLAY_TEST_THREADS:-2}" 2>&1 | tee "$out" || status=$?
+# The fuzz targets' smoke pass (30 s each) where a nightly toolchain exists; the project never
+# requires nightly, and a machine without it says so.
+if [ "$status" -eq 0 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  log "fuzz smoke (scripts/fuzz.sh --smoke)"
+  if scripts/fuzz.sh --smoke; then fuzz=passed; else status=1; fuzz=FAILED; fi
+elif [ "$status" -eq 0 ]; then
+  fuzz="skipped: no nightly toolchain"
+else
+  fuzz="skipped: tests failed"
+fi
+echo "fuzz smoke: $fuzz"
 # One closing line for the whole workspace (cargo prints one per test binary); a binary that
 # crashed before its summary line shows up in "binaries failed".
 awk '/^test result:/ { n++; for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) g += $(i-1) } }

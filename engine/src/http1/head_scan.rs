@@ -116,8 +116,9 @@ fn value_end(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The head at the start of `b`, its length and what it says, when it is complete and of
-/// the common form; `None` leaves it to httparse.
-pub(super) fn scan_head(b: &[u8]) -> Option<(usize, ResponseHead)> {
+/// the common form; `None` leaves it to httparse. Public so the scan can be checked against
+/// [`super::parse_head_strictly`] from outside the crate (fuzzing).
+pub fn scan_head(b: &[u8]) -> Option<(usize, ResponseHead)> {
     let line = b.get(..13)?;
     let http10 = match &line[..8] {
         b"HTTP/1.1" => false,

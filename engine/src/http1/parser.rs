@@ -293,9 +293,7 @@ impl ResponseParser {
 
 /// The head at the start of `bytes` by httparse, which decides every case the one-pass
 /// scan leaves: its length and what it says, or `None` while it is incomplete.
-pub(super) fn parse_head_strictly(
-    bytes: &[u8],
-) -> Result<Option<(usize, ResponseHead)>, ResponseError> {
+pub fn parse_head_strictly(bytes: &[u8]) -> Result<Option<(usize, ResponseHead)>, ResponseError> {
     let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
     match httparse::ParserConfig::default().parse_response_with_uninit_headers(

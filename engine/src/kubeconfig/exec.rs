@@ -350,6 +350,26 @@ impl ExecPlugin {
     }
 }
 
+/// Parses `stdout` as the output of a plugin configured with `api_version` (see
+/// [`super::check_exec_credential`]).
+pub(super) fn check_output(
+    api_version: &str,
+    stdout: &[u8],
+) -> Result<(bool, bool), CredentialError> {
+    let config = ExecConfig {
+        command: "exec-plugin".into(),
+        api_version: api_version.into(),
+        interactive_mode: Some("Never".into()),
+        ..ExecConfig::default()
+    };
+    let plugin = ExecPlugin::new(config, "the plugin's output".into(), None)?;
+    let credential = plugin.parse_output(stdout)?;
+    Ok((
+        credential.token.is_some(),
+        credential.client_certificate.is_some(),
+    ))
+}
+
 /// Presents the exec plugin's current client certificate during TLS handshakes.
 #[derive(Debug)]
 pub(crate) struct ExecClientCert(pub Arc<ExecPlugin>);
@@ -381,5 +401,32 @@ impl ResolvesClientCert for ExecClientCert {
 
     fn has_certs(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_output, API_V1, API_V1BETA1};
+
+    #[test]
+    fn output_with_a_token_is_read_and_a_wrong_version_is_refused_without_the_token() {
+        let v1 = br#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"s3cret-token","expirationTimestamp":"2030-01-02T03:04:05Z"}}"#;
+        assert_eq!(check_output(API_V1, v1).unwrap(), (true, false));
+        let message = check_output(API_V1BETA1, v1).unwrap_err().to_string();
+        assert!(message.contains("apiVersion"), "{message}");
+        assert!(!message.contains("s3cret-token"), "{message}");
+    }
+
+    #[test]
+    fn output_that_is_not_a_credential_is_an_error() {
+        for bad in [
+            &b""[..],
+            b"\xff",
+            br#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential"}"#,
+            br#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"expirationTimestamp":"soon","token":"t"}}"#,
+        ] {
+            assert!(check_output(API_V1, bad).is_err(), "{bad:?}");
+        }
+        assert!(check_output("v0", b"{}").is_err());
     }
 }

@@ -174,6 +174,24 @@ pub fn resolve_with(
     access::from_merged(&merged, opts.context.as_deref(), env)
 }
 
+/// Reads and merges the kubeconfig files `paths` (first definition wins) without selecting a
+/// context or touching credentials: the syntax and structure checks alone, which never read a
+/// referenced file or run a plugin. For checking untrusted kubeconfig files (and fuzzing).
+pub fn check_kubeconfig_files(paths: &[PathBuf]) -> Result<(), KubeconfigError> {
+    load::load_and_merge(paths).map(|_| ())
+}
+
+/// Checks `stdout` as the engine reads an exec plugin's output for a plugin configured with
+/// `api_version`: an ExecCredential with a token and/or a client certificate and key. Returns
+/// whether it carried a token and whether it carried a client certificate. For diagnosing a
+/// plugin's output without running it (and fuzzing).
+pub fn check_exec_credential(
+    api_version: &str,
+    stdout: &[u8],
+) -> Result<(bool, bool), CredentialError> {
+    exec::check_output(api_version, stdout)
+}
+
 /// The kubeconfig files to load, and a description of where was looked (for messages).
 fn kubeconfig_files(
     opts: &KubeconfigOptions,
