@@ -110,7 +110,14 @@ impl KubeClient {
                     None => builder.enable_http1().wrap_connector(http),
                 }
             }
-            None => HttpsConnector::from((http, std::sync::Arc::new(plain_tls_config()))),
+            None => {
+                let tls = plain_tls_config().map_err(|e| ApiError::Transport {
+                    method: "-".into(),
+                    path: "-".into(),
+                    message: format!("TLS setup: {e}"),
+                })?;
+                HttpsConnector::from((http, std::sync::Arc::new(tls)))
+            }
         };
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(KubeClient {
@@ -324,20 +331,15 @@ impl hyper_rustls::ResolveServerName for FixedName {
 }
 
 /// A TLS config for the plain-`http` case, where the connector never starts TLS.
-fn plain_tls_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|b| {
-        b.with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-    })
-    .unwrap_or_else(|_| {
-        rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-    })
+fn plain_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth(),
+    )
 }
 
 fn transport_error(method: &Method, path: &str, message: String) -> ApiError {

@@ -236,15 +236,11 @@ fn check_name(name: &str) -> Result<(), JobFailure> {
     }
 }
 
+/// `t` to the millisecond, as Go writes RFC 3339 (the report's own writer).
 fn rfc3339(t: SystemTime) -> String {
-    let nanos = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos - nanos % 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+    crate::report::gofmt::format_rfc3339_nano(UNIX_EPOCH + Duration::from_millis(ms), 0)
 }
 
 /// Whole seconds as duration text every kreplay version reads (`86400s`).
