@@ -8,7 +8,8 @@ use glommio::timer::Timer;
 /// How the dispatcher waits for a due instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimingMode {
-    /// Timer slack 1 ns, sleep until `SPIN_MARGIN` before the instant, then spin.
+    /// Timer slack 1 ns, sleep until a calibrated margin ([`SpinMargin`]) before the
+    /// instant, then spin.
     Precise,
     /// Sleep only (cheaper on CPU, wakes tens of µs late).
     Relaxed,
@@ -24,12 +25,6 @@ impl TimingMode {
     }
 }
 
-/// How long before a due instant a precise wait stops sleeping and starts spinning.
-/// Inside a replaying executor (sockets in flight) glommio's timer wakes ~70 µs late at the
-/// median, not the 22–33 µs of an idle one: with a 40 µs margin the send lag at 1k/s was
-/// 27–32 µs at the median, with 120 µs it is 5 µs (spin cost: ~50 µs per due instant).
-pub const SPIN_MARGIN: Duration = Duration::from_micros(120);
-
 /// Longest single sleep, so a stop request is noticed while waiting for a distant instant.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
@@ -42,26 +37,26 @@ pub fn set_precise_timer_slack() -> bool {
 
 /// A reusable waiter for one dispatcher (one glommio timer, reset per wait).
 pub struct DueWaiter {
-    mode: TimingMode,
+    margin: SpinMargin,
     timer: Timer,
+    /// Time spent spinning, in total.
+    spun: Duration,
 }
 
 impl DueWaiter {
     /// A waiter; must be created inside a glommio executor.
     pub fn new(mode: TimingMode) -> DueWaiter {
         DueWaiter {
-            mode,
+            margin: SpinMargin::new(mode),
             timer: Timer::new(Duration::ZERO),
+            spun: Duration::ZERO,
         }
     }
 
     /// Waits until `due`, or until `stop` is set (checked at least every 50 ms).
     /// Returns immediately when `due` has passed.
     pub async fn wait_until(&mut self, due: Instant, stop: &dyn Fn() -> bool) {
-        let margin = match self.mode {
-            TimingMode::Precise => SPIN_MARGIN,
-            TimingMode::Relaxed => Duration::ZERO,
-        };
+        let margin = self.margin.get();
         loop {
             if stop() {
                 return;
@@ -74,12 +69,18 @@ impl DueWaiter {
             if left <= margin {
                 break;
             }
-            self.timer.reset((left - margin).min(MAX_SLEEP));
+            let sleep = (left - margin).min(MAX_SLEEP);
+            self.timer.reset(sleep);
             (&mut self.timer).await;
+            self.margin
+                .observe(Instant::now().saturating_duration_since(now + sleep));
         }
-        while Instant::now() < due {
-            std::hint::spin_loop();
-        }
+        self.spun += spin_until(due);
+    }
+
+    /// Time this waiter has spent spinning.
+    pub fn spun(&self) -> Duration {
+        self.spun
     }
 }
 
@@ -89,6 +90,66 @@ impl DueWaiter {
     pub async fn pause(&mut self, d: Duration) {
         self.timer.reset(d);
         (&mut self.timer).await;
+    }
+}
+
+/// Spins until `due`; returns how long it spun.
+pub fn spin_until(due: Instant) -> Duration {
+    let from = Instant::now();
+    let mut now = from;
+    while now < due {
+        std::hint::spin_loop();
+        now = Instant::now();
+    }
+    now - from
+}
+
+/// How long before a due instant a precise wait stops sleeping and spins, calibrated from
+/// how late its own timed waits wake: it tracks their 99th percentile, so that 99 % of due
+/// instants are met by a spin no longer than the machine needs (a fixed margin either spins
+/// for nothing on a quiet machine or wakes late on a busy one).
+#[derive(Debug, Clone, Copy)]
+pub struct SpinMargin {
+    margin_ns: u64,
+}
+
+/// The margin before any wait has been observed.
+const MARGIN_START: Duration = Duration::from_micros(50);
+/// Bounds of the calibrated margin.
+const MARGIN_MIN: Duration = Duration::from_micros(2);
+const MARGIN_MAX: Duration = Duration::from_micros(300);
+/// Step of the quantile tracker: a late wake raises the margin by 99 steps, an early one
+/// lowers it by one, so it settles where 1 % of wakes are later than the margin.
+const MARGIN_STEP_NS: u64 = 20;
+
+impl SpinMargin {
+    /// A margin of `MARGIN_START`; zero for `Relaxed` timing (never spin).
+    pub fn new(mode: TimingMode) -> SpinMargin {
+        SpinMargin {
+            margin_ns: match mode {
+                TimingMode::Precise => MARGIN_START.as_nanos() as u64,
+                TimingMode::Relaxed => 0,
+            },
+        }
+    }
+
+    /// The current margin.
+    pub fn get(&self) -> Duration {
+        Duration::from_nanos(self.margin_ns)
+    }
+
+    /// A timed wait that was to end at some instant ended `late` after it.
+    pub fn observe(&mut self, late: Duration) {
+        if self.margin_ns == 0 {
+            return;
+        }
+        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        self.margin_ns = if late > self.margin_ns {
+            self.margin_ns + 99 * MARGIN_STEP_NS
+        } else {
+            self.margin_ns.saturating_sub(MARGIN_STEP_NS)
+        }
+        .clamp(MARGIN_MIN.as_nanos() as u64, MARGIN_MAX.as_nanos() as u64);
     }
 }
 
@@ -143,6 +204,40 @@ mod tests {
             Duration::from_millis(500)
         );
         assert_eq!(SpeedScale::new(0.5).offset(10), Duration::from_micros(20));
+    }
+
+    #[test]
+    fn the_margin_settles_near_the_99th_percentile_of_lateness() {
+        let mut m = SpinMargin::new(TimingMode::Precise);
+        // Lateness uniform over 0..100 µs, in a fixed pseudo-random order.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            m.observe(Duration::from_nanos(x % 100_000));
+        }
+        let got = m.get();
+        assert!(
+            got >= Duration::from_micros(95) && got <= Duration::from_micros(101),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn the_margin_stays_in_its_bounds_and_relaxed_never_spins() {
+        let mut m = SpinMargin::new(TimingMode::Precise);
+        for _ in 0..10_000 {
+            m.observe(Duration::ZERO);
+        }
+        assert_eq!(m.get(), MARGIN_MIN);
+        for _ in 0..10_000 {
+            m.observe(Duration::from_secs(1));
+        }
+        assert_eq!(m.get(), MARGIN_MAX);
+        let mut relaxed = SpinMargin::new(TimingMode::Relaxed);
+        relaxed.observe(Duration::from_millis(1));
+        assert_eq!(relaxed.get(), Duration::ZERO);
     }
 
     #[test]

@@ -152,6 +152,8 @@ pub struct RunOutcome {
     pub conns_opened_per_core: Vec<u64>,
     /// Most streams seen at once on one HTTP/2 connection (0: no HTTP/2).
     pub max_streams: u64,
+    /// How each core kept its schedule, by core.
+    pub per_core: Vec<crate::report::timing::CoreTiming>,
 }
 
 /// Raises this process's soft RLIMIT_MEMLOCK to its hard limit: each glommio executor
@@ -546,6 +548,7 @@ fn run_checked(
     let mut peak = 0;
     let mut opened_per_core = Vec::with_capacity(cores);
     let mut max_streams = 0;
+    let mut per_core = Vec::with_capacity(cores);
     let mut join_error = None;
     let mut preflight_error = None;
     for (i, h) in handles.into_iter().enumerate() {
@@ -554,6 +557,12 @@ fn run_checked(
                 if let Some(e) = r.preflight_error {
                     preflight_error.get_or_insert(e);
                 }
+                per_core.push(crate::report::timing::CoreTiming::new(
+                    cpus.get(i).copied(),
+                    &r.load,
+                    &r.metrics.lag,
+                    &r.metrics.wake_error,
+                ));
                 merged.merge(r.metrics);
                 end = end.max(r.end);
                 unsent += r.unsent_on_stop;
@@ -612,6 +621,7 @@ fn run_checked(
         peak_conns: peak,
         conns_opened_per_core: opened_per_core,
         max_streams,
+        per_core,
     })
 }
 

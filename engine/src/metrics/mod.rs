@@ -126,8 +126,11 @@ const PENDING_BATCH: usize = 256;
 /// Everything one core measured.
 #[derive(Debug, Clone)]
 pub struct CoreMetrics {
-    /// Send lag: first byte written − due instant.
+    /// Send lag: first byte written − due instant, µs.
     pub lag: Histogram<u64>,
+    /// Wake error: the send lag of the first request written after each release of due
+    /// requests (the scheduler's own lateness, without a burst's serialisation), ns.
+    pub wake_error: Histogram<u64>,
     /// All successful requests: the sum of `verbs`, built by `finish` (not recorded per
     /// request: two fewer histogram updates on the hot path).
     pub all: LatencyHistograms,
@@ -176,6 +179,7 @@ impl CoreMetrics {
     pub fn new(label_count: u32, raw_data: bool) -> CoreMetrics {
         CoreMetrics {
             lag: new_histogram(),
+            wake_error: new_histogram(),
             all: LatencyHistograms::default(),
             labels: vec![None; label_count as usize],
             verbs: Default::default(),
@@ -221,6 +225,15 @@ impl CoreMetrics {
         if us > 10_000 {
             self.late_10ms += 1;
         }
+    }
+
+    /// Records the wake error of a release: its first request was written `late` after
+    /// its due instant.
+    pub fn record_wake_error(&mut self, late: Duration) {
+        record_value(
+            &mut self.wake_error,
+            u64::try_from(late.as_nanos()).unwrap_or(u64::MAX),
+        );
     }
 
     /// The stats of `label`, created on first use.
@@ -349,6 +362,7 @@ impl CoreMetrics {
         self.fold_pending();
         other.fold_pending();
         let _ = self.lag.add(&other.lag);
+        let _ = self.wake_error.add(&other.wake_error);
         if self.labels.len() < other.labels.len() {
             self.labels.resize(other.labels.len(), None);
         }

@@ -303,6 +303,11 @@ pub fn write_kreplay_member(
     w.key("lateOver1ms").uint(m.late_1ms);
     w.key("lateOver10ms").uint(m.late_10ms);
     w.end_object();
+    super::timing::write_timing(
+        w,
+        &super::timing::LagSummary::of(&m.wake_error, 1e9),
+        &o.per_core,
+    );
 
     let sched = hdr_percentiles(&m.all.scheduled);
     if !sched.is_empty() {
@@ -452,6 +457,9 @@ pub fn write_kreplay_member(
     }
     w.key("sendLag");
     write_histogram(w, &m.lag)?;
+    // Nanoseconds, unlike the others (µs): the wake error is a few µs.
+    w.key("wakeError");
+    write_histogram(w, &m.wake_error)?;
     w.end_object();
 
     w.end_object();

@@ -9,6 +9,7 @@ pub mod sorted_hdr;
 pub mod kperf;
 pub mod kreplay;
 pub mod summary;
+pub mod timing;
 
 use std::time::Duration;
 

@@ -180,6 +180,7 @@ fn outcome(raw: bool) -> RunOutcome {
         }
     }
     m.finish();
+    let (m_lag, m_wake) = (m.lag.clone(), m.wake_error.clone());
     RunOutcome {
         cpus: vec![0],
         metrics: m,
@@ -198,6 +199,16 @@ fn outcome(raw: bool) -> RunOutcome {
         conns_opened_per_core: vec![66],
         max_streams: 0,
         peak_conns: 64,
+        per_core: vec![crate::report::timing::CoreTiming::new(
+            Some(0),
+            &crate::runtime::CoreLoad {
+                wall: Duration::from_secs(61),
+                cpu: Duration::from_secs(20),
+                spun: Duration::from_secs(1),
+            },
+            &m_lag,
+            &m_wake,
+        )],
     }
 }
 
@@ -243,12 +254,12 @@ fn the_report_is_unchanged_byte_for_byte() {
     assert!(report.contains("\\u0026limit=500"));
     assert!(report.contains("\"errorStats\""));
     assert!(report.contains("\"watches\""));
-    assert_eq!(digest(&report), "a74ee1042c6aa6a3 1810633");
+    assert_eq!(digest(&report), "b7a008b191c9c406 1811199");
 }
 
 #[test]
 fn the_raw_data_report_is_unchanged_byte_for_byte() {
     let report = render(true);
     assert!(report.contains("\"latenciesByURL\""));
-    assert_eq!(digest(&report), "d6102c9661733e36 7799226");
+    assert_eq!(digest(&report), "5f0fcc4a5494addb 7799792");
 }

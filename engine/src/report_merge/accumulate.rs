@@ -71,6 +71,10 @@ pub struct MergedReport {
     pub(super) raw_seen: bool,
     pub(super) raw_missing: bool,
     pub(super) lag: Option<Histogram<u64>>,
+    /// Wake error, ns.
+    pub(super) wake_error: Option<Histogram<u64>>,
+    /// Every report's `perCore` by its runner index, like `conns_per_core`.
+    pub(super) per_core: Vec<(u64, Vec<crate::report::timing::CoreTiming>)>,
     pub(super) late_1ms: u64,
     pub(super) late_10ms: u64,
     pub(super) all: Pair,
@@ -143,6 +147,27 @@ fn add_into(
             .map_err(|e| r.error(format!("{field}: cannot add the histogram ({e:?})")))?;
     }
     Ok(())
+}
+
+/// Adds the histogram `kreplay.histograms.NAME` of `r`, if it has one, into `acc`.
+fn add_optional(
+    r: &ReportFile,
+    acc: &mut Option<Histogram<u64>>,
+    name: &str,
+) -> Result<(), MergeError> {
+    if let Some(h) = r.histogram(&[name])? {
+        let field = format!("kreplay.histograms.{name}");
+        add_into(r, acc.get_or_insert_with(new_histogram), Some(h), &field)?;
+    }
+    Ok(())
+}
+
+/// A report's `kreplay.config.runnerIndex` (a full run: after every runner).
+fn runner_index(k: &Map<String, Value>) -> u64 {
+    k.get("config")
+        .and_then(|c| c.get("runnerIndex"))
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX)
 }
 
 fn add_pair(r: &ReportFile, acc: &mut Pair, path: &[&str]) -> Result<(), MergeError> {
@@ -227,16 +252,8 @@ impl MergedReport {
         let lag = object(r, k.get("sendLag"), "kreplay.sendLag")?.unwrap_or(&empty);
         self.late_1ms += uint(r, lag, "lateOver1ms", "kreplay.sendLag")?;
         self.late_10ms += uint(r, lag, "lateOver10ms", "kreplay.sendLag")?;
-        if let Some(h) = r.histogram(&["sendLag"])? {
-            match &mut self.lag {
-                Some(acc) => add_into(r, acc, Some(h), "kreplay.histograms.sendLag")?,
-                None => {
-                    let mut acc = new_histogram();
-                    add_into(r, &mut acc, Some(h), "kreplay.histograms.sendLag")?;
-                    self.lag = Some(acc);
-                }
-            }
-        }
+        add_optional(r, &mut self.lag, "sendLag")?;
+        add_optional(r, &mut self.wake_error, "wakeError")?;
         add_pair(r, &mut self.all, &["all"])?;
         let hists = object(r, k.get("histograms"), "kreplay.histograms")?.unwrap_or(&empty);
         let by_verb = object(r, hists.get("byVerb"), "kreplay.histograms.byVerb")?;
@@ -274,14 +291,21 @@ impl MergedReport {
                     ))
                 })?);
             }
-            let runner = k
-                .get("config")
-                .and_then(|c| c.get("runnerIndex"))
-                .and_then(Value::as_u64)
-                .unwrap_or(u64::MAX);
+            let runner = runner_index(k);
             // Stable: equal runners (a forced merge) keep the order given.
             let at = self.conns_per_core.partition_point(|(i, _)| *i <= runner);
             self.conns_per_core.insert(at, (runner, mine));
+        }
+        if let Some(cores) = k.get("perCore") {
+            let cores: Vec<crate::report::timing::CoreTiming> =
+                serde_json::from_value(cores.clone()).map_err(|e| {
+                    r.error(format!(
+                        "kreplay.perCore: {e} (expected the array `engine run` writes)"
+                    ))
+                })?;
+            let runner = runner_index(k);
+            let at = self.per_core.partition_point(|(i, _)| *i <= runner);
+            self.per_core.insert(at, (runner, cores));
         }
         self.sent += uint(r, runs, "sent", "kreplay.run")?;
         self.unsent += uint(r, runs, "unsentOnStop", "kreplay.run")?;

@@ -155,6 +155,17 @@ impl MergedReport {
         w.key("kreplay").begin_object();
         w.key("version").string(env!("CARGO_PKG_VERSION"));
         self.write_lag(w);
+        let cores: Vec<crate::report::timing::CoreTiming> = self
+            .per_core
+            .iter()
+            .flat_map(|(_, cores)| cores.iter().cloned())
+            .collect();
+        let empty = new_histogram();
+        crate::report::timing::write_timing(
+            w,
+            &crate::report::timing::LagSummary::of(self.wake_error.as_ref().unwrap_or(&empty), 1e9),
+            &cores,
+        );
         let sched = hdr_percentiles(&self.all.scheduled);
         if !sched.is_empty() {
             w.key("scheduledLatency");
@@ -301,6 +312,9 @@ impl MergedReport {
         let empty = new_histogram();
         w.key("sendLag")
             .string(&encode_histogram(self.lag.as_ref().unwrap_or(&empty))?);
+        w.key("wakeError").string(&encode_histogram(
+            self.wake_error.as_ref().unwrap_or(&empty),
+        )?);
         w.end_object();
 
         w.end_object();

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod queue;
 mod request_url;
 mod ring;
+mod schedule;
 mod watch;
 mod worker;
 
@@ -30,14 +31,14 @@ use glommio::timer::sleep;
 
 use crate::clock::{set_precise_timer_slack, DueWaiter, SpeedScale, TimingMode};
 use crate::http1::RequestTemplate;
-use crate::merge::RunMerger;
 use crate::metrics::{CoreMetrics, SecondCounts};
 use crate::source::ReplaySource;
 use crate::target::Target;
 use conn::Conn;
 use notify::Notify;
 use progress::{CoreProgress, GateTicket, ReplayEnd, CROSS_CORE_POLL};
-use queue::{Pending, ReadyQueue};
+use queue::ReadyQueue;
+use schedule::Schedule;
 
 /// Most due requests waiting for a connection on one core; the dispatcher pauses beyond it.
 const QUEUE_CAP: usize = 16 * 1024;
@@ -149,6 +150,44 @@ pub struct CoreResult {
     pub max_streams: usize,
     /// Why the preflight stopped this core (then nothing was sent).
     pub preflight_error: Option<preflight::PreflightError>,
+    /// How busy the core's thread was while it replayed.
+    pub load: CoreLoad,
+}
+
+/// How much of a core's thread the replay used, from its start to the end of its normal
+/// traffic (WATCHes after it are not counted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreLoad {
+    /// Wall time.
+    pub wall: Duration,
+    /// CPU time of the thread (user and system).
+    pub cpu: Duration,
+    /// Of `cpu`, the time spent spinning for due instants (precise timing's price).
+    pub spun: Duration,
+}
+
+impl CoreLoad {
+    /// The fraction of the wall time the thread worked, spinning excluded: near 1, the
+    /// core could not keep up with its schedule.
+    pub fn busy_fraction(&self) -> f64 {
+        if self.wall.is_zero() {
+            return 0.0;
+        }
+        (self.cpu.saturating_sub(self.spun).as_secs_f64() / self.wall.as_secs_f64()).min(1.0)
+    }
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Per-worker state the core can see (to wake it, time it out or cancel it).
@@ -203,6 +242,13 @@ pub(crate) struct CoreCtx {
     ring: RefCell<Option<ring::RingPool>>,
     /// Wakes the ring pool's loop (work queued, cancellations, end of input).
     ring_wake: Notify,
+    /// Due requests were released and none of them has been written yet: the next send
+    /// measures the wake error.
+    awaiting_first_send: Cell<bool>,
+    /// Due requests dropped unsent because of a stop (set by whoever reads the schedule).
+    unsent_on_stop: Cell<u64>,
+    /// Time spent spinning for due instants.
+    spun: Cell<Duration>,
 }
 
 impl CoreCtx {
@@ -276,10 +322,12 @@ impl CoreCtx {
 
     /// Records that a request due at `due` had its first byte written at `sent_at`.
     fn record_send(&self, sent_at: Instant, due: Instant) {
-        self.metrics.borrow_mut().record_send(
-            sent_at.saturating_duration_since(due),
-            sent_at.saturating_duration_since(self.start),
-        );
+        let lag = sent_at.saturating_duration_since(due);
+        let mut m = self.metrics.borrow_mut();
+        if self.awaiting_first_send.replace(false) {
+            m.record_wake_error(lag);
+        }
+        m.record_send(lag, sent_at.saturating_duration_since(self.start));
     }
 
     /// Encodes `parts` as an HTTP/1.1 request into `buf`, with the current credentials.
@@ -355,6 +403,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
             peak_conns: 0,
             max_streams: 0,
             preflight_error: None,
+            load: CoreLoad::default(),
         }
     };
     if shared.settings.preflight {
@@ -373,6 +422,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
                     peak_conns: 0,
                     max_streams: conn::take_peak_streams(),
                     preflight_error: Some(e),
+                    load: CoreLoad::default(),
                 };
             }
         }
@@ -405,6 +455,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
             peak_conns: 0,
             max_streams: conn::take_peak_streams(),
             preflight_error: None,
+            load: CoreLoad::default(),
         };
     };
     let mut metrics = CoreMetrics::new(label_count, shared.settings.raw_data);
@@ -438,25 +489,30 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         last_end: Cell::new(start),
         ring: RefCell::new(None),
         ring_wake: Notify::default(),
+        awaiting_first_send: Cell::new(false),
+        unsent_on_stop: Cell::new(0),
+        spun: Cell::new(Duration::ZERO),
         shared,
     });
-    match ring::RingPool::over_prewarmed(&ctx.shared.target, &conns, ctx.max_in_flight) {
-        Some(pool) => {
-            // The glommio streams close here; the pool keeps duplicates of their sockets.
-            drop(conns);
+    let cpu_at_start = thread_cpu_time();
+    let ticker = glommio::spawn_local(tick_loop(ctx.clone())).detach();
+    let http2 = !ctx.h2_pool.borrow().is_empty();
+    match ring::RingPool::over_prewarmed(&ctx.shared.target, conns, ctx.max_in_flight, http2) {
+        Ok(pool) => {
             *ctx.ring.borrow_mut() = Some(pool);
-            let driver = glommio::spawn_local(ring::drive(ctx.clone())).detach();
+            // The ring's loop reads the schedule itself: no task between an instant and
+            // its send.
+            let runs = plan.runs.clone();
+            let driver = glommio::spawn_local(ring::drive(ctx.clone(), runs)).detach();
             ctx.workers.borrow_mut().push(driver);
         }
-        None => {
+        Err(conns) => {
             for c in conns {
                 ctx.spawn_worker(c);
             }
+            dispatch(&ctx, &plan.runs).await;
         }
     }
-    let ticker = glommio::spawn_local(tick_loop(ctx.clone())).detach();
-
-    let unsent = dispatch(&ctx, &plan.runs).await;
 
     // Normal traffic: wait for the pool, with `--grace` after a stop.
     let workers: Vec<JoinHandle<()>> = ctx.workers.borrow_mut().drain(..).collect();
@@ -500,6 +556,11 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     }
     let peak_conns =
         ctx.slots.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
+    let load = CoreLoad {
+        wall: ctx.last_end.get().saturating_duration_since(start),
+        cpu: thread_cpu_time().saturating_sub(cpu_at_start),
+        spun: ctx.spun.get(),
+    };
 
     // WATCHes end when every core's normal traffic has ended (or on stop).
     ctx.shared.replay_end.core_done();
@@ -522,6 +583,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
 
     let end = ctx.last_end.get();
     let conns_opened = ctx.conns_opened.get();
+    let unsent = ctx.unsent_on_stop.get();
     let metrics = std::mem::replace(&mut *ctx.metrics.borrow_mut(), CoreMetrics::new(0, false));
     CoreResult {
         metrics,
@@ -531,6 +593,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         peak_conns,
         max_streams: conn::take_peak_streams(),
         preflight_error: None,
+        load,
     }
 }
 
@@ -545,49 +608,19 @@ impl Drop for FinishedFlag {
     }
 }
 
-/// Releases this core's requests at their due instants. Returns how many due requests
-/// were dropped unsent because of a stop.
-async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
+/// Releases this core's requests at their due instants to the task workers (the ring's
+/// loop reads the schedule itself). A stop leaves the rest unsent (`unsent_on_stop`).
+async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) {
     let source = ctx.shared.source.clone();
-    let slices = runs
-        .iter()
-        .map(|&r| source.run_records(r).unwrap_or(&[]))
-        .collect();
-    let mut merger = RunMerger::new(slices);
-    let scale = ctx.shared.settings.scale;
+    let mut schedule = Schedule::new(&*source, runs, ctx.start, ctx.shared.settings.scale);
     let mut waiter = DueWaiter::new(ctx.shared.settings.timing);
     let stop = || ctx.stop_requested();
-    let progress = &ctx.shared.progress[ctx.index];
-    while let Some(next_us) = merger.peek_due() {
-        let due = ctx.start + scale.offset(next_us);
+    while let Some(due) = schedule.next_due() {
         waiter.wait_until(due, &stop).await;
         if stop() {
             break;
         }
-        let now = Instant::now();
-        let mut pushed = 0;
-        while let Some(d) = merger.peek_due() {
-            let due = ctx.start + scale.offset(d);
-            if due > now || ctx.queue.borrow().len() >= QUEUE_CAP {
-                break;
-            }
-            let Some((cursor, record)) = merger.pop() else {
-                break;
-            };
-            let run = runs[cursor.slot as usize] as u32;
-            if record.is_watch() {
-                watch::start(ctx, run, cursor.index, due);
-            } else {
-                ctx.queue.borrow_mut().push(Pending {
-                    run,
-                    index: cursor.index,
-                    key: record.key_hash,
-                    due,
-                });
-                pushed += 1;
-            }
-            progress.position_us.store(d, Ordering::Relaxed);
-        }
+        let pushed = schedule.release(ctx, Instant::now()).queued;
         ctx.wake_or_grow(pushed);
         // Let the workers and the reactor run before the next batch; when the queue is
         // full, wait until the pool has taken some of it.
@@ -605,14 +638,13 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
         }
     }
     // After a stop: the due requests still queued and those that never came due.
-    let unsent = if stop() {
-        ctx.queue.borrow_mut().clear() as u64 + merger.remaining()
-    } else {
-        0
-    };
+    if stop() {
+        ctx.unsent_on_stop
+            .set(ctx.queue.borrow_mut().clear() as u64 + schedule.remaining());
+    }
+    ctx.spun.set(ctx.spun.get() + waiter.spun());
     ctx.input_done.set(true);
     ctx.wake_all_idle();
-    unsent
 }
 
 /// Publishes this core's progress counters.

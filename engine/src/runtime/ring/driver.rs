@@ -1,44 +1,120 @@
-//! The pool's loop: one glommio task per core that starts due requests on free
-//! connections, submits the ring and handles its completions.
+//! The core's loop over its io_uring ring. It owns the schedule and the sockets: it
+//! releases the requests that are due, writes them itself, handles the ring's completions,
+//! and waits in its own ring (`io_uring_enter` with a timeout) until the earlier of a
+//! completion or the next due instant less a spin margin; it then spins the rest of the
+//! way, so a request leaves at its instant with no other task in between (as wrk2's loop
+//! does, on io_uring). glommio remains the executor of everything else on the core (the
+//! tick, WATCHes); the loop hands it the thread when one of its timers is due or when it
+//! drives sockets of its own.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+use glommio::timer::Timer;
 
-use super::super::CoreCtx;
+use super::super::schedule::Schedule;
+use super::super::{CoreCtx, QUEUE_CAP};
+use crate::clock::{spin_until, SpinMargin};
 
-/// Longest block in the pool's ring: a bound in case the executor has no timer at all.
+/// Longest block in the ring: a bound in case the executor has no timer at all.
 const MAX_BLOCK: Duration = Duration::from_millis(10);
 
 /// Shortest block worth making: nearer the executor's next timer, the wait goes through
 /// glommio, which fires it.
 const MIN_BLOCK: Duration = Duration::from_micros(20);
 
-/// How long the driver may block the thread in its own ring while requests are in flight,
-/// given the executor's next timer; `None` when it must wait through glommio instead.
-///
-/// Waiting through glommio costs several system calls per wait on top of ours (it re-arms
-/// its preemption timers and polls the ring's fd with an operation on its own ring).
-/// Blocking in the ring is sound only while nothing else on this core can need the thread:
-/// other tasks become runnable only through the driver (which yields to them after
-/// progress), a timer (the block ends before the next one is due: the dispatcher's next
-/// due instant, the tick, stop polls), or glommio I/O (none while this core has no WATCH
-/// and no worker).
-fn block_limit(glommio_io: bool, next_timer: Option<Instant>, now: Instant) -> Option<Duration> {
-    if glommio_io {
-        return None;
-    }
-    let limit = next_timer.map_or(MAX_BLOCK, |t| t.saturating_duration_since(now));
-    (limit >= MIN_BLOCK).then(|| limit.min(MAX_BLOCK))
+/// Shortest wait through glommio (see `Wait::Executor`).
+const MIN_EXECUTOR_WAIT: Duration = Duration::from_micros(1);
+
+/// How the loop waits for its next event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Work is ready now.
+    None,
+    /// Spin until this due instant (it is nearer than the margin).
+    Spin(Instant),
+    /// Block in the ring until this instant or a completion; `Some(instant)`: the wait
+    /// ends at a due instant's wake-up time (its lateness calibrates the margin).
+    Ring(Instant, Option<Instant>),
+    /// Wait through glommio (a timer of its own is due, or its sockets need the thread)
+    /// until this instant, a completion, or a wake-up.
+    Executor(Instant),
 }
 
-/// Runs the core's HTTP/1.1 pool until its input is done and nothing is in flight.
-pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>) {
+/// How the loop waits, given the next due instant's wake-up time (`wake`, due less the
+/// margin, and `due`), the executor's next timer, and whether glommio drives sockets of
+/// this core.
+///
+/// Blocking in the ring is sound only while nothing else on this core can need the thread:
+/// other tasks become runnable only through the loop, a timer (the block ends before the
+/// next one is due: the tick, stop polls), or glommio I/O (none while this core has no
+/// WATCH and no task worker).
+fn plan_wait(
+    now: Instant,
+    next: Option<(Instant, Instant)>,
+    next_timer: Option<Instant>,
+    glommio_io: bool,
+) -> Wait {
+    // glommio fires a timer only when every task waits: once one is due, the loop waits
+    // through glommio, however busy it is.
+    if next_timer.is_some_and(|t| t <= now) {
+        return Wait::Executor(now);
+    }
+    if let Some((wake, due)) = next {
+        if due <= now {
+            return Wait::None;
+        }
+        if wake <= now {
+            return Wait::Spin(due);
+        }
+    }
+    let wake = next.map(|(wake, _)| wake);
+    if next_timer.is_some_and(|t| t <= now + MIN_BLOCK) {
+        return Wait::Executor(wake.unwrap_or(now + MAX_BLOCK).min(now + MAX_BLOCK));
+    }
+    let mut until = now + MAX_BLOCK;
+    let mut at_wake = None;
+    if let Some(w) = wake.filter(|&w| w <= until) {
+        until = w;
+        at_wake = Some(w);
+    }
+    if let Some(t) = next_timer.filter(|&t| t < until) {
+        until = t;
+        at_wake = None;
+    }
+    if glommio_io {
+        Wait::Executor(until)
+    } else {
+        Wait::Ring(until, at_wake)
+    }
+}
+
+/// Runs the core's replay over its ring: the schedule of global runs `runs`, until every
+/// request was released (or a stop) and nothing is in flight.
+pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
+    let source = ctx.shared.source.clone();
+    let mut schedule = Schedule::new(&*source, &runs, ctx.start, ctx.shared.settings.scale);
+    let mut margin = SpinMargin::new(ctx.shared.settings.timing);
+    let mut timer = Timer::new(Duration::ZERO);
+    let mut spun = Duration::ZERO;
     loop {
+        if !ctx.input_done.get() {
+            if ctx.stop_requested() {
+                // The due requests still queued and those that never came due.
+                let unsent = ctx.queue.borrow_mut().clear() as u64 + schedule.remaining();
+                ctx.unsent_on_stop.set(unsent);
+                ctx.input_done.set(true);
+            } else {
+                schedule.release(&ctx, Instant::now());
+                if schedule.is_exhausted() {
+                    ctx.input_done.set(true);
+                }
+            }
+        }
         let (progressed, in_flight, fd) = {
             let mut guard = ctx.ring.borrow_mut();
-            let Some(pool) = guard.as_mut() else { return };
+            let Some(pool) = guard.as_mut() else { break };
             let reaped = pool.reap(&ctx);
             let started = pool.start_jobs(&ctx);
             match pool.ring.submit() {
@@ -58,39 +134,66 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>) {
                 }
             }
             if pool.is_done(&ctx) {
-                return;
+                break;
             }
-            // glommio fires timers only when every task waits (or at its preemption, up to
-            // 100 ms later): once one is due, the driver waits through glommio even after
-            // progress.
-            let next_timer = glommio::timer::next_deadline();
-            let now = Instant::now();
-            let timer_due = next_timer.is_some_and(|t| t <= now);
-            let mut progressed = reaped + started > 0 || pool.ring.has_completions();
-            if !progressed && !timer_due && pool.busy() > 0 {
-                let glommio_io = !ctx.watches.borrow().is_empty() || !ctx.slots.borrow().is_empty();
-                if let Some(limit) = block_limit(glommio_io, next_timer, now) {
-                    progressed = pool.ring.wait(limit);
-                }
-            }
-            (progressed && !timer_due, pool.busy() > 0, pool.ring.fd())
+            let progressed = reaped + started > 0 || pool.ring.has_completions();
+            (progressed, pool.busy() > 0, pool.ring.fd())
         };
-        if progressed {
-            // Let the dispatcher, the tick and the WATCHes run between batches.
-            future::yield_now().await;
-        } else if in_flight {
-            let readable = async {
-                if let Err(e) = glommio::io::readable(fd).await {
-                    // Never seen; polling every 100 µs instead keeps the run going.
-                    tracing::debug!("waiting on the io_uring fd: {e}");
-                    glommio::timer::sleep(Duration::from_micros(100)).await;
-                }
-            };
-            future::or(readable, ctx.ring_wake.notified()).await;
+        let glommio_io = !ctx.watches.borrow().is_empty() || !ctx.slots.borrow().is_empty();
+        let next_timer = glommio::timer::next_deadline();
+        if progressed && next_timer.is_none_or(|t| t > Instant::now()) {
+            if glommio_io {
+                // Let the WATCHes and the task workers run between batches.
+                future::yield_now().await;
+            }
+            continue;
+        }
+        let next = if ctx.input_done.get() || ctx.queue.borrow().len() >= QUEUE_CAP {
+            None
         } else {
-            ctx.ring_wake.notified().await;
+            schedule
+                .next_due()
+                .map(|due| (due.checked_sub(margin.get()).unwrap_or(due), due))
+        };
+        let now = Instant::now();
+        match plan_wait(now, next, next_timer, glommio_io) {
+            Wait::None => {}
+            Wait::Spin(due) => spun += spin_until(due),
+            Wait::Ring(until, at_wake) => {
+                let completed = match ctx.ring.borrow_mut().as_mut() {
+                    Some(pool) => pool.ring.wait(until.saturating_duration_since(now)),
+                    None => break,
+                };
+                if let (false, Some(wake)) = (completed, at_wake) {
+                    margin.observe(Instant::now().saturating_duration_since(wake));
+                }
+            }
+            Wait::Executor(until) => {
+                // At least 1 µs: a timer already due returns at once, without the executor
+                // getting the thread to fire its own.
+                timer.reset(until.saturating_duration_since(now).max(MIN_EXECUTOR_WAIT));
+                let completion = async {
+                    if !in_flight {
+                        return future::pending().await;
+                    }
+                    if let Err(e) = glommio::io::readable(fd).await {
+                        // Never seen; the timer and the tick keep the loop going.
+                        tracing::debug!("waiting on the io_uring fd: {e}");
+                        future::pending::<()>().await;
+                    }
+                };
+                future::or(
+                    async {
+                        (&mut timer).await;
+                    },
+                    future::or(completion, ctx.ring_wake.notified()),
+                )
+                .await;
+            }
         }
     }
+    ctx.spun.set(ctx.spun.get() + spun);
+    ctx.input_done.set(true);
 }
 
 #[cfg(test)]
@@ -98,39 +201,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_until_just_before_the_next_timer() {
+    fn the_loop_waits_in_its_ring_for_the_earliest_of_its_events() {
         let now = Instant::now();
+        let us = Duration::from_micros;
         let ms = Duration::from_millis;
-        assert_eq!(block_limit(false, Some(now + ms(3)), now), Some(ms(3)));
+        // A due instant ahead, no timer: blocks until its wake-up, which calibrates.
+        let next = Some((now + ms(3), now + ms(3) + us(50)));
         assert_eq!(
-            block_limit(false, Some(now + ms(500)), now),
-            Some(MAX_BLOCK)
+            plan_wait(now, next, None, false),
+            Wait::Ring(now + ms(3), Some(now + ms(3)))
         );
-        assert_eq!(block_limit(false, None, now), Some(MAX_BLOCK));
-        // A timer due (or nearly): glommio must run it.
-        assert_eq!(block_limit(false, Some(now + MIN_BLOCK / 2), now), None);
-        assert_eq!(block_limit(false, now.checked_sub(ms(1)), now), None);
-        // glommio drives sockets of this core: never block.
-        assert_eq!(block_limit(true, Some(now + ms(3)), now), None);
-    }
-
-    #[test]
-    fn the_next_timer_is_the_executors_earliest() {
-        glommio::LocalExecutorBuilder::default()
-            .spawn(|| async {
-                assert_eq!(glommio::timer::next_deadline(), None);
-                let before = Instant::now();
-                let late = glommio::spawn_local(glommio::timer::sleep(Duration::from_secs(5)));
-                let soon = glommio::spawn_local(glommio::timer::sleep(Duration::from_millis(40)));
-                future::yield_now().await;
-                let next = glommio::timer::next_deadline().expect("two timers pending");
-                assert!(next >= before + Duration::from_millis(40), "{next:?}");
-                assert!(next < before + Duration::from_secs(5), "{next:?}");
-                soon.await;
-                drop(late);
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        // The tick comes first: blocks until it, not calibrating.
+        assert_eq!(
+            plan_wait(now, next, Some(now + ms(1)), false),
+            Wait::Ring(now + ms(1), None)
+        );
+        // Nothing scheduled: bounded block.
+        assert_eq!(
+            plan_wait(now, None, None, false),
+            Wait::Ring(now + MAX_BLOCK, None)
+        );
+        // Inside the margin: spin to the instant; at or past it: send now.
+        assert_eq!(
+            plan_wait(now, Some((now - us(1), now + us(20))), None, false),
+            Wait::Spin(now + us(20))
+        );
+        assert_eq!(
+            plan_wait(now, Some((now - us(60), now)), None, false),
+            Wait::None
+        );
+        // A timer of the executor due: glommio must fire it, even before a due request.
+        assert_eq!(
+            plan_wait(now, Some((now - us(60), now)), Some(now), false),
+            Wait::Executor(now)
+        );
+        assert_eq!(
+            plan_wait(now, next, Some(now + MIN_BLOCK / 2), false),
+            Wait::Executor(now + ms(3))
+        );
+        // glommio drives sockets of this core: never block its reactor.
+        assert_eq!(
+            plan_wait(now, next, Some(now + ms(5)), true),
+            Wait::Executor(now + ms(3))
+        );
     }
 }

@@ -1,12 +1,10 @@
-//! A core's HTTP/1.1 pool over plain TCP, driven as one loop over an io_uring ring of its
-//! own: no task per connection. A request is written with one non-blocking `send`; its
-//! response arrives through receives queued in the ring, straight into the connection's
-//! buffer, and is framed by the sans-IO [`ResponseParser`].
-//!
-//! Against a task per connection on glommio, an unpaced replay needs ~9 % less CPU per
-//! request (15.35 → 13.95 µs, user 4.6 → 2.9 µs; bench/RESULTS.md): no `recv` and armed poll
-//! per request, no task, waker or source per operation.
-//! TLS targets keep the task-per-connection workers (`worker.rs`).
+//! A core's HTTP/1.1 pool, plain or TLS, driven by the core's loop over an io_uring ring of
+//! its own (`driver.rs`): no task per connection. A request is written with one
+//! non-blocking `send` (over TLS: sealed by rustls first, `tls.rs`); its response arrives
+//! through receives queued in the ring, straight into the connection's buffer (over TLS:
+//! ciphertext, decrypted into it), and is framed by the sans-IO [`ResponseParser`].
+//! Against a task per connection there is no `recv` and armed poll per request, and no
+//! task, waker or source per operation.
 //!
 //! Invariants that make the ring's raw pointers sound: a slot has at most one operation in
 //! flight (`Slot::op`), its buffers and the target address are never moved, resized or
@@ -14,10 +12,15 @@
 
 mod driver;
 mod slot;
+mod tls;
 mod uring;
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Instant;
+
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 
 use super::conn::Conn;
 use super::failure::Failure;
@@ -29,6 +32,10 @@ use uring::{Completion, Op, Ring};
 
 pub(super) use driver::drive;
 use slot::{Job, Parked, Slot};
+use tls::{Plaintext, TlsSession};
+
+/// A connection handed to the pool: its socket, and its TLS session over `https://`.
+type OpenConnection = (OwnedFd, Option<TlsSession>);
 
 /// The pool: slots (connections), which of them are free, and the ring.
 pub(crate) struct RingPool {
@@ -52,15 +59,18 @@ pub(crate) struct RingPool {
     broken: Option<std::io::Error>,
     /// Requests waiting to be sent again (`--retries client-go`); counted in `busy`.
     parked: Vec<Parked>,
+    /// TLS settings of new connections (`https://`), offering HTTP/1.1 only.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl RingPool {
     /// A pool over the already open connections `fds` (`None`: a connection that failed
     /// to open, retried when a request needs it), growing up to `max_conns`.
-    pub(crate) fn new(
+    fn new(
         target: std::net::SocketAddr,
-        fds: Vec<Option<OwnedFd>>,
+        fds: Vec<Option<OpenConnection>>,
         max_conns: usize,
+        tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     ) -> std::io::Result<RingPool> {
         let max_conns = max_conns.max(fds.len()).max(1);
         let mut pool = RingPool {
@@ -76,10 +86,13 @@ impl RingPool {
             reaped_at: None,
             broken: None,
             parked: Vec::with_capacity(max_conns),
+            tls,
         };
-        for fd in fds {
+        for open in fds {
             let i = pool.slots.len();
+            let (fd, session) = open.map_or((None, None), |(fd, s)| (Some(fd), s));
             let mut slot = Slot::new(fd);
+            slot.tls = session.map(Box::new);
             if let Some(fd) = &slot.fd {
                 slot.fixed = pool.ring.register_file(i, fd.as_raw_fd());
                 pool.idle.push(i);
@@ -94,37 +107,46 @@ impl RingPool {
         Ok(pool)
     }
 
-    /// The ring pool for a plain-TCP HTTP/1.1 target, over duplicates of the prewarmed
-    /// connections' sockets; `None` for TLS targets (and if the ring cannot be set up, when the
-    /// workers serve instead).
+    /// The ring pool of an HTTP/1.1 target, plain or TLS, over the prewarmed connections
+    /// (their sockets duplicated, their TLS sessions taken over). The connections come back
+    /// when the pool cannot serve them: an HTTP/2 target (`http2`: its streams are the task
+    /// workers'), a TLS target none of whose connections opened (the protocol is not known
+    /// yet), or a ring that cannot be set up.
     pub(crate) fn over_prewarmed(
         target: &crate::target::Target,
-        conns: &[Option<Conn>],
+        conns: Vec<Option<Conn>>,
         max_conns: usize,
-    ) -> Option<RingPool> {
-        if target.tls.is_some() {
-            return None;
+        http2: bool,
+    ) -> Result<RingPool, Vec<Option<Conn>>> {
+        let http1 = conns.iter().any(|c| matches!(c, Some(Conn::Http1(_))));
+        if http2
+            || conns.iter().any(|c| matches!(c, Some(Conn::Http2(_))))
+            || (target.tls.is_some() && !http1)
+        {
+            return Err(conns);
         }
-        let mut fds = Vec::with_capacity(conns.len());
+        // A probe ring first: on failure the prewarmed connections are still whole.
+        if let Err(e) = uring::Ring::new(1) {
+            tracing::warn!("io_uring pool unavailable ({e}); using a task per connection");
+            return Err(conns);
+        }
+        let server_name = target
+            .tls
+            .as_ref()
+            .map(|(_, n)| n.to_str().into_owned())
+            .unwrap_or_default();
+        let mut open = Vec::with_capacity(conns.len());
         for c in conns {
-            fds.push(match c {
-                Some(Conn::Http1(Stream::Plain(tcp))) => {
-                    use std::os::fd::{AsRawFd, BorrowedFd};
-                    // SAFETY: the stream is open for the duration of this borrow.
-                    let fd = unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
-                    fd.try_clone_to_owned().ok()
-                }
-                None => None,
-                Some(_) => return None,
+            open.push(match c {
+                Some(Conn::Http1(stream)) => take_over(stream, &server_name),
+                _ => None,
             });
         }
-        match RingPool::new(target.addr(), fds, max_conns) {
-            Ok(pool) => Some(pool),
-            Err(e) => {
-                tracing::warn!("io_uring pool unavailable ({e}); using a task per connection");
-                None
-            }
-        }
+        let tls = target.tls_http1.clone().or_else(|| target.tls.clone());
+        RingPool::new(target.addr(), open, max_conns, tls).map_err(|e| {
+            tracing::warn!("io_uring pool unavailable ({e}); connections reopen");
+            Vec::new()
+        })
     }
 
     /// Most connections open at once.
@@ -249,7 +271,17 @@ impl RingPool {
         slot.received_any = slot.input.has_unparsed();
         slot.body_bytes = 0;
         slot.error_body.clear();
-        if slot.fd.is_some() {
+        if slot.fd.is_some() && slot.tls.is_some() {
+            ctx.encode_request(&mut self.encoded, parts);
+            let sealed = match slot.tls.as_mut() {
+                Some(tls) => tls.seal(&self.encoded, &mut slot.cipher),
+                None => Ok(()),
+            };
+            match sealed {
+                Ok(()) => self.send(ctx, i),
+                Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
+            }
+        } else if slot.fd.is_some() {
             // The request leaves now: one clock read serves its start and its send.
             ctx.encode_request(&mut self.encoded, parts);
             self.send_encoded(ctx, i, now);
@@ -424,7 +456,7 @@ impl RingPool {
             ex.sent_at = Instant::now();
             ctx.record_send(ex.sent_at, ex.pending.due);
         }
-        match uring::send_now(slot.raw_fd(), &slot.request[slot.written..]) {
+        match uring::send_now(slot.raw_fd(), &slot.outgoing()[slot.written..]) {
             Ok(n) => {
                 slot.written += n;
                 self.send_rest(ctx, i);
@@ -433,14 +465,69 @@ impl RingPool {
         }
     }
 
+    /// Moves slot `i`'s TLS handshake on: sends what rustls has to send, receives what it
+    /// waits for, and once it is done seals and sends the request waiting in `request`.
+    fn handshake(&mut self, ctx: &CoreCtx, i: usize) {
+        let slot = &mut self.slots[i];
+        let Some(tls) = slot.tls.as_mut() else { return };
+        if tls.wants_write() {
+            slot.cipher.clear();
+            slot.written = 0;
+            if let Err(e) = tls.records(&mut slot.cipher) {
+                return self.fail(ctx, i, Failure::Response(e.into()));
+            }
+            return match uring::send_now(slot.raw_fd(), &slot.cipher) {
+                Ok(n) => {
+                    slot.written = n;
+                    self.send_rest(ctx, i)
+                }
+                Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
+            };
+        }
+        if tls.is_handshaking() {
+            return self.recv(ctx, i);
+        }
+        slot.handshaking = false;
+        match tls.seal(&slot.request, &mut slot.cipher) {
+            Ok(()) => {
+                slot.written = 0;
+                self.send(ctx, i);
+            }
+            Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
+        }
+    }
+
+    /// Handshake records of slot `i` arrived: `n` bytes in its inbound buffer (0: closed).
+    fn handshake_received(&mut self, ctx: &CoreCtx, i: usize, n: usize) {
+        let slot = &mut self.slots[i];
+        let Some(tls) = slot.tls.as_mut() else { return };
+        if n == 0 {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection during the TLS handshake (is it a TLS server?)",
+            );
+            return self.fail(ctx, i, Failure::Connect(e));
+        }
+        let mut from = 0;
+        while from < n {
+            if let Err(e) = tls.take_ciphertext(&mut from, n) {
+                return self.fail(ctx, i, Failure::Transport(e));
+            }
+        }
+        self.handshake(ctx, i);
+    }
+
     /// Queues a ring send of what is left of slot `i`'s request, or its response's receive
     /// once all is written.
     fn send_rest(&mut self, ctx: &CoreCtx, i: usize) {
         let slot = &mut self.slots[i];
-        if slot.written == slot.request.len() {
+        if slot.written == slot.outgoing().len() {
+            if slot.handshaking {
+                return self.handshake(ctx, i);
+            }
             return self.recv(ctx, i);
         }
-        let rest = &slot.request[slot.written..];
+        let rest = &slot.outgoing()[slot.written..];
         let tag = slot.tag(i, Op::Send);
         match self
             .ring
@@ -457,7 +544,11 @@ impl RingPool {
         let fd = slot.raw_fd();
         let fixed = slot.fixed.then_some(i as u32);
         let tag = slot.tag(i, Op::Recv);
-        let queued = slot.input.spare().and_then(|spare| {
+        let into = match slot.tls.as_mut() {
+            Some(tls) => Ok(&mut tls.inbound[..]),
+            None => slot.input.spare(),
+        };
+        let queued = into.and_then(|spare| {
             self.ring
                 .recv(fd, fixed, spare.as_mut_ptr(), spare.len(), tag)
         });
@@ -507,18 +598,38 @@ impl RingPool {
             Some(Op::Connect) if c.result < 0 => self.fail(ctx, i, Failure::Connect(os_error())),
             Some(Op::Connect) => {
                 ctx.conns_opened.set(ctx.conns_opened.get() + 1);
-                self.send(ctx, i);
+                match &self.tls {
+                    Some((config, name)) => {
+                        match TlsSession::connect(config.clone(), name.clone()) {
+                            Ok(session) => {
+                                slot.tls = Some(Box::new(session));
+                                slot.handshaking = true;
+                                self.handshake(ctx, i);
+                            }
+                            Err(e) => self.fail(ctx, i, Failure::Transport(e)),
+                        }
+                    }
+                    None => self.send(ctx, i),
+                }
             }
             Some(Op::Send) if c.result < 0 => {
                 self.fail(ctx, i, Failure::Response(os_error().into()))
             }
             Some(Op::Send) => {
                 slot.written += c.result as usize;
-                self.send(ctx, i);
+                if slot.handshaking {
+                    self.send_rest(ctx, i);
+                } else {
+                    self.send(ctx, i);
+                }
             }
             Some(Op::Recv) if c.result < 0 => {
                 self.fail(ctx, i, Failure::Response(os_error().into()))
             }
+            Some(Op::Recv) if slot.handshaking => {
+                self.handshake_received(ctx, i, c.result as usize)
+            }
+            Some(Op::Recv) if slot.tls.is_some() => self.received_tls(ctx, i, c.result as usize),
             Some(Op::Recv) => self.received(ctx, i, c.result as usize),
             Some(Op::Cancel) | None => {}
         }
@@ -526,24 +637,74 @@ impl RingPool {
 
     /// `n` bytes arrived on slot `i` (0: the server closed the connection).
     fn received(&mut self, ctx: &CoreCtx, i: usize, n: usize) {
-        let slot = &mut self.slots[i];
         if n == 0 {
-            let outcome = match slot.head {
-                None if slot.received_any => Err(ResponseError::UnexpectedEof),
-                None => Err(ResponseError::Eof),
-                Some(head) => slot.parser.end_of_stream().map(|_| head),
-            };
-            return match outcome {
-                Ok(head) => self.finish(ctx, i, head.status, false, head.retry_after),
-                Err(e) => self.fail(ctx, i, Failure::Response(e)),
-            };
+            return self.ended(ctx, i);
         }
+        let slot = &mut self.slots[i];
         slot.input.filled(n);
         slot.received_any = true;
-        let parsed = slot.parse();
-        match parsed {
-            Ok(Some(head)) => self.finish(ctx, i, head.status, head.keep_alive, head.retry_after),
-            Ok(None) => self.recv(ctx, i),
+        if self.parsed(ctx, i) {
+            self.recv(ctx, i);
+        }
+    }
+
+    /// `n` bytes of ciphertext arrived on TLS slot `i` (0: the server closed the
+    /// connection): decrypted into its buffer and parsed, as much as rustls lets through
+    /// at once (it holds 16 KiB of plaintext).
+    fn received_tls(&mut self, ctx: &CoreCtx, i: usize, n: usize) {
+        if n == 0 {
+            return self.ended(ctx, i);
+        }
+        let mut from = 0;
+        loop {
+            let slot = &mut self.slots[i];
+            let Some(tls) = slot.tls.as_mut() else { return };
+            match tls.read_plaintext(&mut slot.input) {
+                Ok(Plaintext::Read(_)) => {
+                    slot.received_any = true;
+                    if !self.parsed(ctx, i) {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Plaintext::Closed) => return self.ended(ctx, i),
+                Ok(Plaintext::Drained) if from == n => break,
+                Ok(Plaintext::Drained) => {}
+                Err(e) => return self.fail(ctx, i, Failure::Response(e.into())),
+            }
+            if let Err(e) = tls.take_ciphertext(&mut from, n) {
+                return self.fail(ctx, i, Failure::Transport(e));
+            }
+        }
+        self.recv(ctx, i);
+    }
+
+    /// Parses what slot `i` received; returns whether its response needs more bytes (else
+    /// it was finished or failed).
+    fn parsed(&mut self, ctx: &CoreCtx, i: usize) -> bool {
+        match self.slots[i].parse() {
+            Ok(Some(head)) => {
+                self.finish(ctx, i, head.status, head.keep_alive, head.retry_after);
+                false
+            }
+            Ok(None) => true,
+            Err(e) => {
+                self.fail(ctx, i, Failure::Response(e));
+                false
+            }
+        }
+    }
+
+    /// The server ended slot `i`'s stream: the response ends with it, or fails.
+    fn ended(&mut self, ctx: &CoreCtx, i: usize) {
+        let slot = &mut self.slots[i];
+        let outcome = match slot.head {
+            None if slot.received_any => Err(ResponseError::UnexpectedEof),
+            None => Err(ResponseError::Eof),
+            Some(head) => slot.parser.end_of_stream().map(|_| head),
+        };
+        match outcome {
+            Ok(head) => self.finish(ctx, i, head.status, false, head.retry_after),
             Err(e) => self.fail(ctx, i, Failure::Response(e)),
         }
     }
@@ -585,7 +746,9 @@ impl RingPool {
         }
         let slot = &mut self.slots[i];
         // Bytes beyond the response are nobody's answer: the connection is not reused.
-        if keep_alive && !slot.input.has_unparsed() {
+        let unanswered =
+            slot.input.has_unparsed() || slot.tls.as_mut().is_some_and(|t| t.has_plaintext());
+        if keep_alive && !unanswered {
             slot.reused = true;
             slot.idle_since = self.reaped_at.unwrap_or_else(Instant::now);
             self.idle.push(i);
@@ -635,6 +798,8 @@ impl RingPool {
             "closing a connection with an operation in flight"
         );
         slot.fd = None;
+        slot.tls = None;
+        slot.handshaking = false;
         slot.reused = false;
         slot.generation = slot.generation.wrapping_add(1);
         slot.cancel = None;
@@ -647,6 +812,26 @@ impl RingPool {
     fn is_done(&self, ctx: &CoreCtx) -> bool {
         self.busy == 0 && ctx.input_done.get() && ctx.queue.borrow().is_empty()
     }
+}
+
+/// The socket of a prewarmed connection (duplicated: the glommio stream closes its own) and
+/// its TLS session; `None` if the socket cannot be duplicated (the pool connects again).
+fn take_over(stream: Stream, server_name: &str) -> Option<OpenConnection> {
+    use std::os::fd::BorrowedFd;
+    let (tcp, session) = match stream {
+        Stream::Plain(tcp) => (tcp, None),
+        Stream::Tls(tls) => {
+            let (tcp, conn) = tls.into_inner();
+            (
+                tcp,
+                Some(TlsSession::established(conn, server_name.to_string())),
+            )
+        }
+    };
+    // SAFETY: the stream is open for the duration of this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
+    let fd = fd.try_clone_to_owned().ok()?;
+    Some((fd, session))
 }
 
 /// Records how a request ended and lets its key go.

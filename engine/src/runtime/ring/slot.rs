@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::super::worker::{keep_error_body, Exchange, ERROR_BODY_KEEP};
 use super::super::CancelReason;
+use super::tls::TlsSession;
 use super::uring::{self, Op};
 use crate::http1::{RecvBuffer, ResponseError, ResponseHead, ResponseParser};
 use crate::report::error_class::is_kperf_failure_status;
@@ -68,6 +69,13 @@ pub(super) struct Slot {
     pub(super) error_body: Vec<u8>,
     /// The connection has served a response (a failure on it may be a close while idle).
     pub(super) reused: bool,
+    /// TLS state of an `https://` connection.
+    pub(super) tls: Option<Box<TlsSession>>,
+    /// The TLS handshake is under way (the request waits in `request`).
+    pub(super) handshaking: bool,
+    /// Encrypted bytes to send (TLS): the request or handshake records; `written` counts
+    /// into it.
+    pub(super) cipher: Vec<u8>,
     /// When its last response ended (checked for a close before the connection is reused).
     pub(super) idle_since: Instant,
 }
@@ -90,6 +98,9 @@ impl Slot {
             body_bytes: 0,
             error_body: Vec::with_capacity(ERROR_BODY_KEEP),
             reused: false,
+            tls: None,
+            handshaking: false,
+            cipher: Vec::new(),
             idle_since: Instant::now(),
         }
     }
@@ -101,6 +112,15 @@ impl Slot {
     pub(super) fn unusable_while_idle(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.idle_since) >= IDLE_CHECK_AFTER
             && crate::transport::idle_socket_unusable(self.raw_fd())
+    }
+
+    /// The bytes the connection is writing: ciphertext over TLS, else the request.
+    pub(super) fn outgoing(&self) -> &[u8] {
+        if self.tls.is_some() {
+            &self.cipher
+        } else {
+            &self.request
+        }
     }
 
     pub(super) fn raw_fd(&self) -> i32 {
