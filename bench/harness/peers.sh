@@ -144,40 +144,58 @@ section_h2() {
 
 section_paced() {
   start_nginx
-  note paced "Send lag (write start minus due instant) is kreplay's own figure: no peer reports it. \"Latency from the due instant\" is kreplay's scheduled latency and oha's latency with --latency-correction (both free of coordinated omission); hey's latencies are measured from its own send and are not comparable, so only its rate and CPU are recorded."
-  local rate n
+  note paced "Send lag (first byte handed to the kernel minus the due instant) and wake error (the send lag of the first request a core writes after each release of due requests: the scheduler's own precision, without a burst's serialisation) are kreplay's own figures: no peer reports them. \"Latency from the due instant\" is kreplay's scheduled latency and oha's latency with --latency-correction (both free of coordinated omission); hey's latencies are measured from its own send and are not comparable, so only its rate and CPU are recorded. Transports: HTTP/1.1 on nginx's plain port; HTTP/1.1 + TLS (kreplay --http1, oha's default ALPN) and HTTP/2 + TLS (kreplay's default, oha --http2) on its TLS port."
+  local rate n transport
   for rate in $rates; do
     n=$((rate * seconds))
     gen "paced$rate" --mix GET=1 --objects 2000 --namespaces 10 --runners 1 --watches 0 --rate "$rate" -n "$n" --conns 64
-    paced_kreplay "$rate" "$n"
+    for transport in h1 h1tls h2; do
+      paced_kreplay "$rate" "$n" "$transport"
+      if have_oha; then paced_oha "$rate" "$transport"; fi
+    done
     paced_hey "$rate"
-    if have_oha; then paced_oha "$rate"; fi
   done
   if ! have_oha; then note paced "oha is not installed: no oha figures."; fi
 }
 
+# transport_name TRANSPORT: how the records name it.
+transport_name() {
+  case "$1" in h1) echo "HTTP/1.1" ;; h1tls) echo "HTTP/1.1+TLS" ;; h2) echo "HTTP/2+TLS" ;; esac
+}
+
 paced_kreplay() {
-  local rate=$1 n=$2 r=$work/report.json
-  local a=() p50=() p99=() p999=() mx=() l50=() l99=() cpu=()
+  local rate=$1 n=$2 transport=$3 r=$work/report.json name
+  name=$(transport_name "$transport")
+  local a=() p50=() p99=() p999=() mx=() w50=() w99=() l50=() l99=() cpu=() busy=()
+  local args=(--server "http://127.0.0.1:$port")
+  case "$transport" in
+    h1tls) args=(--server "https://127.0.0.1:$tlsport" --certificate-authority "$work/ca.crt" --http1) ;;
+    h2) args=(--server "https://127.0.0.1:$tlsport" --certificate-authority "$work/ca.crt") ;;
+  esac
   for _ in $(seq "$repeat"); do
-    engine_run $((seconds * 10 + 60)) "$work/paced$rate.bin" --server "http://127.0.0.1:$port" --conns 64
+    engine_run $((seconds * 10 + 60)) "$work/paced$rate.bin" "${args[@]}" --conns 64
     a+=("$(get "$r" /kreplay/rate/achievedPerSecond)")
-    p50+=("$(calc "$(get "$r" /kreplay/sendLag/p50) * 1000")") p99+=("$(calc "$(get "$r" /kreplay/sendLag/p99) * 1000")")
-    p999+=("$(calc "$(get "$r" /kreplay/sendLag/p999) * 1000")") mx+=("$(calc "$(get "$r" /kreplay/sendLag/max) * 1000")")
+    p50+=("$(calc "$(get "$r" /kreplay/sendLag/p50) * 1000000")") p99+=("$(calc "$(get "$r" /kreplay/sendLag/p99) * 1000000")")
+    p999+=("$(calc "$(get "$r" /kreplay/sendLag/p999) * 1000000")") mx+=("$(calc "$(get "$r" /kreplay/sendLag/max) * 1000000")")
+    w50+=("$(calc "$(get "$r" /kreplay/wakeError/p50) * 1000000")") w99+=("$(calc "$(get "$r" /kreplay/wakeError/p99) * 1000000")")
     # scheduledLatency: [[quantile, seconds], ...] with 0.5 at index 1 and 0.99 at index 4.
     l50+=("$(calc "$(get "$r" /kreplay/scheduledLatency/1/1) * 1000")") l99+=("$(calc "$(get "$r" /kreplay/scheduledLatency/4/1) * 1000")")
     cpu+=("$(calc "$(cpu_of "$work/time") / $(get "$r" /totalRun) * 1000000")")
+    busy+=("$(get "$r" /kreplay/perCore/0/busyFraction)")
   done
-  local c="engine run paced$rate.bin --server URL --conns 64 --cores 1 ($n GETs at $rate/s)"
-  local lag=(--plot paced-lag --x "$rate" --x-label "target rate (req/s)" --log-y --plot-title "Paced: send lag and latency from the due instant")
-  rec paced "achieved rate at $rate/s" "req/s" higher kreplay "$c" --plot paced-rate --x "$rate" --x-label "target rate (req/s)" --plot-title "Paced: achieved rate" -- "${a[@]}"
-  rec paced "send lag p50 at $rate/s" ms lower kreplay "$c" "${lag[@]}" --series "send lag p50" -- "${p50[@]}"
-  rec paced "send lag p99 at $rate/s" ms lower kreplay "$c" "${lag[@]}" --series "send lag p99" -- "${p99[@]}"
-  rec paced "send lag p99.9 at $rate/s" ms lower kreplay "$c" -- "${p999[@]}"
-  rec paced "send lag max at $rate/s" ms lower kreplay "$c" -- "${mx[@]}"
-  rec paced "latency from due instant p50 at $rate/s" ms lower kreplay "$c" -- "${l50[@]}"
-  rec paced "latency from due instant p99 at $rate/s" ms lower kreplay "$c" "${lag[@]}" --series "latency p99" -- "${l99[@]}"
-  rec paced "client CPU per request at $rate/s" "µs" lower kreplay "$c" -- "${cpu[@]}"
+  local c="engine run paced$rate.bin ${args[*]/$work\//} --conns 64 --cores 1 ($n GETs at $rate/s)"
+  local lag=(--plot "paced-lag-$transport" --x "$rate" --x-label "target rate (req/s)" --log-y --plot-title "Paced, $name: send lag and wake error (µs)")
+  rec paced "$name achieved rate at $rate/s" "req/s" higher kreplay "$c" --plot paced-rate --x "$rate" --x-label "target rate (req/s)" --plot-title "Paced: achieved rate" --series "kreplay $name" -- "${a[@]}"
+  rec paced "$name wake error p50 at $rate/s" "µs" lower kreplay "$c" "${lag[@]}" --series "wake error p50" -- "${w50[@]}"
+  rec paced "$name wake error p99 at $rate/s" "µs" lower kreplay "$c" "${lag[@]}" --series "wake error p99" -- "${w99[@]}"
+  rec paced "$name send lag p50 at $rate/s" "µs" lower kreplay "$c" "${lag[@]}" --series "send lag p50" -- "${p50[@]}"
+  rec paced "$name send lag p99 at $rate/s" "µs" lower kreplay "$c" "${lag[@]}" --series "send lag p99" -- "${p99[@]}"
+  rec paced "$name send lag p99.9 at $rate/s" "µs" lower kreplay "$c" "${lag[@]}" --series "send lag p99.9" -- "${p999[@]}"
+  rec paced "$name send lag max at $rate/s" "µs" lower kreplay "$c" -- "${mx[@]}"
+  rec paced "$name latency from due instant p50 at $rate/s" ms lower kreplay "$c" -- "${l50[@]}"
+  rec paced "$name latency from due instant p99 at $rate/s" ms lower kreplay "$c" --plot paced-latency --x "$rate" --x-label "target rate (req/s)" --log-y --plot-title "Paced: latency p99 from the due instant" --series "kreplay $name" -- "${l99[@]}"
+  rec paced "$name client CPU per request at $rate/s" "µs" lower kreplay "$c" -- "${cpu[@]}"
+  rec paced "$name client core busy fraction at $rate/s" "" lower kreplay "$c" -- "${busy[@]}"
 }
 
 paced_hey() {
@@ -193,17 +211,23 @@ paced_hey() {
     n=$(hey_count "$work/hey.out")
     cpu+=("$(calc "$(cpu_of "$work/time") / ($n > 0 ? $n : 1) * 1000000")")
   done
-  rec paced "achieved rate at $rate/s" "req/s" higher hey "${cmd[*]} (-q is per worker: 50 × $q/s)" --plot paced-rate --x "$rate" -- "${a[@]}"
-  rec paced "client CPU per request at $rate/s" "µs" lower hey "${cmd[*]}" -- "${cpu[@]}"
+  rec paced "HTTP/1.1 achieved rate at $rate/s" "req/s" higher hey "${cmd[*]} (-q is per worker: 50 × $q/s)" --plot paced-rate --x "$rate" --series "hey HTTP/1.1" -- "${a[@]}"
+  rec paced "HTTP/1.1 client CPU per request at $rate/s" "µs" lower hey "${cmd[*]}" -- "${cpu[@]}"
 }
 
 paced_oha() {
-  local rate=$1 a=() l50=() l99=() cpu=() n f=$work/oha.json
+  local rate=$1 transport=$2 a=() l50=() l99=() cpu=() n f=$work/oha.json name target extra=()
+  name=$(transport_name "$transport")
+  target=$url
+  case "$transport" in
+    h1tls) target=$tlsurl extra=(--cacert "$work/ca.crt") ;;
+    h2) target=$tlsurl extra=(--http2 --cacert "$work/ca.crt") ;;
+  esac
   # shellcheck disable=SC2207
-  local cmd=(oha --worker-threads 1 -z "${seconds}s" -c 64 -q "$rate" --latency-correction --no-tui $(oha_json_flag) "$url")
+  local cmd=(oha --worker-threads 1 -z "${seconds}s" -c 64 -q "$rate" --latency-correction --no-tui "${extra[@]}" $(oha_json_flag) "$target")
   for _ in $(seq "$repeat"); do
     if ! timed "$work/time" timeout $((seconds * 4 + 30)) "${cmd[@]}" >"$f" 2>"$work/oha.err"; then
-      note paced "oha failed at $rate/s: $(head -c 300 "$work/oha.err")"
+      note paced "oha failed at $rate/s ($name): $(head -c 300 "$work/oha.err")"
       return 0
     fi
     a+=("$(get "$f" /summary/requestsPerSec)")
@@ -211,11 +235,11 @@ paced_oha() {
     n=$(oha_count "$f")
     cpu+=("$(calc "$(cpu_of "$work/time") / ($n > 0 ? $n : 1) * 1000000")")
   done
-  local lag=(--plot paced-lag --x "$rate" --x-label "target rate (req/s)" --log-y)
-  rec paced "achieved rate at $rate/s" "req/s" higher oha "${cmd[*]}" --plot paced-rate --x "$rate" -- "${a[@]}"
-  rec paced "latency from due instant p50 at $rate/s" ms lower oha "${cmd[*]}" -- "${l50[@]}"
-  rec paced "latency from due instant p99 at $rate/s" ms lower oha "${cmd[*]}" "${lag[@]}" --series "latency p99" -- "${l99[@]}"
-  rec paced "client CPU per request at $rate/s" "µs" lower oha "${cmd[*]}" -- "${cpu[@]}"
+  local c="${cmd[*]/$work\//}"
+  rec paced "$name achieved rate at $rate/s" "req/s" higher oha "$c" --plot paced-rate --x "$rate" --series "oha $name" -- "${a[@]}"
+  rec paced "$name latency from due instant p50 at $rate/s" ms lower oha "$c" -- "${l50[@]}"
+  rec paced "$name latency from due instant p99 at $rate/s" ms lower oha "$c" --plot paced-latency --x "$rate" --series "oha $name" -- "${l99[@]}"
+  rec paced "$name client CPU per request at $rate/s" "µs" lower oha "$c" -- "${cpu[@]}"
 }
 
 # apisim must not be the bottleneck of scenarios 3 and 4: GETs of one object, wrk on CPU 1.

@@ -68,11 +68,17 @@ impl TlsSession {
         self.conn.wants_write()
     }
 
-    /// Encrypts `plain` into `out`, which is emptied first (its capacity is kept).
+    /// Encrypts `plain` into `out`, which is emptied first (its capacity is kept). Sealed
+    /// piece by piece: rustls buffers at most 64 KiB of plaintext at a time.
     pub(super) fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         out.clear();
-        self.conn.writer().write_all(plain)?;
-        self.records(out)
+        let mut rest = plain;
+        while !rest.is_empty() {
+            let n = self.conn.writer().write(rest)?;
+            rest = &rest[n..];
+            self.records(out)?;
+        }
+        Ok(())
     }
 
     /// Appends the records rustls has to send to `out`.
@@ -204,7 +210,23 @@ mod tests {
             }
             deliver(&mut client, &back);
         }
+        // A request larger than rustls buffers at once is sealed whole.
         let mut sealed = Vec::new();
+        client.seal(&vec![b'y'; 200_000], &mut sealed).unwrap();
+        let mut sealed_len = 0;
+        let mut plain = vec![0u8; 300_000];
+        let mut offset = 0;
+        while offset < sealed.len() {
+            offset += server.read_tls(&mut &sealed[offset..]).unwrap();
+            server.process_new_packets().unwrap();
+            while let Ok(k) = server.reader().read(&mut plain[sealed_len..]) {
+                if k == 0 {
+                    break;
+                }
+                sealed_len += k;
+            }
+        }
+        assert_eq!(sealed_len, 200_000);
         client.seal(b"GET / HTTP/1.1\r\n\r\n", &mut sealed).unwrap();
         assert!(!sealed.windows(3).any(|w| w == b"GET"), "encrypted");
         server.read_tls(&mut &sealed[..]).unwrap();
@@ -214,9 +236,14 @@ mod tests {
         assert_eq!(got, "GET / HTTP/1.1\r\n\r\n");
         // A response larger than rustls keeps decrypted at once arrives whole, in pieces.
         let body = vec![b'x'; 100_000];
-        server.writer().write_all(&body).unwrap();
-        server.send_close_notify();
         let mut back = Vec::new();
+        for piece in body.chunks(10_000) {
+            server.writer().write_all(piece).unwrap();
+            while server.wants_write() {
+                server.write_tls(&mut back).unwrap();
+            }
+        }
+        server.send_close_notify();
         while server.wants_write() {
             server.write_tls(&mut back).unwrap();
         }
