@@ -158,7 +158,23 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         let now = Instant::now();
         match plan_wait(now, next, next_timer, glommio_io) {
             Wait::None => {}
-            Wait::Spin(due) => spun += spin_until(due),
+            Wait::Spin(due) => {
+                // The requests due at the instant are readied while it comes, so that at
+                // the instant only their sends remain.
+                if !ctx.input_done.get() && !ctx.stop_requested() {
+                    schedule.release(&ctx, due);
+                }
+                let armed = match ctx.ring.borrow_mut().as_mut() {
+                    Some(pool) => pool.arm(&ctx),
+                    None => break,
+                };
+                spun += spin_until(due);
+                if armed > 0 {
+                    if let Some(pool) = ctx.ring.borrow_mut().as_mut() {
+                        pool.fire(&ctx);
+                    }
+                }
+            }
             Wait::Ring(until, at_wake) => {
                 let completed = match ctx.ring.borrow_mut().as_mut() {
                     Some(pool) => pool.ring.wait(until.saturating_duration_since(now)),

@@ -10,6 +10,7 @@
 //! flight (`Slot::op`), its buffers and the target address are never moved, resized or
 //! freed while it does, and a slot is reset only after that operation's completion.
 
+mod armed;
 mod driver;
 mod slot;
 mod tls;
@@ -61,6 +62,8 @@ pub(crate) struct RingPool {
     parked: Vec<Parked>,
     /// TLS settings of new connections (`https://`), offering HTTP/1.1 only.
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// Slots whose request is ready to be written at its instant (`armed.rs`).
+    armed: Vec<usize>,
 }
 
 impl RingPool {
@@ -87,6 +90,7 @@ impl RingPool {
             broken: None,
             parked: Vec::with_capacity(max_conns),
             tls,
+            armed: Vec::with_capacity(max_conns),
         };
         for open in fds {
             let i = pool.slots.len();
@@ -265,12 +269,7 @@ impl RingPool {
     ) {
         let i = self.take_slot(now);
         let slot = &mut self.slots[i];
-        slot.job = Some(job);
-        slot.written = 0;
-        slot.head = None;
-        slot.received_any = slot.input.has_unparsed();
-        slot.body_bytes = 0;
-        slot.error_body.clear();
+        slot.take_job(job);
         if slot.fd.is_some() && slot.tls.is_some() {
             ctx.encode_request(&mut self.encoded, parts);
             let sealed = match slot.tls.as_mut() {
@@ -342,17 +341,25 @@ impl RingPool {
     /// A free slot for a request: an idle connection the server has not closed (those it
     /// closed are let go), else one to connect. `start_jobs` checked there is one.
     fn take_slot(&mut self, now: Instant) -> usize {
-        while let Some(i) = self.idle.pop() {
-            if !self.slots[i].unusable_while_idle(now) {
-                return i;
-            }
-            self.close(i);
+        if let Some(i) = self.take_idle_slot(now) {
+            return i;
         }
         if let Some(i) = self.unconnected.pop() {
             return i;
         }
         self.slots.push(Slot::new(None));
         self.slots.len() - 1
+    }
+
+    /// An idle connection the server has not closed (those it closed are let go).
+    fn take_idle_slot(&mut self, now: Instant) -> Option<usize> {
+        while let Some(i) = self.idle.pop() {
+            if !self.slots[i].unusable_while_idle(now) {
+                return Some(i);
+            }
+            self.close(i);
+        }
+        None
     }
 
     /// Sends slot `i`'s request once more on a fresh connection when it failed with
@@ -388,12 +395,7 @@ impl RingPool {
             return true;
         };
         let slot = &mut self.slots[i];
-        slot.job = Some(job);
-        slot.written = 0;
-        slot.head = None;
-        slot.received_any = false;
-        slot.body_bytes = 0;
-        slot.error_body.clear();
+        slot.take_job(job);
         ctx.encode_request(&mut slot.request, &parts);
         self.connect(ctx, i);
         true

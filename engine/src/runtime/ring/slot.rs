@@ -114,6 +114,17 @@ impl Slot {
             && crate::transport::idle_socket_unusable(self.raw_fd())
     }
 
+    /// Takes `job`, its request not written yet.
+    pub(super) fn take_job(&mut self, job: Job) {
+        self.job = Some(job);
+        self.written = 0;
+        self.head = None;
+        // Bytes already here (beyond the last response) are part of no answer of its.
+        self.received_any = self.input.has_unparsed();
+        self.body_bytes = 0;
+        self.error_body.clear();
+    }
+
     /// The bytes the connection is writing: ciphertext over TLS, else the request.
     pub(super) fn outgoing(&self) -> &[u8] {
         if self.tls.is_some() {

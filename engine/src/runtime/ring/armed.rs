@@ -1,0 +1,90 @@
+//! Requests readied before their instant. While the loop spins the last microseconds before
+//! a due instant, the requests due at it are given idle connections (checked for a close),
+//! encoded and, over TLS, sealed; at the instant only their sends remain, one system call
+//! each.
+
+use std::time::Instant;
+
+use super::super::failure::Failure;
+use super::super::worker::{request_of, Exchange};
+use super::super::{CancelReason, CoreCtx, QUEUE_RESUME};
+use super::slot::Job;
+use super::RingPool;
+
+impl RingPool {
+    /// Readies queued requests on idle connections without writing them; returns how many.
+    /// Requests left over (no idle connection) start the usual way after the instant.
+    pub(super) fn arm(&mut self, ctx: &CoreCtx) -> usize {
+        if self.broken.is_some() {
+            return 0;
+        }
+        let now = Instant::now();
+        let mut armed = 0;
+        while let Some(i) = self.take_idle_slot(now) {
+            ctx.prefetch_upcoming();
+            let taken = ctx.queue.borrow_mut().take();
+            let Some(pending) = taken else {
+                // Checked and still idle: the next request takes it.
+                self.idle.push(i);
+                break;
+            };
+            if ctx.queue.borrow().len() < QUEUE_RESUME {
+                ctx.space.notify();
+            }
+            let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
+                ctx.queue.borrow_mut().release(pending.key);
+                self.idle.push(i);
+                continue;
+            };
+            let job = Job {
+                exchange: Exchange {
+                    pending,
+                    verb: parts.verb,
+                    label: record.label,
+                    sent_at: now,
+                },
+                started: now,
+                retried: false,
+                attempts: 0,
+            };
+            self.busy += 1;
+            armed += 1;
+            let slot = &mut self.slots[i];
+            slot.take_job(job);
+            let sealed = match slot.tls.as_mut() {
+                Some(tls) => {
+                    ctx.encode_request(&mut self.encoded, &parts);
+                    tls.seal(&self.encoded, &mut slot.cipher)
+                }
+                None => {
+                    ctx.encode_request(&mut slot.request, &parts);
+                    Ok(())
+                }
+            };
+            match sealed {
+                Ok(()) => self.armed.push(i),
+                Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
+            }
+        }
+        armed
+    }
+
+    /// Writes every readied request now (its send instant and lag are taken as it goes).
+    pub(super) fn fire(&mut self, ctx: &CoreCtx) {
+        // In the order they were readied (queue order); the list keeps its capacity.
+        let mut armed = std::mem::take(&mut self.armed);
+        for &i in &armed {
+            debug_assert!(
+                self.slots[i].op.is_none(),
+                "a readied slot has no operation"
+            );
+            match self.slots[i].cancel {
+                Some(CancelReason::Timeout) => self.fail(ctx, i, Failure::Timeout),
+                Some(CancelReason::Interrupted) => self.fail(ctx, i, Failure::Interrupted),
+                None => self.send(ctx, i),
+            }
+        }
+        armed.clear();
+        self.armed = armed;
+    }
+}
