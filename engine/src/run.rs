@@ -103,7 +103,7 @@ pub enum RunError {
     #[error(transparent)]
     Preflight(#[from] crate::runtime::preflight::PreflightError),
     /// The source failed its check before the start (nothing was sent).
-    #[error(transparent)]
+    #[error("{0}; nothing was sent (preprocess the profile again)")]
     Damaged(#[from] crate::source::DamagedSource),
     /// A core stopped abnormally.
     #[error("core {core} failed: {message}")]
@@ -126,6 +126,9 @@ pub struct RunOutcome {
     pub duration: Duration,
     /// Whether the run was stopped by a signal.
     pub interrupted: bool,
+    /// The timeline check failed after the start (or fell too far behind): the dispatchers
+    /// stopped before the part it had not covered, so every request sent was checked.
+    pub check_failure: Option<crate::source::DamagedSource>,
     /// Executors used.
     pub cores: usize,
     /// The CPU each executor was pinned to, by core.
@@ -284,6 +287,31 @@ const NOFILE_RESERVE: u64 = 64;
 /// How often the main thread looks at the stop flag while it waits before the start.
 const START_WAIT_STEP: Duration = Duration::from_millis(10);
 
+/// How far ahead of the replay's clock (wall time) the timeline check may run: far enough
+/// that a dispatcher does not wait for it, near enough that a block is read shortly before
+/// it is sent rather than the whole file before the start.
+const CHECK_LEAD: Duration = Duration::from_secs(1);
+
+/// The timeline check's pace: `true` once a bound of `bound_us` is within `CHECK_LEAD` of the
+/// replay's clock (0 before the start), `false` when the run is over.
+fn pace_check(
+    bound_us: u64,
+    scale: SpeedScale,
+    start: &std::sync::OnceLock<Instant>,
+    cancel: &AtomicBool,
+) -> bool {
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        let elapsed = start.get().map_or(Duration::ZERO, Instant::elapsed);
+        if scale.offset(bound_us) <= elapsed + CHECK_LEAD {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Accept header for the timeline's content type.
 fn accept_of(source: &dyn ReplaySource) -> &'static str {
     source.info().spec.content_type.accept()
@@ -407,15 +435,23 @@ fn run_checked(
     let core_max = split_evenly(max_conns, cores, 1);
     let core_in_flight = split_evenly(max_in_flight, cores, 1);
 
-    // Every part of the source the replay reads is checked beside the preflight and the
-    // connects, and the start waits for it: a damaged timeline sends nothing.
+    // Every part of the source the replay reads is checked block by block in due order, from
+    // now on (beside the preflight and the connects) and a bounded lead ahead of the replay;
+    // the dispatchers send nothing the check has not covered, so a damaged block stops the
+    // run before anything of it is sent, and the start does not wait for the whole file.
+    let check_start = Arc::new(std::sync::OnceLock::new());
+    let check_cancel = Arc::new(AtomicBool::new(false));
     let verifier = {
         let source = source.clone();
+        let (start, cancel) = (check_start.clone(), check_cancel.clone());
         std::thread::Builder::new()
             .name("kreplay-verify".into())
-            .spawn(move || source.verify_for_replay())
+            .spawn(move || {
+                source.check_ahead(&mut |bound| pace_check(bound, scale, &start, &cancel))
+            })
             .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?
     };
+    let mut verifier = Some(verifier);
     let template = RequestTemplate::new(
         target.base_path.clone(),
         target.host_header.clone(),
@@ -484,19 +520,11 @@ fn run_checked(
     }
     let connected = gate.wait_all(cores) && spawn_error.is_none();
     let stopping = || stop.load(Ordering::Relaxed);
-    // The start waits for the timeline check; a start already aborted (preflight, executor,
-    // a signal) does not, and the thread is left to end with the process.
+    // A check that has already failed refuses the start (nothing is sent); one still going
+    // is paced by the replay's clock from the start on.
     let mut damaged = None;
-    if connected {
-        while !verifier.is_finished() && !stopping() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if verifier.is_finished() {
-            damaged = match verifier.join() {
-                Ok(checked) => checked.err(),
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-        }
+    if connected && verifier.as_ref().is_some_and(|v| v.is_finished()) {
+        damaged = join_check(&mut verifier).and_then(Result::err);
     }
     let start_wall = opts
         .start_at
@@ -521,9 +549,11 @@ fn run_checked(
             Ok(ahead) => now + ahead,
             Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
         };
+        let _ = check_start.set(start);
         gate.release(Some(start));
         Some(start)
     } else {
+        check_cancel.store(true, Ordering::Relaxed);
         gate.release(None);
         None
     };
@@ -571,6 +601,24 @@ fn run_checked(
         }
     }
     merged.finish();
+    // The cores are done: the check stops where it is (a replay that sent everything was
+    // covered to its end), and a failure it found during the run is the run's.
+    check_cancel.store(true, Ordering::Relaxed);
+    let mut check_failure = match join_check(&mut verifier) {
+        Some(Err(e)) if start.is_some() => Some(e),
+        _ => None,
+    };
+    let interrupted = stop.load(Ordering::Relaxed);
+    if check_failure.is_none() && start.is_some() && unsent > 0 && !interrupted {
+        check_failure = Some(crate::source::DamagedSource {
+            origin: format!("{} (timeline check)", info.source),
+            message: format!(
+                "the check fell more than {} s behind the replay; the {unsent} requests it had \
+                 not covered were not sent",
+                crate::source::CHECK_WAIT_LIMIT.as_secs()
+            ),
+        });
+    }
     if let Some(e) = spawn_error.or(join_error) {
         return Err(e);
     }
@@ -598,7 +646,8 @@ fn run_checked(
         metrics: merged,
         start_wall,
         duration,
-        interrupted: stop.load(Ordering::Relaxed),
+        interrupted,
+        check_failure,
         cores,
         cpus,
         conns,
@@ -613,6 +662,16 @@ fn run_checked(
         conns_opened_per_core: opened_per_core,
         max_streams,
     })
+}
+
+/// Joins the timeline check if it is still held; its result (`None`: already joined).
+fn join_check(
+    verifier: &mut Option<std::thread::JoinHandle<Result<bool, crate::source::DamagedSource>>>,
+) -> Option<Result<bool, crate::source::DamagedSource>> {
+    match verifier.take()?.join() {
+        Ok(result) => Some(result),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Prints a progress line on stderr every 500 ms until every core has finished.

@@ -558,7 +558,20 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
     let mut waiter = DueWaiter::new(ctx.shared.settings.timing);
     let stop = || ctx.stop_requested();
     let progress = &ctx.shared.progress[ctx.index];
+    let mut halted = false; // the timeline check failed or fell behind: send no more
+    let mut taken_us = 0; // due time of the last record taken: a record due before it is damaged
     while let Some(next_us) = merger.peek_due() {
+        // Nothing the timeline check has not covered is sent (it runs far ahead: rarely waits);
+        // an out-of-order record lies past the checked part of its run: wait for the verdict.
+        let need_us = if next_us < taken_us {
+            u64::MAX
+        } else {
+            next_us
+        };
+        if !crate::source::wait_until_checked(&*source, need_us, &mut waiter, &stop).await {
+            halted = !stop();
+            break;
+        }
         let due = ctx.start + scale.offset(next_us);
         waiter.wait_until(due, &stop).await;
         if stop() {
@@ -566,11 +579,17 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
         }
         let now = Instant::now();
         let mut pushed = 0;
+        let checked = source.verify_state(); // one atomic load per batch
         while let Some(d) = merger.peek_due() {
             let due = ctx.start + scale.offset(d);
-            if due > now || ctx.queue.borrow().len() >= QUEUE_CAP {
+            if due > now
+                || ctx.queue.borrow().len() >= QUEUE_CAP
+                || !checked.covers(d)
+                || d < taken_us
+            {
                 break;
             }
+            taken_us = d;
             let Some((cursor, record)) = merger.pop() else {
                 break;
             };
@@ -605,7 +624,7 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
         }
     }
     // After a stop: the due requests still queued and those that never came due.
-    let unsent = if stop() {
+    let unsent = if stop() || halted {
         ctx.queue.borrow_mut().clear() as u64 + merger.remaining()
     } else {
         0

@@ -7,8 +7,12 @@
 //! the origin block of its profile index; the remaining origin and blob blocks (strings only
 //! export reads) are checked in proportion to the bound, so that they are all checked by the
 //! time the last record is released and a small file is checked whole before its first
-//! request. A record due at `d` may be sent once the state `covers(d)`; a failed check
-//! freezes the bound and the state says `Failed`.
+//! request. A record due at `d` may be sent once the state `covers(d)` and `d` is not
+//! before a record taken earlier from its run: every record of a run's checked blocks is due
+//! before the run's first unchecked one, and a damaged due time in an unchecked block that
+//! falls below the bound is below that last checked record's too, so a reader that takes
+//! each run in order and refuses a due time going backwards never takes an unchecked record.
+//! A failed check freezes the bound and the state says `Failed`.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -104,6 +104,28 @@ impl Timeline {
         Self::from_map(map, path)
     }
 
+    /// Checks a timeline held in memory, as [`Timeline::open`] does a file: the bytes are
+    /// copied into an anonymous map (page-aligned, so records are read in place); `name`
+    /// stands for the path in messages. For tools that hold bytes rather than a file (the
+    /// fuzzer, which would otherwise write and map a file per input).
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Timeline, TimelineError> {
+        if bytes.len() < PREAMBLE_LEN {
+            return Err(TimelineError::Truncated {
+                what: "preamble".into(),
+                start: 0,
+                end: PREAMBLE_LEN as u64,
+                file_len: bytes.len() as u64,
+            });
+        }
+        let mut map = memmap2::MmapMut::map_anon(bytes.len())
+            .map_err(|e| TimelineError::io(name, "map timeline", e))?;
+        map.copy_from_slice(bytes);
+        let map = map
+            .make_read_only()
+            .map_err(|e| TimelineError::io(name, "map timeline", e))?;
+        Self::from_map(map, name)
+    }
+
     fn from_map(map: Mmap, path: &Path) -> Result<Timeline, TimelineError> {
         let file_len = map.len() as u64;
         let preamble_bytes = slice(&map, 0, PREAMBLE_LEN as u64, "preamble")?;
