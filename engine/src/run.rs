@@ -441,6 +441,8 @@ fn run_checked(
     // run before anything of it is sent, and the start does not wait for the whole file.
     let check_start = Arc::new(std::sync::OnceLock::new());
     let check_cancel = Arc::new(AtomicBool::new(false));
+    // However this function returns, the check does not outlive the run.
+    let _cancel_check = CancelOnDrop(check_cancel.clone());
     let verifier = {
         let source = source.clone();
         let (start, cancel) = (check_start.clone(), check_cancel.clone());
@@ -662,6 +664,15 @@ fn run_checked(
         conns_opened_per_core: opened_per_core,
         max_streams,
     })
+}
+
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Joins the timeline check if it is still held; its result (`None`: already joined).

@@ -22,8 +22,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    // The due-order check: its bound never falls, its end state matches its result, and it
-    // agrees with the whole-file check.
+    // The due-order check: its bound never falls, its end state matches its result, and what
+    // the whole-file check accepts it accepts.
     let progress = VerifyProgress::new();
     let mut highest = 0u64;
     let checked = timeline.check_in_due_order(&progress, &mut |bound| {
@@ -39,9 +39,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(!e.to_string().is_empty());
         }
     }
-    assert_eq!(checked.is_ok(), timeline.verify_for_replay().is_ok());
-    let whole = timeline.verify();
-    if whole.is_ok() {
+    // `verify` runs the same check again (as `verify_for_replay`) before its own.
+    if timeline.verify().is_ok() {
         assert!(checked.is_ok(), "verify accepted what the due-order check refused");
     }
 
