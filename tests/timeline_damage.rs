@@ -214,3 +214,64 @@ fn damage_in_a_late_block_stops_the_run_after_the_intact_part() {
     .expect("report JSON");
     assert_eq!(report["totalRun"], sent as u64, "report: {report}");
 }
+
+#[test]
+fn wrong_fields_behind_intact_checksums_are_refused_before_anything_is_sent() {
+    use preprocess::timeline::record::RequestRecord;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = small_timeline(dir.path());
+    let records = preprocess::timeline::Timeline::open(&good)
+        .expect("open")
+        .sections()
+        .records;
+    let bytes = std::fs::read(&good).expect("read timeline");
+    let sim = ApiSim::start(&["--plain", "--no-auth", "--record-requests", "10000"]);
+    type Edit = fn(&mut RequestRecord);
+    let cases: [(&str, Edit); 3] = [
+        ("due_us", |r| r.due_us = 1 << 40),
+        ("target", |r| r.target.offset = 1 << 30),
+        ("label", |r| r.label = 100_000),
+    ];
+    for (field, edit) in cases {
+        let at = records.offset as usize + 30 * 64;
+        let mut rec: RequestRecord = bytemuck::pod_read_unaligned(&bytes[at..at + 64]);
+        edit(&mut rec);
+        let mut copy = bytes.clone();
+        copy[at..at + 64].copy_from_slice(bytemuck::bytes_of(&rec));
+        preprocess::timeline::reseal_checksums(&mut copy).expect("reseal");
+        let damaged = dir.path().join(format!("{field}.bin"));
+        std::fs::write(&damaged, &copy).expect("write damaged timeline");
+        let out = run_bounded(
+            Command::new(bin("engine"))
+                .arg("run")
+                .arg(&damaged)
+                .args([
+                    "--server",
+                    &sim.url,
+                    "--quiet",
+                    "--timeout",
+                    "5s",
+                    "--result",
+                ])
+                .arg(dir.path().join(format!("{field}.json"))),
+            Duration::from_secs(30),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{field}: {:?}\n{stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains(damaged.to_str().expect("utf-8 path")) && stderr.contains(field),
+            "{field}: the message names the file and the field:\n{stderr}"
+        );
+        let sent = recorded_requests(&sim);
+        assert!(
+            sent.is_empty(),
+            "{field}: {} request(s) were sent",
+            sent.len()
+        );
+    }
+}
