@@ -287,31 +287,6 @@ const NOFILE_RESERVE: u64 = 64;
 /// How often the main thread looks at the stop flag while it waits before the start.
 const START_WAIT_STEP: Duration = Duration::from_millis(10);
 
-/// How far ahead of the replay's clock (wall time) the timeline check may run: far enough
-/// that a dispatcher does not wait for it, near enough that a block is read shortly before
-/// it is sent rather than the whole file before the start.
-const CHECK_LEAD: Duration = Duration::from_secs(1);
-
-/// The timeline check's pace: `true` once a bound of `bound_us` is within `CHECK_LEAD` of the
-/// replay's clock (0 before the start), `false` when the run is over.
-fn pace_check(
-    bound_us: u64,
-    scale: SpeedScale,
-    start: &std::sync::OnceLock<Instant>,
-    cancel: &AtomicBool,
-) -> bool {
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return false;
-        }
-        let elapsed = start.get().map_or(Duration::ZERO, Instant::elapsed);
-        if scale.offset(bound_us) <= elapsed + CHECK_LEAD {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Accept header for the timeline's content type.
 fn accept_of(source: &dyn ReplaySource) -> &'static str {
     source.info().spec.content_type.accept()
@@ -439,21 +414,8 @@ fn run_checked(
     // now on (beside the preflight and the connects) and a bounded lead ahead of the replay;
     // the dispatchers send nothing the check has not covered, so a damaged block stops the
     // run before anything of it is sent, and the start does not wait for the whole file.
-    let check_start = Arc::new(std::sync::OnceLock::new());
-    let check_cancel = Arc::new(AtomicBool::new(false));
-    // However this function returns, the check does not outlive the run.
-    let _cancel_check = CancelOnDrop(check_cancel.clone());
-    let verifier = {
-        let source = source.clone();
-        let (start, cancel) = (check_start.clone(), check_cancel.clone());
-        std::thread::Builder::new()
-            .name("kreplay-verify".into())
-            .spawn(move || {
-                source.check_ahead(&mut |bound| pace_check(bound, scale, &start, &cancel))
-            })
-            .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?
-    };
-    let mut verifier = Some(verifier);
+    let mut check = crate::timeline_check::TimelineCheck::spawn(source.clone(), scale)
+        .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?;
     let template = RequestTemplate::new(
         target.base_path.clone(),
         target.host_header.clone(),
@@ -525,8 +487,8 @@ fn run_checked(
     // A check that has already failed refuses the start (nothing is sent); one still going
     // is paced by the replay's clock from the start on.
     let mut damaged = None;
-    if connected && verifier.as_ref().is_some_and(|v| v.is_finished()) {
-        damaged = join_check(&mut verifier).and_then(Result::err);
+    if connected {
+        damaged = check.failed_already();
     }
     let start_wall = opts
         .start_at
@@ -551,11 +513,11 @@ fn run_checked(
             Ok(ahead) => now + ahead,
             Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
         };
-        let _ = check_start.set(start);
+        check.replay_starts(start);
         gate.release(Some(start));
         Some(start)
     } else {
-        check_cancel.store(true, Ordering::Relaxed);
+        let _ = check.finish();
         gate.release(None);
         None
     };
@@ -605,8 +567,7 @@ fn run_checked(
     merged.finish();
     // The cores are done: the check stops where it is (a replay that sent everything was
     // covered to its end), and a failure it found during the run is the run's.
-    check_cancel.store(true, Ordering::Relaxed);
-    let mut check_failure = match join_check(&mut verifier) {
+    let mut check_failure = match check.finish() {
         Some(Err(e)) if start.is_some() => Some(e),
         _ => None,
     };
@@ -664,25 +625,6 @@ fn run_checked(
         conns_opened_per_core: opened_per_core,
         max_streams,
     })
-}
-
-/// Sets its flag when dropped.
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Joins the timeline check if it is still held; its result (`None`: already joined).
-fn join_check(
-    verifier: &mut Option<std::thread::JoinHandle<Result<bool, crate::source::DamagedSource>>>,
-) -> Option<Result<bool, crate::source::DamagedSource>> {
-    match verifier.take()?.join() {
-        Ok(result) => Some(result),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
 }
 
 /// Prints a progress line on stderr every 500 ms until every core has finished.
