@@ -254,3 +254,29 @@ fn bad_fields_behind_intact_checksums_are_refused_by_the_check() {
         assert!(t.verify().is_err(), "{field}: verify");
     }
 }
+
+#[test]
+fn the_block_table_follows_the_blobs_with_one_checksum_per_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.bin");
+    write_timeline(&path, 300, SMALL_BLOCKS);
+    let t = Timeline::open(&path).unwrap();
+    let s = t.sections();
+    assert_eq!(
+        s.blocks.offset,
+        (s.blobs.offset + s.blobs.len).div_ceil(64) * 64
+    );
+    let record_blocks: u64 = t.runs().iter().map(|r| r.len.div_ceil(8)).sum();
+    let blocks = record_blocks + s.origins.len.div_ceil(512) + s.blobs.len.div_ceil(256);
+    assert_eq!(s.blocks.len, blocks * 8);
+    let bytes = std::fs::read(&path).unwrap();
+    // The first entry is the xxh3 of run 0's first 8 records; the header follows the table.
+    assert!(t.runs()[0].len >= 8, "run 0 fills its first block");
+    let first = u64::from_le_bytes(bytes[s.blocks.offset as usize..][..8].try_into().unwrap());
+    let run0 = &bytes[s.records.offset as usize..][..8 * 64];
+    assert_eq!(first, xxhash_rust::xxh3::xxh3_64(run0));
+    let preamble: preprocess::timeline::format::Preamble =
+        bytemuck::pod_read_unaligned(&bytes[..64]);
+    assert_eq!(preamble.header_offset, s.blocks.offset + s.blocks.len);
+    assert_eq!(preamble.format_version, 2);
+}
