@@ -1,7 +1,9 @@
 //! End to end: a damaged timeline is refused before anything is sent. Forty single-bit flips
 //! at seeded random positions of a small timeline, each replayed against apisim (with and
 //! without the preflight): every run must exit non-zero naming the file, within a bound, and
-//! apisim's request log must stay empty.
+//! apisim's request log must stay empty. Damage in a late block of a longer timeline: the
+//! run starts, sends only what comes before the damaged block, then stops with the error,
+//! a non-zero exit and its report.
 
 mod common;
 
@@ -40,6 +42,27 @@ fn small_timeline(dir: &Path) -> std::path::PathBuf {
     write_profile_to_path(&cfg, profile.to_str().expect("utf-8 path")).expect("generate");
     let out = dir.join("timeline.bin");
     preprocess(&profile, &out, &[]);
+    out
+}
+
+/// 3,000 requests over 3 s in one run (one runner, one shard): twelve blocks of 256 records.
+fn long_timeline(dir: &Path) -> std::path::PathBuf {
+    let profile = dir.join("long.yaml");
+    let cfg = GenConfig {
+        requests: 3_000,
+        rate: Some(1_000.0),
+        shape: RateShape::Constant,
+        objects: 50,
+        namespaces: 2,
+        watches: Some(0),
+        runners: 1,
+        conns: 4,
+        seed: 7,
+        ..GenConfig::default()
+    };
+    write_profile_to_path(&cfg, profile.to_str().expect("utf-8 path")).expect("generate");
+    let out = dir.join("long.bin");
+    preprocess(&profile, &out, &["--shards", "1"]);
     out
 }
 
@@ -123,6 +146,132 @@ fn every_single_bit_flip_is_refused_before_anything_is_sent() {
             bit % 8,
             sent.len(),
             sent.first()
+        );
+    }
+}
+
+#[test]
+fn damage_in_a_late_block_stops_the_run_after_the_intact_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = long_timeline(dir.path());
+    let t = preprocess::timeline::Timeline::open(&good).expect("open");
+    assert_eq!(t.runs().len(), 1);
+    let records = t.sections().records;
+    let run = t.run_records(0).expect("run 0");
+    assert_eq!(run.len(), 3_000);
+    // Block 9 holds records 2304..2560, due from about 2.3 s: the check reaches it about a
+    // second before that (its lead), well after the start.
+    let first_damaged = 9 * 256;
+    let damaged_due_us = run[first_damaged].due_us;
+    assert!(damaged_due_us > 2_000_000, "due {damaged_due_us} µs");
+    drop(t);
+    let mut bytes = std::fs::read(&good).expect("read timeline");
+    bytes[records.offset as usize + (first_damaged + 40) * 64 + 3] ^= 0x20;
+    let damaged = dir.path().join("late-damage.bin");
+    std::fs::write(&damaged, &bytes).expect("write damaged timeline");
+
+    let sim = ApiSim::start(&["--plain", "--no-auth", "--record-requests", "10000"]);
+    let report_path = dir.path().join("late.json");
+    let out = run_bounded(
+        Command::new(bin("engine"))
+            .arg("run")
+            .arg(&damaged)
+            .args([
+                "--server",
+                &sim.url,
+                "--quiet",
+                "--timeout",
+                "5s",
+                "--result",
+            ])
+            .arg(&report_path),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit: {:?}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains(damaged.to_str().expect("utf-8 path"))
+            && stderr.contains("records block 9 of run 0"),
+        "the message names the file and the block:\n{stderr}"
+    );
+    let sent = recorded_requests(&sim).len();
+    assert!(
+        sent > 0,
+        "the run started: the intact early part was sent\n{stderr}"
+    );
+    assert!(
+        sent < first_damaged,
+        "{sent} requests reached the server: some came from the damaged block or later"
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&report_path).expect("the report is written"),
+    )
+    .expect("report JSON");
+    assert_eq!(report["totalRun"], sent as u64, "report: {report}");
+}
+
+#[test]
+fn wrong_fields_behind_intact_checksums_are_refused_before_anything_is_sent() {
+    use preprocess::timeline::record::RequestRecord;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = small_timeline(dir.path());
+    let records = preprocess::timeline::Timeline::open(&good)
+        .expect("open")
+        .sections()
+        .records;
+    let bytes = std::fs::read(&good).expect("read timeline");
+    let sim = ApiSim::start(&["--plain", "--no-auth", "--record-requests", "10000"]);
+    type Edit = fn(&mut RequestRecord);
+    let cases: [(&str, Edit); 3] = [
+        ("due_us", |r| r.due_us = 1 << 40),
+        ("target", |r| r.target.offset = 1 << 30),
+        ("label", |r| r.label = 100_000),
+    ];
+    for (field, edit) in cases {
+        let at = records.offset as usize + 30 * 64;
+        let mut rec: RequestRecord = bytemuck::pod_read_unaligned(&bytes[at..at + 64]);
+        edit(&mut rec);
+        let mut copy = bytes.clone();
+        copy[at..at + 64].copy_from_slice(bytemuck::bytes_of(&rec));
+        preprocess::timeline::reseal_checksums(&mut copy).expect("reseal");
+        let damaged = dir.path().join(format!("{field}.bin"));
+        std::fs::write(&damaged, &copy).expect("write damaged timeline");
+        let out = run_bounded(
+            Command::new(bin("engine"))
+                .arg("run")
+                .arg(&damaged)
+                .args([
+                    "--server",
+                    &sim.url,
+                    "--quiet",
+                    "--timeout",
+                    "5s",
+                    "--result",
+                ])
+                .arg(dir.path().join(format!("{field}.json"))),
+            Duration::from_secs(30),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{field}: {:?}\n{stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains(damaged.to_str().expect("utf-8 path")) && stderr.contains(field),
+            "{field}: the message names the file and the field:\n{stderr}"
+        );
+        let sent = recorded_requests(&sim);
+        assert!(
+            sent.is_empty(),
+            "{field}: {} request(s) were sent",
+            sent.len()
         );
     }
 }

@@ -22,4 +22,5 @@ pub mod run;
 pub mod runtime;
 pub mod source;
 pub mod target;
+pub mod timeline_check;
 pub mod transport;

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     };
     match run_command(&args) {
         Ok(RunEnd::Complete) => ExitCode::SUCCESS,
-        Ok(RunEnd::GateFailed) => ExitCode::from(1),
+        Ok(RunEnd::GateFailed | RunEnd::Damaged) => ExitCode::from(1),
         Ok(RunEnd::Interrupted) => ExitCode::from(130),
         Ok(RunEnd::ReportFallback) => ExitCode::from(REPORT_FALLBACK_EXIT),
         Err(e) => {
@@ -256,6 +256,8 @@ enum RunEnd {
     Interrupted,
     /// The report went to a fallback file (see `report_destination`).
     ReportFallback,
+    /// The timeline check failed during the run, which stopped before the damaged part.
+    Damaged,
 }
 
 /// Runs `engine run`: the report's destination is opened before anything is sent, and the
@@ -284,7 +286,7 @@ fn run_command(args: &RunArgs) -> Result<RunEnd> {
         (_, Some(p)) if p.as_os_str() == "-" => Some(ReportDestination::open("--result", None)?),
         (_, Some(p)) => Some(ReportDestination::open("--result", Some(p))?),
     };
-    let (report, interrupted) = match replay(args) {
+    let (report, interrupted, check_failure) = match replay(args) {
         Ok(done) => done,
         Err(e) => {
             if let Some(sink) = sink {
@@ -294,7 +296,9 @@ fn run_command(args: &RunArgs) -> Result<RunEnd> {
         }
     };
     let gate_failed = check_gates(&args.fail_on, &report);
-    let mut end = if interrupted {
+    let mut end = if check_failure.is_some() {
+        RunEnd::Damaged
+    } else if interrupted {
         RunEnd::Interrupted
     } else if gate_failed {
         RunEnd::GateFailed
@@ -314,6 +318,12 @@ fn run_command(args: &RunArgs) -> Result<RunEnd> {
                 end = RunEnd::ReportFallback;
             }
         }
+    }
+    if let Some(e) = &check_failure {
+        eprintln!(
+            "engine: {e}; the run stopped before the damaged part (every request sent had been \
+             checked; preprocess the profile again)"
+        );
     }
     if let Some(server) = &report_server {
         serve_until_collected(server, report, &end, args);
@@ -335,7 +345,7 @@ fn serve_until_collected(server: &ReportServer, report: String, end: &RunEnd, ar
     }
     let code = match end {
         RunEnd::Complete => 0,
-        RunEnd::GateFailed => 1,
+        RunEnd::GateFailed | RunEnd::Damaged => 1,
         RunEnd::Interrupted => 130,
         RunEnd::ReportFallback => i32::from(REPORT_FALLBACK_EXIT),
     };
@@ -344,8 +354,9 @@ fn serve_until_collected(server: &ReportServer, report: String, end: &RunEnd, ar
     }
 }
 
-/// Replays and renders the report; returns it and whether a signal stopped the run.
-fn replay(args: &RunArgs) -> Result<(String, bool)> {
+/// Replays and renders the report; returns it, whether a signal stopped the run and the
+/// timeline check's failure during the run.
+fn replay(args: &RunArgs) -> Result<(String, bool, Option<engine::source::DamagedSource>)> {
     let stop = engine::interrupt::stop_flag();
     engine::interrupt::set_exec_timeout(args.exec_timeout);
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -441,7 +452,7 @@ fn replay(args: &RunArgs) -> Result<(String, bool)> {
     };
     let report = render_report(&ctx)?;
     eprint!("{}", render_summary(&ctx));
-    Ok((report, outcome.interrupted))
+    Ok((report, outcome.interrupted, outcome.check_failure))
 }
 
 /// The timeline as a local file: downloaded (and its digest checked) when given as a URL.

@@ -103,7 +103,7 @@ pub enum RunError {
     #[error(transparent)]
     Preflight(#[from] crate::runtime::preflight::PreflightError),
     /// The source failed its check before the start (nothing was sent).
-    #[error(transparent)]
+    #[error("{0}; nothing was sent (preprocess the profile again)")]
     Damaged(#[from] crate::source::DamagedSource),
     /// A core stopped abnormally.
     #[error("core {core} failed: {message}")]
@@ -126,6 +126,9 @@ pub struct RunOutcome {
     pub duration: Duration,
     /// Whether the run was stopped by a signal.
     pub interrupted: bool,
+    /// The timeline check failed after the start (or fell too far behind): the dispatchers
+    /// stopped before the part it had not covered, so every request sent was checked.
+    pub check_failure: Option<crate::source::DamagedSource>,
     /// Executors used.
     pub cores: usize,
     /// The CPU each executor was pinned to, by core.
@@ -409,15 +412,12 @@ fn run_checked(
     let core_max = split_evenly(max_conns, cores, 1);
     let core_in_flight = split_evenly(max_in_flight, cores, 1);
 
-    // Every part of the source the replay reads is checked beside the preflight and the
-    // connects, and the start waits for it: a damaged timeline sends nothing.
-    let verifier = {
-        let source = source.clone();
-        std::thread::Builder::new()
-            .name("kreplay-verify".into())
-            .spawn(move || source.verify_for_replay())
-            .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?
-    };
+    // Every part of the source the replay reads is checked block by block in due order, from
+    // now on (beside the preflight and the connects) and a bounded lead ahead of the replay;
+    // the dispatchers send nothing the check has not covered, so a damaged block stops the
+    // run before anything of it is sent, and the start does not wait for the whole file.
+    let mut check = crate::timeline_check::TimelineCheck::spawn(source.clone(), scale)
+        .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?;
     let template = RequestTemplate::new(
         target.base_path.clone(),
         target.host_header.clone(),
@@ -486,19 +486,11 @@ fn run_checked(
     }
     let connected = gate.wait_all(cores) && spawn_error.is_none();
     let stopping = || stop.load(Ordering::Relaxed);
-    // The start waits for the timeline check; a start already aborted (preflight, executor,
-    // a signal) does not, and the thread is left to end with the process.
+    // A check that has already failed refuses the start (nothing is sent); one still going
+    // is paced by the replay's clock from the start on.
     let mut damaged = None;
     if connected {
-        while !verifier.is_finished() && !stopping() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if verifier.is_finished() {
-            damaged = match verifier.join() {
-                Ok(checked) => checked.err(),
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-        }
+        damaged = check.failed_already();
     }
     let start_wall = opts
         .start_at
@@ -523,9 +515,11 @@ fn run_checked(
             Ok(ahead) => now + ahead,
             Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
         };
+        check.replay_starts(start);
         gate.release(Some(start));
         Some(start)
     } else {
+        let _ = check.finish();
         gate.release(None);
         None
     };
@@ -580,6 +574,23 @@ fn run_checked(
         }
     }
     merged.finish();
+    // The cores are done: the check stops where it is (a replay that sent everything was
+    // covered to its end), and a failure it found during the run is the run's.
+    let mut check_failure = match check.finish() {
+        Some(Err(e)) if start.is_some() => Some(e),
+        _ => None,
+    };
+    let interrupted = stop.load(Ordering::Relaxed);
+    if check_failure.is_none() && start.is_some() && unsent > 0 && !interrupted {
+        check_failure = Some(crate::source::DamagedSource {
+            origin: format!("{} (timeline check)", info.source),
+            message: format!(
+                "the check fell more than {} s behind the replay; the {unsent} requests it had \
+                 not covered were not sent",
+                crate::source::CHECK_WAIT_LIMIT.as_secs()
+            ),
+        });
+    }
     if let Some(e) = spawn_error.or(join_error) {
         return Err(e);
     }
@@ -607,7 +618,8 @@ fn run_checked(
         metrics: merged,
         start_wall,
         duration,
-        interrupted: stop.load(Ordering::Relaxed),
+        interrupted,
+        check_failure,
         cores,
         cpus,
         conns,

@@ -189,6 +189,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
             runner_count_override: args.runners,
             source: source.name.clone(),
             path_mode: path_mode_name(mode).to_string(),
+            ..WriterOptions::default()
         };
         let mut writer = TimelineWriter::create(&output, options)
             .with_context(|| format!("cannot write {}", output.display()))?;

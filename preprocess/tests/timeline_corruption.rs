@@ -10,7 +10,9 @@ use preprocess::profile::{ContentType, ProfileRequest, Spec, Verb};
 use preprocess::request_target::PathMode;
 use preprocess::timeline::format::{Preamble, PREAMBLE_LEN};
 use preprocess::timeline::record::RequestRecord;
-use preprocess::timeline::{Timeline, TimelineError, TimelineWriter, WriterOptions};
+use preprocess::timeline::{
+    Timeline, TimelineError, TimelineWriter, WriterOptions, FORMAT_VERSION,
+};
 
 fn sample_bytes() -> Vec<u8> {
     static SAMPLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -157,10 +159,15 @@ fn index_and_header_flips_fail_at_open() {
     std::fs::write(&path, &bytes).unwrap();
     let t = Timeline::open(&path).unwrap();
     let index = t.sections().index;
-    let header_start = (t.sections().blobs.offset + t.sections().blobs.len) as usize;
+    let labels = t.sections().labels;
+    let blocks = t.sections().blocks;
+    let header_start = (blocks.offset + blocks.len) as usize;
     drop(t);
+    // The small sections are checked whole at open: the index, the labels and the block table.
     let positions = (0..PREAMBLE_LEN)
         .chain(index.offset as usize..(index.offset + index.len) as usize)
+        .chain(labels.offset as usize..(labels.offset + labels.len) as usize)
+        .chain(blocks.offset as usize..header_start)
         .chain(header_start..bytes.len());
     for at in positions {
         let mut damaged = bytes.clone();
@@ -220,27 +227,29 @@ fn view_rejects_each_bad_record_field() {
 
 #[test]
 fn another_format_version_is_refused_by_name() {
-    let mut bytes = sample_bytes();
-    let mut preamble: Preamble = bytemuck::pod_read_unaligned(&bytes[..PREAMBLE_LEN]);
-    preamble.format_version = 99;
-    bytes[..PREAMBLE_LEN].copy_from_slice(bytemuck::bytes_of(&preamble));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.bin");
-    std::fs::write(&path, &bytes).unwrap();
-    let err = Timeline::open(&path)
-        .err()
-        .expect("version 99 must not open");
-    assert!(
-        matches!(
-            err,
-            TimelineError::UnsupportedVersion {
-                found: 99,
-                expected: 1
-            }
-        ),
-        "{err}"
-    );
-    assert!(err.to_string().contains("version 99"), "{err}");
+    // 1: the format before per-block checksums, which must be written again.
+    for version in [1, 99] {
+        let mut bytes = sample_bytes();
+        let mut preamble: Preamble = bytemuck::pod_read_unaligned(&bytes[..PREAMBLE_LEN]);
+        preamble.format_version = version;
+        bytes[..PREAMBLE_LEN].copy_from_slice(bytemuck::bytes_of(&preamble));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Timeline::open(&path)
+            .err()
+            .expect("another version must not open");
+        assert!(
+            matches!(
+                err,
+                TimelineError::UnsupportedVersion { found, expected: FORMAT_VERSION } if found == version
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&format!("version {version}")), "{text}");
+        assert!(text.contains("re-run preprocess"), "{text}");
+    }
 }
 
 #[test]

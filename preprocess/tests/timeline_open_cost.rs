@@ -1,4 +1,6 @@
-//! Measurement, not a check: what opening a large timeline and checking it for a replay cost.
+//! Measurement, not a check: what opening a large timeline and checking it for a replay cost:
+//! the open, the wait for the due-order check's first bound (what a replay's first request
+//! waits for), and the whole check (its throughput per block).
 //! `KREPLAY_OPEN_COST_REQUESTS=10000000 cargo test --release -p preprocess --test
 //! timeline_open_cost -- --ignored --nocapture` (writes a ~1.5 GB file in $TMPDIR).
 
@@ -6,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use preprocess::profile::{ContentType, ProfileRequest, Spec, Verb};
 use preprocess::request_target::PathMode;
-use preprocess::timeline::{Timeline, TimelineWriter, WriterOptions};
+use preprocess::timeline::{Timeline, TimelineWriter, VerifyProgress, WriterOptions};
 
 fn best_of(rounds: usize, mut f: impl FnMut()) -> Duration {
     (0..rounds)
@@ -71,12 +73,35 @@ fn open_and_replay_check_cost() {
         Timeline::open(&path).expect("open");
     });
     let t = Timeline::open(&path).expect("open");
+    // Open, then check until the first bound above 0 is published: every record due at 0 (in
+    // every run) is then checked, and a replay's first request may go.
+    let first_bound = best_of(5, || {
+        let t = Timeline::open(&path).expect("open");
+        let progress = VerifyProgress::new();
+        let done = t
+            .check_in_due_order(&progress, &mut |bound| bound == 0)
+            .expect("replay check");
+        assert!(!done, "a bound was published before the end");
+    });
     let check = best_of(3, || t.verify_for_replay().expect("replay check"));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layout = preprocess::timeline::BlockLayout::default();
+    let record_blocks: u64 = t
+        .runs()
+        .iter()
+        .map(|r| r.len.div_ceil(u64::from(layout.records_per_block)))
+        .sum();
+    let s = t.sections();
+    let other_blocks = s.origins.len.div_ceil(u64::from(layout.origin_block_bytes))
+        + s.blobs.len.div_ceil(u64::from(layout.blob_block_bytes));
     eprintln!(
-        "open (best of 20): {:.3} ms; verify_for_replay (best of 3, {threads} threads, page cache warm): {:.0} ms = {:.1} ns per request",
+        "open (best of 20): {:.3} ms; open + check to the first bound (best of 5): {:.2} ms; \
+         whole due-order check (best of 3, one thread, page cache warm): {:.0} ms = {:.1} ns per \
+         request; {record_blocks} record blocks of {} + {other_blocks} origin/blob blocks: {:.1} µs per record block",
         open.as_secs_f64() * 1e3,
+        first_bound.as_secs_f64() * 1e3,
         check.as_secs_f64() * 1e3,
-        check.as_secs_f64() * 1e9 / n as f64
+        check.as_secs_f64() * 1e9 / n as f64,
+        layout.records_per_block,
+        check.as_secs_f64() * 1e6 / record_blocks as f64,
     );
 }

@@ -187,6 +187,7 @@ fn outcome(raw: bool) -> RunOutcome {
         start_wall: start,
         duration: Duration::from_nanos(61_234_567_891),
         interrupted: false,
+        check_failure: None,
         cores: 1,
         conns: 64,
         max_conns: 64,

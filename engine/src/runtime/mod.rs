@@ -38,7 +38,7 @@ use conn::Conn;
 use notify::Notify;
 use progress::{CoreProgress, GateTicket, ReplayEnd, CROSS_CORE_POLL};
 use queue::ReadyQueue;
-use schedule::Schedule;
+use schedule::{CheckGate, Schedule, CHECK_POLL};
 
 /// Most due requests waiting for a connection on one core; the dispatcher pauses beyond it.
 const QUEUE_CAP: usize = 16 * 1024;
@@ -616,6 +616,22 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) {
     let mut waiter = DueWaiter::new(ctx.shared.settings.timing);
     let stop = || ctx.stop_requested();
     while let Some(due) = schedule.next_due() {
+        // Nothing the timeline check has not covered is sent (it runs far ahead: this
+        // rarely waits).
+        let mut give_up = None;
+        loop {
+            match schedule.check_gate(Instant::now(), &mut give_up) {
+                CheckGate::Open => break,
+                CheckGate::Wait => waiter.pause(CHECK_POLL).await,
+                CheckGate::Closed => break,
+            }
+            if stop() {
+                break;
+            }
+        }
+        if schedule.is_halted() {
+            break;
+        }
         waiter.wait_until(due, &stop).await;
         if stop() {
             break;
@@ -638,7 +654,7 @@ async fn dispatch(ctx: &Rc<CoreCtx>, runs: &[usize]) {
         }
     }
     // After a stop: the due requests still queued and those that never came due.
-    if stop() {
+    if stop() || schedule.is_halted() {
         ctx.unsent_on_stop
             .set(ctx.queue.borrow_mut().clear() as u64 + schedule.remaining());
     }

@@ -155,14 +155,20 @@ impl ReplaySource for MemorySource {
         self.records.get(run).map(Vec::as_slice)
     }
 
-    fn verify_for_replay(&self) -> Result<(), DamagedSource> {
+    /// Records built by `MemorySource::new` are valid by construction; the check is kept for
+    /// the engine's start, which refuses a source whose check failed before it began.
+    fn verify_state(&self) -> super::VerifyState {
+        super::VerifyState::Done
+    }
+
+    fn check_ahead(&self, _pace: &mut dyn FnMut(u64) -> bool) -> Result<bool, DamagedSource> {
         for record in self.records.iter().flatten() {
             self.request(record).map_err(|e| DamagedSource {
                 origin: "in-memory source".to_string(),
                 message: e.to_string(),
             })?;
         }
-        Ok(())
+        Ok(true)
     }
 
     fn prefetch(&self, record: &RequestRecord) {

@@ -10,6 +10,7 @@ pub mod timeline;
 
 use preprocess::profile::{BodyKind, Method, Spec, Verb};
 use preprocess::timeline::record::RequestRecord;
+pub use preprocess::timeline::VerifyState;
 
 pub use memory::{MemoryRequest, MemorySource};
 pub use timeline::TimelineSource;
@@ -75,9 +76,10 @@ pub struct SourceError {
     pub message: String,
 }
 
-/// A source that failed its check before the replay: nothing of it was sent.
+/// A source that failed its check (before the replay or during it, ahead of the dispatcher:
+/// nothing of the damaged part was sent).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{origin}: {message}; nothing was sent (preprocess the profile again)")]
+#[error("{origin}: {message}")]
 pub struct DamagedSource {
     /// The file (or other origin) that is damaged.
     pub origin: String,
@@ -99,7 +101,44 @@ pub trait ReplaySource: Send + Sync {
     fn label(&self, id: u32) -> Result<&str, SourceError>;
     /// Hints the caches about the bytes `request` will read for `record` (its target).
     fn prefetch(&self, record: &RequestRecord);
-    /// Checks everything the replay will read (checksums, every record), so that a damaged
-    /// source is refused before anything is sent. Runs beside the connects, off the hot path.
-    fn verify_for_replay(&self) -> Result<(), DamagedSource>;
+    /// Checks everything the replay will read (checksums, every record) in the order the
+    /// replay needs it, publishing how far it got in [`ReplaySource::verify_state`]. Before
+    /// each block it calls `pace(bound)`, which may wait (to stay a bounded lead ahead of
+    /// the replay) and returns `false` to stop. Runs on its own thread, off the hot path.
+    /// `Ok(true)`: all checked; `Ok(false)`: `pace` stopped it.
+    fn check_ahead(&self, pace: &mut dyn FnMut(u64) -> bool) -> Result<bool, DamagedSource>;
+    /// How far [`ReplaySource::check_ahead`] has got: a record may be sent once the state
+    /// `covers` its due time. One atomic load: read it once per batch, not per request.
+    fn verify_state(&self) -> VerifyState;
+}
+
+/// Longest a dispatcher waits for the timeline check to cover its next record. The check
+/// runs far faster than any replay, so reaching this means its thread is starved.
+pub const CHECK_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until `source`'s check covers a record due at `due_us`. `false`: the dispatcher
+/// must stop sending (the check failed, or did not get there within [`CHECK_WAIT_LIMIT`]),
+/// or `stop` was set. Polls every millisecond: only reached when the check is behind.
+pub async fn wait_until_checked(
+    source: &dyn ReplaySource,
+    due_us: u64,
+    waiter: &mut crate::clock::DueWaiter,
+    stop: &dyn Fn() -> bool,
+) -> bool {
+    if source.verify_state().covers(due_us) {
+        return true;
+    }
+    let step = std::time::Duration::from_millis(1);
+    let give_up = std::time::Instant::now() + CHECK_WAIT_LIMIT;
+    loop {
+        match source.verify_state() {
+            VerifyState::Failed => return false,
+            state if state.covers(due_us) => return true,
+            _ => {}
+        }
+        if stop() || std::time::Instant::now() >= give_up {
+            return false;
+        }
+        waiter.pause(step).await;
+    }
 }

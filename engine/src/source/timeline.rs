@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use preprocess::timeline::record::RequestRecord;
-use preprocess::timeline::{Timeline, TimelineError};
+use preprocess::timeline::{Timeline, TimelineError, VerifyProgress, VerifyState};
 
 use super::{DamagedSource, ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
 
@@ -12,10 +12,13 @@ pub struct TimelineSource {
     timeline: Timeline,
     info: SourceInfo,
     runs: Vec<RunMeta>,
+    /// How far the due-order check has got (read by the dispatchers once per batch).
+    checked: VerifyProgress,
 }
 
 impl TimelineSource {
-    /// Opens and checks a timeline file (records are checked one by one as they are sent).
+    /// Opens a timeline file and checks its small sections; the rest is checked block by block
+    /// by `check_ahead`, and every record once more as it is sent.
     pub fn open(path: &Path) -> Result<TimelineSource, TimelineError> {
         let timeline = Timeline::open(path)?;
         let h = timeline.header();
@@ -43,6 +46,7 @@ impl TimelineSource {
             timeline,
             info,
             runs,
+            checked: VerifyProgress::new(),
         })
     }
 
@@ -86,13 +90,18 @@ impl ReplaySource for TimelineSource {
         }
     }
 
-    fn verify_for_replay(&self) -> Result<(), DamagedSource> {
+    fn check_ahead(&self, pace: &mut dyn FnMut(u64) -> bool) -> Result<bool, DamagedSource> {
         self.timeline
-            .verify_for_replay()
+            .check_in_due_order(&self.checked, pace)
             .map_err(|e| DamagedSource {
                 origin: format!("timeline {}", self.timeline.path().display()),
                 message: e.to_string(),
             })
+    }
+
+    #[inline]
+    fn verify_state(&self) -> VerifyState {
+        self.checked.state()
     }
 
     fn label(&self, id: u32) -> Result<&str, SourceError> {

@@ -503,19 +503,12 @@ impl<R: Read> Splitter<'_, R> {
 }
 
 /// Reads into `buf` until it holds `want` bytes; true at the end of the input.
+/// `read_to_end` grows `buf` as bytes arrive instead of zeroing `want` bytes up front (the
+/// head's `want` is 1 MiB, most profiles' heads are a few hundred bytes).
 fn fill(reader: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-    while buf.len() < want {
-        let len = buf.len();
-        buf.resize(want, 0);
-        match reader.read(&mut buf[len..]) {
-            Ok(0) => {
-                buf.truncate(len);
-                return Ok(true);
-            }
-            Ok(n) => buf.truncate(len + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(len),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
+    let Some(missing) = want.checked_sub(buf.len()).filter(|&m| m > 0) else {
+        return Ok(false);
+    };
+    reader.by_ref().take(missing as u64).read_to_end(buf)?;
+    Ok(buf.len() < want)
 }

@@ -1,13 +1,20 @@
 //! The on-disk layout of a timeline file, shared by the writer and the reader.
 //!
 //! ```text
-//! [preamble 64 B] [index] [records] [labels] [origins] [blobs] [header (bincode)]
+//! [preamble 64 B] [index] [records] [labels] [origins] [blobs] [blocks] [header (bincode)]
 //! ```
 //! The fixed preamble at offset 0 holds the magic, the format version and where the
-//! header is; the header (bincode 2, serde) holds the public `TimelineHeader` and the
-//! section table (offset, length, xxh3 of each section). The header comes last because
-//! the writer only knows the spec and the counts once the whole profile has been read.
-//! Every section starts on a 64-byte boundary so the record table can be read in place.
+//! header is; the header (bincode 2, serde) holds the public `TimelineHeader`, the
+//! section table (offset, length, xxh3 of each section) and the block layout. The header
+//! comes last because the writer only knows the spec and the counts once the whole profile
+//! has been read. Every section starts on a 64-byte boundary so the record table can be
+//! read in place.
+//!
+//! The `blocks` section holds one xxh3 per block of the three large sections, so that a
+//! replay can check each block just before it needs it instead of the whole file before
+//! its start: the records of each run in blocks of `records_per_block` (a block never
+//! spans two runs, so a run's blocks come in due order), then the origins and the blobs
+//! in blocks of a fixed number of bytes. See `block_layout` for the order.
 
 use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
@@ -18,7 +25,8 @@ use crate::profile::Spec;
 /// The first eight bytes of every timeline file.
 pub const MAGIC: [u8; 8] = *b"KRPLYTL\0";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the per-block checksums (`blocks` section, `BlockLayout`).
+pub const FORMAT_VERSION: u32 = 2;
 /// Size of the fixed preamble at offset 0.
 pub const PREAMBLE_LEN: usize = 64;
 /// Alignment of every section start.
@@ -81,17 +89,20 @@ pub struct SectionTable {
     pub origins: SectionEntry,
     /// Interned strings and bodies.
     pub blobs: SectionEntry,
+    /// One xxh3-64 (little-endian `u64`) per block of the records, origins and blobs.
+    pub blocks: SectionEntry,
 }
 
 impl SectionTable {
     /// Sections with their names, in file order.
-    pub fn named(&self) -> [(&'static str, SectionEntry); 5] {
+    pub fn named(&self) -> [(&'static str, SectionEntry); 6] {
         [
             ("index", self.index),
             ("records", self.records),
             ("labels", self.labels),
             ("origins", self.origins),
             ("blobs", self.blobs),
+            ("blocks", self.blocks),
         ]
     }
 }
@@ -103,7 +114,35 @@ pub struct FileHeader {
     pub header: TimelineHeader,
     /// Where each section is.
     pub sections: SectionTable,
+    /// How the large sections are cut into checked blocks.
+    pub blocks: BlockLayout,
 }
+
+/// The block sizes of the per-block checksums. Small enough that the blocks a replay needs
+/// first are checked in a few milliseconds, large enough that the table stays a small
+/// fraction of the file (one `u64` per 16 KiB of records, per 64 KiB of origins and blobs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockLayout {
+    /// Records per block of a run (the last block of a run may be shorter).
+    pub records_per_block: u32,
+    /// Bytes per block of the origins section.
+    pub origin_block_bytes: u32,
+    /// Bytes per block of the blob section.
+    pub blob_block_bytes: u32,
+}
+
+impl Default for BlockLayout {
+    fn default() -> Self {
+        BlockLayout {
+            records_per_block: 256,
+            origin_block_bytes: 64 << 10,
+            blob_block_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Largest block size accepted in any unit (a corrupt layout cannot ask for huge blocks).
+pub const MAX_BLOCK: u32 = 1 << 26;
 
 /// The fixed preamble at offset 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]

@@ -6,6 +6,8 @@
 
 mod blob_index;
 mod blob_store;
+mod block_layout;
+mod due_order;
 mod error;
 pub mod format;
 mod open_checks;
@@ -13,11 +15,14 @@ mod output;
 mod prepare;
 mod reader;
 pub mod record;
+mod reseal;
 mod spool;
 mod writer;
 
+pub use due_order::{VerifyProgress, VerifyState};
 pub use error::TimelineError;
-pub use format::{TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION};
+pub use format::{BlockLayout, TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION};
 pub use prepare::{due_us_of, path_mode_name, OwnedPrepared};
 pub use reader::{Origin, RequestView, RunInfo, Timeline};
+pub use reseal::reseal_checksums;
 pub use writer::{OriginStrings, PreparedRequest, TimelineWriter, WriteSummary, WriterOptions};

@@ -135,11 +135,26 @@ pub(crate) fn check_sections(
         }
         min_start = end;
     }
-    // The header follows the blobs directly; anything else would be unchecked bytes.
-    if s.blobs.offset + s.blobs.len != header_offset {
+    // The header follows the block table directly; anything else would be unchecked bytes.
+    if s.blocks.offset + s.blocks.len != header_offset {
         return Err(TimelineError::Corrupt(
-            "the header does not follow the blob section".into(),
+            "the header does not follow the blocks section".into(),
         ));
+    }
+    Ok(())
+}
+
+/// The zero padding before every section (under 64 bytes each, so checked at open).
+pub(crate) fn check_padding(map: &[u8], s: &SectionTable) -> Result<(), TimelineError> {
+    let mut expected_start = PREAMBLE_LEN as u64;
+    for (name, entry) in s.named() {
+        let gap = slice(map, expected_start, entry.offset - expected_start, name)?;
+        if gap.iter().any(|&b| b != 0) {
+            return Err(TimelineError::Corrupt(format!(
+                "padding before the {name} section is not zero"
+            )));
+        }
+        expected_start = entry.offset + entry.len;
     }
     Ok(())
 }

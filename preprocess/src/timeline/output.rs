@@ -47,19 +47,30 @@ impl Output {
         Ok(xxhash_rust::xxh3::xxh3_64(bytes))
     }
 
-    pub(crate) fn hash_range(&self, offset: u64, len: u64) -> Result<u64, TimelineError> {
-        let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-        let mut buf = vec![0u8; 1 << 20];
+    /// Reads back `len` bytes at `offset` and appends the xxh3 of each `block`-byte piece
+    /// (the last may be shorter) to `sums`, feeding `whole` with every byte on the way.
+    pub(crate) fn hash_blocks(
+        &self,
+        offset: u64,
+        len: u64,
+        block: u64,
+        sums: &mut Vec<u64>,
+        mut whole: Option<&mut xxhash_rust::xxh3::Xxh3Default>,
+    ) -> Result<(), TimelineError> {
+        let mut buf = vec![0u8; block.min(len) as usize];
         let mut done = 0u64;
         while done < len {
-            let chunk = (len - done).min(buf.len() as u64) as usize;
+            let chunk = (len - done).min(block) as usize;
             self.as_file()
                 .read_exact_at(&mut buf[..chunk], offset + done)
-                .map_err(|e| TimelineError::io(&self.path, "read back records", e))?;
-            hasher.update(&buf[..chunk]);
+                .map_err(|e| TimelineError::io(&self.path, "read back for block checksums", e))?;
+            sums.push(xxhash_rust::xxh3::xxh3_64(&buf[..chunk]));
+            if let Some(h) = whole.as_deref_mut() {
+                h.update(&buf[..chunk]);
+            }
             done += chunk as u64;
         }
-        Ok(hasher.digest())
+        Ok(())
     }
 
     pub(crate) fn copy_from(

@@ -1,9 +1,10 @@
 //! Reads a timeline in place from a read-only memory map.
 //!
 //! `open` checks everything whose size does not grow with the profile (preamble,
-//! header checksum, section table, run index, label table shape) so it is fast and
-//! its memory does not depend on the file size; `view` checks one record in O(1);
-//! `verify_for_replay` checks every checksum and every record, `verify` the origins too.
+//! header checksum, section table, run index, block table, labels, padding) so it is fast
+//! and its memory does not depend on the file size; `view` checks one record in O(1);
+//! `check_in_due_order` (module `due_order`) checks every block in the order a replay needs
+//! them; `verify_for_replay` runs it to the end, `verify` checks the origins too.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,13 +12,15 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::block_layout::{check_layout, BlockMap};
+use super::due_order::VerifyProgress;
 use super::error::TimelineError;
 use super::format::{
     header_config, FileHeader, OriginEntry, Preamble, SectionTable, TimelineHeader, FORMAT_VERSION,
     MAGIC, MAX_HEADER_LEN, PREAMBLE_LEN,
 };
 use super::open_checks::{
-    cast_section, check_checksum, check_header, check_index, check_sections, slice,
+    cast_section, check_checksum, check_header, check_index, check_padding, check_sections, slice,
 };
 use super::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
 use crate::profile::{BodyKind, Method, Verb};
@@ -77,6 +80,8 @@ pub struct Timeline {
     /// Where each run's records lie in the map (checked at open): a run's records are
     /// looked up for every request sent.
     run_bytes: Vec<std::ops::Range<usize>>,
+    /// Where each block's checksum is in the block table.
+    block_map: BlockMap,
 }
 
 // The engine shares one Timeline between its per-core executors.
@@ -97,6 +102,28 @@ impl Timeline {
         let map =
             unsafe { Mmap::map(&file) }.map_err(|e| TimelineError::io(path, "map timeline", e))?;
         Self::from_map(map, path)
+    }
+
+    /// Checks a timeline held in memory, as [`Timeline::open`] does a file: the bytes are
+    /// copied into an anonymous map (page-aligned, so records are read in place); `name`
+    /// stands for the path in messages. For tools that hold bytes rather than a file (the
+    /// fuzzer, which would otherwise write and map a file per input).
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Timeline, TimelineError> {
+        if bytes.len() < PREAMBLE_LEN {
+            return Err(TimelineError::Truncated {
+                what: "preamble".into(),
+                start: 0,
+                end: PREAMBLE_LEN as u64,
+                file_len: bytes.len() as u64,
+            });
+        }
+        let mut map = memmap2::MmapMut::map_anon(bytes.len())
+            .map_err(|e| TimelineError::io(name, "map timeline", e))?;
+        map.copy_from_slice(bytes);
+        let map = map
+            .make_read_only()
+            .map_err(|e| TimelineError::io(name, "map timeline", e))?;
+        Self::from_map(map, name)
     }
 
     fn from_map(map: Mmap, path: &Path) -> Result<Timeline, TimelineError> {
@@ -146,9 +173,15 @@ impl Timeline {
                 "trailing bytes after the header".into(),
             ));
         }
-        let FileHeader { header, sections } = file_header;
+        let FileHeader {
+            header,
+            sections,
+            blocks,
+        } = file_header;
         check_header(&header)?;
+        check_layout(&blocks)?;
         check_sections(&sections, &header, preamble.header_offset)?;
+        check_padding(&map, &sections)?;
 
         let index_bytes = slice(
             &map,
@@ -158,6 +191,23 @@ impl Timeline {
         )?;
         check_checksum("index section", index_bytes, sections.index.checksum)?;
         let (runs, run_starts) = check_index(index_bytes, &header)?;
+        let block_map = BlockMap::new(
+            blocks,
+            runs.iter().map(|r| r.len),
+            sections.origins.len,
+            sections.blobs.len,
+        );
+        if block_map.section_len() != Some(sections.blocks.len) {
+            return Err(TimelineError::Corrupt(format!(
+                "blocks section is {} bytes, expected {:?} for the runs and the block layout",
+                sections.blocks.len,
+                block_map.section_len()
+            )));
+        }
+        for (name, s) in [("blocks", sections.blocks), ("labels", sections.labels)] {
+            let bytes = slice(&map, s.offset, s.len, name)?;
+            check_checksum(&format!("{name} section"), bytes, s.checksum)?;
+        }
         let mut timeline = Timeline {
             map,
             path: path.to_path_buf(),
@@ -165,6 +215,7 @@ impl Timeline {
             sections,
             runs,
             run_bytes: Vec::new(),
+            block_map,
         };
         // Cast once now so that later casts cannot fail on alignment.
         let records = timeline.records()?.len();
@@ -197,7 +248,8 @@ impl Timeline {
         &self.sections
     }
 
-    /// The content's identity: xxh3 over every section's checksum. Two files with the same
+    /// The content's identity: xxh3 over the checksums of the five content sections (not
+    /// the block table, which is derived from them). Two files with the same
     /// requests, partitioning and bodies have the same id wherever and whenever they were
     /// written (the profile's path is in the header, not in the sections).
     pub fn content_id(&self) -> u64 {
@@ -331,6 +383,11 @@ impl Timeline {
         })
     }
 
+    /// Where label `id`'s bytes are stored, if the id is in range.
+    pub(crate) fn label_ref(&self, id: u32) -> Option<BlobRef> {
+        self.label_refs().ok()?.get(id as usize).copied()
+    }
+
     /// The metric label `id`: `"<METHOD LABEL> <metric path>"`.
     pub fn label(&self, id: u32) -> Result<&str, TimelineError> {
         let refs = self.label_refs()?;
@@ -383,118 +440,48 @@ impl Timeline {
         })
     }
 
-    /// Checks the whole file before a replay sends any of it: every section checksum and
-    /// the zero padding between sections, every record (fields, references into the blob
-    /// area, label id, due time within the profile's duration, order and membership of its
-    /// run) and every label. The checks are split over the machine's threads. What it
-    /// leaves to [`Timeline::verify`] is decoding the cold origins (export's strings).
+    /// Checks every block a replay reads before it sends any of it: every record (fields,
+    /// references into the blob area, label id, due time within the profile's duration,
+    /// order and membership of its run) and the checksum of every block of the records,
+    /// origins and blobs, with the small sections checked at open. It runs
+    /// [`Timeline::check_in_due_order`] to the end on the calling thread; what it leaves to
+    /// [`Timeline::verify`] is decoding the cold origins (export's strings).
     pub fn verify_for_replay(&self) -> Result<(), TimelineError> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = self.runs.len().div_ceil(threads).max(1);
-        let run_chunks: Vec<std::ops::Range<usize>> = (0..self.runs.len())
-            .step_by(chunk)
-            .map(|start| start..(start + chunk).min(self.runs.len()))
-            .collect();
-        let records = self.sections.records;
-        let results: Vec<Result<(), TimelineError>> = std::thread::scope(|scope| {
-            let mut tasks = vec![
-                scope.spawn(|| {
-                    let bytes = slice(&self.map, records.offset, records.len, "records")?;
-                    check_checksum("records section", bytes, records.checksum)
-                }),
-                scope.spawn(|| self.check_sections_except_records()),
-            ];
-            for runs in &run_chunks {
-                tasks.push(scope.spawn(|| self.check_runs(runs.clone())));
-            }
-            tasks
-                .into_iter()
-                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        // The first failure in a fixed order (checksums first): the same file gives the
-        // same message whatever the threads' timing.
-        results.into_iter().collect::<Result<(), _>>()?;
-        for id in 0..self.header.label_count {
-            self.label(id)?;
-        }
-        Ok(())
+        self.check_in_due_order(&VerifyProgress::new(), &mut |_| true)
+            .map(|_| ())
     }
 
-    /// The padding before every section and the checksum of every section but the records.
-    fn check_sections_except_records(&self) -> Result<(), TimelineError> {
-        let mut expected_start = PREAMBLE_LEN as u64;
-        for (name, s) in self.sections.named() {
-            let gap = slice(&self.map, expected_start, s.offset - expected_start, name)?;
-            if gap.iter().any(|&b| b != 0) {
-                return Err(TimelineError::Corrupt(format!(
-                    "padding before the {name} section is not zero"
-                )));
-            }
-            if name != "records" {
-                let bytes = slice(&self.map, s.offset, s.len, name)?;
-                check_checksum(&format!("{name} section"), bytes, s.checksum)?;
-            }
-            expected_start = s.offset + s.len;
-        }
-        Ok(())
+    /// The block table's shape.
+    pub(crate) fn block_map(&self) -> &BlockMap {
+        &self.block_map
     }
 
-    /// Every record of the runs `runs`: fields, due time, order within its run and that its
-    /// key belongs to the run it is in.
-    fn check_runs(&self, runs: std::ops::Range<usize>) -> Result<(), TimelineError> {
-        let shards = self.header.shards_per_runner;
-        let duration_us = self.header.duration_us;
-        for (run, info) in self
-            .runs
-            .iter()
-            .enumerate()
-            .skip(runs.start)
-            .take(runs.len())
-        {
-            let Some(run_records) = self.run_records(run) else {
-                return Err(TimelineError::Corrupt(format!(
-                    "run {run} is outside the record table"
-                )));
-            };
-            let mut previous: Option<&RequestRecord> = None;
-            for rec in run_records {
-                self.view(rec)?;
-                if rec.due_us > duration_us {
-                    return Err(TimelineError::BadRecord {
-                        profile_index: rec.profile_index,
-                        field: "due_us",
-                        problem: format!(
-                            "{} µs is past the profile's duration {duration_us} µs",
-                            rec.due_us
-                        ),
-                    });
-                }
-                let runner = crate::partition::runner_of(rec.key_hash, self.header.runner_count);
-                let shard = crate::partition::shard_of(rec.key_hash, shards);
-                if (runner, shard) != (info.runner, info.shard) {
-                    return Err(TimelineError::Corrupt(format!(
-                        "record of profile index {} is in run ({}, {}) but its key belongs to ({runner}, {shard})",
-                        rec.profile_index, info.runner, info.shard
-                    )));
-                }
-                if let Some(p) = previous {
-                    if rec.profile_index <= p.profile_index || rec.due_us < p.due_us {
-                        return Err(TimelineError::Corrupt(format!(
-                            "run ({}, {}) is not in profile order at profile index {}",
-                            info.runner, info.shard, rec.profile_index
-                        )));
-                    }
-                }
-                previous = Some(rec);
-            }
-        }
-        Ok(())
+    /// The stored checksum of block `index` of the table (in range: checked at open).
+    pub(crate) fn block_sum(&self, index: u64) -> u64 {
+        let s = self.sections.blocks;
+        let at = (s.offset + index * 8) as usize;
+        u64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    /// `len` bytes of section `s` from `offset` within it (bounds checked at open).
+    pub(crate) fn section_bytes(
+        &self,
+        s: super::format::SectionEntry,
+        offset: u64,
+        len: u64,
+    ) -> &[u8] {
+        let start = (s.offset + offset) as usize;
+        &self.map[start..start + len as usize]
     }
 
     /// Everything [`Timeline::verify_for_replay`] checks, and every origin entry.
     pub fn verify(&self) -> Result<(), TimelineError> {
         self.verify_for_replay()?;
+        // The whole-section checksums too: they are the content's identity (`content_id`).
+        for (name, s) in self.sections.named() {
+            let bytes = slice(&self.map, s.offset, s.len, name)?;
+            check_checksum(&format!("{name} section"), bytes, s.checksum)?;
+        }
         for i in 0..self.header.request_count {
             self.origin(i)?;
         }

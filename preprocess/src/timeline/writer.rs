@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::blob_store::{BlobStore, HashKeyedMap};
+use super::block_layout::{check_layout, BlockMap};
 use super::error::TimelineError;
 use super::format::{
-    align_up, header_config, FileHeader, OriginEntry, Preamble, RunEntry, SectionEntry,
-    SectionTable, TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN,
-    MAX_RUNS, PREAMBLE_LEN,
+    align_up, header_config, BlockLayout, FileHeader, OriginEntry, Preamble, RunEntry,
+    SectionEntry, SectionTable, TimelineHeader, DEFAULT_SHARDS_PER_RUNNER, FORMAT_VERSION, MAGIC,
+    MAX_HEADER_LEN, MAX_RUNS, PREAMBLE_LEN,
 };
 use super::output::{Output, RunScatter, SequentialWriter};
 use super::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
@@ -37,6 +38,8 @@ pub struct WriterOptions {
     pub source: String,
     /// Wire path mode name recorded in the header.
     pub path_mode: String,
+    /// Block sizes of the per-block checksums (the default unless a test needs many blocks).
+    pub block_layout: BlockLayout,
 }
 
 impl Default for WriterOptions {
@@ -46,6 +49,7 @@ impl Default for WriterOptions {
             runner_count_override: None,
             source: String::new(),
             path_mode: "recorded".to_string(),
+            block_layout: BlockLayout::default(),
         }
     }
 }
@@ -161,6 +165,8 @@ impl TimelineWriter {
                 "shards per runner must be at least 1".into(),
             ));
         }
+        check_layout(&options.block_layout)
+            .map_err(|e| TimelineError::InvalidWrite(e.to_string()))?;
         if options.runner_count_override == Some(0) {
             return Err(TimelineError::InvalidWrite(
                 "runner count override must be at least 1".into(),
@@ -361,6 +367,12 @@ impl TimelineWriter {
             .ok_or_else(too_big)?;
         sections.origins = section(end(sections.labels).ok_or_else(too_big)?, origin_len);
         sections.blobs = section(end(sections.origins).ok_or_else(too_big)?, blob_len);
+        let layout = self.options.block_layout;
+        let block_map = BlockMap::new(layout, runs.iter().map(|r| r.count), origin_len, blob_len);
+        sections.blocks = section(
+            end(sections.blobs).ok_or_else(too_big)?,
+            block_map.section_len().ok_or_else(too_big)?,
+        );
 
         let out = Output::create(&self.dir, &self.output)?;
         sections.index.checksum = out.write_hashed(index_bytes, sections.index.offset)?;
@@ -384,9 +396,42 @@ impl TimelineWriter {
         })?;
         scatter.flush_all(&out)?;
         sections.origins.checksum = origins.finish(&out)?;
-        sections.records.checksum =
-            out.hash_range(sections.records.offset, sections.records.len)?;
         sections.blobs.checksum = out.copy_from(&blob_file, blob_len, sections.blobs.offset)?;
+
+        // The block table, read back from what was written: each run's records in blocks
+        // (the whole records section hashed on the way), then the origins and the blobs.
+        let mut sums = Vec::with_capacity(block_map.total() as usize);
+        let mut records_hash = xxhash_rust::xxh3::Xxh3Default::new();
+        let record_block = u64::from(layout.records_per_block) * 64;
+        for run in &runs {
+            out.hash_blocks(
+                sections.records.offset + run.first_record * 64,
+                run.count * 64,
+                record_block,
+                &mut sums,
+                Some(&mut records_hash),
+            )?;
+        }
+        sections.records.checksum = records_hash.digest();
+        let o = sections.origins;
+        out.hash_blocks(
+            o.offset,
+            o.len,
+            layout.origin_block_bytes.into(),
+            &mut sums,
+            None,
+        )?;
+        let b = sections.blobs;
+        out.hash_blocks(
+            b.offset,
+            b.len,
+            layout.blob_block_bytes.into(),
+            &mut sums,
+            None,
+        )?;
+        debug_assert_eq!(sums.len() as u64, block_map.total());
+        let block_bytes: &[u8] = bytemuck::cast_slice(&sums);
+        sections.blocks.checksum = out.write_hashed(block_bytes, sections.blocks.offset)?;
 
         let header = TimelineHeader {
             format_version: FORMAT_VERSION,
@@ -404,6 +449,7 @@ impl TimelineWriter {
         let file_header = FileHeader {
             header: header.clone(),
             sections,
+            blocks: layout,
         };
         let header_bytes = bincode::serde::encode_to_vec(&file_header, header_config())
             .map_err(|e| TimelineError::InvalidWrite(format!("encode header: {e}")))?;
@@ -413,7 +459,7 @@ impl TimelineWriter {
                 header_bytes.len()
             )));
         }
-        let header_offset = sections.blobs.offset + sections.blobs.len;
+        let header_offset = sections.blocks.offset + sections.blocks.len;
         let header_checksum = out.write_hashed(&header_bytes, header_offset)?;
         let preamble = Preamble {
             magic: MAGIC,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use glommio::timer::Timer;
 
-use super::super::schedule::Schedule;
+use super::super::schedule::{CheckGate, Schedule};
 use super::super::{CoreCtx, QUEUE_CAP};
 use crate::clock::{spin_until, SpinMargin};
 
@@ -98,15 +98,23 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
     let mut margin = SpinMargin::new(ctx.shared.settings.timing);
     let mut timer = Timer::new(Duration::ZERO);
     let mut spun = Duration::ZERO;
+    // Since when the timeline check has been behind the next record (see `check_gate`).
+    let mut check_behind = None;
     loop {
+        let mut check_open = true;
         if !ctx.input_done.get() {
-            if ctx.stop_requested() {
-                // The due requests still queued and those that never came due.
+            let now = Instant::now();
+            let gate = schedule.check_gate(now, &mut check_behind);
+            if ctx.stop_requested() || gate == CheckGate::Closed {
+                // The due requests still queued and those that never came due (after a
+                // failed check: past the damage, or behind it in the queue).
                 let unsent = ctx.queue.borrow_mut().clear() as u64 + schedule.remaining();
                 ctx.unsent_on_stop.set(unsent);
                 ctx.input_done.set(true);
+            } else if gate == CheckGate::Wait {
+                check_open = false;
             } else {
-                schedule.release(&ctx, Instant::now());
+                schedule.release(&ctx, now);
                 if schedule.is_exhausted() {
                     ctx.input_done.set(true);
                 }
@@ -148,7 +156,8 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             }
             continue;
         }
-        let next = if ctx.input_done.get() || ctx.queue.borrow().len() >= QUEUE_CAP {
+        // While the timeline check is behind, the loop looks again within `MAX_BLOCK`.
+        let next = if !check_open || ctx.input_done.get() || ctx.queue.borrow().len() >= QUEUE_CAP {
             None
         } else {
             schedule
@@ -162,6 +171,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                 // The requests due at the instant are readied while it comes, so that at
                 // the instant only their sends remain.
                 if !ctx.input_done.get() && !ctx.stop_requested() {
+                    // `release` lets go only what the timeline check has covered.
                     schedule.release(&ctx, due);
                 }
                 let armed = match ctx.ring.borrow_mut().as_mut() {
