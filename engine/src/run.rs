@@ -737,3 +737,17 @@ fn progress_loop(shared: &Shared, scheduled: u64, span_us: u64, start: Instant, 
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_descriptors_count_a_socket_per_own_watch_and_one_per_hundred_shared() {
+        assert_eq!(watch_descriptors(50_000, WatchConnections::Own, 16), 50_000);
+        assert_eq!(watch_descriptors(50_000, WatchConnections::Shared, 16), 500);
+        // kperf's rule: 16 share (one connection), the other 49,984 own one each.
+        assert_eq!(watch_descriptors(50_000, WatchConnections::Kperf, 16), 49_985);
+        assert_eq!(watch_descriptors(0, WatchConnections::Shared, 16), 0);
+    }
+}
