@@ -747,7 +747,10 @@ mod tests {
         assert_eq!(watch_descriptors(50_000, WatchConnections::Own, 16), 50_000);
         assert_eq!(watch_descriptors(50_000, WatchConnections::Shared, 16), 500);
         // kperf's rule: 16 share (one connection), the other 49,984 own one each.
-        assert_eq!(watch_descriptors(50_000, WatchConnections::Kperf, 16), 49_985);
+        assert_eq!(
+            watch_descriptors(50_000, WatchConnections::Kperf, 16),
+            49_985
+        );
         assert_eq!(watch_descriptors(0, WatchConnections::Shared, 16), 0);
     }
 }

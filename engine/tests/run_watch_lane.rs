@@ -87,13 +87,25 @@ fn replay_with(executor: &str) {
     let k = &report["kreplay"];
     assert_eq!(num(&report, "totalRun"), (1 + WATCHES + GETS) as u64);
     assert_eq!(num(&report, "totalFailed"), 0, "{}", report["errorStats"]);
-    assert_eq!(k["verbs"]["GET"]["count"].as_u64(), Some(GETS as u64), "{k}");
+    assert_eq!(
+        k["verbs"]["GET"]["count"].as_u64(),
+        Some(GETS as u64),
+        "{k}"
+    );
     assert_eq!(k["verbs"]["GET"]["errors"].as_u64(), Some(0), "{k}");
     assert_eq!(k["verbs"]["WATCH"]["count"].as_u64(), Some(WATCHES as u64));
     // Send lag is told apart: the WATCHes' (their connects included) and the others'.
     let lag = &k["sendLag"];
-    assert_eq!(lag["count"].as_u64(), Some((1 + WATCHES + GETS) as u64), "{lag}");
-    assert_eq!(lag["watches"]["count"].as_u64(), Some(WATCHES as u64), "{lag}");
+    assert_eq!(
+        lag["count"].as_u64(),
+        Some((1 + WATCHES + GETS) as u64),
+        "{lag}"
+    );
+    assert_eq!(
+        lag["watches"]["count"].as_u64(),
+        Some(WATCHES as u64),
+        "{lag}"
+    );
     assert_eq!(
         lag["withoutWatches"]["count"].as_u64(),
         Some((1 + GETS) as u64),

@@ -20,6 +20,8 @@ use super::{table, Shared};
 
 /// Events fetched from the history per lock.
 const BATCH: usize = 256;
+/// Largest chunk of initial ADDED events sent at once.
+const SNAPSHOT_CHUNK: usize = 64 * 1024;
 /// Chunks buffered per watch before the watch task waits for the client.
 const CHANNEL_DEPTH: usize = 64;
 
@@ -190,7 +192,10 @@ impl WatchSession {
     }
 
     async fn stream(&self, start: Start, sender: &mpsc::Sender<Bytes>) -> Result<(), Closed> {
-        let mut changes = self.shared.store.subscribe_collection(&self.filter.collection);
+        let mut changes = self
+            .shared
+            .store
+            .subscribe_collection(&self.filter.collection);
         changes.borrow_and_update();
         let mut last = match start {
             Start::After(resource_version) => {
@@ -218,9 +223,26 @@ impl WatchSession {
                         }) && self.filter.matches_object(object)
                     },
                 );
+                // The initial ADDED events leave in chunks of up to SNAPSHOT_CHUNK bytes: a
+                // watch of a collection of hundreds of objects costs a few sends, not one per
+                // object (thousands of such watches opened together were most of apisim's work).
+                let mut chunk = Vec::new();
                 for object in &page.items {
-                    self.send(sender, self.event_line(EventType::Added.as_str(), object))
-                        .await?;
+                    if self.as_table {
+                        self.send(sender, self.event_line(EventType::Added.as_str(), object))
+                            .await?;
+                        continue;
+                    }
+                    chunk.extend_from_slice(b"{\"type\":\"ADDED\",\"object\":");
+                    chunk.extend_from_slice(&object.json);
+                    chunk.extend_from_slice(b"}\n");
+                    if chunk.len() >= SNAPSHOT_CHUNK {
+                        self.send(sender, Bytes::from(std::mem::take(&mut chunk)))
+                            .await?;
+                    }
+                }
+                if !chunk.is_empty() {
+                    self.send(sender, Bytes::from(chunk)).await?;
                 }
                 if self.initial_events_end {
                     self.send(sender, self.bookmark(page.resource_version, true))

@@ -40,7 +40,11 @@ fn lower_to_idle_priority() -> bool {
 
 /// Runs every WATCH of `runs` (global run indexes, all the cores') to the end of the
 /// replay. Must run inside a glommio executor; arrives at the start gate like a core.
-pub async fn run_watch_lane(shared: Arc<Shared>, runs: Vec<usize>, ticket: GateTicket) -> CoreResult {
+pub async fn run_watch_lane(
+    shared: Arc<Shared>,
+    runs: Vec<usize>,
+    ticket: GateTicket,
+) -> CoreResult {
     lower_to_idle_priority();
     let label_count = shared.source.info().label_count;
     let Some(start) = ticket.arrive_and_wait(true) else {
