@@ -511,6 +511,35 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_channel_changes_for_its_own_collection_and_on_reset_only() {
+        let store = Store::new(10);
+        let mut pods = store.subscribe_collection("/pods");
+        let mut secrets = store.subscribe_collection("/secrets");
+        pods.borrow_and_update();
+        secrets.borrow_and_update();
+        put(&store, "a");
+        assert!(pods.has_changed().unwrap());
+        assert_eq!(*pods.borrow_and_update(), store.resource_version());
+        assert!(!secrets.has_changed().unwrap());
+        store.reset();
+        assert!(pods.has_changed().unwrap());
+        assert!(secrets.has_changed().unwrap());
+    }
+
+    #[test]
+    fn events_after_at_tells_the_version_it_read_at() {
+        let store = Store::new(10);
+        put(&store, "a");
+        put(&store, "b");
+        let (events, at) = store.events_after_at(1, 10, &|_| true).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(at, store.resource_version());
+        let (none, at_filtered) = store.events_after_at(1, 10, &|_| false).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(at_filtered, at);
+    }
+
+    #[test]
     fn list_pages_in_name_order() {
         let store = Store::new(10);
         for name in ["c", "a", "b"] {
