@@ -86,7 +86,7 @@ scale_watch_lag_run() {
     start_apisim --no-auth --kubeconfig-out "$work/sim.kubeconfig" --order-log-limit 0
     engine_run 900 "$work/lagw$w.bin" --kubeconfig "$work/sim.kubeconfig" "${flags[@]}" ||
       { echo "scale: engine failed with $w watches: $(cat "$work/engine.err")" >&2; stop_apisim; exit 1; }
-    sim_rss+=("$(ps -o rss= -p "$apisim_pid" | awk '{printf "%.1f", $1 / 1024}')")
+    sim_rss+=("$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$apisim_pid/status")")
     stop_apisim
     with+=("$(calc "$(get "$r" /kreplay/sendLag/withoutWatches/p99) * 1000")")
     opened+=("$(get "$r" /kreplay/verbs/WATCH/count 0)")
@@ -101,6 +101,6 @@ scale_watch_lag_run() {
   rec $s "watches opened, $w watches beside GETs" watches higher kreplay "$c" --expect "$w" -- "${opened[@]}"
   rec $s "failed requests, $w watches beside GETs" requests lower kreplay "$c" --expect 0 -- "${failed[@]}"
   rec $s "engine peak RSS, $w watches beside GETs" MB lower kreplay "$c" -- "${rss[@]}"
-  rec $s "apisim RSS holding $w watches" MB lower kreplay "$c" -- "${sim_rss[@]}"
+  rec $s "apisim peak RSS, $w watches beside GETs" MB lower kreplay "$c" -- "${sim_rss[@]}"
   rm -f "$work/lagw$w.bin" "$work/lag0.bin"
 }
