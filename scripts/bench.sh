@@ -8,6 +8,7 @@
 #                    [--requests N] [--rates "10000 50000 100000 200000"] [--seconds S]
 #                    [--replay-requests N] [--replay-rate R] [--replay-watches W]
 #                    [--scale-sizes "100000 1000000 10000000"] [--scale-watches "1000 10000"]
+#                    [--scale-watch-lag "50000"]
 #                    [--out-dir DIR] [--work-dir DIR] [--keep-work]
 #
 # --quick: tiny sizes and one repeat, to check the lab itself (figures mean little).
@@ -19,14 +20,14 @@ argv=("$@")
 repeat=3 requests=200000 rates="10000 50000 100000 200000" seconds=5
 sections="h1 floor paced h2 apisim replay scale"
 replay_requests=60000 replay_rate=2000 replay_watches=1000
-scale_sizes="100000 1000000 10000000" scale_watches="1000 10000"
+scale_sizes="100000 1000000 10000000" scale_watches="1000 10000" scale_watch_lag="50000"
 out_dir=bench/results work_parent=/var/tmp keep_work=
 # --quick sets defaults first, so explicit flags win wherever they stand.
 for a in "$@"; do
   if [ "$a" = --quick ]; then
     repeat=1 requests=20000 rates="2000 10000" seconds=2
     replay_requests=4000 replay_rate=1000 replay_watches=50
-    scale_sizes="10000 50000" scale_watches="100 500"
+    scale_sizes="10000 50000" scale_watches="100 500" scale_watch_lag="500"
   fi
 done
 while [ $# -gt 0 ]; do
@@ -41,11 +42,12 @@ while [ $# -gt 0 ]; do
     --replay-watches) replay_watches=$2; shift 2 ;;
     --scale-sizes) scale_sizes=$2; shift 2 ;;
     --scale-watches) scale_watches=$2; shift 2 ;;
+    --scale-watch-lag) scale_watch_lag=$2; shift 2 ;;
     --out-dir) out_dir=$2; shift 2 ;;
     --work-dir) work_parent=$2; shift 2 ;;
     --keep-work) keep_work=1; shift ;;
     --quick) shift ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -12,6 +12,9 @@ section_scale() {
   for n in $scale_watches; do
     scale_watches_run "$n"
   done
+  for n in $scale_watch_lag; do
+    scale_watch_lag_run "$n"
+  done
 }
 
 scale_size() {
@@ -57,4 +60,47 @@ scale_watches_run() {
   rec $s "failed requests, $w watches" requests lower kreplay "$c" -- "$(get "$r" /totalFailed)"
   rec $s "send lag p99, $w watches" ms lower kreplay "$c" -- "$(calc "$(get "$r" /kreplay/sendLag/p99) * 1000")"
   rm -f "$work/watch$w.bin"
+}
+
+# scale_watch_lag_run W: the send lag of 10,000 GETs (1,000/s for 10 s) with W WATCHes opened
+# beside them (W/10 per second, each held to the end, apisim sending a BOOKMARK per watch per
+# second) and without them, alternating, $repeat times each, fresh apisim each run. The WATCHes
+# share connections (`--watch-connections shared`): kperf's rule gives each its own socket, and
+# a container's open-file limit is often far below W. The figure is the send lag of the
+# requests that are not WATCHes (`kreplay.sendLag.withoutWatches`: a WATCH's own lag includes
+# its connect).
+scale_watch_lag_run() {
+  local w=$1 s=scale r=$work/report.json i n=$(($1 + 10000))
+  local rate=$((n / 10))
+  gen "lagw$w" -n "$n" --rate "$rate" --mix GET=1 --watches "$w" --runners 1 --conns 16 --seed 1
+  gen lag0 -n 10000 --rate 1000 --mix GET=1 --runners 1 --conns 16 --seed 1
+  rm -f "$work/lagw$w.yaml" "$work/lag0.yaml"
+  local base=() with=() opened=() failed=() rss=() sim_rss=()
+  local flags=(--watch-connections shared --grace 5s)
+  for i in $(seq "$repeat"); do
+    start_apisim --no-auth --kubeconfig-out "$work/sim.kubeconfig" --order-log-limit 0
+    engine_run 600 "$work/lag0.bin" --kubeconfig "$work/sim.kubeconfig" "${flags[@]}" ||
+      { echo "scale: engine failed without watches: $(cat "$work/engine.err")" >&2; stop_apisim; exit 1; }
+    stop_apisim
+    base+=("$(calc "$(get "$r" /kreplay/sendLag/p99) * 1000")")
+    start_apisim --no-auth --kubeconfig-out "$work/sim.kubeconfig" --order-log-limit 0
+    engine_run 900 "$work/lagw$w.bin" --kubeconfig "$work/sim.kubeconfig" "${flags[@]}" ||
+      { echo "scale: engine failed with $w watches: $(cat "$work/engine.err")" >&2; stop_apisim; exit 1; }
+    sim_rss+=("$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$apisim_pid/status")")
+    stop_apisim
+    with+=("$(calc "$(get "$r" /kreplay/sendLag/withoutWatches/p99) * 1000")")
+    opened+=("$(get "$r" /kreplay/verbs/WATCH/count 0)")
+    failed+=("$(get "$r" /totalFailed)")
+    rss+=("$(rss_mb_of "$work/time")")
+  done
+  local c0="engine run lag0.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} (kreplay-gen -n 10000 --rate 1000 --mix GET=1: no WATCH)"
+  local c="engine run lagw$w.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} (kreplay-gen -n $n --rate $rate --mix GET=1 --watches $w; alternating with the run without WATCHes)"
+  local plot=(--plot scale-watch-lag --plot-title "Scale: send lag p99 of 1,000 GET/s beside concurrent watches" --x-label "watches opened beside the GETs")
+  rec $s "send lag p99 of the GETs, no watches" ms lower kreplay "$c0" "${plot[@]}" --x 0 --series "GET send lag p99" -- "${base[@]}"
+  rec $s "send lag p99 of the GETs, $w watches" ms lower kreplay "$c" "${plot[@]}" --x "$w" --series "GET send lag p99" -- "${with[@]}"
+  rec $s "watches opened, $w watches beside GETs" watches higher kreplay "$c" --expect "$w" -- "${opened[@]}"
+  rec $s "failed requests, $w watches beside GETs" requests lower kreplay "$c" --expect 0 -- "${failed[@]}"
+  rec $s "engine peak RSS, $w watches beside GETs" MB lower kreplay "$c" -- "${rss[@]}"
+  rec $s "apisim peak RSS, $w watches beside GETs" MB lower kreplay "$c" -- "${sim_rss[@]}"
+  rm -f "$work/lagw$w.bin" "$work/lag0.bin"
 }

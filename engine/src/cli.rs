@@ -164,6 +164,24 @@ pub enum WatchConnectionsArg {
     Own,
 }
 
+/// `--watch-executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchExecutorArg {
+    /// One executor for every WATCH, at the lowest CPU priority, with its own connections.
+    Separate,
+    /// Each core holds the WATCHes of its runs.
+    Cores,
+}
+
+impl From<WatchExecutorArg> for crate::run::WatchExecutor {
+    fn from(a: WatchExecutorArg) -> Self {
+        match a {
+            WatchExecutorArg::Separate => crate::run::WatchExecutor::Separate,
+            WatchExecutorArg::Cores => crate::run::WatchExecutor::Cores,
+        }
+    }
+}
+
 impl From<RetryArg> for crate::run::RetryPolicy {
     fn from(r: RetryArg) -> Self {
         match r {
@@ -270,6 +288,11 @@ pub struct RunArgs {
     /// connections, later ones get their own), `shared` (all share) or `own` (one each).
     #[arg(long, value_enum, default_value_t = WatchConnectionsArg::Kperf)]
     pub watch_connections: WatchConnectionsArg,
+    /// Where WATCHes run: `separate` (one executor of their own, at the lowest CPU priority,
+    /// with connections of its own: requests never wait behind them) or `cores` (each core
+    /// holds its runs' WATCHes beside its requests).
+    #[arg(long, value_enum, default_value_t = WatchExecutorArg::Separate)]
+    pub watch_executor: WatchExecutorArg,
     /// Replay speed: 2 replays twice as fast.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,

@@ -406,6 +406,7 @@ fn replay(args: &RunArgs) -> Result<(String, bool, Option<engine::source::Damage
         max_in_flight: args.max_in_flight,
         retries: args.retries.into(),
         watch_connections: args.watch_connections.into(),
+        watch_executor: args.watch_executor.into(),
         speed: args.speed,
         timing,
         start_at: args.start_at,

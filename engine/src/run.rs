@@ -13,7 +13,7 @@ use crate::http1::RequestTemplate;
 use crate::metrics::{CoreMetrics, SecondCounts};
 use crate::plan::{assign_runs, split_evenly, RunnerSelection};
 use crate::runtime::progress::{CoreProgress, GateTicket, ReplayEnd, StartGate};
-use crate::runtime::{run_core, CorePlan, CoreSettings, Shared};
+use crate::runtime::{run_core, run_watch_lane, CorePlan, CoreSettings, Shared};
 use crate::source::ReplaySource;
 use crate::target::Target;
 
@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub retries: RetryPolicy,
     /// Which WATCHes share pool connections (`--watch-connections`).
     pub watch_connections: WatchConnections,
+    /// Where the WATCHes run (`--watch-executor`).
+    pub watch_executor: WatchExecutor,
     /// Replay speed (> 0).
     pub speed: f64,
     /// Waiting mode.
@@ -81,6 +83,19 @@ pub enum WatchConnections {
     Shared,
     /// Every WATCH opens its own connection.
     Own,
+}
+
+/// `--watch-executor`: which executor opens, holds and reads the WATCHes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WatchExecutor {
+    /// One executor of their own (the WATCH lane), on a thread of the lowest CPU priority
+    /// that may use the cores' CPUs, with connections of its own: the cores' schedule does
+    /// not wait for the WATCHes' connects, streams or events.
+    #[default]
+    Separate,
+    /// Each core holds the WATCHes of its runs, on its own connections (WATCHes that share
+    /// take streams on the connections of its requests).
+    Cores,
 }
 
 /// A replay that could not run.
@@ -286,6 +301,25 @@ fn raise_nofile_soft_limit() -> Option<u64> {
 /// io_uring and eventfds, the preflight's connection, the report.
 const NOFILE_RESERVE: u64 = 64;
 
+/// Fewest concurrent streams an HTTP/2 server is assumed to allow when WATCHes share
+/// connections (Go's servers and the kube-apiserver allow more): it sizes the descriptor
+/// check only, before any server has told its limit.
+const ASSUMED_STREAMS_PER_CONNECTION: u64 = 100;
+
+/// Descriptors `watches` WATCHes need under `mode`: one per WATCH with a connection of its own,
+/// one per [`ASSUMED_STREAMS_PER_CONNECTION`] of those that share (`sharing`: how many may
+/// share under kperf's rule, connsPerRunner × runners). Over HTTP/1.1 every WATCH owns a
+/// connection whatever the mode; that is only known after the first connect, which then fails
+/// with the system's own error if the limit is reached.
+fn watch_descriptors(watches: u64, mode: WatchConnections, sharing: u64) -> u64 {
+    let shared = match mode {
+        WatchConnections::Own => 0,
+        WatchConnections::Shared => watches,
+        WatchConnections::Kperf => watches.min(sharing),
+    };
+    (watches - shared) + shared.div_ceil(ASSUMED_STREAMS_PER_CONNECTION)
+}
+
 /// How often the main thread looks at the stop flag while it waits before the start.
 const START_WAIT_STEP: Duration = Duration::from_millis(10);
 
@@ -382,11 +416,17 @@ fn run_checked(
             .map(|records| records.iter().filter(|r| r.is_watch()).count() as u64)
             .sum(),
     };
+    let watch_sockets = watch_descriptors(
+        watches,
+        opts.watch_connections,
+        u64::from(info.spec.conns_per_runner) * replayed_runners(info.runner_count, opts) as u64,
+    );
     if let Some(limit) = raise_nofile_soft_limit() {
-        let planned = conns as u64 + watches + NOFILE_RESERVE + cores as u64 * 4;
+        let planned = conns as u64 + watch_sockets + NOFILE_RESERVE + cores as u64 * 4;
         if planned > limit {
             return Err(RunError::Invalid(format!(
-                "the run needs about {planned} file descriptors ({conns} connections, {watches} WATCHes, \
+                "the run needs about {planned} file descriptors ({conns} connections, {watch_sockets} for \
+                 {watches} WATCHes, \
                  {NOFILE_RESERVE}+ for the engine) but the open-file limit is {limit} even after raising \
                  the soft limit to the hard one: lower --conns, replay one runner (--runner-index), \
                  or raise the hard limit (ulimit -Hn, the container's nofile limit)"
@@ -444,6 +484,7 @@ fn run_checked(
             preflight,
             retries: opts.retries,
             watch_connections: opts.watch_connections,
+            watch_executor: opts.watch_executor,
         },
     });
 
@@ -484,7 +525,36 @@ fn run_checked(
             }
         }
     }
-    let connected = gate.wait_all(cores) && spawn_error.is_none();
+    // The WATCH lane: every replayed WATCH, on its own executor, fenced to the cores' CPUs.
+    let lane = if watches > 0 && opts.watch_executor == WatchExecutor::Separate {
+        let ticket = GateTicket::new(gate.clone());
+        let sh = shared.clone();
+        let lane_runs: Vec<usize> = runs.iter().map(|&(i, _)| i).collect();
+        let placement = glommio::CpuSet::online()
+            .map(|set| set.filter(|l| cpus.contains(&l.cpu)))
+            .ok()
+            .filter(|set| !set.is_empty())
+            .map_or(Placement::Unbound, Placement::Fenced);
+        match LocalExecutorBuilder::new(placement)
+            .name("kreplay-watches")
+            .io_memory(1 << 20)
+            .spawn(move || async move { run_watch_lane(sh, lane_runs, ticket).await })
+        {
+            Ok(h) => Some(h),
+            Err(e) => {
+                spawn_error.get_or_insert(RunError::Executor {
+                    core: cores,
+                    cpu: cpus.first().copied().unwrap_or(0),
+                    message: format!("the WATCH executor: {e}"),
+                });
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let arrivals = cores + usize::from(lane.is_some());
+    let connected = gate.wait_all(arrivals) && spawn_error.is_none();
     let stopping = || stop.load(Ordering::Relaxed);
     // A check that has already failed refuses the start (nothing is sent); one still going
     // is paced by the replay's clock from the start on.
@@ -569,6 +639,24 @@ fn run_checked(
                 join_error.get_or_insert(RunError::CoreFailed {
                     core: i,
                     message: e.to_string(),
+                });
+            }
+        }
+    }
+    if let Some(h) = lane {
+        match h.join() {
+            Ok(r) => {
+                merged.merge(r.metrics);
+                end = end.max(r.end);
+                unsent += r.unsent_on_stop;
+                // Its connections count in the total, not in any core's.
+                opened += r.conns_opened;
+                max_streams = max_streams.max(r.max_streams as u64);
+            }
+            Err(e) => {
+                join_error.get_or_insert(RunError::CoreFailed {
+                    core: cores,
+                    message: format!("the WATCH executor: {e}"),
                 });
             }
         }
@@ -669,5 +757,22 @@ fn progress_loop(shared: &Shared, scheduled: u64, span_us: u64, start: Instant, 
             return;
         }
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_descriptors_count_a_socket_per_own_watch_and_one_per_hundred_shared() {
+        assert_eq!(watch_descriptors(50_000, WatchConnections::Own, 16), 50_000);
+        assert_eq!(watch_descriptors(50_000, WatchConnections::Shared, 16), 500);
+        // kperf's rule: 16 share (one connection), the other 49,984 own one each.
+        assert_eq!(
+            watch_descriptors(50_000, WatchConnections::Kperf, 16),
+            49_985
+        );
+        assert_eq!(watch_descriptors(0, WatchConnections::Shared, 16), 0);
     }
 }

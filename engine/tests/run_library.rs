@@ -46,6 +46,7 @@ fn memory_source_replays_through_the_library_api() {
         max_in_flight: None,
         retries: Default::default(),
         watch_connections: Default::default(),
+        watch_executor: Default::default(),
         speed: 1.0,
         timing: TimingMode::Relaxed,
         start_at: None,

@@ -35,6 +35,7 @@ fn options() -> RunOptions {
         max_in_flight: None,
         retries: Default::default(),
         watch_connections: Default::default(),
+        watch_executor: Default::default(),
         speed: 1.0,
         timing: TimingMode::Relaxed,
         start_at: None,

@@ -1,6 +1,6 @@
 //! The in-memory object store: one global resourceVersion, objects kept serialised, a bounded event history.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -114,6 +114,10 @@ pub struct Store {
     state: Mutex<StoreState>,
     history_limit: usize,
     latest: watch::Sender<u64>,
+    /// Per collection, a channel that changes when that collection changes: a watch wakes
+    /// for writes to what it watches, not for every write (tens of thousands of watches
+    /// woken by every write cost apisim more than all their events).
+    collections: Mutex<HashMap<String, watch::Sender<u64>>>,
 }
 
 impl Store {
@@ -129,6 +133,7 @@ impl Store {
             }),
             history_limit: history_limit.max(1),
             latest: watch::channel(1).0,
+            collections: Mutex::new(HashMap::new()),
         }
     }
 
@@ -148,6 +153,42 @@ impl Store {
     /// A receiver that changes whenever the resourceVersion advances.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.latest.subscribe()
+    }
+
+    /// A receiver that changes whenever an object of `collection` is written (and on reset).
+    pub fn subscribe_collection(&self, collection: &str) -> watch::Receiver<u64> {
+        let mut map = self
+            .collections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match map.get(collection) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = watch::channel(0);
+                map.insert(collection.to_string(), sender);
+                receiver
+            }
+        }
+    }
+
+    /// Wakes the watches of `collection` (all of them when `None`).
+    fn notify_collections(&self, collection: Option<&str>, resource_version: u64) {
+        let map = self
+            .collections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match collection {
+            Some(c) => {
+                if let Some(sender) = map.get(c) {
+                    sender.send_replace(resource_version);
+                }
+            }
+            None => {
+                for sender in map.values() {
+                    sender.send_replace(resource_version);
+                }
+            }
+        }
     }
 
     /// The object at `key`.
@@ -268,6 +309,7 @@ impl Store {
         self.record_event(&mut state, key, event_type, &object, before);
         drop(state);
         self.latest.send_replace(resource_version);
+        self.notify_collections(Some(&key.collection), resource_version);
         Ok(WriteOutcome { object, event_type })
     }
 
@@ -282,6 +324,7 @@ impl Store {
         let resource_version = state.resource_version;
         drop(state);
         self.latest.send_replace(resource_version);
+        self.notify_collections(None, resource_version);
     }
 
     /// Deletes every object of a collection (and namespace, when given) that passes `filter`.
@@ -324,6 +367,19 @@ impl Store {
         max: usize,
         filter: &dyn Fn(&StoreEvent) -> bool,
     ) -> Result<Vec<Arc<StoreEvent>>, ApiError> {
+        self.events_after_at(resource_version, max, filter)
+            .map(|(events, _)| events)
+    }
+
+    /// Like [`events_after`](Self::events_after), with the store's resourceVersion when the
+    /// events were read (one lock): a reader that got fewer than `max` has seen every event
+    /// up to it that passes `filter`.
+    pub fn events_after_at(
+        &self,
+        resource_version: u64,
+        max: usize,
+        filter: &dyn Fn(&StoreEvent) -> bool,
+    ) -> Result<(Vec<Arc<StoreEvent>>, u64), ApiError> {
         let state = self.lock();
         if resource_version < state.compacted {
             return Err(ApiError::expired(format!(
@@ -334,13 +390,14 @@ impl Store {
         let start = state
             .history
             .partition_point(|event| event.resource_version <= resource_version);
-        Ok(state
+        let events = state
             .history
             .range(start..)
             .filter(|event| filter(event))
             .take(max)
             .cloned()
-            .collect())
+            .collect();
+        Ok((events, state.resource_version))
     }
 
     fn record_event(
@@ -451,6 +508,35 @@ mod tests {
         assert_eq!(deleted.event_type, EventType::Deleted);
         assert!(store.get(&key("a")).is_none());
         assert_eq!(store.resource_version(), 4);
+    }
+
+    #[test]
+    fn a_collection_channel_changes_for_its_own_collection_and_on_reset_only() {
+        let store = Store::new(10);
+        let mut pods = store.subscribe_collection("/pods");
+        let mut secrets = store.subscribe_collection("/secrets");
+        pods.borrow_and_update();
+        secrets.borrow_and_update();
+        put(&store, "a");
+        assert!(pods.has_changed().unwrap());
+        assert_eq!(*pods.borrow_and_update(), store.resource_version());
+        assert!(!secrets.has_changed().unwrap());
+        store.reset();
+        assert!(pods.has_changed().unwrap());
+        assert!(secrets.has_changed().unwrap());
+    }
+
+    #[test]
+    fn events_after_at_tells_the_version_it_read_at() {
+        let store = Store::new(10);
+        put(&store, "a");
+        put(&store, "b");
+        let (events, at) = store.events_after_at(1, 10, &|_| true).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(at, store.resource_version());
+        let (none, at_filtered) = store.events_after_at(1, 10, &|_| false).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(at_filtered, at);
     }
 
     #[test]

@@ -20,6 +20,8 @@ use super::{table, Shared};
 
 /// Events fetched from the history per lock.
 const BATCH: usize = 256;
+/// Largest chunk of initial ADDED events sent at once.
+const SNAPSHOT_CHUNK: usize = 64 * 1024;
 /// Chunks buffered per watch before the watch task waits for the client.
 const CHANNEL_DEPTH: usize = 64;
 
@@ -99,11 +101,14 @@ pub(crate) fn start(
             ))
         })?),
     };
+    let kind = kind_for(&path.group, &path.resource);
+    let api_version = path.api_version();
     let session = WatchSession {
         shared: shared.clone(),
         filter,
-        kind: kind_for(&path.group, &path.resource),
-        api_version: path.api_version(),
+        bookmark_prefix: bookmark_prefix(&kind, &api_version),
+        kind,
+        api_version,
         as_table: table::wants_table(request.accept),
         bookmarks: params.allow_watch_bookmarks,
         initial_events_end: params.send_initial_events && params.allow_watch_bookmarks,
@@ -123,6 +128,8 @@ struct WatchSession {
     filter: WatchFilter,
     kind: String,
     api_version: String,
+    /// A plain BOOKMARK line up to its resourceVersion's digits (see [`bookmark_prefix`]).
+    bookmark_prefix: Vec<u8>,
     as_table: bool,
     bookmarks: bool,
     initial_events_end: bool,
@@ -165,6 +172,15 @@ impl WatchSession {
     }
 
     fn bookmark(&self, resource_version: u64, initial_events_end: bool) -> Bytes {
+        if !initial_events_end {
+            // Every watch sends one per bookmark interval: written straight into the line
+            // (the JSON value and its maps cost more than the rest of the event's path).
+            let mut out = Vec::with_capacity(self.bookmark_prefix.len() + 28);
+            out.extend_from_slice(&self.bookmark_prefix);
+            out.extend_from_slice(resource_version.to_string().as_bytes());
+            out.extend_from_slice(BOOKMARK_SUFFIX);
+            return Bytes::from(out);
+        }
         let mut metadata = json!({"resourceVersion": resource_version.to_string()});
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
@@ -176,7 +192,10 @@ impl WatchSession {
     }
 
     async fn stream(&self, start: Start, sender: &mpsc::Sender<Bytes>) -> Result<(), Closed> {
-        let mut changes = self.shared.store.subscribe();
+        let mut changes = self
+            .shared
+            .store
+            .subscribe_collection(&self.filter.collection);
         changes.borrow_and_update();
         let mut last = match start {
             Start::After(resource_version) => {
@@ -204,9 +223,26 @@ impl WatchSession {
                         }) && self.filter.matches_object(object)
                     },
                 );
+                // The initial ADDED events leave in chunks of up to SNAPSHOT_CHUNK bytes: a
+                // watch of a collection of hundreds of objects costs a few sends, not one per
+                // object (thousands of such watches opened together were most of apisim's work).
+                let mut chunk = Vec::new();
                 for object in &page.items {
-                    self.send(sender, self.event_line(EventType::Added.as_str(), object))
-                        .await?;
+                    if self.as_table {
+                        self.send(sender, self.event_line(EventType::Added.as_str(), object))
+                            .await?;
+                        continue;
+                    }
+                    chunk.extend_from_slice(b"{\"type\":\"ADDED\",\"object\":");
+                    chunk.extend_from_slice(&object.json);
+                    chunk.extend_from_slice(b"}\n");
+                    if chunk.len() >= SNAPSHOT_CHUNK {
+                        self.send(sender, Bytes::from(std::mem::take(&mut chunk)))
+                            .await?;
+                    }
+                }
+                if !chunk.is_empty() {
+                    self.send(sender, Bytes::from(chunk)).await?;
                 }
                 if self.initial_events_end {
                     self.send(sender, self.bookmark(page.resource_version, true))
@@ -220,12 +256,15 @@ impl WatchSession {
         bookmark_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         bookmark_timer.reset();
         let deadline = self.deadline;
+        // A bookmark carries the resourceVersion of a read made just before it, so it is as
+        // recent as the store's (the watch wakes only for its own collection's writes).
+        let mut bookmark_due = false;
         loop {
-            let current = *changes.borrow_and_update();
-            let events = match self.shared.store.events_after(last, BATCH, &|event| {
+            changes.borrow_and_update();
+            let (events, current) = match self.shared.store.events_after_at(last, BATCH, &|event| {
                 self.filter.concerns(event) && self.filter.visible_type(event).is_some()
             }) {
-                Ok(events) => events,
+                Ok(read) => read,
                 Err(expired) => {
                     let error = line(&json!({"type": "ERROR", "object": expired.to_status()}));
                     return self.send(sender, error).await;
@@ -246,6 +285,9 @@ impl WatchSession {
                 continue;
             }
             last = last.max(current);
+            if std::mem::take(&mut bookmark_due) {
+                self.send(sender, self.bookmark(last, false)).await?;
+            }
             let wake = tokio::select! {
                 changed = changes.changed() => {
                     if changed.is_err() { Wake::End } else { Wake::Changed }
@@ -260,7 +302,7 @@ impl WatchSession {
             };
             match wake {
                 Wake::Changed => {}
-                Wake::Bookmark => self.send(sender, self.bookmark(last, false)).await?,
+                Wake::Bookmark => bookmark_due = true,
                 Wake::End => return Ok(()),
             }
         }
@@ -281,8 +323,40 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// What follows the resourceVersion's digits in a plain BOOKMARK line.
+const BOOKMARK_SUFFIX: &[u8] = b"\"}},\"type\":\"BOOKMARK\"}\n";
+
+/// The start of a plain BOOKMARK line of `kind` in `api_version`, byte for byte what
+/// serde_json writes for it (keys in order), up to the resourceVersion's digits.
+fn bookmark_prefix(kind: &str, api_version: &str) -> Vec<u8> {
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
+    format!(
+        "{{\"object\":{{\"apiVersion\":{},\"kind\":{},\"metadata\":{{\"resourceVersion\":\"",
+        quoted(api_version),
+        quoted(kind)
+    )
+    .into_bytes()
+}
+
 fn line(value: &Value) -> Bytes {
     let mut out = serde_json::to_vec(value).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_bookmark_line_is_what_serde_json_writes() {
+        let mut line_bytes = bookmark_prefix("Pod", "v1");
+        line_bytes.extend_from_slice(b"42");
+        line_bytes.extend_from_slice(BOOKMARK_SUFFIX);
+        let expected = line(&json!({
+            "type": "BOOKMARK",
+            "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": "42"}}
+        }));
+        assert_eq!(line_bytes, expected.as_ref());
+    }
 }

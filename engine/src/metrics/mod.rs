@@ -131,6 +131,9 @@ pub struct CoreMetrics {
     /// Wake error: the send lag of the first request written after each release of due
     /// requests (the scheduler's own lateness, without a burst's serialisation), ns.
     pub wake_error: Histogram<u64>,
+    /// Send lag of the WATCHes alone (they are in `lag` too): a WATCH's lag includes its
+    /// connect, so the report tells the other requests' lag apart from it.
+    pub watch_lag: Histogram<u64>,
     /// All successful requests: the sum of `verbs`, built by `finish` (not recorded per
     /// request: two fewer histogram updates on the hot path).
     pub all: LatencyHistograms,
@@ -180,6 +183,7 @@ impl CoreMetrics {
         CoreMetrics {
             lag: new_histogram(),
             wake_error: new_histogram(),
+            watch_lag: new_histogram(),
             all: LatencyHistograms::default(),
             labels: vec![None; label_count as usize],
             verbs: Default::default(),
@@ -234,6 +238,20 @@ impl CoreMetrics {
             &mut self.wake_error,
             u64::try_from(late.as_nanos()).unwrap_or(u64::MAX),
         );
+    }
+
+    /// Like [`record_send`](Self::record_send), for a WATCH (also kept in `watch_lag`).
+    pub fn record_watch_send(&mut self, lag: Duration, since_start: Duration) {
+        self.record_send(lag, since_start);
+        record_value(&mut self.watch_lag, micros(lag));
+    }
+
+    /// Send lag of the requests that are not WATCHes (`lag` without `watch_lag`).
+    pub fn lag_without_watches(&self) -> Histogram<u64> {
+        let mut h = self.lag.clone();
+        // Every value of `watch_lag` was recorded in `lag` too, so this cannot underflow.
+        let _ = h.subtract(&self.watch_lag);
+        h
     }
 
     /// The stats of `label`, created on first use.
@@ -363,6 +381,7 @@ impl CoreMetrics {
         other.fold_pending();
         let _ = self.lag.add(&other.lag);
         let _ = self.wake_error.add(&other.wake_error);
+        let _ = self.watch_lag.add(&other.watch_lag);
         if self.labels.len() < other.labels.len() {
             self.labels.resize(other.labels.len(), None);
         }

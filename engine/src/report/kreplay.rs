@@ -281,6 +281,19 @@ fn write_histograms(
     Ok(())
 }
 
+/// `{"count", "p50", "p90", "p99", "p999", "max"}` of a send-lag histogram (seconds).
+fn write_lag_summary(w: &mut GoJsonWriter, h: &Histogram<u64>) {
+    w.begin_object();
+    w.key("count").uint(h.len());
+    if !h.is_empty() {
+        for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+            w.key(name).float(seconds(h.value_at_quantile(q)));
+        }
+        w.key("max").float(seconds(h.max()));
+    }
+    w.end_object();
+}
+
 /// Writes the `"kreplay"` member into the open top-level object of `w`.
 pub fn write_kreplay_member(
     w: &mut GoJsonWriter,
@@ -302,6 +315,13 @@ pub fn write_kreplay_member(
     }
     w.key("lateOver1ms").uint(m.late_1ms);
     w.key("lateOver10ms").uint(m.late_10ms);
+    if !m.watch_lag.is_empty() {
+        // A WATCH's lag includes its connect: the other requests' lag is told apart.
+        w.key("watches");
+        write_lag_summary(w, &m.watch_lag);
+        w.key("withoutWatches");
+        write_lag_summary(w, &m.lag_without_watches());
+    }
     w.end_object();
     super::timing::write_timing(
         w,

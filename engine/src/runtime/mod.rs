@@ -16,6 +16,7 @@ mod request_url;
 mod ring;
 mod schedule;
 mod watch;
+mod watch_lane;
 mod worker;
 
 use preprocess::profile::Verb;
@@ -39,6 +40,7 @@ use notify::Notify;
 use progress::{CoreProgress, GateTicket, ReplayEnd, CROSS_CORE_POLL};
 use queue::ReadyQueue;
 use schedule::{CheckGate, Schedule, CHECK_POLL};
+pub use watch_lane::run_watch_lane;
 
 /// Most due requests waiting for a connection on one core; the dispatcher pauses beyond it.
 const QUEUE_CAP: usize = 16 * 1024;
@@ -72,6 +74,8 @@ pub struct CoreSettings {
     pub retries: crate::run::RetryPolicy,
     /// `--watch-connections`.
     pub watch_connections: crate::run::WatchConnections,
+    /// `--watch-executor`: the cores or the WATCH lane (`watch_lane`) hold the WATCHes.
+    pub watch_executor: crate::run::WatchExecutor,
 }
 
 /// client-go's most retries of one request (`rest.Request`'s default `maxRetries`).

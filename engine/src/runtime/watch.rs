@@ -21,8 +21,16 @@ use crate::report::error_class::is_kperf_failure_status;
 use crate::source::RequestParts;
 use crate::transport::{Http2Body, Stream};
 
-/// Starts the WATCH at (`run`, `index`), due at `due` (one task per WATCH: not the hot path).
+/// The core's dispatcher met the WATCH at (`run`, `index`), due at `due`: it starts it
+/// unless WATCHes run on the WATCH lane (`watch_lane`), which starts them itself.
 pub(super) fn start(ctx: &Rc<CoreCtx>, run: u32, index: u32, due: Instant) {
+    if ctx.shared.settings.watch_executor == crate::run::WatchExecutor::Cores {
+        spawn(ctx, run, index, due);
+    }
+}
+
+/// Starts the WATCH at (`run`, `index`), due at `due` (one task per WATCH: not the hot path).
+pub(super) fn spawn(ctx: &Rc<CoreCtx>, run: u32, index: u32, due: Instant) {
     let stop = Rc::new(Notify::default());
     ctx.watch_stops.borrow_mut().push(stop.clone());
     let task = glommio::spawn_local(run_watch(ctx.clone(), stop, run, index, due)).detach();
@@ -221,6 +229,14 @@ fn count(got: &mut Received, chunk: &[u8], failed: bool, keep: &mut Vec<u8>) {
     }
 }
 
+/// Records a WATCH's send (its lag is kept apart too: it includes the connect).
+fn record_send(ctx: &CoreCtx, sent_at: Instant, due: Instant) {
+    ctx.metrics.borrow_mut().record_watch_send(
+        sent_at.saturating_duration_since(due),
+        sent_at.saturating_duration_since(ctx.start),
+    );
+}
+
 /// Opens the WATCH's connection or stream, sends it and waits for the response headers.
 async fn send(
     ctx: &CoreCtx,
@@ -234,7 +250,7 @@ async fn send(
             let mut request = Vec::with_capacity(parts.target.len() + parts.body.len() + 512);
             ctx.encode_request(&mut request, parts);
             *sent_at = Instant::now();
-            ctx.record_send(*sent_at, due);
+            record_send(ctx, *sent_at, due);
             s.write_all(&request)
                 .await
                 .map_err(|e| Failure::Response(e.into()))?;
@@ -252,7 +268,7 @@ async fn send(
                 super::h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
             };
             *sent_at = Instant::now();
-            ctx.record_send(*sent_at, due);
+            record_send(ctx, *sent_at, due);
             let response = lease
                 .conn()
                 .send(request.method, &request.path, &request.headers, parts.body)

@@ -1,0 +1,197 @@
+//! The WATCH lane: a glommio executor of its own, on a thread of the lowest CPU priority
+//! (`SCHED_IDLE`) that may use the cores' CPUs, which opens, holds and reads every WATCH
+//! of the replay (`--watch-executor separate`, the default).
+//!
+//! Why: a core that also holds the WATCHes (`--watch-executor cores`) lends them its
+//! HTTP/2 connections and its one-at-a-time connect gate, so with tens of thousands of
+//! WATCHes its requests wait for streams and connects the WATCHes took, and every event the
+//! server sends a WATCH is read between two due requests. Here the lane has its own
+//! connections (WATCHes that share under `--watch-connections` share the lane's), its own
+//! task queue and its own thread; the kernel runs it only when the cores' threads do not
+//! need the CPU, so the cores keep their schedule and the WATCHes get what is left.
+//! What the lane measured is merged with the cores' results like one more core's.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::timer::sleep;
+
+use super::progress::{GateTicket, CROSS_CORE_POLL};
+use super::{conn, watch, CoreCtx, CoreResult, Shared};
+use crate::clock::{DueWaiter, TimingMode};
+use crate::merge::RunMerger;
+use crate::metrics::{CoreMetrics, SecondCounts};
+use crate::runtime::notify::Notify;
+use crate::runtime::queue::ReadyQueue;
+
+/// Credentials are re-read this often (as the cores do).
+const AUTH_EVERY: Duration = Duration::from_secs(1);
+
+/// Puts the calling thread in the `SCHED_IDLE` class: it runs only when no thread of a
+/// normal class wants its CPU, and a waking core thread takes the CPU from it at once.
+/// Best effort: without it the lane still runs apart, at normal priority.
+fn lower_to_idle_priority() -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain system call on the calling thread (pid 0) with a valid parameter.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
+}
+
+/// Runs every WATCH of `runs` (global run indexes, all the cores') to the end of the
+/// replay. Must run inside a glommio executor; arrives at the start gate like a core.
+pub async fn run_watch_lane(
+    shared: Arc<Shared>,
+    runs: Vec<usize>,
+    ticket: GateTicket,
+) -> CoreResult {
+    lower_to_idle_priority();
+    let label_count = shared.source.info().label_count;
+    let Some(start) = ticket.arrive_and_wait(true) else {
+        return CoreResult {
+            metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
+            end: Instant::now(),
+            unsent_on_stop: 0,
+            conns_opened: 0,
+            peak_conns: 0,
+            max_streams: 0,
+            preflight_error: None,
+            load: super::CoreLoad::default(),
+        };
+    };
+    let mut metrics = CoreMetrics::new(label_count, shared.settings.raw_data);
+    let span = shared
+        .settings
+        .scale
+        .offset(shared.source.info().duration_us);
+    metrics.sent_per_second = SecondCounts::with_seconds(span.as_secs() as usize + 2);
+    metrics.per_second = crate::metrics::per_second::PerSecondSeries::new(span, start);
+    let auth = shared
+        .target
+        .auth
+        .as_ref()
+        .and_then(|a| a.authorization().ok().flatten());
+    let ctx = Rc::new(CoreCtx {
+        index: usize::MAX,
+        start,
+        queue: RefCell::new(ReadyQueue::new(0, 1)),
+        idle: RefCell::new(Vec::new()),
+        slots: RefCell::new(Vec::new()),
+        workers: RefCell::new(Vec::new()),
+        watches: RefCell::new(Vec::new()),
+        watch_stops: RefCell::new(Vec::new()),
+        metrics: RefCell::new(metrics),
+        input_done: Cell::new(false),
+        space: Notify::default(),
+        max_in_flight: 1,
+        max_conns: 1,
+        conns_opened: Cell::new(0),
+        h2_pool: Rc::new(RefCell::new(Vec::new())),
+        h2_connect: glommio::sync::Semaphore::new(1),
+        watch_http1: Cell::new(false),
+        auth: RefCell::new(auth),
+        finished: Cell::new(false),
+        last_end: Cell::new(start),
+        ring: RefCell::new(None),
+        ring_wake: Notify::default(),
+        awaiting_first_send: Cell::new(false),
+        unsent_on_stop: Cell::new(0),
+        spun: Cell::new(Duration::ZERO),
+        shared,
+    });
+    let refresher = glommio::spawn_local(refresh_credentials(ctx.clone())).detach();
+    let unsent = start_watches(&ctx, &runs).await;
+    // WATCHes end when every core's normal traffic has ended (or on stop).
+    while !ctx.shared.replay_end.all_done() && !ctx.stop_requested() {
+        sleep(CROSS_CORE_POLL).await;
+    }
+    for stop in ctx.watch_stops.borrow().iter() {
+        stop.notify();
+    }
+    let watches: Vec<_> = ctx.watches.borrow_mut().drain(..).collect();
+    for w in watches {
+        w.await;
+    }
+    ctx.finished.set(true);
+    refresher.await;
+    let metrics = std::mem::replace(&mut *ctx.metrics.borrow_mut(), CoreMetrics::new(0, false));
+    CoreResult {
+        metrics,
+        end: ctx.last_end.get(),
+        unsent_on_stop: unsent,
+        conns_opened: ctx.conns_opened.get(),
+        peak_conns: 0,
+        max_streams: conn::take_peak_streams(),
+        preflight_error: None,
+        load: super::CoreLoad::default(),
+    }
+}
+
+/// Starts each WATCH of `runs` at its due instant (relaxed waits: a WATCH's lag includes its
+/// connect anyway). Returns the WATCHes never started because of a stop.
+async fn start_watches(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
+    let source = ctx.shared.source.clone();
+    let slices = runs
+        .iter()
+        .map(|&r| source.run_records(r).unwrap_or(&[]))
+        .collect();
+    let mut merger = RunMerger::new(slices);
+    let scale = ctx.shared.settings.scale;
+    let mut waiter = DueWaiter::new(TimingMode::Relaxed);
+    let stop = || ctx.stop_requested();
+    // Due time of the last record taken: one due before it lies past the checked part of
+    // its run (a damaged due time) and waits for the check's verdict, as the cores do.
+    let mut taken_us = 0;
+    while let Some(next_us) = merger.peek_due() {
+        // No WATCH leaves from a part of the timeline the check has not covered.
+        let need_us = if next_us < taken_us {
+            u64::MAX
+        } else {
+            next_us
+        };
+        if !crate::source::wait_until_checked(&*source, need_us, &mut waiter, &stop).await {
+            // A failed check (or a stop): the cores count what is left unsent.
+            return 0;
+        }
+        taken_us = next_us;
+        let Some((cursor, record)) = merger.pop() else {
+            break;
+        };
+        if !record.is_watch() {
+            continue;
+        }
+        let due = ctx.start + scale.offset(next_us);
+        waiter.wait_until(due, &stop).await;
+        if stop() {
+            // The cores count what had not come due when they stopped (WATCHes too); the
+            // lane counts the WATCHes that had come due and were never started.
+            let now = Instant::now();
+            let late = |us: u64| ctx.start + scale.offset(us) <= now;
+            let rest = std::iter::from_fn(|| merger.pop())
+                .filter(|(_, r)| r.is_watch() && late(r.due_us))
+                .count() as u64;
+            return rest + u64::from(due <= now);
+        }
+        watch::spawn(ctx, runs[cursor.slot as usize] as u32, cursor.index, due);
+    }
+    0
+}
+
+/// Re-reads the credentials every [`AUTH_EVERY`] until the lane finishes (exec plugins and
+/// token files rotate).
+async fn refresh_credentials(ctx: Rc<CoreCtx>) {
+    let step = Duration::from_millis(50);
+    let mut since = Duration::ZERO;
+    while !ctx.finished.get() {
+        sleep(step).await;
+        since += step;
+        if since >= AUTH_EVERY {
+            since = Duration::ZERO;
+            if let Some(a) = ctx.shared.target.auth.as_ref() {
+                if let Ok(v) = a.authorization() {
+                    *ctx.auth.borrow_mut() = v;
+                }
+            }
+        }
+    }
+}
