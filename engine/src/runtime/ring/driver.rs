@@ -37,9 +37,13 @@ enum Wait {
     /// Block in the ring until this instant or a completion; `Some(instant)`: the wait
     /// ends at a due instant's wake-up time (its lateness calibrates the margin).
     Ring(Instant, Option<Instant>),
-    /// Wait through glommio (a timer of its own is due, or its sockets need the thread)
+    /// Wait through glommio (a timer of its own is near, or its sockets need the thread)
     /// until this instant, a completion, or a wake-up.
     Executor(Instant),
+    /// A timer of glommio's is due: let the executor fire it and run the tasks it wakes,
+    /// whatever completions wait (a loop that always has one would otherwise starve the
+    /// tick, and with it the timeouts).
+    Timers,
 }
 
 /// How the loop waits, given the next due instant's wake-up time (`wake`, due less the
@@ -59,7 +63,7 @@ fn plan_wait(
     // glommio fires a timer only when every task waits: once one is due, the loop waits
     // through glommio, however busy it is.
     if next_timer.is_some_and(|t| t <= now) {
-        return Wait::Executor(now);
+        return Wait::Timers;
     }
     if let Some((wake, due)) = next {
         if due <= now {
@@ -194,6 +198,13 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     margin.observe(Instant::now().saturating_duration_since(wake));
                 }
             }
+            Wait::Timers => {
+                // A timer wait suspends the loop so the executor fires its timers; the yield
+                // then puts the loop behind the tasks they woke.
+                timer.reset(MIN_EXECUTOR_WAIT);
+                (&mut timer).await;
+                future::yield_now().await;
+            }
             Wait::Executor(until) => {
                 // At least 1 µs: a timer already due returns at once, without the executor
                 // getting the thread to fire its own.
@@ -259,7 +270,7 @@ mod tests {
         // A timer of the executor due: glommio must fire it, even before a due request.
         assert_eq!(
             plan_wait(now, Some((now - us(60), now)), Some(now), false),
-            Wait::Executor(now)
+            Wait::Timers
         );
         assert_eq!(
             plan_wait(now, next, Some(now + MIN_BLOCK / 2), false),
