@@ -213,6 +213,87 @@ fn damage_in_a_late_block_stops_the_run_after_the_intact_part() {
     )
     .expect("report JSON");
     assert_eq!(report["totalRun"], sent as u64, "report: {report}");
+    // The report says why the run stopped, naming the file and the block.
+    let damage = report["kreplay"]["run"]["timelineDamage"]
+        .as_str()
+        .unwrap_or_else(|| {
+            panic!(
+                "no kreplay.run.timelineDamage in {}",
+                report["kreplay"]["run"]
+            )
+        });
+    assert!(
+        damage.contains(damaged.to_str().expect("utf-8 path"))
+            && damage.contains("records block 9 of run 0"),
+        "timelineDamage: {damage}"
+    );
+
+    // A merge of that report with an intact one carries the damage, naming the report.
+    let intact_path = dir.path().join("intact.json");
+    let intact = run_bounded(
+        Command::new(bin("engine"))
+            .arg("run")
+            .arg(&good)
+            .args([
+                "--server",
+                &sim.url,
+                "--quiet",
+                "--timeout",
+                "5s",
+                "--result",
+            ])
+            .arg(&intact_path),
+        Duration::from_secs(60),
+    );
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    let intact_report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&intact_path).expect("intact report"))
+            .expect("intact JSON");
+    assert!(
+        intact_report["kreplay"]["run"]
+            .get("timelineDamage")
+            .is_none(),
+        "an intact run has no timelineDamage: {}",
+        intact_report["kreplay"]["run"]
+    );
+    let merged_path = dir.path().join("merged.json");
+    let merge = run_bounded(
+        Command::new(bin("engine"))
+            .arg("merge")
+            // The two replayed different timelines (one damaged): the merge needs --force.
+            .arg("--force")
+            .arg(&report_path)
+            .arg(&intact_path)
+            .arg("-o")
+            .arg(&merged_path),
+        Duration::from_secs(60),
+    );
+    assert!(
+        merge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merge.stderr)
+    );
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged_path).expect("merged report"))
+            .expect("merged JSON");
+    let merged_damage = merged["kreplay"]["run"]["timelineDamage"]
+        .as_str()
+        .unwrap_or_else(|| {
+            panic!(
+                "no timelineDamage in the merge: {}",
+                merged["kreplay"]["run"]
+            )
+        });
+    assert!(
+        merged_damage.contains(report_path.to_str().expect("utf-8 path"))
+            && merged_damage.contains("records block 9 of run 0")
+            && !merged_damage.contains(intact_path.to_str().expect("utf-8 path")),
+        "merged timelineDamage: {merged_damage}"
+    );
 }
 
 #[test]

@@ -391,6 +391,11 @@ pub fn write_kreplay_member(
     w.key("maxStreamsPerConnection").uint(o.max_streams);
     w.key("retries").uint(m.retries);
     w.key("sent").uint(m.sent);
+    // Only a run the timeline check stopped has it: the file, the damaged part, and that
+    // nothing past it was sent.
+    if let Some(d) = &o.check_failure {
+        w.key("timelineDamage").string(&d.to_string());
+    }
     w.key("unsentOnStop").uint(o.unsent_on_stop);
     w.end_object();
 

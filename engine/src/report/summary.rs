@@ -41,6 +41,9 @@ pub fn render_summary(ctx: &ReportContext<'_>) -> String {
         m.bytes_received,
         if o.interrupted { ", interrupted" } else { "" }
     );
+    if let Some(d) = &o.check_failure {
+        let _ = writeln!(s, "  stopped: {d}");
+    }
     let _ = writeln!(s, "  service latency   {}", quantiles(&m.all.service));
     let _ = writeln!(s, "  from due instant  {}", quantiles(&m.all.scheduled));
     let _ = writeln!(

@@ -94,6 +94,8 @@ pub struct MergedReport {
     pub(super) sent: u64,
     pub(super) unsent: u64,
     pub(super) interrupted: bool,
+    /// Each stopped run's `timelineDamage`, prefixed with its report's path.
+    pub(super) timeline_damage: Vec<String>,
     pub(super) watches: BTreeMap<String, (u64, u64)>,
     pub(super) cores: u64,
     pub(super) conns: u64,
@@ -313,6 +315,19 @@ impl MergedReport {
             .get("interrupted")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        match runs.get("timelineDamage") {
+            None => {}
+            Some(Value::String(d)) => self
+                .timeline_damage
+                .push(format!("{}: {d}", r.path.display())),
+            Some(_) => {
+                return Err(r
+                    .error(
+                        "kreplay.run.timelineDamage: expected a string, as `engine run` writes it",
+                    )
+                    .into())
+            }
+        }
         for (key, w) in object(r, k.get("watches"), "kreplay.watches")?.unwrap_or(&empty) {
             let at = format!("kreplay.watches[{key:?}]");
             let w = object(r, Some(w), &at)?.unwrap_or(&empty);

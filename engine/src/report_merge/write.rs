@@ -230,6 +230,10 @@ impl MergedReport {
         w.key("maxStreamsPerConnection").uint(self.max_streams);
         w.key("retries").uint(self.retries);
         w.key("sent").uint(self.sent);
+        if !self.timeline_damage.is_empty() {
+            w.key("timelineDamage")
+                .string(&self.timeline_damage.join("; "));
+        }
         w.key("unsentOnStop").uint(self.unsent);
         w.end_object();
 
