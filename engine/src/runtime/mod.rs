@@ -6,6 +6,7 @@
 //! core publishes and the start/stop signals.
 
 pub mod conn;
+mod core_ctx;
 pub mod failure;
 mod h2_request;
 pub mod notify;
@@ -19,8 +20,7 @@ mod watch;
 mod watch_lane;
 mod worker;
 
-use preprocess::profile::Verb;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,13 +32,12 @@ use glommio::timer::sleep;
 
 use crate::clock::{set_precise_timer_slack, DueWaiter, SpeedScale, TimingMode};
 use crate::http1::RequestTemplate;
-use crate::metrics::{CoreMetrics, SecondCounts};
+use crate::metrics::CoreMetrics;
 use crate::source::ReplaySource;
 use crate::target::Target;
 use conn::Conn;
-use notify::Notify;
+pub(crate) use core_ctx::{CancelReason, CoreCtx, CtxShape, WorkerSlot};
 use progress::{CoreProgress, GateTicket, ReplayEnd, CROSS_CORE_POLL};
-use queue::ReadyQueue;
 use schedule::{CheckGate, Schedule, CHECK_POLL};
 pub use watch_lane::run_watch_lane;
 
@@ -158,6 +157,28 @@ pub struct CoreResult {
     pub load: CoreLoad,
 }
 
+impl CoreResult {
+    /// The result of a core that never started its replay: nothing measured, `unsent`
+    /// requests left unsent, `conns_opened` connections opened before the start.
+    pub(super) fn unstarted(
+        shared: &Shared,
+        unsent: u64,
+        conns_opened: u64,
+        preflight_error: Option<preflight::PreflightError>,
+    ) -> CoreResult {
+        CoreResult {
+            metrics: CoreMetrics::new(shared.source.info().label_count, shared.settings.raw_data),
+            end: Instant::now(),
+            unsent_on_stop: unsent,
+            conns_opened,
+            peak_conns: 0,
+            max_streams: conn::take_peak_streams(),
+            preflight_error,
+            load: CoreLoad::default(),
+        }
+    }
+}
+
 /// How much of a core's thread the replay used, from its start to the end of its normal
 /// traffic (WATCHes after it are not counted).
 #[derive(Debug, Clone, Copy, Default)]
@@ -194,172 +215,6 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Per-worker state the core can see (to wake it, time it out or cancel it).
-#[derive(Debug, Default)]
-pub(crate) struct WorkerSlot {
-    /// Wakes the worker when work is queued.
-    wake: Notify,
-    /// Aborts the request in flight.
-    cancel: Notify,
-    /// Why `cancel` fired.
-    cancel_reason: Cell<CancelReason>,
-    /// When the request in flight started (None: idle).
-    busy_since: Cell<Option<Instant>>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) enum CancelReason {
-    #[default]
-    Timeout,
-    Interrupted,
-}
-
-/// The core's shared state.
-pub(crate) struct CoreCtx {
-    shared: Arc<Shared>,
-    index: usize,
-    start: Instant,
-    queue: RefCell<ReadyQueue>,
-    idle: RefCell<Vec<Rc<WorkerSlot>>>,
-    slots: RefCell<Vec<Rc<WorkerSlot>>>,
-    workers: RefCell<Vec<JoinHandle<()>>>,
-    watches: RefCell<Vec<JoinHandle<()>>>,
-    watch_stops: RefCell<Vec<Rc<Notify>>>,
-    metrics: RefCell<CoreMetrics>,
-    input_done: Cell<bool>,
-    space: Notify,
-    /// Most requests in flight (workers, or ring slots).
-    max_in_flight: usize,
-    /// Most HTTP/2 connections of the pool (more only when every stream is taken).
-    max_conns: usize,
-    conns_opened: Cell<u64>,
-    h2_pool: Rc<conn::H2Pool>,
-    /// One HTTP/2 connect at a time, so workers and WATCHes that find no free stream share
-    /// the connection the first of them opens.
-    h2_connect: glommio::sync::Semaphore,
-    /// The server answered a WATCH connection with HTTP/1.1: WATCHes use dedicated connections.
-    watch_http1: Cell<bool>,
-    auth: RefCell<Option<String>>,
-    finished: Cell<bool>,
-    last_end: Cell<Instant>,
-    /// The HTTP/1.1 pool on its own io_uring ring (plain TCP targets); `None`: workers.
-    ring: RefCell<Option<ring::RingPool>>,
-    /// Wakes the ring pool's loop (work queued, cancellations, end of input).
-    ring_wake: Notify,
-    /// Due requests were released and none of them has been written yet: the next send
-    /// measures the wake error.
-    awaiting_first_send: Cell<bool>,
-    /// Due requests dropped unsent because of a stop (set by whoever reads the schedule).
-    unsent_on_stop: Cell<u64>,
-    /// Time spent spinning for due instants.
-    spun: Cell<Duration>,
-}
-
-impl CoreCtx {
-    fn stop_requested(&self) -> bool {
-        self.shared.stop.load(Ordering::Relaxed)
-    }
-
-    /// Hands a due request to the pool: wakes an idle worker, or opens a connection.
-    fn wake_or_grow(self: &Rc<Self>, pushed: usize) {
-        if self.ring.borrow().is_some() {
-            // The ring pool takes the queue's requests and grows itself.
-            self.ring_wake.notify();
-            return;
-        }
-        let mut woken = 0;
-        while woken < pushed {
-            let Some(slot) = self.idle.borrow_mut().pop() else {
-                break;
-            };
-            slot.wake.notify();
-            woken += 1;
-        }
-        let waiting = self.queue.borrow().len();
-        let mut open = self.slots.borrow().len();
-        let mut extra = waiting.saturating_sub(woken);
-        while extra > 0 && open < self.max_in_flight {
-            self.spawn_worker(None);
-            open += 1;
-            extra -= 1;
-        }
-    }
-
-    fn spawn_worker(self: &Rc<Self>, conn: Option<Conn>) {
-        let slot = Rc::new(WorkerSlot::default());
-        self.slots.borrow_mut().push(slot.clone());
-        let task = glommio::spawn_local(worker::run(self.clone(), slot, conn)).detach();
-        self.workers.borrow_mut().push(task);
-    }
-
-    /// Wakes every idle worker (they re-check whether the run is over).
-    fn wake_all_idle(&self) {
-        self.ring_wake.notify();
-        let idle: Vec<Rc<WorkerSlot>> = self.idle.borrow_mut().drain(..).collect();
-        for slot in idle {
-            slot.wake.notify();
-        }
-    }
-
-    /// Cancels every request in flight with `reason`.
-    fn cancel_busy(&self, reason: CancelReason) {
-        if let Some(pool) = self.ring.borrow_mut().as_mut() {
-            pool.cancel(reason, None);
-            self.ring_wake.notify();
-        }
-        for slot in self.slots.borrow().iter() {
-            if slot.busy_since.get().is_some() {
-                slot.cancel_reason.set(reason);
-                slot.cancel.notify();
-            }
-        }
-    }
-
-    /// The runner (partition) of global run `run`.
-    fn runner_of(&self, run: u32) -> u32 {
-        self.shared
-            .source
-            .runs()
-            .get(run as usize)
-            .map_or(0, |r| r.runner)
-    }
-
-    /// Records that a request due at `due` had its first byte written at `sent_at`.
-    fn record_send(&self, sent_at: Instant, due: Instant) {
-        let lag = sent_at.saturating_duration_since(due);
-        let mut m = self.metrics.borrow_mut();
-        if self.awaiting_first_send.replace(false) {
-            m.record_wake_error(lag);
-        }
-        m.record_send(lag, sent_at.saturating_duration_since(self.start));
-    }
-
-    /// Encodes `parts` as an HTTP/1.1 request into `buf`, with the current credentials.
-    fn encode_request(&self, buf: &mut Vec<u8>, parts: &crate::source::RequestParts<'_>) {
-        let auth = self.auth.borrow();
-        self.shared.template.encode(
-            buf,
-            parts.method,
-            parts.target,
-            parts.body_kind,
-            parts.body,
-            auth.as_deref(),
-        );
-    }
-
-    /// Hints the caches about what the next requests will read (`ReadyQueue::prefetch_upcoming`).
-    fn prefetch_upcoming(&self) {
-        self.queue.borrow().prefetch_upcoming(&*self.shared.source);
-    }
-
-    /// The request URL for error records: base URL + target, as kperf shows it.
-    fn request_url(&self, target: &[u8], verb: Verb) -> String {
-        let mut url = self.shared.target.base_url.clone();
-        request_url::push_request_target(&mut url, &String::from_utf8_lossy(target), verb);
-        url
-    }
-}
-
 /// `work`, or `None` as soon as `stop` is set (`work` is then dropped, its sockets closed).
 async fn unless_stopped<T>(
     stop: &AtomicBool,
@@ -384,7 +239,6 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     if shared.settings.timing == TimingMode::Precise {
         set_precise_timer_slack();
     }
-    let label_count = shared.source.info().label_count;
     let prewarm_timeout = shared.settings.timeout.min(Duration::from_secs(5));
     let h2_pool: Rc<conn::H2Pool> = Rc::new(RefCell::new(Vec::new()));
     let mut checked = None;
@@ -399,16 +253,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     // with nothing opened and the main thread ends the run before its start.
     let stopped_before_start = |ticket: GateTicket| {
         let _ = ticket.arrive_and_wait(true);
-        CoreResult {
-            metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
-            end: Instant::now(),
-            unsent_on_stop: planned,
-            conns_opened: 0,
-            peak_conns: 0,
-            max_streams: 0,
-            preflight_error: None,
-            load: CoreLoad::default(),
-        }
+        CoreResult::unstarted(&shared, planned, 0, None)
     };
     if shared.settings.preflight {
         let limit = shared.settings.timeout.min(PREFLIGHT_LIMIT);
@@ -418,16 +263,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
             Some(Err(e)) => {
                 // Nothing is sent: the main thread aborts the start and reports `e`.
                 let _ = ticket.arrive_and_wait(false);
-                return CoreResult {
-                    metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
-                    end: Instant::now(),
-                    unsent_on_stop: 0,
-                    conns_opened: 0,
-                    peak_conns: 0,
-                    max_streams: conn::take_peak_streams(),
-                    preflight_error: Some(e),
-                    load: CoreLoad::default(),
-                };
+                return CoreResult::unstarted(&shared, 0, 0, Some(e));
             }
         }
     }
@@ -445,59 +281,21 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         .filter(|c| matches!(c, Some(Conn::Http1(_))))
         .count()
         + h2_pool.borrow().len()) as u64;
-    let auth = shared
-        .target
-        .auth
-        .as_ref()
-        .and_then(|a| a.authorization().ok().flatten());
     let Some(start) = ticket.arrive_and_wait(true) else {
-        return CoreResult {
-            metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
-            end: Instant::now(),
-            unsent_on_stop: planned,
-            conns_opened: opened,
-            peak_conns: 0,
-            max_streams: conn::take_peak_streams(),
-            preflight_error: None,
-            load: CoreLoad::default(),
-        };
+        return CoreResult::unstarted(&shared, planned, opened, None);
     };
-    let mut metrics = CoreMetrics::new(label_count, shared.settings.raw_data);
-    // Reserved for the whole timeline (and a little lateness) so sends do not allocate.
-    let span = shared
-        .settings
-        .scale
-        .offset(shared.source.info().duration_us);
-    metrics.sent_per_second = SecondCounts::with_seconds(span.as_secs() as usize + 2);
-    metrics.per_second = crate::metrics::per_second::PerSecondSeries::new(span, start);
-    let ctx = Rc::new(CoreCtx {
-        index: plan.index,
-        start,
-        queue: RefCell::new(ReadyQueue::new(QUEUE_CAP + 1024, plan.max_in_flight)),
-        idle: RefCell::new(Vec::with_capacity(plan.max_in_flight)),
-        slots: RefCell::new(Vec::with_capacity(plan.max_in_flight)),
-        workers: RefCell::new(Vec::with_capacity(plan.max_in_flight)),
-        watches: RefCell::new(Vec::new()),
-        watch_stops: RefCell::new(Vec::new()),
-        metrics: RefCell::new(metrics),
-        input_done: Cell::new(false),
-        space: Notify::default(),
-        max_in_flight: plan.max_in_flight.max(plan.conns).max(1),
-        max_conns: plan.max_conns.max(plan.conns).max(1),
-        conns_opened: Cell::new(opened),
-        h2_pool,
-        h2_connect: glommio::sync::Semaphore::new(1),
-        watch_http1: Cell::new(false),
-        auth: RefCell::new(auth),
-        finished: Cell::new(false),
-        last_end: Cell::new(start),
-        ring: RefCell::new(None),
-        ring_wake: Notify::default(),
-        awaiting_first_send: Cell::new(false),
-        unsent_on_stop: Cell::new(0),
-        spun: Cell::new(Duration::ZERO),
+    let ctx = CoreCtx::new(
         shared,
-    });
+        CtxShape {
+            index: plan.index,
+            start,
+            queue_cap: QUEUE_CAP + 1024,
+            max_in_flight: plan.max_in_flight.max(plan.conns).max(1),
+            max_conns: plan.max_conns.max(plan.conns).max(1),
+            conns_opened: opened,
+            h2_pool,
+        },
+    );
     let cpu_at_start = thread_cpu_time();
     let ticker = glommio::spawn_local(tick_loop(ctx.clone())).detach();
     let http2 = !ctx.h2_pool.borrow().is_empty();

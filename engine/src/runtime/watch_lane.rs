@@ -11,7 +11,7 @@
 //! need the CPU, so the cores keep their schedule and the WATCHes get what is left.
 //! What the lane measured is merged with the cores' results like one more core's.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +19,10 @@ use std::time::{Duration, Instant};
 use glommio::timer::sleep;
 
 use super::progress::{GateTicket, CROSS_CORE_POLL};
-use super::{conn, watch, CoreCtx, CoreResult, Shared};
+use super::{conn, watch, CoreCtx, CoreResult, CtxShape, Shared};
 use crate::clock::{DueWaiter, TimingMode};
 use crate::merge::RunMerger;
-use crate::metrics::{CoreMetrics, SecondCounts};
-use crate::runtime::notify::Notify;
-use crate::runtime::queue::ReadyQueue;
+use crate::metrics::CoreMetrics;
 
 /// Credentials are re-read this often (as the cores do).
 const AUTH_EVERY: Duration = Duration::from_secs(1);
@@ -46,59 +44,21 @@ pub async fn run_watch_lane(
     ticket: GateTicket,
 ) -> CoreResult {
     lower_to_idle_priority();
-    let label_count = shared.source.info().label_count;
     let Some(start) = ticket.arrive_and_wait(true) else {
-        return CoreResult {
-            metrics: CoreMetrics::new(label_count, shared.settings.raw_data),
-            end: Instant::now(),
-            unsent_on_stop: 0,
-            conns_opened: 0,
-            peak_conns: 0,
-            max_streams: 0,
-            preflight_error: None,
-            load: super::CoreLoad::default(),
-        };
+        return CoreResult::unstarted(&shared, 0, 0, None);
     };
-    let mut metrics = CoreMetrics::new(label_count, shared.settings.raw_data);
-    let span = shared
-        .settings
-        .scale
-        .offset(shared.source.info().duration_us);
-    metrics.sent_per_second = SecondCounts::with_seconds(span.as_secs() as usize + 2);
-    metrics.per_second = crate::metrics::per_second::PerSecondSeries::new(span, start);
-    let auth = shared
-        .target
-        .auth
-        .as_ref()
-        .and_then(|a| a.authorization().ok().flatten());
-    let ctx = Rc::new(CoreCtx {
-        index: usize::MAX,
-        start,
-        queue: RefCell::new(ReadyQueue::new(0, 1)),
-        idle: RefCell::new(Vec::new()),
-        slots: RefCell::new(Vec::new()),
-        workers: RefCell::new(Vec::new()),
-        watches: RefCell::new(Vec::new()),
-        watch_stops: RefCell::new(Vec::new()),
-        metrics: RefCell::new(metrics),
-        input_done: Cell::new(false),
-        space: Notify::default(),
-        max_in_flight: 1,
-        max_conns: 1,
-        conns_opened: Cell::new(0),
-        h2_pool: Rc::new(RefCell::new(Vec::new())),
-        h2_connect: glommio::sync::Semaphore::new(1),
-        watch_http1: Cell::new(false),
-        auth: RefCell::new(auth),
-        finished: Cell::new(false),
-        last_end: Cell::new(start),
-        ring: RefCell::new(None),
-        ring_wake: Notify::default(),
-        awaiting_first_send: Cell::new(false),
-        unsent_on_stop: Cell::new(0),
-        spun: Cell::new(Duration::ZERO),
+    let ctx = CoreCtx::new(
         shared,
-    });
+        CtxShape {
+            index: usize::MAX,
+            start,
+            queue_cap: 0,
+            max_in_flight: 1,
+            max_conns: 1,
+            conns_opened: 0,
+            h2_pool: Rc::new(RefCell::new(Vec::new())),
+        },
+    );
     let refresher = glommio::spawn_local(refresh_credentials(ctx.clone())).detach();
     let unsent = start_watches(&ctx, &runs).await;
     // WATCHes end when every core's normal traffic has ended (or on stop).

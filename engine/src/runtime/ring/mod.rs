@@ -6,11 +6,19 @@
 //! Against a task per connection there is no `recv` and armed poll per request, and no
 //! task, waker or source per operation.
 //!
+//! The parts: `driver.rs` is the loop (schedule, waits, spin); this file takes requests
+//! into slots and writes them; `armed.rs` readies the next instant's requests during the
+//! spin; `connect.rs` opens connections (and runs TLS handshakes) through the ring;
+//! `completion.rs` carries each finished operation on, up to the response's record;
+//! `slot.rs` is one connection's state, `tls.rs` its rustls session, `uring.rs` the ring.
+//!
 //! Invariants that make the ring's raw pointers sound: a slot has at most one operation in
 //! flight (`Slot::op`), its buffers and the target address are never moved, resized or
 //! freed while it does, and a slot is reset only after that operation's completion.
 
 mod armed;
+mod completion;
+mod connect;
 mod driver;
 mod slot;
 mod tls;
@@ -25,15 +33,15 @@ use rustls_pki_types::ServerName;
 
 use super::conn::Conn;
 use super::failure::Failure;
-use super::worker::{record_outcome, request_of, Exchange};
+use super::worker::{request_of, Exchange};
 use super::{CancelReason, CoreCtx, QUEUE_RESUME};
-use crate::http1::ResponseError;
-use crate::transport::Stream;
-use uring::{Completion, Op, Ring};
+use uring::{Op, Ring};
 
+use completion::settle;
+use connect::take_over;
 pub(super) use driver::drive;
 use slot::{Job, Parked, Slot};
-use tls::{Plaintext, TlsSession};
+use tls::TlsSession;
 
 /// A connection handed to the pool: its socket, and its TLS session over `https://`.
 type OpenConnection = (OwnedFd, Option<TlsSession>);
@@ -401,26 +409,6 @@ impl RingPool {
         true
     }
 
-    /// Opens a connection for slot `i`'s request.
-    fn connect(&mut self, ctx: &CoreCtx, i: usize) {
-        let opened = uring::open_socket(&self.target).and_then(|fd| {
-            let slot = &mut self.slots[i];
-            let tag = slot.tag(i, Op::Connect);
-            self.ring.connect(fd.as_raw_fd(), &self.addr, tag)?;
-            Ok(fd)
-        });
-        match opened {
-            Ok(fd) => {
-                let fixed = self.ring.register_file(i, fd.as_raw_fd());
-                let slot = &mut self.slots[i];
-                slot.fd = Some(fd);
-                slot.fixed = fixed;
-                slot.op = Some(Op::Connect);
-            }
-            Err(e) => self.fail(ctx, i, Failure::Connect(e)),
-        }
-    }
-
     /// Writes slot `i`'s new request, encoded in `encoded`, on its open connection: one
     /// non-blocking `send` at `now`, the instant of its first byte.
     fn send_encoded(&mut self, ctx: &CoreCtx, i: usize, now: Instant) {
@@ -467,58 +455,6 @@ impl RingPool {
         }
     }
 
-    /// Moves slot `i`'s TLS handshake on: sends what rustls has to send, receives what it
-    /// waits for, and once it is done seals and sends the request waiting in `request`.
-    fn handshake(&mut self, ctx: &CoreCtx, i: usize) {
-        let slot = &mut self.slots[i];
-        let Some(tls) = slot.tls.as_mut() else { return };
-        if tls.wants_write() {
-            slot.cipher.clear();
-            slot.written = 0;
-            if let Err(e) = tls.records(&mut slot.cipher) {
-                return self.fail(ctx, i, Failure::Response(e.into()));
-            }
-            return match uring::send_now(slot.raw_fd(), &slot.cipher) {
-                Ok(n) => {
-                    slot.written = n;
-                    self.send_rest(ctx, i)
-                }
-                Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
-            };
-        }
-        if tls.is_handshaking() {
-            return self.recv(ctx, i);
-        }
-        slot.handshaking = false;
-        match tls.seal(&slot.request, &mut slot.cipher) {
-            Ok(()) => {
-                slot.written = 0;
-                self.send(ctx, i);
-            }
-            Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
-        }
-    }
-
-    /// Handshake records of slot `i` arrived: `n` bytes in its inbound buffer (0: closed).
-    fn handshake_received(&mut self, ctx: &CoreCtx, i: usize, n: usize) {
-        let slot = &mut self.slots[i];
-        let Some(tls) = slot.tls.as_mut() else { return };
-        if n == 0 {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the server closed the connection during the TLS handshake (is it a TLS server?)",
-            );
-            return self.fail(ctx, i, Failure::Connect(e));
-        }
-        let mut from = 0;
-        while from < n {
-            if let Err(e) = tls.take_ciphertext(&mut from, n) {
-                return self.fail(ctx, i, Failure::Transport(e));
-            }
-        }
-        self.handshake(ctx, i);
-    }
-
     /// Queues a ring send of what is left of slot `i`'s request, or its response's receive
     /// once all is written.
     fn send_rest(&mut self, ctx: &CoreCtx, i: usize) {
@@ -560,293 +496,10 @@ impl RingPool {
         }
     }
 
-    /// Handles the completions that wait; returns how many there were.
-    fn reap(&mut self, ctx: &CoreCtx) -> usize {
-        // The completions already posted all arrived before this instant: one clock read
-        // ends them all, and is nearer their arrival than a read as each is handled. Any
-        // posted while these are handled reads its own.
-        let ready = self.ring.completions_ready();
-        self.reaped_at = (ready > 0).then(Instant::now);
-        let mut n = 0;
-        while let Some(c) = self.ring.next_completion() {
-            n += 1;
-            if n > ready {
-                self.reaped_at = None;
-            }
-            self.complete(ctx, c);
-        }
-        self.reaped_at = None;
-        n
-    }
-
-    fn complete(&mut self, ctx: &CoreCtx, c: Completion) {
-        let i = c.slot as usize;
-        let Some(slot) = self.slots.get_mut(i) else {
-            return;
-        };
-        if c.op == Some(Op::Cancel) || !uring::same_generation(slot.generation, &c) {
-            return;
-        }
-        slot.op = None;
-        if let Some(reason) = slot.cancel {
-            let failure = match reason {
-                CancelReason::Timeout => Failure::Timeout,
-                CancelReason::Interrupted => Failure::Interrupted,
-            };
-            return self.fail(ctx, i, failure);
-        }
-        let os_error = || std::io::Error::from_raw_os_error(-c.result);
-        match c.op {
-            Some(Op::Connect) if c.result < 0 => self.fail(ctx, i, Failure::Connect(os_error())),
-            Some(Op::Connect) => {
-                ctx.conns_opened.set(ctx.conns_opened.get() + 1);
-                match &self.tls {
-                    Some((config, name)) => {
-                        match TlsSession::connect(config.clone(), name.clone()) {
-                            Ok(session) => {
-                                slot.tls = Some(Box::new(session));
-                                slot.handshaking = true;
-                                self.handshake(ctx, i);
-                            }
-                            Err(e) => self.fail(ctx, i, Failure::Transport(e)),
-                        }
-                    }
-                    None => self.send(ctx, i),
-                }
-            }
-            Some(Op::Send) if c.result < 0 => {
-                self.fail(ctx, i, Failure::Response(os_error().into()))
-            }
-            Some(Op::Send) => {
-                slot.written += c.result as usize;
-                if slot.handshaking {
-                    self.send_rest(ctx, i);
-                } else {
-                    self.send(ctx, i);
-                }
-            }
-            Some(Op::Recv) if c.result < 0 => {
-                self.fail(ctx, i, Failure::Response(os_error().into()))
-            }
-            Some(Op::Recv) if slot.handshaking => {
-                self.handshake_received(ctx, i, c.result as usize)
-            }
-            Some(Op::Recv) if slot.tls.is_some() => self.received_tls(ctx, i, c.result as usize),
-            Some(Op::Recv) => self.received(ctx, i, c.result as usize),
-            Some(Op::Cancel) | None => {}
-        }
-    }
-
-    /// `n` bytes arrived on slot `i` (0: the server closed the connection).
-    fn received(&mut self, ctx: &CoreCtx, i: usize, n: usize) {
-        if n == 0 {
-            return self.ended(ctx, i);
-        }
-        let slot = &mut self.slots[i];
-        slot.input.filled(n);
-        slot.received_any = true;
-        if self.parsed(ctx, i) {
-            self.recv(ctx, i);
-        }
-    }
-
-    /// `n` bytes of ciphertext arrived on TLS slot `i` (0: the server closed the
-    /// connection): decrypted into its buffer and parsed, as much as rustls lets through
-    /// at once (it holds 16 KiB of plaintext).
-    fn received_tls(&mut self, ctx: &CoreCtx, i: usize, n: usize) {
-        if n == 0 {
-            return self.ended(ctx, i);
-        }
-        let mut from = 0;
-        loop {
-            let slot = &mut self.slots[i];
-            let Some(tls) = slot.tls.as_mut() else { return };
-            match tls.read_plaintext(&mut slot.input) {
-                Ok(Plaintext::Read(_)) => {
-                    slot.received_any = true;
-                    if !self.parsed(ctx, i) {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Plaintext::Closed) => return self.ended(ctx, i),
-                Ok(Plaintext::Drained) if from == n => break,
-                Ok(Plaintext::Drained) => {}
-                Err(e) => return self.fail(ctx, i, Failure::Response(e.into())),
-            }
-            if let Err(e) = tls.take_ciphertext(&mut from, n) {
-                return self.fail(ctx, i, Failure::Transport(e));
-            }
-        }
-        self.recv(ctx, i);
-    }
-
-    /// Parses what slot `i` received; returns whether its response needs more bytes (else
-    /// it was finished or failed).
-    fn parsed(&mut self, ctx: &CoreCtx, i: usize) -> bool {
-        match self.slots[i].parse() {
-            Ok(Some(head)) => {
-                self.finish(ctx, i, head.status, head.keep_alive, head.retry_after);
-                false
-            }
-            Ok(None) => true,
-            Err(e) => {
-                self.fail(ctx, i, Failure::Response(e));
-                false
-            }
-        }
-    }
-
-    /// The server ended slot `i`'s stream: the response ends with it, or fails.
-    fn ended(&mut self, ctx: &CoreCtx, i: usize) {
-        let slot = &mut self.slots[i];
-        let outcome = match slot.head {
-            None if slot.received_any => Err(ResponseError::UnexpectedEof),
-            None => Err(ResponseError::Eof),
-            Some(head) => slot.parser.end_of_stream().map(|_| head),
-        };
-        match outcome {
-            Ok(head) => self.finish(ctx, i, head.status, false, head.retry_after),
-            Err(e) => self.fail(ctx, i, Failure::Response(e)),
-        }
-    }
-
-    /// Slot `i`'s response is complete: records it and frees the slot.
-    fn finish(
-        &mut self,
-        ctx: &CoreCtx,
-        i: usize,
-        status: u16,
-        keep_alive: bool,
-        retry_after: Option<u32>,
-    ) {
-        let slot = &mut self.slots[i];
-        let delay = slot.job.and_then(|j| {
-            ctx.shared
-                .settings
-                .retry_delay(status, retry_after, j.attempts)
-        });
-        match (delay, slot.job.take()) {
-            (Some(delay), Some(mut job)) => {
-                // Answered with a retryable status: parked (still busy) until Retry-After.
-                job.attempts += 1;
-                let mut m = ctx.metrics.borrow_mut();
-                m.retries += 1;
-                m.add_body_bytes(false, slot.body_bytes);
-                drop(m);
-                let now = self.reaped_at.unwrap_or_else(Instant::now);
-                self.parked.push(Parked {
-                    job,
-                    due: now + delay,
-                    status,
-                });
-            }
-            (_, job) => {
-                slot.job = job;
-                self.settle_slot(ctx, i, Ok(status));
-            }
-        }
-        let slot = &mut self.slots[i];
-        // Bytes beyond the response are nobody's answer: the connection is not reused.
-        let unanswered =
-            slot.input.has_unparsed() || slot.tls.as_mut().is_some_and(|t| t.has_plaintext());
-        if keep_alive && !unanswered {
-            slot.reused = true;
-            slot.idle_since = self.reaped_at.unwrap_or_else(Instant::now);
-            self.idle.push(i);
-        } else {
-            self.close(i);
-        }
-    }
-
-    /// Slot `i`'s request failed: records it and closes the connection (no operation of the
-    /// slot may be in flight).
-    fn fail(&mut self, ctx: &CoreCtx, i: usize, failure: Failure) {
-        if self.retry_on_fresh(ctx, i, &failure) {
-            return;
-        }
-        self.settle_slot(ctx, i, Err(failure));
-        self.close(i);
-    }
-
-    /// Records how slot `i`'s request ended and takes it off the slot.
-    fn settle_slot(&mut self, ctx: &CoreCtx, i: usize, outcome: Result<u16, Failure>) {
-        let slot = &mut self.slots[i];
-        if let Some(job) = slot.job.take() {
-            // Not before its send, which may have been in this batch.
-            let end = match self.reaped_at {
-                Some(at) => at.max(job.exchange.sent_at),
-                None => Instant::now(),
-            };
-            ctx.last_end.set(ctx.last_end.get().max(end));
-            self.busy -= 1;
-            let (bytes, body) = (slot.body_bytes, &slot.error_body);
-            settle(ctx, &job.exchange, outcome, bytes, body, end);
-        }
-    }
-
-    /// Closes slot `i`'s connection and frees the slot for a new one.
-    fn close(&mut self, i: usize) {
-        if std::mem::take(&mut self.slots[i].fixed) && !self.ring.unregister_file(i) {
-            // The table still holds the socket: end the connection all the same.
-            if let Some(fd) = &self.slots[i].fd {
-                // SAFETY: a valid descriptor; shutdown does not close it.
-                unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
-            }
-        }
-        let slot = &mut self.slots[i];
-        debug_assert!(
-            slot.op.is_none(),
-            "closing a connection with an operation in flight"
-        );
-        slot.fd = None;
-        slot.tls = None;
-        slot.handshaking = false;
-        slot.reused = false;
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.cancel = None;
-        slot.head = None;
-        slot.input.reset();
-        self.unconnected.push(i);
-    }
-
     /// Whether the pool has nothing in flight and nothing more will come.
     fn is_done(&self, ctx: &CoreCtx) -> bool {
         self.busy == 0 && ctx.input_done.get() && ctx.queue.borrow().is_empty()
     }
-}
-
-/// The socket of a prewarmed connection (duplicated: the glommio stream closes its own) and
-/// its TLS session; `None` if the socket cannot be duplicated (the pool connects again).
-fn take_over(stream: Stream, server_name: &str) -> Option<OpenConnection> {
-    use std::os::fd::BorrowedFd;
-    let (tcp, session) = match stream {
-        Stream::Plain(tcp) => (tcp, None),
-        Stream::Tls(tls) => {
-            let (tcp, conn) = tls.into_inner();
-            (
-                tcp,
-                Some(TlsSession::established(conn, server_name.to_string())),
-            )
-        }
-    };
-    // SAFETY: the stream is open for the duration of this borrow.
-    let fd = unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
-    let fd = fd.try_clone_to_owned().ok()?;
-    Some((fd, session))
-}
-
-/// Records how a request ended and lets its key go.
-fn settle(
-    ctx: &CoreCtx,
-    ex: &Exchange,
-    outcome: Result<u16, Failure>,
-    body_bytes: u64,
-    error_body: &[u8],
-    end: Instant,
-) {
-    ctx.queue.borrow_mut().release(ex.pending.key);
-    record_outcome(ctx, ex, outcome, body_bytes, error_body, end);
 }
 
 /// A copy of `e` (kind and text) for each request it fails.
