@@ -7,6 +7,7 @@
 
 pub mod conn;
 mod core_ctx;
+mod exchange;
 pub mod failure;
 mod h2_request;
 pub mod notify;

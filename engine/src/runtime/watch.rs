@@ -12,9 +12,9 @@ use futures_lite::{future, AsyncWriteExt};
 use glommio::timer::sleep;
 
 use super::conn::{self, Conn, H2Lease};
+use super::exchange::{keep_error_body, record_failure, request_of};
 use super::failure::Failure;
 use super::notify::Notify;
-use super::worker::{keep_error_body, record_failure};
 use super::CoreCtx;
 use crate::http1::{BodyFraming, ResponseReader};
 use crate::report::error_class::is_kperf_failure_status;
@@ -126,7 +126,7 @@ fn shares_pool(ctx: &CoreCtx, run: u32) -> bool {
 }
 
 async fn run_watch(ctx: Rc<CoreCtx>, stop: Rc<Notify>, run: u32, index: u32, due: Instant) {
-    let Some((record, parts)) = super::worker::request_of(&ctx, run, index, true) else {
+    let Some((record, parts)) = request_of(&ctx, run, index, true) else {
         return;
     };
     let timeout = ctx.shared.settings.timeout;

@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use super::super::exchange::{request_of, Exchange};
 use super::super::failure::Failure;
-use super::super::worker::{request_of, Exchange};
 use super::super::{CancelReason, CoreCtx, QUEUE_RESUME};
 use super::slot::Job;
 use super::RingPool;

@@ -10,8 +10,8 @@ use super::tls::{Plaintext, TlsSession};
 use super::uring::{self, Completion, Op};
 use super::RingPool;
 use crate::http1::ResponseError;
+use crate::runtime::exchange::{record_outcome, Exchange};
 use crate::runtime::failure::Failure;
-use crate::runtime::worker::{record_outcome, Exchange};
 use crate::runtime::{CancelReason, CoreCtx};
 
 impl RingPool {

@@ -32,8 +32,8 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use super::conn::Conn;
+use super::exchange::{request_of, Exchange};
 use super::failure::Failure;
-use super::worker::{request_of, Exchange};
 use super::{CancelReason, CoreCtx, QUEUE_RESUME};
 use uring::{Op, Ring};
 

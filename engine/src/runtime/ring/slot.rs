@@ -3,7 +3,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use super::super::worker::{keep_error_body, Exchange, ERROR_BODY_KEEP};
+use super::super::exchange::{keep_error_body, Exchange, ERROR_BODY_KEEP};
 use super::super::CancelReason;
 use super::tls::TlsSession;
 use super::uring::{self, Op};
