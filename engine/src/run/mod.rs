@@ -8,6 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
+mod limits;
+mod sizing;
+
 use crate::clock::{SpeedScale, TimingMode};
 use crate::http1::RequestTemplate;
 use crate::metrics::{CoreMetrics, SecondCounts};
@@ -16,6 +19,10 @@ use crate::runtime::progress::{CoreProgress, GateTicket, ReplayEnd, StartGate};
 use crate::runtime::{run_core, run_watch_lane, CorePlan, CoreSettings, Shared};
 use crate::source::ReplaySource;
 use crate::target::Target;
+use limits::{
+    raise_memlock_soft_limit, raise_nofile_soft_limit, watch_descriptors, NOFILE_RESERVE,
+};
+pub use sizing::{config_warnings, pool_sizes, replayed_runners, PoolSizes};
 
 /// How to run a replay.
 #[derive(Debug, Clone)]
@@ -172,152 +179,6 @@ pub struct RunOutcome {
     pub max_streams: u64,
     /// How each core kept its schedule, by core.
     pub per_core: Vec<crate::report::timing::CoreTiming>,
-}
-
-/// Raises this process's soft RLIMIT_MEMLOCK to its hard limit: each glommio executor
-/// locks memory for io_uring and refuses to start below 512 KiB (containers often
-/// default to 64 KiB soft). Best effort: a failure shows up as the executor's error.
-fn raise_memlock_soft_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
-        }
-    }
-}
-
-/// Connection and concurrency sizes of a run, totals over all cores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSizes {
-    /// Pool connections opened before the start (at least one per core).
-    pub conns: usize,
-    /// Most connections (HTTP/2: opened only when every connection's streams are taken).
-    pub max_conns: usize,
-    /// Most requests in flight before a due request waits (HTTP/1.1: also the most
-    /// connections, grown on demand).
-    pub max_in_flight: usize,
-}
-
-/// The runners `opts` replays.
-pub fn replayed_runners(runner_count: u32, opts: &RunOptions) -> usize {
-    match opts.selection {
-        RunnerSelection::All => runner_count as usize,
-        RunnerSelection::One(_) => 1,
-    }
-}
-
-/// Sizes the pools: `--conns` (default connsPerRunner × replayed runners), `--max-conns`
-/// (default 4 × conns), `--max-in-flight` (default never below what kperf allows in flight,
-/// max(clientsPerRunner, connsPerRunner) × runners, so a request is never later than under kperf).
-pub fn pool_sizes(
-    spec: &preprocess::profile::Spec,
-    runner_count: u32,
-    opts: &RunOptions,
-    cores: usize,
-) -> PoolSizes {
-    let runners = replayed_runners(runner_count, opts);
-    let conns = opts
-        .conns
-        .unwrap_or(spec.conns_per_runner as usize * runners)
-        .max(cores);
-    let max_conns = opts.max_conns.unwrap_or(conns * 4).max(conns);
-    let kperf_workers = spec.clients_per_runner.max(spec.conns_per_runner) as usize * runners;
-    let max_in_flight = opts
-        .max_in_flight
-        .unwrap_or(max_conns.max(kperf_workers))
-        .max(conns);
-    PoolSizes {
-        conns,
-        max_conns,
-        max_in_flight,
-    }
-}
-
-/// kperf's configuration warnings (`preprocess::warnings`) for the runners `opts` replays,
-/// with the connections and requests in flight the flags give each of them.
-pub fn config_warnings(source: &dyn ReplaySource, opts: &RunOptions) -> Vec<String> {
-    use preprocess::warnings::{config_warnings, Advice, RunnerCapacity};
-    let info = source.info();
-    let runners = replayed_runners(info.runner_count, opts) as u64;
-    // Per core sizes do not matter here: one core keeps the totals as given.
-    let sizes = pool_sizes(&info.spec, info.runner_count, opts, 1);
-    let first = match opts.selection {
-        RunnerSelection::All => 0,
-        RunnerSelection::One(i) => i,
-    };
-    let mut per_runner = vec![0u64; runners as usize];
-    for run in source.runs() {
-        if opts.selection.includes(run.runner) {
-            if let Some(n) = per_runner.get_mut((run.runner - first) as usize) {
-                *n += run.len;
-            }
-        }
-    }
-    let capacity = RunnerCapacity {
-        conns: sizes.conns as u64 / runners.max(1),
-        workers: sizes.max_in_flight as u64 / runners.max(1),
-    };
-    config_warnings(
-        &per_runner,
-        u64::from(first),
-        u64::from(info.runner_count),
-        info.duration_us,
-        capacity,
-        Advice::EngineFlags { runners },
-    )
-}
-
-/// Raises the soft RLIMIT_NOFILE to the hard limit (as Go programs do) and returns the
-/// resulting soft limit (`None` if unknown).
-fn raise_nofile_soft_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return None;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-    }
-    Some(lim.rlim_cur)
-}
-
-/// File descriptors a run needs beyond its connections: stdio, the timeline, each core's
-/// io_uring and eventfds, the preflight's connection, the report.
-const NOFILE_RESERVE: u64 = 64;
-
-/// Fewest concurrent streams an HTTP/2 server is assumed to allow when WATCHes share
-/// connections (Go's servers and the kube-apiserver allow more): it sizes the descriptor
-/// check only, before any server has told its limit.
-const ASSUMED_STREAMS_PER_CONNECTION: u64 = 100;
-
-/// Descriptors `watches` WATCHes need under `mode`: one per WATCH with a connection of its own,
-/// one per [`ASSUMED_STREAMS_PER_CONNECTION`] of those that share (`sharing`: how many may
-/// share under kperf's rule, connsPerRunner × runners). Over HTTP/1.1 every WATCH owns a
-/// connection whatever the mode; that is only known after the first connect, which then fails
-/// with the system's own error if the limit is reached.
-fn watch_descriptors(watches: u64, mode: WatchConnections, sharing: u64) -> u64 {
-    let shared = match mode {
-        WatchConnections::Own => 0,
-        WatchConnections::Shared => watches,
-        WatchConnections::Kperf => watches.min(sharing),
-    };
-    (watches - shared) + shared.div_ceil(ASSUMED_STREAMS_PER_CONNECTION)
 }
 
 /// How often the main thread looks at the stop flag while it waits before the start.
@@ -757,22 +618,5 @@ fn progress_loop(shared: &Shared, scheduled: u64, span_us: u64, start: Instant, 
             return;
         }
         std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn watch_descriptors_count_a_socket_per_own_watch_and_one_per_hundred_shared() {
-        assert_eq!(watch_descriptors(50_000, WatchConnections::Own, 16), 50_000);
-        assert_eq!(watch_descriptors(50_000, WatchConnections::Shared, 16), 500);
-        // kperf's rule: 16 share (one connection), the other 49,984 own one each.
-        assert_eq!(
-            watch_descriptors(50_000, WatchConnections::Kperf, 16),
-            49_985
-        );
-        assert_eq!(watch_descriptors(0, WatchConnections::Shared, 16), 0);
     }
 }
