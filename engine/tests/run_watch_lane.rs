@@ -111,6 +111,37 @@ fn replay_with(executor: &str) {
         Some((1 + GETS) as u64),
         "{lag}"
     );
+    // `engine merge` keeps the split: the report merged with itself doubles both counts and
+    // keeps each part's percentiles.
+    let report_path = dir.path().join("out").join("report.json");
+    let merged_path = dir.path().join("merged.json");
+    let merge = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(["merge", "--force", "-o"])
+        .arg(&merged_path)
+        .arg(&report_path)
+        .arg(&report_path)
+        .output()
+        .expect("run engine merge");
+    assert!(
+        merge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merge.stderr)
+    );
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged_path).expect("merged report"))
+            .expect("merged JSON");
+    let merged_lag = &merged["kreplay"]["sendLag"];
+    for (part, count) in [("watches", WATCHES), ("withoutWatches", 1 + GETS)] {
+        assert_eq!(
+            merged_lag[part]["count"].as_u64(),
+            Some(2 * count as u64),
+            "{part}: {merged_lag}"
+        );
+        assert_eq!(
+            merged_lag[part]["p99"], lag[part]["p99"],
+            "{part}: {merged_lag} against {lag}"
+        );
+    }
     // The WATCHes read their bookmarks while the GETs ran (how many each depends on when the
     // executor got to it, not a behaviour to pin).
     let events: u64 = k["watches"]

@@ -248,10 +248,7 @@ impl CoreMetrics {
 
     /// Send lag of the requests that are not WATCHes (`lag` without `watch_lag`).
     pub fn lag_without_watches(&self) -> Histogram<u64> {
-        let mut h = self.lag.clone();
-        // Every value of `watch_lag` was recorded in `lag` too, so this cannot underflow.
-        let _ = h.subtract(&self.watch_lag);
-        h
+        lag_without(&self.lag, &self.watch_lag)
     }
 
     /// The stats of `label`, created on first use.
@@ -419,6 +416,14 @@ impl CoreMetrics {
         }
         self.errors.extend(other.errors);
     }
+}
+
+/// `lag` less `watch_lag`: the send lag of the requests that are not WATCHes.
+pub fn lag_without(lag: &Histogram<u64>, watch_lag: &Histogram<u64>) -> Histogram<u64> {
+    let mut h = lag.clone();
+    // Every value of `watch_lag` was recorded in `lag` too, so this cannot underflow.
+    let _ = h.subtract(watch_lag);
+    h
 }
 
 #[cfg(test)]

@@ -294,6 +294,35 @@ fn write_lag_summary(w: &mut GoJsonWriter, h: &Histogram<u64>) {
     w.end_object();
 }
 
+/// Writes `kreplay.sendLag` (of a run, or of merged runs): percentiles of every request's
+/// send lag, the late counts and, when WATCHes were sent, the lag of WATCHes and of the rest.
+pub(crate) fn write_send_lag(
+    w: &mut GoJsonWriter,
+    lag: &Histogram<u64>,
+    watch_lag: &Histogram<u64>,
+    late_1ms: u64,
+    late_10ms: u64,
+) {
+    w.key("sendLag").begin_object();
+    w.key("count").uint(lag.len());
+    if !lag.is_empty() {
+        for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+            w.key(name).float(seconds(lag.value_at_quantile(q)));
+        }
+        w.key("max").float(seconds(lag.max()));
+    }
+    w.key("lateOver1ms").uint(late_1ms);
+    w.key("lateOver10ms").uint(late_10ms);
+    if !watch_lag.is_empty() {
+        // A WATCH's lag includes its connect: the other requests' lag is told apart.
+        w.key("watches");
+        write_lag_summary(w, watch_lag);
+        w.key("withoutWatches");
+        write_lag_summary(w, &crate::metrics::lag_without(lag, watch_lag));
+    }
+    w.end_object();
+}
+
 /// Writes the `"kreplay"` member into the open top-level object of `w`.
 pub fn write_kreplay_member(
     w: &mut GoJsonWriter,
@@ -305,24 +334,7 @@ pub fn write_kreplay_member(
     w.key("kreplay").begin_object();
     w.key("version").string(env!("CARGO_PKG_VERSION"));
 
-    w.key("sendLag").begin_object();
-    w.key("count").uint(m.lag.len());
-    if !m.lag.is_empty() {
-        for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
-            w.key(name).float(seconds(m.lag.value_at_quantile(q)));
-        }
-        w.key("max").float(seconds(m.lag.max()));
-    }
-    w.key("lateOver1ms").uint(m.late_1ms);
-    w.key("lateOver10ms").uint(m.late_10ms);
-    if !m.watch_lag.is_empty() {
-        // A WATCH's lag includes its connect: the other requests' lag is told apart.
-        w.key("watches");
-        write_lag_summary(w, &m.watch_lag);
-        w.key("withoutWatches");
-        write_lag_summary(w, &m.lag_without_watches());
-    }
-    w.end_object();
+    write_send_lag(w, &m.lag, &m.watch_lag, m.late_1ms, m.late_10ms);
     super::timing::write_timing(
         w,
         &super::timing::LagSummary::of(&m.wake_error, 1e9),
@@ -485,6 +497,11 @@ pub fn write_kreplay_member(
     // Nanoseconds, unlike the others (µs): the wake error is a few µs.
     w.key("wakeError");
     write_histogram(w, &m.wake_error)?;
+    if !m.watch_lag.is_empty() {
+        // What `engine merge` needs to tell WATCHes' lag from the rest's.
+        w.key("watchLag");
+        write_histogram(w, &m.watch_lag)?;
+    }
     w.end_object();
 
     w.end_object();

@@ -73,6 +73,8 @@ pub struct MergedReport {
     pub(super) lag: Option<Histogram<u64>>,
     /// Wake error, ns.
     pub(super) wake_error: Option<Histogram<u64>>,
+    /// Send lag of the WATCHes alone (also counted in `lag`).
+    pub(super) watch_lag: Option<Histogram<u64>>,
     /// Every report's `perCore` by its runner index, like `conns_per_core`.
     pub(super) per_core: Vec<(u64, Vec<crate::report::timing::CoreTiming>)>,
     pub(super) late_1ms: u64,
@@ -256,6 +258,7 @@ impl MergedReport {
         self.late_10ms += uint(r, lag, "lateOver10ms", "kreplay.sendLag")?;
         add_optional(r, &mut self.lag, "sendLag")?;
         add_optional(r, &mut self.wake_error, "wakeError")?;
+        add_optional(r, &mut self.watch_lag, "watchLag")?;
         add_pair(r, &mut self.all, &["all"])?;
         let hists = object(r, k.get("histograms"), "kreplay.histograms")?.unwrap_or(&empty);
         let by_verb = object(r, hists.get("byVerb"), "kreplay.histograms.byVerb")?;

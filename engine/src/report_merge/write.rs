@@ -136,19 +136,14 @@ impl MergedReport {
     }
 
     fn write_lag(&self, w: &mut GoJsonWriter) {
-        w.key("sendLag").begin_object();
         let empty = new_histogram();
-        let lag = self.lag.as_ref().unwrap_or(&empty);
-        w.key("count").uint(lag.len());
-        if !lag.is_empty() {
-            for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
-                w.key(name).float(seconds(lag.value_at_quantile(q)));
-            }
-            w.key("max").float(seconds(lag.max()));
-        }
-        w.key("lateOver1ms").uint(self.late_1ms);
-        w.key("lateOver10ms").uint(self.late_10ms);
-        w.end_object();
+        crate::report::kreplay::write_send_lag(
+            w,
+            self.lag.as_ref().unwrap_or(&empty),
+            self.watch_lag.as_ref().unwrap_or(&empty),
+            self.late_1ms,
+            self.late_10ms,
+        );
     }
 
     fn write_kreplay(&self, w: &mut GoJsonWriter) -> Result<(), HistogramCodecError> {
@@ -319,6 +314,9 @@ impl MergedReport {
         w.key("wakeError").string(&encode_histogram(
             self.wake_error.as_ref().unwrap_or(&empty),
         )?);
+        if let Some(h) = self.watch_lag.as_ref().filter(|h| !h.is_empty()) {
+            w.key("watchLag").string(&encode_histogram(h)?);
+        }
         w.end_object();
 
         w.end_object();
