@@ -1,7 +1,7 @@
 //! Go's text encodings that a kperf report consumer sees byte for byte: `encoding/json`
 //! (`MarshalIndent` with two spaces, HTML escaping on), `strconv` float formatting as
 //! `encoding/json` uses it, `time.Duration.String()` and `time.RFC3339Nano`
-//! (KPERF_COMPAT §12).
+//! (docs/kperf-compatibility.md §12).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
