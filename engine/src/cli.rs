@@ -129,7 +129,8 @@ pub struct MergeArgs {
 /// `--timing`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TimingArg {
-    /// Sleep until ~40 µs before each due instant, then spin (1 ns timer slack).
+    /// Sleep until a margin before each due instant, calibrated from the core's own wake-ups,
+    /// then spin (1 ns timer slack).
     Precise,
     /// Sleep only: cheaper, tens of µs late.
     Relaxed,

@@ -29,7 +29,7 @@ impl TimingMode {
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
 /// Lowers this thread's timer slack to 1 ns (Linux `PR_SET_TIMERSLACK`); without it a
-/// sleep wakes 50–80 µs late. Returns false if the kernel refused.
+/// sleep wakes late by about the default slack (50 µs). Returns false if the kernel refused.
 pub fn set_precise_timer_slack() -> bool {
     // SAFETY: prctl(PR_SET_TIMERSLACK, 1) takes plain integers and only affects this thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) == 0 }

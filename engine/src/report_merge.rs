@@ -1,5 +1,5 @@
 //! `engine merge`: one report from the reports of distributed runners, exact from their
-//! serialised histograms (kperf can only concatenate raw arrays, weakness 24).
+//! serialised histograms (kperf can only concatenate raw arrays, kperf weakness 24).
 //!
 //! Counters and `errorStats` add up, histograms are added, every percentile is recomputed
 //! from the merged histograms, `duration` is the longest. Reports of different timelines

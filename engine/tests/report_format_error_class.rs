@@ -1,4 +1,4 @@
-//! kperf's failure classification and errorStats keys (KPERF_COMPAT §10).
+//! kperf's failure classification and errorStats keys (docs/kperf-compatibility.md §10).
 
 use std::net::SocketAddr;
 

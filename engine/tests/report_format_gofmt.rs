@@ -1,5 +1,6 @@
-//! Go-exact text encodings used by the kperf report (KPERF_COMPAT §12). Expected strings are
-//! what Go 1.22's encoding/json, strconv and time packages print for the same input.
+//! Go-exact text encodings used by the kperf report (docs/kperf-compatibility.md §12).
+//! Expected strings are what Go 1.22's encoding/json, strconv and time packages print for the
+//! same input.
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,4 +1,4 @@
-//! kperf's nearest-rank percentile rule (KPERF_COMPAT §11).
+//! kperf's nearest-rank percentile rule (docs/kperf-compatibility.md §11).
 
 use engine::report::percentile::{kperf_percentiles, nearest_rank_index, KPERF_PERCENTILES};
 

@@ -2,7 +2,9 @@
 //!
 //! This crate owns the profile model and its validation, the profile sources,
 //! the request normalisation and partitioning rules, and the timeline format
-//! (writer and reader: the format has one owner). The engine never parses YAML.
+//! (writer and reader: the format has one owner). The engine never parses YAML;
+//! this crate never sends a request. The kperf rules it keeps (§1–§6) are numbered in
+//! `docs/kperf-compatibility.md`.
 
 pub mod destination;
 pub mod duration;

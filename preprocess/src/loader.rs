@@ -1,10 +1,11 @@
 //! Streaming profile loader: reads YAML events as bytes arrive and hands each request to the
 //! caller in profile order, holding at most one request (plus anchored values) at a time.
 //!
-//! It accepts exactly what kperf accepts (yaml.v2 non-strict, KPERF_COMPAT §1–§3) and fails with
-//! kperf's first error, in kperf's priority: syntax errors, then type errors (collected), then
-//! validation in §3 order — even though `version`/`spec` may come after `requests` in the file,
-//! so request-level errors are remembered and reported at the end.
+//! It accepts exactly what kperf accepts (yaml.v2 non-strict, docs/kperf-compatibility.md
+//! §1–§3) and fails with kperf's first error, in kperf's priority: syntax errors, then type
+//! errors (collected), then validation in §3 order — even though `version`/`spec` may come
+//! after `requests` in the file, so request-level errors are remembered and reported at the
+//! end.
 //!
 //! Requests handed out before an error surfaces are not retracted: on `Err`, a caller must
 //! discard everything `on_request` received.

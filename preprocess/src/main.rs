@@ -26,7 +26,8 @@ use preprocess::timeline::{
 use preprocess::warnings::{config_warnings, Advice, RunnerCapacity};
 
 // Loading allocates a few small strings per request on the parser threads and frees them on
-// another; glibc malloc spent ~15 % of the CPU of a large load on that, mimalloc far less.
+// another; glibc malloc spends a large share of a load's CPU on that, mimalloc far less
+// (`bench/RESULTS.md`, issue 20).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -40,10 +41,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// milliseconds then add tens of MB to the peak RSS of a large load. Arenas are reserved
 /// at the first allocation with the options of that moment, so this runs as an ELF
 /// constructor, before the Rust runtime allocates (set at the start of `main`, the same
-/// options left a 100k-request load at 64 MB instead of 38 MB). The binary's choice
+/// options came too late and the peak stayed high). The binary's choice
 /// replaces `MIMALLOC_ARENA_EAGER_COMMIT` and `MIMALLOC_PURGE_DELAY` in the environment.
 extern "C" fn set_allocator_options() {
-    // A delay of 0 cost ~20 % more system time than 10 ms on a 1M-request load for ~2 MB.
+    // A delay of 0 cost noticeably more system time than 10 ms for a little less memory.
     for (option, value) in [
         (MI_OPTION_ARENA_EAGER_COMMIT, 0),
         (MI_OPTION_PURGE_DELAY, 10),

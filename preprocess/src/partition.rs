@@ -1,4 +1,4 @@
-//! kperf's object key and runner partitioning (KPERF_COMPAT §4, bit-exact), and the
+//! kperf's object key and runner partitioning (docs/kperf-compatibility.md §4, bit-exact), and the
 //! split of one runner's requests into shards that cores replay independently.
 //!
 //! All requests of one object key land in one runner and one shard, so a shard

@@ -132,7 +132,8 @@ impl Method {
     }
 }
 
-/// What `Content-Type` a request body is sent with (kperf's rules, KPERF_COMPAT §6).
+/// What `Content-Type` a request body is sent with (kperf's rules,
+/// docs/kperf-compatibility.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum BodyKind {

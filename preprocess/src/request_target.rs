@@ -1,4 +1,5 @@
-//! From a profile's `apiPath` to what is sent and what is reported (KPERF_COMPAT §6):
+//! From a profile's `apiPath` to what is sent and what is reported
+//! (docs/kperf-compatibility.md §6):
 //! the wire request target, kperf's request URL and its masked metric URL (both
 //! without the server's base URL), and the body's content-type class.
 //!
@@ -151,7 +152,7 @@ pub fn normalize(req: &ProfileRequest, mode: PathMode) -> Result<NormalizedReque
     if req.verb == Verb::Apply {
         query.add_first("fieldManager", APPLY_FIELD_MANAGER);
     }
-    // kperf drops the selector of a DELETECOLLECTION (weakness 17); kreplay sends it.
+    // kperf drops the selector of a DELETECOLLECTION (kperf weakness 17); kreplay sends it.
     if req.verb == Verb::DeleteCollection && !selector.is_empty() {
         query.set("labelSelector", selector);
     }

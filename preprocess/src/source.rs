@@ -1,7 +1,8 @@
 //! Where a profile comes from: a local file, standard input, or one HTTP(S) GET,
-//! gunzipped when the bytes start with the gzip magic (kperf's rule, KPERF_COMPAT §1).
+//! gunzipped when the bytes start with the gzip magic (kperf's rule,
+//! docs/kperf-compatibility.md §1).
 //!
-//! Unlike kperf, a download has no whole-transfer deadline (weakness 28): it fails only
+//! Unlike kperf, a download has no whole-transfer deadline (kperf weakness 28): it fails only
 //! when connecting takes too long or when no byte arrives for `idle_timeout`.
 
 use std::fs::File;

@@ -1,7 +1,8 @@
-//! kperf's profile validation (KPERF_COMPAT §3): the same rules, in the same order, with the
-//! same messages, so a profile kperf accepts is accepted and one it rejects fails with the same
-//! first error. The checks work on the values as decoded (before conversion to the model), since
-//! a negative timestamp or an unknown verb must be reported, not unrepresentable.
+//! kperf's profile validation (docs/kperf-compatibility.md §3): the same rules, in the same
+//! order, with the same messages, so a profile kperf accepts is accepted and one it rejects
+//! fails with the same first error. The checks work on the values as decoded (before
+//! conversion to the model), since a negative timestamp or an unknown verb must be reported,
+//! not unrepresentable.
 //!
 //! Order: version, spec, non-empty requests, every request in list order, then sortedness.
 //! The loader streams requests, so it calls these piecewise and reports in this order.

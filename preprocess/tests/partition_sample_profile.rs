@@ -1,5 +1,5 @@
 //! kperf's sample profile (bench/profiles/kperf_sample_replay.yaml): its split over
-//! two runners (KPERF_COMPAT §4) and its metric keys (§6).
+//! two runners (docs/kperf-compatibility.md §4) and its metric keys (§6).
 
 use preprocess::loader::{load_profile, LoadOptions};
 use preprocess::partition::{key_hash, runner_of};

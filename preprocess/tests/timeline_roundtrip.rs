@@ -70,7 +70,7 @@ fn sample_profile_splits_as_kperf_and_inspects() {
         list.sort_unstable();
     }
     let times = |l: &Vec<(u64, u64)>| l.iter().map(|&(_, ms)| ms).collect::<Vec<_>>();
-    // KPERF_COMPAT §4.
+    // docs/kperf-compatibility.md §4.
     assert_eq!(times(&by_runner[0]), [50, 200, 250, 350]);
     assert_eq!(times(&by_runner[1]), [0, 100, 150, 300, 400]);
 

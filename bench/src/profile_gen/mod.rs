@@ -1,12 +1,12 @@
 //! A deterministic generator of kperf replay profiles for tests and benchmarks.
 //!
-//! `write_profile` streams a profile (KPERF_COMPAT §2) to any writer in constant memory
-//! (memory grows with `--objects`, never with the request count). The same config and
-//! seed always give the same bytes. Requests follow a rate shape ([`RateShape`]) and a
-//! verb mix ([`VerbMix`]) over a churning set of objects of seven kinds (pods, config
-//! maps, secrets, deployments, the `stable.example.com/v1` CronTab custom resource,
-//! nodes, namespaces) in namespaces `kreplay-0`, `kreplay-1`, ... which the target is
-//! expected to have.
+//! `write_profile` streams a profile (docs/kperf-compatibility.md §2) to any writer in
+//! constant memory (memory grows with `--objects`, never with the request count). The same
+//! config and seed always give the same bytes. Requests follow a rate shape ([`RateShape`])
+//! and a verb mix ([`VerbMix`]) over a churning set of objects of seven kinds (pods, config
+//! maps, secrets, deployments, the `stable.example.com/v1` CronTab custom resource, nodes,
+//! namespaces) in namespaces `kreplay-0`, `kreplay-1`, ... which the target is expected to
+//! have.
 //!
 //! Object lifecycles stay plausible: GET/PATCH/APPLY/DELETE only touch live objects,
 //! CREATE only absent ones (a deleted object comes back under a new name). While fewer

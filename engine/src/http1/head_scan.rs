@@ -9,8 +9,7 @@
 //! byte, header slots, runtime SIMD dispatch). Here a name is found by a word-at-a-time
 //! search for its colon and, when it is one servers commonly send, recognised whole (no
 //! per-byte check, no case-blind compares); values are checked eight bytes at a time.
-//! Callgrind, 200k-request lab replay against nginx: `parse_head` 1,745 → 1,353
-//! instructions per response.
+//! The instruction counts before and after are in `bench/RESULTS.md` (issue 3).
 
 use super::framing::{FramingHeaders, FramingRole};
 use super::parser::{ResponseHead, MAX_HEADERS};

@@ -72,8 +72,8 @@ impl LatencyHistograms {
 /// A label keeps up to this many latency pairs as plain values before switching to
 /// histograms: kperf profiles have one label per unmasked GET path, often hit a few
 /// times each. Two 3-digit histograms cost 32–80 KiB per label (latencies up to ~16 ms),
-/// as much as 4,096 pairs, and growing them page-faults and zeroes: with 1,052 labels of
-/// ~190 requests each, that was ~5 % of the CPU of a 200,000-request replay.
+/// as much as 4,096 pairs, and growing them page-faults and zeroes, a visible share of a
+/// replay's CPU when a profile has a thousand such labels (`bench/RESULTS.md`, issue 3).
 pub const SMALL_LABEL_LIMIT: usize = 4096;
 
 /// Latencies of one label: a few plain (service, scheduled) µs pairs, or histograms.

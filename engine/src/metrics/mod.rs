@@ -108,9 +108,9 @@ impl SecondCounts {
 }
 
 /// A success waiting to be folded into its label's latencies. Recording into one of
-/// thousands of labels between a send and a receive missed the cache on every request
-/// (with 1,052 labels, ~1 µs of user CPU per request); a short log folded in one go
-/// keeps the histogram code and the labels' data hot for the whole batch.
+/// thousands of labels between a send and a receive missed the cache on every request; a
+/// short log folded in one go keeps the histogram code and the labels' data hot for the
+/// whole batch.
 #[derive(Debug, Clone, Copy)]
 struct PendingLatency {
     label: u32,
@@ -118,9 +118,10 @@ struct PendingLatency {
     scheduled_us: u64,
 }
 
-/// Successes logged before a fold. Small on purpose: 6 KiB stays in L1, and a fold
-/// (~30 µs) never holds a due request back for long. A 16,384-entry log sorted by label
-/// measured no cheaper per request and stalled the core for 3–9 ms per fold.
+/// Successes logged before a fold. Small on purpose: 6 KiB stays in L1, and a short fold
+/// never holds a due request back for long. A much longer log sorted by label was no
+/// cheaper per request and stalled the core for milliseconds per fold (`bench/RESULTS.md`,
+/// issue 3).
 const PENDING_BATCH: usize = 256;
 
 /// Everything one core measured.

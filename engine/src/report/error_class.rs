@@ -1,4 +1,4 @@
-//! kperf's failure classification (KPERF_COMPAT §10): each failed request becomes a
+//! kperf's failure classification (docs/kperf-compatibility.md §10): each failed request becomes a
 //! `(type, code, message)` triple, and `errorStats` counts them under a key derived from it.
 //!
 //! The engine maps what its transports report into a [`FailureKind`]; [`classify`] then
@@ -146,7 +146,7 @@ pub fn is_kperf_failure_status(status: u16) -> bool {
     !(200..=299).contains(&status)
 }
 
-/// Classifies one failure (KPERF_COMPAT §10).
+/// Classifies one failure (docs/kperf-compatibility.md §10).
 pub fn classify(failure: &FailureKind<'_>) -> ErrorClass {
     let class = |kind: &'static str, message: String| ErrorClass {
         kind,

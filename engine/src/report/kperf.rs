@@ -1,4 +1,5 @@
-//! The kperf part of the report (KPERF_COMPAT §12), byte-compatible with kperf's JSON.
+//! The kperf part of the report (docs/kperf-compatibility.md §12), byte-compatible with
+//! kperf's JSON.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

@@ -1,4 +1,5 @@
-//! kperf's nearest-rank percentiles (KPERF_COMPAT §11): six fixed points, no interpolation.
+//! kperf's nearest-rank percentiles (docs/kperf-compatibility.md §11): six fixed points, no
+//! interpolation.
 
 /// The percentiles kperf reports, in report order.
 pub const KPERF_PERCENTILES: [f64; 6] = [0.0, 0.5, 0.9, 0.95, 0.99, 1.0];

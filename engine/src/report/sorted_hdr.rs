@@ -3,8 +3,8 @@
 //! A label with few samples (most labels of a kperf profile) is reported as if its samples
 //! were recorded into a [`crate::metrics::new_histogram`]: the same percentiles and a V2
 //! payload that decodes to the same counts. Building that histogram meant zeroing and
-//! scanning a counts array of thousands of entries per label (~25 µs each, ~1 % of an
-//! unpaced replay's CPU with 1,052 labels); here the cost follows the samples.
+//! scanning a counts array of thousands of entries per label; here the cost follows the
+//! samples.
 //!
 //! The bucket layout is HdrHistogram's for lowest discernible value 1 and 3 significant
 //! digits (`SIGFIG`): 2,048 sub-buckets, the first bucket exact, each later one twice as

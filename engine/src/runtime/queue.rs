@@ -18,8 +18,8 @@ use std::time::Instant;
 use crate::source::ReplaySource;
 
 /// How many places behind the front `prefetch_upcoming` asks for targets (for records
-/// twice, for queue entries three times as far): a start takes ~8 µs (its send), far more
-/// than a miss, and much further ahead the kernel's TCP work evicts what was fetched.
+/// twice, for queue entries three times as far): a start (its send) takes far longer than
+/// a miss, and much further ahead the kernel's TCP work evicts what was fetched.
 const PREFETCH_AHEAD: usize = 4;
 
 /// One due request, waiting for a connection.

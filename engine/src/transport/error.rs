@@ -94,8 +94,9 @@ pub enum Http2Error {
 }
 
 impl Http2Error {
-    /// The message of kperf's `http2-protocol` error class (KPERF_COMPAT §10), or `None` when the
-    /// error belongs to another class (I/O errors are `connection` errors).
+    /// The message of kperf's `http2-protocol` error class (docs/kperf-compatibility.md
+    /// §10), or `None` when the error belongs to another class (I/O errors are `connection`
+    /// errors).
     pub fn http2_protocol_message(&self) -> Option<String> {
         match self {
             Http2Error::GoAway { .. } | Http2Error::ConnectionLost => Some(self.to_string()),
