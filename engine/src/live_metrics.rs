@@ -84,7 +84,15 @@ impl Collector for ReplayCollector {
             .progress
             .iter()
             .enumerate()
-            .map(|(i, p)| (i.to_string(), p))
+            .map(|(i, p)| {
+                // The entry after the cores' is the WATCH lane's.
+                let name = if i < self.shared.replay_end.cores() {
+                    i.to_string()
+                } else {
+                    "watch-lane".to_string()
+                };
+                (name, p)
+            })
             .collect();
         let counters: [(&str, &str, Figure); 3] = [
             (

@@ -192,3 +192,110 @@ fn exposition_during_a_run_parses_with_a_real_parser() {
             >= 1.0
     );
 }
+
+#[test]
+fn the_watch_lane_has_its_own_entry_during_a_run() {
+    // Each WATCH gets one event, then its stream stays open until the replay ends.
+    let server = TestServer::start(Behavior {
+        watch_events: 1,
+        ..Behavior::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // 20 WATCHes over the first 2 s (each with a selector of its own), GETs for 4 s.
+    let mut reqs = Vec::new();
+    for i in 0..20i64 {
+        let mut w = req(
+            i * 100,
+            Verb::Watch,
+            "ns",
+            "",
+            "/api/v1/namespaces/ns/pods",
+            "",
+        );
+        w.label_selector = format!("app=w{i}");
+        reqs.push(w);
+    }
+    for i in 0..400i64 {
+        reqs.push(req(
+            i * 10,
+            Verb::Get,
+            "ns",
+            "p",
+            "/api/v1/namespaces/ns/pods/p",
+            "",
+        ));
+    }
+    reqs.sort_by_key(|r| r.timestamp_ms);
+    let tl = write_timeline(dir.path(), &spec(1, 2), &reqs);
+    let port = closed_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = spawn_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cores",
+            "1",
+            "--watch-executor",
+            "separate",
+            "--metrics-listen",
+            &listen,
+        ],
+        &[],
+    );
+    let lane = [("core", "watch-lane")];
+    // Scrape until the lane has published WATCHes sent (bounded), mid-run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        if let Some(text) = scrape(port) {
+            let f = parse(&text);
+            if sample(
+                &f,
+                "kreplay_requests_sent",
+                "kreplay_requests_sent_total",
+                &lane,
+            )
+            .is_some_and(|v| v >= 1.0)
+            {
+                seen = Some(f);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, stderr) = wait_bounded(child, Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+    let f = seen.expect("a scrape during the run showed the lane's WATCHes sent");
+    let lane_sent = sample(
+        &f,
+        "kreplay_requests_sent",
+        "kreplay_requests_sent_total",
+        &lane,
+    )
+    .expect("the lane's sent counter");
+    assert!(
+        lane_sent <= 20.0,
+        "the lane sends only the 20 WATCHes: {lane_sent}"
+    );
+    let core_sent = sample(
+        &f,
+        "kreplay_requests_sent",
+        "kreplay_requests_sent_total",
+        &[("core", "0")],
+    )
+    .expect("core 0's sent counter");
+    assert!(
+        core_sent <= 400.0,
+        "core 0 sends only the 400 GETs: {core_sent}"
+    );
+    let lane_watches = sample(
+        &f,
+        "kreplay_verb_requests_done",
+        "kreplay_verb_requests_done_total",
+        &[("core", "watch-lane"), ("verb", "GET")],
+    )
+    .unwrap_or(0.0);
+    assert_eq!(lane_watches, 0.0, "no GET is counted on the lane");
+}

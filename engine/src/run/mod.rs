@@ -325,6 +325,8 @@ fn run_checked(
         opts.user_agent.clone(),
         accept_of(source.as_ref()),
     );
+    // Every WATCH on an executor of its own (`--watch-executor separate`).
+    let has_lane = watches > 0 && opts.watch_executor == WatchExecutor::Separate;
     let gate = Arc::new(StartGate::default());
     let shared = Arc::new(Shared {
         source,
@@ -332,7 +334,10 @@ fn run_checked(
         template,
         stop: stop.clone(),
         replay_end: ReplayEnd::new(cores),
-        progress: (0..cores).map(|_| CoreProgress::default()).collect(),
+        // One entry per core, and the WATCH lane's after them.
+        progress: (0..cores + usize::from(has_lane))
+            .map(|_| CoreProgress::default())
+            .collect(),
         watches_started: (0..info.runner_count)
             .map(|_| std::sync::atomic::AtomicU32::new(0))
             .collect(),
@@ -387,7 +392,7 @@ fn run_checked(
         }
     }
     // The WATCH lane: every replayed WATCH, on its own executor, fenced to the cores' CPUs.
-    let lane = if watches > 0 && opts.watch_executor == WatchExecutor::Separate {
+    let lane = if has_lane {
         let ticket = GateTicket::new(gate.clone());
         let sh = shared.clone();
         let lane_runs: Vec<usize> = runs.iter().map(|&(i, _)| i).collect();
@@ -399,7 +404,7 @@ fn run_checked(
         match LocalExecutorBuilder::new(placement)
             .name("kreplay-watches")
             .io_memory(1 << 20)
-            .spawn(move || async move { run_watch_lane(sh, lane_runs, ticket).await })
+            .spawn(move || async move { run_watch_lane(sh, cores, lane_runs, ticket).await })
         {
             Ok(h) => Some(h),
             Err(e) => {

@@ -114,7 +114,7 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// End of normal traffic over all cores.
     pub replay_end: ReplayEnd,
-    /// One entry per core.
+    /// One entry per core, then the WATCH lane's if it runs.
     pub progress: Box<[CoreProgress]>,
     /// WATCHes started per runner, over all cores (kperf's WATCH connection rule).
     pub watches_started: Box<[std::sync::atomic::AtomicU32]>,

@@ -199,6 +199,7 @@ impl Drop for GateTicket {
 #[derive(Debug)]
 pub struct ReplayEnd {
     remaining: AtomicUsize,
+    cores: usize,
 }
 
 impl ReplayEnd {
@@ -206,7 +207,13 @@ impl ReplayEnd {
     pub fn new(cores: usize) -> ReplayEnd {
         ReplayEnd {
             remaining: AtomicUsize::new(cores),
+            cores,
         }
+    }
+
+    /// How many cores the replay runs on.
+    pub fn cores(&self) -> usize {
+        self.cores
     }
 
     /// This core's normal traffic is done.

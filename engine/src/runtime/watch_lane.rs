@@ -27,6 +27,9 @@ use crate::metrics::CoreMetrics;
 /// Credentials are re-read this often (as the cores do).
 const AUTH_EVERY: Duration = Duration::from_secs(1);
 
+/// Progress is published this often (as the cores do).
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
 /// Puts the calling thread in the `SCHED_IDLE` class: it runs only when no thread of a
 /// normal class wants its CPU, and a waking core thread takes the CPU from it at once.
 /// Best effort: without it the lane still runs apart, at normal priority.
@@ -37,12 +40,16 @@ fn lower_to_idle_priority() -> bool {
 }
 
 /// Runs every WATCH of `runs` (global run indexes, all the cores') to the end of the
-/// replay. Must run inside a glommio executor; arrives at the start gate like a core.
+/// replay, publishing its progress as entry `index` of `Shared::progress` (the one after the
+/// cores'). Must run inside a glommio executor; arrives at the start gate like a core.
 pub async fn run_watch_lane(
     shared: Arc<Shared>,
+    index: usize,
     runs: Vec<usize>,
     ticket: GateTicket,
 ) -> CoreResult {
+    // Marks the lane finished however it ends, for the progress line.
+    let _finished = super::FinishedFlag(shared.clone(), index);
     lower_to_idle_priority();
     let Some(start) = ticket.arrive_and_wait(true) else {
         return CoreResult::unstarted(&shared, 0, 0, None);
@@ -50,7 +57,7 @@ pub async fn run_watch_lane(
     let ctx = CoreCtx::new(
         shared,
         CtxShape {
-            index: usize::MAX,
+            index,
             start,
             queue_cap: 0,
             max_in_flight: 1,
@@ -59,7 +66,7 @@ pub async fn run_watch_lane(
             h2_pool: Rc::new(RefCell::new(Vec::new())),
         },
     );
-    let refresher = glommio::spawn_local(refresh_credentials(ctx.clone())).detach();
+    let ticker = glommio::spawn_local(tick(ctx.clone())).detach();
     let unsent = start_watches(&ctx, &runs).await;
     // WATCHes end when every core's normal traffic has ended (or on stop).
     while !ctx.shared.replay_end.all_done() && !ctx.stop_requested() {
@@ -73,7 +80,8 @@ pub async fn run_watch_lane(
         w.await;
     }
     ctx.finished.set(true);
-    refresher.await;
+    ticker.await;
+    super::publish(&ctx);
     let metrics = std::mem::replace(&mut *ctx.metrics.borrow_mut(), CoreMetrics::new(0, false));
     CoreResult {
         metrics,
@@ -137,16 +145,22 @@ async fn start_watches(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
     0
 }
 
-/// Re-reads the credentials every [`AUTH_EVERY`] until the lane finishes (exec plugins and
+/// Until the lane finishes: publishes its progress (the progress line, live metrics) every
+/// [`PUBLISH_EVERY`], and re-reads the credentials every [`AUTH_EVERY`] (exec plugins and
 /// token files rotate).
-async fn refresh_credentials(ctx: Rc<CoreCtx>) {
+async fn tick(ctx: Rc<CoreCtx>) {
     let step = Duration::from_millis(50);
-    let mut since = Duration::ZERO;
+    let (mut since_auth, mut since_publish) = (Duration::ZERO, Duration::ZERO);
     while !ctx.finished.get() {
         sleep(step).await;
-        since += step;
-        if since >= AUTH_EVERY {
-            since = Duration::ZERO;
+        since_publish += step;
+        if since_publish >= PUBLISH_EVERY {
+            since_publish = Duration::ZERO;
+            super::publish(&ctx);
+        }
+        since_auth += step;
+        if since_auth >= AUTH_EVERY {
+            since_auth = Duration::ZERO;
             if let Some(a) = ctx.shared.target.auth.as_ref() {
                 if let Ok(v) = a.authorization() {
                     *ctx.auth.borrow_mut() = v;
