@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod cpu_set;
+pub mod error_class;
 pub mod gate;
 pub mod http1;
 pub mod interrupt;

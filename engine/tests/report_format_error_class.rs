@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use engine::report::error_class::{
+use engine::error_class::{
     classify, http2_error_code_name, is_kperf_failure_status, stats_key, status_code_from_body,
     ErrorClass, FailureKind, TimeoutPhase,
 };

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::parse_duration;
+use preprocess::duration::parse_duration;
 
 /// The default `max_p99_regression` when neither a flag nor the file sets one.
 pub const DEFAULT_MAX_P99_REGRESSION: f64 = 0.10;

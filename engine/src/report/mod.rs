@@ -1,6 +1,5 @@
 //! The run report: kperf's JSON report plus kreplay's own section.
 
-pub mod error_class;
 pub mod gofmt;
 pub mod json_writer;
 pub mod percentile;

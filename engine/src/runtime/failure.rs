@@ -3,8 +3,8 @@
 use std::io;
 
 use super::conn::ConnectError;
+use crate::error_class::{classify, ErrorClass, FailureKind, TimeoutPhase};
 use crate::http1::ResponseError;
-use crate::report::error_class::{classify, ErrorClass, FailureKind, TimeoutPhase};
 use crate::transport::{Http2Error, TransportError};
 
 /// Why a request failed, as the worker saw it.
@@ -139,7 +139,7 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::error_class::stats_key;
+    use crate::error_class::stats_key;
 
     fn key(f: Failure) -> String {
         stats_key(&f.classify(b"", "GET", "http://127.0.0.1:1/api"))

@@ -16,8 +16,8 @@ use super::exchange::{keep_error_body, record_failure, request_of};
 use super::failure::Failure;
 use super::notify::Notify;
 use super::CoreCtx;
+use crate::error_class::is_kperf_failure_status;
 use crate::http1::{BodyFraming, ResponseReader};
-use crate::report::error_class::is_kperf_failure_status;
 use crate::source::RequestParts;
 use crate::transport::{Http2Body, Stream};
 

@@ -13,8 +13,8 @@ use super::exchange::{keep_error_body, record_outcome, request_of, Exchange, ERR
 use super::failure::Failure;
 use super::queue::Pending;
 use super::{CancelReason, CoreCtx, WorkerSlot, QUEUE_RESUME};
+use crate::error_class::is_kperf_failure_status;
 use crate::http1::ResponseReader;
-use crate::report::error_class::is_kperf_failure_status;
 
 /// Most times a request refused over HTTP/2 is sent again (Go's transport: 6).
 const H2_REFUSED_RETRIES: u32 = 6;

@@ -7,8 +7,8 @@ use super::super::exchange::{keep_error_body, Exchange, ERROR_BODY_KEEP};
 use super::super::CancelReason;
 use super::tls::TlsSession;
 use super::uring::{self, Op};
+use crate::error_class::is_kperf_failure_status;
 use crate::http1::{RecvBuffer, ResponseError, ResponseHead, ResponseParser};
-use crate::report::error_class::is_kperf_failure_status;
 
 /// Idle time after which a connection is checked for a close before it is reused.
 const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_micros(100);
