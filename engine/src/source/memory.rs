@@ -3,7 +3,7 @@
 use preprocess::profile::{BodyKind, Spec, Verb};
 use preprocess::timeline::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
 
-use super::{DamagedSource, ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
+use super::{DamagedSource, ReplaySource, RequestParts, RunInfo, SourceError, SourceInfo};
 
 /// One request to put in a `MemorySource`.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct MemoryRequest {
 #[derive(Debug)]
 pub struct MemorySource {
     info: SourceInfo,
-    runs: Vec<RunMeta>,
+    runs: Vec<RunInfo>,
     records: Vec<Vec<RequestRecord>>,
     blob: Vec<u8>,
     labels: Vec<String>,
@@ -93,7 +93,7 @@ impl MemorySource {
         let runs = records
             .iter()
             .enumerate()
-            .map(|(i, r)| RunMeta {
+            .map(|(i, r)| RunInfo {
                 runner: i as u32 / shards,
                 shard: i as u32 % shards,
                 len: r.len() as u64,
@@ -147,7 +147,7 @@ impl ReplaySource for MemorySource {
         &self.info
     }
 
-    fn runs(&self) -> &[RunMeta] {
+    fn runs(&self) -> &[RunInfo] {
         &self.runs
     }
 

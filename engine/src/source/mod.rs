@@ -38,16 +38,9 @@ pub struct SourceInfo {
     pub content_id: Option<u64>,
 }
 
-/// One run: the records of one (runner, shard), in profile order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunMeta {
-    /// The runner (partition) this run belongs to.
-    pub runner: u32,
-    /// The shard within the runner.
-    pub shard: u32,
-    /// Number of records.
-    pub len: u64,
-}
+/// One run: the records of one (runner, shard), in profile order (the timeline's own type;
+/// an in-memory source builds the same).
+pub use preprocess::timeline::RunInfo;
 
 /// One record decoded for sending: enums checked, blobs resolved.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +85,7 @@ pub trait ReplaySource: Send + Sync {
     /// Facts about the whole source.
     fn info(&self) -> &SourceInfo;
     /// Every run, in index order.
-    fn runs(&self) -> &[RunMeta];
+    fn runs(&self) -> &[RunInfo];
     /// The records of run `run`, in profile order.
     fn run_records(&self, run: usize) -> Option<&[RequestRecord]>;
     /// Decodes one record of this source with every field checked.

@@ -5,13 +5,12 @@ use std::path::Path;
 use preprocess::timeline::record::RequestRecord;
 use preprocess::timeline::{Timeline, TimelineError, VerifyProgress, VerifyState};
 
-use super::{DamagedSource, ReplaySource, RequestParts, RunMeta, SourceError, SourceInfo};
+use super::{DamagedSource, ReplaySource, RequestParts, RunInfo, SourceError, SourceInfo};
 
 /// An open timeline with its facts converted for the engine.
 pub struct TimelineSource {
     timeline: Timeline,
     info: SourceInfo,
-    runs: Vec<RunMeta>,
     /// How far the due-order check has got (read by the dispatchers once per batch).
     checked: VerifyProgress,
 }
@@ -33,19 +32,9 @@ impl TimelineSource {
             label_count: h.label_count,
             content_id: Some(timeline.content_id()),
         };
-        let runs = timeline
-            .runs()
-            .iter()
-            .map(|r| RunMeta {
-                runner: r.runner,
-                shard: r.shard,
-                len: r.len,
-            })
-            .collect();
         Ok(TimelineSource {
             timeline,
             info,
-            runs,
             checked: VerifyProgress::new(),
         })
     }
@@ -61,8 +50,8 @@ impl ReplaySource for TimelineSource {
         &self.info
     }
 
-    fn runs(&self) -> &[RunMeta] {
-        &self.runs
+    fn runs(&self) -> &[RunInfo] {
+        self.timeline.runs()
     }
 
     fn run_records(&self, run: usize) -> Option<&[RequestRecord]> {
