@@ -9,7 +9,7 @@ use preprocess::timeline::record::RequestRecord;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     /// Index into the run list given to `RunMerger::new`.
-    pub slot: u32,
+    pub run_pos: u32,
     /// Record index within that run.
     pub index: u32,
 }
@@ -26,9 +26,9 @@ impl<'a> RunMerger<'a> {
     /// Starts a merge over `runs` (each in profile order).
     pub fn new(runs: Vec<&'a [RequestRecord]>) -> RunMerger<'a> {
         let mut heap = BinaryHeap::with_capacity(runs.len());
-        for (slot, run) in runs.iter().enumerate() {
+        for (run_pos, run) in runs.iter().enumerate() {
             if let Some(r) = run.first() {
-                heap.push(Reverse((r.due_us, r.profile_index, slot as u32)));
+                heap.push(Reverse((r.due_us, r.profile_index, run_pos as u32)));
             }
         }
         let next = vec![0; runs.len()];
@@ -43,14 +43,14 @@ impl<'a> RunMerger<'a> {
     /// Takes the next record.
     pub fn pop(&mut self) -> Option<(Cursor, &'a RequestRecord)> {
         let mut top = self.heap.peek_mut()?;
-        let Reverse((_, _, slot)) = *top;
-        let run = self.runs[slot as usize];
-        let index = self.next[slot as usize];
+        let Reverse((_, _, run_pos)) = *top;
+        let run = self.runs[run_pos as usize];
+        let index = self.next[run_pos as usize];
         let record = &run[index as usize];
-        self.next[slot as usize] = index + 1;
+        self.next[run_pos as usize] = index + 1;
         // The run's next record replaces it in place: one sift instead of a pop and a push.
         match run.get(index as usize + 1) {
-            Some(r) => *top = Reverse((r.due_us, r.profile_index, slot)),
+            Some(r) => *top = Reverse((r.due_us, r.profile_index, run_pos)),
             None => drop(std::collections::binary_heap::PeekMut::pop(top)),
         }
         // This run's next pop reads the record after; with dozens of runs merged, the
@@ -58,7 +58,7 @@ impl<'a> RunMerger<'a> {
         if let Some(r) = run.get(index as usize + 2) {
             crate::prefetch::prefetch(r);
         }
-        Some((Cursor { slot, index }, record))
+        Some((Cursor { run_pos, index }, record))
     }
 
     /// Records not popped yet, over every run (what a stop leaves unsent).
@@ -72,7 +72,7 @@ impl<'a> RunMerger<'a> {
 
     /// The record at `cursor`.
     pub fn record(&self, cursor: Cursor) -> &'a RequestRecord {
-        &self.runs[cursor.slot as usize][cursor.index as usize]
+        &self.runs[cursor.run_pos as usize][cursor.index as usize]
     }
 }
 

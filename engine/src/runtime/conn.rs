@@ -43,7 +43,7 @@ pub fn take_peak_streams() -> usize {
 /// A core's open HTTP/2 connections.
 pub type H2Pool = RefCell<Vec<Rc<H2Shared>>>;
 
-/// One worker's slot on a shared HTTP/2 connection (released on drop).
+/// One worker's lease of a stream on a shared HTTP/2 connection (released on drop).
 pub struct H2Lease(Rc<H2Shared>);
 
 impl H2Lease {
@@ -66,11 +66,11 @@ impl Drop for H2Lease {
     }
 }
 
-/// An open connection (or HTTP/2 slot).
+/// An open connection (or a lease of an HTTP/2 stream).
 pub enum Conn {
     /// HTTP/1.1 over TCP or TLS.
     Http1(Stream),
-    /// A slot on a shared HTTP/2 connection.
+    /// A stream lease on a shared HTTP/2 connection.
     Http2(H2Lease),
 }
 

@@ -18,7 +18,7 @@ use crate::metrics::{CoreMetrics, SecondCounts};
 
 /// Per-worker state the core can see (to wake it, time it out or cancel it).
 #[derive(Debug, Default)]
-pub(crate) struct WorkerSlot {
+pub(crate) struct WorkerControl {
     /// Wakes the worker when work is queued.
     pub(super) wake: Notify,
     /// Aborts the request in flight.
@@ -42,8 +42,8 @@ pub(crate) struct CoreCtx {
     pub(super) index: usize,
     pub(super) start: Instant,
     pub(super) queue: RefCell<ReadyQueue>,
-    pub(super) idle: RefCell<Vec<Rc<WorkerSlot>>>,
-    pub(super) slots: RefCell<Vec<Rc<WorkerSlot>>>,
+    pub(super) idle: RefCell<Vec<Rc<WorkerControl>>>,
+    pub(super) controls: RefCell<Vec<Rc<WorkerControl>>>,
     pub(super) workers: RefCell<Vec<JoinHandle<()>>>,
     pub(super) watches: RefCell<Vec<JoinHandle<()>>>,
     pub(super) watch_stops: RefCell<Vec<Rc<Notify>>>,
@@ -114,7 +114,7 @@ impl CoreCtx {
             start: shape.start,
             queue: RefCell::new(ReadyQueue::new(shape.queue_cap, shape.max_in_flight)),
             idle: RefCell::new(Vec::with_capacity(shape.max_in_flight)),
-            slots: RefCell::new(Vec::with_capacity(shape.max_in_flight)),
+            controls: RefCell::new(Vec::with_capacity(shape.max_in_flight)),
             workers: RefCell::new(Vec::with_capacity(shape.max_in_flight)),
             watches: RefCell::new(Vec::new()),
             watch_stops: RefCell::new(Vec::new()),
@@ -151,14 +151,14 @@ impl CoreCtx {
         }
         let mut woken = 0;
         while woken < pushed {
-            let Some(slot) = self.idle.borrow_mut().pop() else {
+            let Some(control) = self.idle.borrow_mut().pop() else {
                 break;
             };
-            slot.wake.notify();
+            control.wake.notify();
             woken += 1;
         }
         let waiting = self.queue.borrow().len();
-        let mut open = self.slots.borrow().len();
+        let mut open = self.controls.borrow().len();
         let mut extra = waiting.saturating_sub(woken);
         while extra > 0 && open < self.max_in_flight {
             self.spawn_worker(None);
@@ -168,18 +168,18 @@ impl CoreCtx {
     }
 
     pub(super) fn spawn_worker(self: &Rc<Self>, conn: Option<Conn>) {
-        let slot = Rc::new(WorkerSlot::default());
-        self.slots.borrow_mut().push(slot.clone());
-        let task = glommio::spawn_local(worker::run(self.clone(), slot, conn)).detach();
+        let control = Rc::new(WorkerControl::default());
+        self.controls.borrow_mut().push(control.clone());
+        let task = glommio::spawn_local(worker::run(self.clone(), control, conn)).detach();
         self.workers.borrow_mut().push(task);
     }
 
     /// Wakes every idle worker (they re-check whether the run is over).
     pub(super) fn wake_all_idle(&self) {
         self.ring_wake.notify();
-        let idle: Vec<Rc<WorkerSlot>> = self.idle.borrow_mut().drain(..).collect();
-        for slot in idle {
-            slot.wake.notify();
+        let idle: Vec<Rc<WorkerControl>> = self.idle.borrow_mut().drain(..).collect();
+        for control in idle {
+            control.wake.notify();
         }
     }
 
@@ -189,10 +189,10 @@ impl CoreCtx {
             pool.cancel(reason, None);
             self.ring_wake.notify();
         }
-        for slot in self.slots.borrow().iter() {
-            if slot.busy_since.get().is_some() {
-                slot.cancel_reason.set(reason);
-                slot.cancel.notify();
+        for control in self.controls.borrow().iter() {
+            if control.busy_since.get().is_some() {
+                control.cancel_reason.set(reason);
+                control.cancel.notify();
             }
         }
     }

@@ -37,7 +37,7 @@ use crate::metrics::CoreMetrics;
 use crate::source::ReplaySource;
 use crate::target::Target;
 use conn::Conn;
-pub(crate) use core_ctx::{CancelReason, CoreCtx, CtxShape, WorkerSlot};
+pub(crate) use core_ctx::{CancelReason, CoreCtx, CtxShape, WorkerControl};
 use progress::{CoreProgress, GateTicket, ReplayEnd, CROSS_CORE_POLL};
 use schedule::{CheckGate, Schedule, CHECK_POLL};
 pub use watch_lane::run_watch_lane;
@@ -358,7 +358,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         all_workers.await;
     }
     let peak_conns =
-        ctx.slots.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
+        ctx.controls.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
     let load = CoreLoad {
         wall: ctx.last_end.get().saturating_duration_since(start),
         cpu: thread_cpu_time().saturating_sub(cpu_at_start),
@@ -478,7 +478,7 @@ fn publish(ctx: &CoreCtx) {
     progress.publish(m.sent, m.completed + m.failed, m.failed, p99);
     // Pool connections: the slot pool's, plus the io_uring pool's largest size so far.
     let conns =
-        ctx.slots.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
+        ctx.controls.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
     progress.live.publish(&m, conns);
 }
 
@@ -500,7 +500,7 @@ async fn tick_loop(ctx: Rc<CoreCtx>) {
                 ctx.ring_wake.notify();
             }
         }
-        for slot in ctx.slots.borrow().iter() {
+        for slot in ctx.controls.borrow().iter() {
             if let Some(since) = slot.busy_since.get() {
                 if now.saturating_duration_since(since) >= timeout && !slot.cancel.is_set() {
                     slot.cancel_reason.set(CancelReason::Timeout);

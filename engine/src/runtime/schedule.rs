@@ -156,7 +156,7 @@ impl<'a> Schedule<'a> {
             let Some((cursor, record)) = self.merger.pop() else {
                 break;
             };
-            let run = self.runs[cursor.slot as usize] as u32;
+            let run = self.runs[cursor.run_pos as usize] as u32;
             if record.is_watch() {
                 watch::start(ctx, run, cursor.index, due);
                 released.watches += 1;

@@ -140,7 +140,7 @@ async fn start_watches(ctx: &Rc<CoreCtx>, runs: &[usize]) -> u64 {
                 .count() as u64;
             return rest + u64::from(due <= now);
         }
-        watch::spawn(ctx, runs[cursor.slot as usize] as u32, cursor.index, due);
+        watch::spawn(ctx, runs[cursor.run_pos as usize] as u32, cursor.index, due);
     }
     0
 }

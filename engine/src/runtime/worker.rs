@@ -12,7 +12,7 @@ use super::conn::{self, Conn};
 use super::exchange::{keep_error_body, record_outcome, request_of, Exchange, ERROR_BODY_KEEP};
 use super::failure::Failure;
 use super::queue::Pending;
-use super::{CancelReason, CoreCtx, WorkerSlot, QUEUE_RESUME};
+use super::{CancelReason, CoreCtx, WorkerControl, QUEUE_RESUME};
 use crate::error_class::is_kperf_failure_status;
 use crate::http1::ResponseReader;
 
@@ -37,10 +37,10 @@ impl Buffers {
 }
 
 /// The worker's loop: runs until the core's input is done and its queue is empty.
-pub(super) async fn run(ctx: Rc<CoreCtx>, slot: Rc<WorkerSlot>, mut conn: Option<Conn>) {
+pub(super) async fn run(ctx: Rc<CoreCtx>, control: Rc<WorkerControl>, mut conn: Option<Conn>) {
     let mut bufs = Buffers::new();
-    while let Some(job) = next_job(&ctx, &slot).await {
-        conn = execute(&ctx, &slot, conn, &mut bufs, job).await;
+    while let Some(job) = next_job(&ctx, &control).await {
+        conn = execute(&ctx, &control, conn, &mut bufs, job).await;
         ctx.queue.borrow_mut().release(job.key);
     }
     // Others may be parked waiting for work that will never come.
@@ -48,7 +48,7 @@ pub(super) async fn run(ctx: Rc<CoreCtx>, slot: Rc<WorkerSlot>, mut conn: Option
 }
 
 /// The next request this worker may send, or `None` when the run is over.
-async fn next_job(ctx: &Rc<CoreCtx>, slot: &Rc<WorkerSlot>) -> Option<Pending> {
+async fn next_job(ctx: &Rc<CoreCtx>, control: &Rc<WorkerControl>) -> Option<Pending> {
     loop {
         ctx.prefetch_upcoming();
         let taken = ctx.queue.borrow_mut().take();
@@ -70,15 +70,15 @@ async fn next_job(ctx: &Rc<CoreCtx>, slot: &Rc<WorkerSlot>) -> Option<Pending> {
         if ctx.input_done.get() && ctx.queue.borrow().is_empty() {
             return None;
         }
-        ctx.idle.borrow_mut().push(slot.clone());
-        slot.wake.notified().await;
+        ctx.idle.borrow_mut().push(control.clone());
+        control.wake.notified().await;
     }
 }
 
 /// Sends one request and records its outcome; returns the connection if still usable.
 async fn execute(
     ctx: &Rc<CoreCtx>,
-    slot: &WorkerSlot,
+    control: &WorkerControl,
     conn: Option<Conn>,
     bufs: &mut Buffers,
     job: Pending,
@@ -86,9 +86,9 @@ async fn execute(
     let Some((record, parts)) = request_of(ctx, job.run, job.index, false) else {
         return conn;
     };
-    slot.cancel.clear();
+    control.cancel.clear();
     let started = Instant::now();
-    slot.busy_since.set(Some(started));
+    control.busy_since.set(Some(started));
     let mut sent_at = started;
     let mut body_bytes = 0u64;
     bufs.error_body.clear();
@@ -119,7 +119,7 @@ async fn execute(
                     if conn.is_none() {
                         conn = conn::lease_h2(&ctx.h2_pool);
                     }
-                    // Over HTTP/2, one connect at a time: workers that all find every slot taken
+                    // Over HTTP/2, one connect at a time: workers that all find every stream taken
                     // share the connection the first of them opens instead of opening one each.
                     let _permit = if conn.is_none() && !ctx.h2_pool.borrow().is_empty() {
                         let permit = ctx.h2_connect.acquire_permit(1).await.map_err(|e| {
@@ -221,8 +221,8 @@ async fn execute(
                 Ok::<_, Failure>((head.status, keep_alive, head.retry_after))
             };
             let cancelled = async {
-                slot.cancel.notified().await;
-                Err(match slot.cancel_reason.get() {
+                control.cancel.notified().await;
+                Err(match control.cancel_reason.get() {
                     CancelReason::Timeout => Failure::Timeout,
                     CancelReason::Interrupted => Failure::Interrupted,
                 })
@@ -252,7 +252,7 @@ async fn execute(
                         true
                     },
                     async {
-                        slot.cancel.notified().await;
+                        control.cancel.notified().await;
                         false
                     },
                 )
@@ -265,7 +265,7 @@ async fn execute(
         }
         break outcome;
     };
-    slot.busy_since.set(None);
+    control.busy_since.set(None);
     let end = Instant::now();
     ctx.last_end.set(end);
     let keep_conn = match &outcome {

@@ -151,7 +151,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             let progressed = reaped + started > 0 || pool.ring.has_completions();
             (progressed, pool.busy() > 0, pool.ring.fd())
         };
-        let glommio_io = !ctx.watches.borrow().is_empty() || !ctx.slots.borrow().is_empty();
+        let glommio_io = !ctx.watches.borrow().is_empty() || !ctx.controls.borrow().is_empty();
         let next_timer = glommio::timer::next_deadline();
         if progressed && next_timer.is_none_or(|t| t > Instant::now()) {
             if glommio_io {
