@@ -364,6 +364,7 @@ impl CoreMetrics {
     /// are merged).
     pub fn finish(&mut self) {
         self.fold_pending();
+        self.debug_assert_counts_add_up();
         self.errors
             .sort_by_key(|e| (e.runner, e.watch, e.timestamp));
         let mut all = LatencyHistograms::default();
@@ -371,6 +372,27 @@ impl CoreMetrics {
             all.merge(&v.latency);
         }
         self.all = all;
+    }
+
+    /// The counts that must agree at the end of a run (debug builds): every request that was
+    /// run either completed or failed, under its verb, and every send has its lag.
+    fn debug_assert_counts_add_up(&self) {
+        debug_assert_eq!(self.run, self.completed + self.failed, "run = completed + failed");
+        debug_assert_eq!(
+            self.verbs.iter().map(|v| v.count).sum::<u64>(),
+            self.run,
+            "the verbs' counts add up to run"
+        );
+        debug_assert_eq!(
+            self.verbs.iter().map(|v| v.errors).sum::<u64>(),
+            self.failed,
+            "the verbs' errors add up to failed"
+        );
+        debug_assert_eq!(self.lag.len(), self.sent, "every send has its lag");
+        debug_assert!(
+            self.watch_lag.len() <= self.lag.len() && self.wake_error.len() <= self.sent,
+            "WATCH lag and wake error are parts of the sends"
+        );
     }
 
     /// Folds `other` into `self` (`all` is left to `finish`).

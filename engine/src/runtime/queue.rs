@@ -153,7 +153,8 @@ impl ReadyQueue {
         // A parked request whose key came free is older than anything in `items`.
         if let Some(Reverse((_, key))) = self.ready.pop() {
             let p = self.unpark_oldest(key);
-            self.in_flight.insert(key);
+            let fresh = self.in_flight.insert(key);
+            debug_assert!(fresh, "per-object order: a key went out twice at once");
             return Some(p);
         }
         while let Some(p) = self.items.pop_front() {
@@ -163,7 +164,8 @@ impl ReadyQueue {
                 self.park(p);
                 continue;
             }
-            self.in_flight.insert(p.key);
+            let fresh = self.in_flight.insert(p.key);
+            debug_assert!(fresh, "per-object order: a key went out twice at once");
             return Some(p);
         }
         None
