@@ -377,7 +377,11 @@ impl CoreMetrics {
     /// The counts that must agree at the end of a run (debug builds): every request that was
     /// run either completed or failed, under its verb, and every send has its lag.
     fn debug_assert_counts_add_up(&self) {
-        debug_assert_eq!(self.run, self.completed + self.failed, "run = completed + failed");
+        debug_assert_eq!(
+            self.run,
+            self.completed + self.failed,
+            "run = completed + failed"
+        );
         debug_assert_eq!(
             self.verbs.iter().map(|v| v.count).sum::<u64>(),
             self.run,
