@@ -14,24 +14,46 @@ use crate::runtime::exchange::{record_outcome, Exchange};
 use crate::runtime::failure::Failure;
 use crate::runtime::{CancelReason, CoreCtx};
 
+/// How many completions a reap handles between looks at the clock (for a due instant's
+/// wake-up).
+const REAP_CHECK_EVERY: usize = 8;
+
 impl RingPool {
-    /// Handles the completions that wait; returns how many there were.
-    pub(super) fn reap(&mut self, ctx: &CoreCtx) -> usize {
+    /// Handles the completions that wait; returns how many there were and whether it stopped
+    /// early, at `yield_at` (a due instant's wake-up: its requests go first, the rest of the
+    /// completions after them).
+    pub(super) fn reap(&mut self, ctx: &CoreCtx, yield_at: Option<Instant>) -> (usize, bool) {
         // The completions already posted all arrived before this instant: one clock read
         // ends them all, and is nearer their arrival than a read as each is handled. Any
-        // posted while these are handled reads its own.
+        // posted while these are handled reads its own. Those a reap that stopped early left
+        // keep its read.
         let ready = self.ring.completions_ready();
-        self.reaped_at = (ready > 0).then(Instant::now);
+        let (carried, carried_at) = match self.stamped.take() {
+            Some((k, at)) => (k.min(ready), Some(at)),
+            None => (0, None),
+        };
+        let fresh_at = (ready > carried).then(Instant::now);
         let mut n = 0;
         while let Some(c) = self.ring.next_completion() {
             n += 1;
-            if n > ready {
-                self.reaped_at = None;
-            }
+            self.reaped_at = if n <= carried {
+                carried_at
+            } else if n <= ready {
+                fresh_at
+            } else {
+                None
+            };
             self.complete(ctx, c);
+            if n % REAP_CHECK_EVERY == 0 && yield_at.is_some_and(|t| Instant::now() >= t) {
+                if n < ready {
+                    self.stamped = fresh_at.or(carried_at).map(|at| (ready - n, at));
+                }
+                self.reaped_at = None;
+                return (n, true);
+            }
         }
         self.reaped_at = None;
-        n
+        (n, false)
     }
 
     fn complete(&mut self, ctx: &CoreCtx, c: Completion) {

@@ -124,10 +124,19 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                 }
             }
         }
-        let (progressed, in_flight, fd) = {
+        // A batch of completions stops at the next due instant's wake-up, whose requests go
+        // first.
+        let wake = if check_open && !ctx.input_done.get() && ctx.queue.borrow().len() < QUEUE_CAP {
+            schedule
+                .next_due()
+                .map(|due| due.checked_sub(margin.get()).unwrap_or(due))
+        } else {
+            None
+        };
+        let (progressed, in_flight, fd, yielded) = {
             let mut guard = ctx.ring.borrow_mut();
             let Some(pool) = guard.as_mut() else { break };
-            let reaped = pool.reap(&ctx);
+            let (reaped, yielded) = pool.reap(&ctx, wake);
             let started = pool.start_jobs(&ctx);
             match pool.ring.submit() {
                 Ok(()) => {}
@@ -149,11 +158,11 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                 break;
             }
             let progressed = reaped + started > 0 || pool.ring.has_completions();
-            (progressed, pool.busy() > 0, pool.ring.fd())
+            (progressed, pool.busy() > 0, pool.ring.fd(), yielded)
         };
         let glommio_io = !ctx.watches.borrow().is_empty() || !ctx.controls.borrow().is_empty();
         let next_timer = glommio::timer::next_deadline();
-        if progressed && next_timer.is_none_or(|t| t > Instant::now()) {
+        if progressed && !yielded && next_timer.is_none_or(|t| t > Instant::now()) {
             if glommio_io {
                 // Let the WATCHes and the task workers run between batches.
                 future::yield_now().await;

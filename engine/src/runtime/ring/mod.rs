@@ -64,6 +64,9 @@ pub(crate) struct RingPool {
     max_conns: usize,
     /// While completions that were waiting are handled: when they were reaped (their end).
     reaped_at: Option<Instant>,
+    /// Completions at the head of the queue that a reap which stopped early had already
+    /// timed, and that time.
+    stamped: Option<(usize, Instant)>,
     /// Set when the ring itself failed: every request is then recorded as failed with it.
     broken: Option<std::io::Error>,
     /// Requests waiting to be sent again (`--retries client-go`); counted in `busy`.
@@ -95,6 +98,7 @@ impl RingPool {
             busy: 0,
             max_conns,
             reaped_at: None,
+            stamped: None,
             broken: None,
             parked: Vec::with_capacity(max_conns),
             tls,
