@@ -191,6 +191,16 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     Some(pool) => pool.arm(&ctx),
                     None => break,
                 };
+                // The margin must cover the wake-up and the readying both: a readying that
+                // ends past the instant is lateness like a late wake-up.
+                let ready_at = Instant::now();
+                if ready_at > due {
+                    margin.observe(
+                        ready_at.saturating_duration_since(
+                            due.checked_sub(margin.get()).unwrap_or(due),
+                        ),
+                    );
+                }
                 spun += spin_until(due);
                 if armed > 0 {
                     if let Some(pool) = ctx.ring.borrow_mut().as_mut() {
