@@ -71,6 +71,25 @@ fn recorded_requests(sim: &ApiSim) -> Vec<Value> {
     log["requests"].as_array().cloned().unwrap_or_default()
 }
 
+/// `engine run TIMELINE --server SERVER --quiet --timeout 5s --result RESULT`, bounded.
+fn replay(timeline: &Path, server: &str, result: &Path) -> std::process::Output {
+    run_bounded(
+        Command::new(bin("engine"))
+            .arg("run")
+            .arg(timeline)
+            .args(["--server", server, "--quiet", "--timeout", "5s", "--result"])
+            .arg(result),
+        Duration::from_secs(60),
+    )
+}
+
+/// A report written to `path`, parsed.
+fn read_report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the report {} is written: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
 #[test]
 fn every_single_bit_flip_is_refused_before_anything_is_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -172,21 +191,7 @@ fn damage_in_a_late_block_stops_the_run_after_the_intact_part() {
 
     let sim = ApiSim::start(&["--plain", "--no-auth", "--record-requests", "10000"]);
     let report_path = dir.path().join("late.json");
-    let out = run_bounded(
-        Command::new(bin("engine"))
-            .arg("run")
-            .arg(&damaged)
-            .args([
-                "--server",
-                &sim.url,
-                "--quiet",
-                "--timeout",
-                "5s",
-                "--result",
-            ])
-            .arg(&report_path),
-        Duration::from_secs(60),
-    );
+    let out = replay(&damaged, &sim.url, &report_path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -208,10 +213,7 @@ fn damage_in_a_late_block_stops_the_run_after_the_intact_part() {
         sent < first_damaged,
         "{sent} requests reached the server: some came from the damaged block or later"
     );
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(&report_path).expect("the report is written"),
-    )
-    .expect("report JSON");
+    let report = read_report(&report_path);
     assert_eq!(report["totalRun"], sent as u64, "report: {report}");
     // The report says why the run stopped, naming the file and the block.
     let damage = report["kreplay"]["run"]["timelineDamage"]
@@ -230,29 +232,13 @@ fn damage_in_a_late_block_stops_the_run_after_the_intact_part() {
 
     // A merge of that report with an intact one carries the damage, naming the report.
     let intact_path = dir.path().join("intact.json");
-    let intact = run_bounded(
-        Command::new(bin("engine"))
-            .arg("run")
-            .arg(&good)
-            .args([
-                "--server",
-                &sim.url,
-                "--quiet",
-                "--timeout",
-                "5s",
-                "--result",
-            ])
-            .arg(&intact_path),
-        Duration::from_secs(60),
-    );
+    let intact = replay(&good, &sim.url, &intact_path);
     assert!(
         intact.status.success(),
         "{}",
         String::from_utf8_lossy(&intact.stderr)
     );
-    let intact_report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&intact_path).expect("intact report"))
-            .expect("intact JSON");
+    let intact_report = read_report(&intact_path);
     assert!(
         intact_report["kreplay"]["run"]
             .get("timelineDamage")
@@ -277,9 +263,7 @@ fn damage_in_a_late_block_stops_the_run_after_the_intact_part() {
         "{}",
         String::from_utf8_lossy(&merge.stderr)
     );
-    let merged: Value =
-        serde_json::from_str(&std::fs::read_to_string(&merged_path).expect("merged report"))
-            .expect("merged JSON");
+    let merged = read_report(&merged_path);
     let merged_damage = merged["kreplay"]["run"]["timelineDamage"]
         .as_str()
         .unwrap_or_else(|| {
