@@ -69,6 +69,29 @@ fn sample(families: &Value, family: &str, name: &str, labels: &[(&str, &str)]) -
         })
 }
 
+/// Scrapes `port` every 100 ms (for at most 30 s) until the `core` entry's sent counter is at
+/// least `sent`; the exposition and its parse then.
+fn scrape_until_sent(port: u16, core: &str, sent: f64) -> Option<(String, Value)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(text) = scrape(port) {
+            let f = parse(&text);
+            if sample(
+                &f,
+                "kreplay_requests_sent",
+                "kreplay_requests_sent_total",
+                &[("core", core)],
+            )
+            .is_some_and(|v| v >= sent)
+            {
+                return Some((text, f));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
 #[test]
 fn exposition_during_a_run_parses_with_a_real_parser() {
     let server = TestServer::start(Behavior::default());
@@ -113,26 +136,8 @@ fn exposition_during_a_run_parses_with_a_real_parser() {
         ],
         &[],
     );
-    // Scrape until the run has sent something (bounded), mid-run.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = None;
-    while Instant::now() < deadline {
-        if let Some(text) = scrape(port) {
-            let f = parse(&text);
-            if sample(
-                &f,
-                "kreplay_requests_sent",
-                "kreplay_requests_sent_total",
-                &[("core", "0")],
-            )
-            .is_some_and(|v| v >= 100.0)
-            {
-                seen = Some((text, f));
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Mid-run: once core 0 has sent 100.
+    let seen = scrape_until_sent(port, "0", 100.0);
     let (status, stderr) = wait_bounded(child, Duration::from_secs(60));
     assert!(status.success(), "{stderr}");
     let (text, f) = seen.expect("a scrape during the run showed requests sent");
@@ -245,26 +250,8 @@ fn the_watch_lane_has_its_own_entry_during_a_run() {
         &[],
     );
     let lane = [("core", "watch-lane")];
-    // Scrape until the lane has published WATCHes sent (bounded), mid-run.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = None;
-    while Instant::now() < deadline {
-        if let Some(text) = scrape(port) {
-            let f = parse(&text);
-            if sample(
-                &f,
-                "kreplay_requests_sent",
-                "kreplay_requests_sent_total",
-                &lane,
-            )
-            .is_some_and(|v| v >= 1.0)
-            {
-                seen = Some(f);
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Mid-run: once the lane has published a WATCH sent.
+    let seen = scrape_until_sent(port, "watch-lane", 1.0).map(|(_, f)| f);
     let (status, stderr) = wait_bounded(child, Duration::from_secs(60));
     assert!(status.success(), "{stderr}");
     let f = seen.expect("a scrape during the run showed the lane's WATCHes sent");
