@@ -1,7 +1,7 @@
 //! Runs a replay: picks the runs, starts one pinned glommio executor per core, fixes
 //! the common start instant, shows progress, and merges what the cores measured.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use glommio::{LocalExecutorBuilder, Placement};
 
 mod limits;
+mod progress_line;
 mod sizing;
 
 use crate::clock::{SpeedScale, TimingMode};
@@ -22,6 +23,7 @@ use crate::target::Target;
 use limits::{
     raise_memlock_soft_limit, raise_nofile_soft_limit, watch_descriptors, NOFILE_RESERVE,
 };
+use progress_line::progress_loop;
 pub use sizing::{config_warnings, pool_sizes, replayed_runners, PoolSizes};
 
 /// How to run a replay.
@@ -589,39 +591,4 @@ fn run_checked(
         max_streams,
         per_core,
     })
-}
-
-/// Prints a progress line on stderr every 500 ms until every core has finished.
-fn progress_loop(shared: &Shared, scheduled: u64, span_us: u64, start: Instant, speed: f64) {
-    let mut err = std::io::stderr();
-    loop {
-        let all_done = shared
-            .progress
-            .iter()
-            .all(|p| p.finished.load(Ordering::Acquire));
-        let (mut sent, mut done, mut failed, mut lag, mut pos) = (0, 0, 0, 0, 0);
-        for p in shared.progress.iter() {
-            sent += p.sent.load(Ordering::Relaxed);
-            done += p.done.load(Ordering::Relaxed);
-            failed += p.failed.load(Ordering::Relaxed);
-            lag = lag.max(p.lag_p99_us.load(Ordering::Relaxed));
-            pos = pos.max(p.position_us.load(Ordering::Relaxed));
-        }
-        let elapsed = Instant::now()
-            .saturating_duration_since(start)
-            .as_secs_f64();
-        let _ = write!(
-            err,
-            "\r\x1b[2K[{elapsed:7.1}s] timeline {:.1}/{:.1}s  sent {sent}/{scheduled}  in flight {}  errors {failed}  lag p99 {lag} µs",
-            pos as f64 / 1e6 / speed,
-            span_us as f64 / 1e6 / speed,
-            sent.saturating_sub(done),
-        );
-        let _ = err.flush();
-        if all_done {
-            let _ = writeln!(err);
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
