@@ -94,6 +94,23 @@ fn plan_wait(
     }
 }
 
+/// The next due instant the loop waits for, as (its wake-up: due less the margin, due);
+/// `None` while the timeline check is behind (`check_open` false), after the input, or while
+/// the ready queue is full.
+fn next_instant(
+    ctx: &CoreCtx,
+    schedule: &Schedule<'_>,
+    margin: &SpinMargin,
+    check_open: bool,
+) -> Option<(Instant, Instant)> {
+    if !check_open || ctx.input_done.get() || ctx.queue.borrow().len() >= QUEUE_CAP {
+        return None;
+    }
+    schedule
+        .next_due()
+        .map(|due| (due.checked_sub(margin.get()).unwrap_or(due), due))
+}
+
 /// Runs the core's replay over its ring: the schedule of global runs `runs`, until every
 /// request was released (or a stop) and nothing is in flight.
 pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
@@ -126,13 +143,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         }
         // A batch of completions stops at the next due instant's wake-up, whose requests go
         // first.
-        let wake = if check_open && !ctx.input_done.get() && ctx.queue.borrow().len() < QUEUE_CAP {
-            schedule
-                .next_due()
-                .map(|due| due.checked_sub(margin.get()).unwrap_or(due))
-        } else {
-            None
-        };
+        let wake = next_instant(&ctx, &schedule, &margin, check_open).map(|(wake, _)| wake);
         let (progressed, in_flight, fd, yielded) = {
             let mut guard = ctx.ring.borrow_mut();
             let Some(pool) = guard.as_mut() else { break };
@@ -170,13 +181,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             continue;
         }
         // While the timeline check is behind, the loop looks again within `MAX_BLOCK`.
-        let next = if !check_open || ctx.input_done.get() || ctx.queue.borrow().len() >= QUEUE_CAP {
-            None
-        } else {
-            schedule
-                .next_due()
-                .map(|due| (due.checked_sub(margin.get()).unwrap_or(due), due))
-        };
+        let next = next_instant(&ctx, &schedule, &margin, check_open);
         let now = Instant::now();
         match plan_wait(now, next, next_timer, glommio_io) {
             Wait::None => {}
