@@ -9,6 +9,13 @@
 //! ring's fd, as kreplay's plain-TCP HTTP/1.1 pool does. The lab's `floor` section compares
 //! them with wrk on the same nginx: what an engine built on each I/O model could reach at
 //! best. Prints the responses completed.
+//!
+//! `burst` measures the floor of a paced replay's send lag instead: every `--period-us` it
+//! wakes at an instant (a 1 ns-slack sleep, then a spin) and writes `--burst` requests on
+//! as many idle connections, one `send` each, as one core must when that many requests
+//! share a due instant; each request's lag is taken just before its `send`, as the
+//! engine's is. It prints the lag percentiles of the first request (the wake error) and of
+//! every request, and the mean cost of one `send`.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -28,6 +35,8 @@ enum Model {
     Glommio,
     /// One loop over a raw io_uring ring.
     Uring,
+    /// Paced bursts of sends at due instants (see the module's comment).
+    Burst,
     /// The raw io_uring loop as one task on a glommio executor.
     GlommioRing,
 }
@@ -48,6 +57,12 @@ struct Args {
     /// Stop after this many seconds even if requests remain.
     #[arg(long, default_value_t = 60)]
     max_seconds: u64,
+    /// `burst`: requests sharing each due instant (and connections).
+    #[arg(long, default_value_t = 10)]
+    burst: usize,
+    /// `burst`: microseconds between due instants.
+    #[arg(long, default_value_t = 1000)]
+    period_us: u64,
 }
 
 /// Receive buffer per connection; a response must fit (nginx's small JSON does).
@@ -71,6 +86,7 @@ fn main() -> Result<()> {
         Model::Glommio => run_glommio(load)?,
         Model::Uring => run_uring(&load)?,
         Model::GlommioRing => run_glommio_ring(load)?,
+        Model::Burst => run_burst(&load, args.burst, Duration::from_micros(args.period_us))?,
     };
     println!("{done}");
     Ok(())
@@ -316,4 +332,89 @@ fn run_glommio_ring(load: Load) -> Result<usize> {
         }
         Ok(ring.done)
     })
+}
+
+/// How long before an instant the burst model stops sleeping and spins.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// The `burst` model: see the module's comment. Returns the responses completed.
+fn run_burst(load: &Load, burst: usize, period: Duration) -> Result<usize> {
+    if burst == 0 || period.is_zero() {
+        bail!("--burst and --period-us must be above 0");
+    }
+    // The engine's cores sleep with 1 ns of timer slack too.
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
+    let mut conns = (0..burst)
+        .map(|_| {
+            let s =
+                TcpStream::connect(&load.addr).with_context(|| format!("connect {}", load.addr))?;
+            s.set_nodelay(true)?;
+            Ok((s, vec![0u8; BUF], 0usize))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rounds = load.requests.div_ceil(burst);
+    let mut wake = Vec::with_capacity(rounds);
+    let mut lags = Vec::with_capacity(rounds * burst);
+    let mut send_time = Duration::ZERO;
+    let start = Instant::now() + Duration::from_millis(10);
+    let mut done = 0;
+    for round in 0..rounds {
+        let due = start + period * round as u32;
+        if Instant::now() >= load.deadline {
+            break;
+        }
+        if let Some(early) = due.checked_duration_since(Instant::now() + SPIN) {
+            std::thread::sleep(early);
+        }
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        for (j, (conn, _, _)) in conns.iter_mut().enumerate() {
+            let before = Instant::now();
+            let lag = before.saturating_duration_since(due);
+            if j == 0 {
+                wake.push(lag);
+            }
+            lags.push(lag);
+            conn.write_all(&load.request).context("send")?;
+            send_time += before.elapsed();
+        }
+        for (conn, buf, filled) in &mut conns {
+            loop {
+                if let Some(len) = complete_response(&buf[..*filled])? {
+                    buf.copy_within(len..*filled, 0);
+                    *filled -= len;
+                    break;
+                }
+                let n = std::io::Read::read(conn, &mut buf[*filled..]).context("recv")?;
+                if n == 0 {
+                    bail!("the server closed a connection");
+                }
+                *filled += n;
+            }
+            done += 1;
+        }
+    }
+    let sends = lags.len().max(1) as u32;
+    println!(
+        "wake error p50 {:.2} p99 {:.2} us; send lag p50 {:.2} p99 {:.2} p99.9 {:.2} us; send {:.2} us",
+        micros(&mut wake, 0.50),
+        micros(&mut wake, 0.99),
+        micros(&mut lags, 0.50),
+        micros(&mut lags, 0.99),
+        micros(&mut lags, 0.999),
+        (send_time / sends).as_secs_f64() * 1e6,
+    );
+    Ok(done)
+}
+
+/// The `q` quantile of `values`, in µs (nearest rank).
+fn micros(values: &mut [Duration], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_unstable();
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1].as_secs_f64() * 1e6
 }
