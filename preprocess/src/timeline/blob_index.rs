@@ -139,6 +139,23 @@ impl BlobIndex {
         None
     }
 
+    /// Replaces the first of `hash`'s candidate entries for which `change` gives a new
+    /// entry (not [`FREE`]); returns whether one did.
+    pub(crate) fn update(&mut self, hash: u64, mut change: impl FnMut(u64) -> Option<u64>) -> bool {
+        let mut probe = self.probe(hash);
+        while let Some(entry) = self.next_candidate(&mut probe) {
+            if let Some(new) = change(entry) {
+                debug_assert_ne!(new, FREE);
+                let slots = &mut self.parts[probe.part].slots;
+                // The candidate is the slot before the probe's position.
+                let at = probe.at.checked_sub(1).unwrap_or(slots.len() - 1);
+                slots[at].entry = [new as u32, (new >> 32) as u32];
+                return true;
+            }
+        }
+        false
+    }
+
     /// Adds `entry` (not [`FREE`]) under `hash`, beside any entries already there.
     pub(crate) fn insert(&mut self, hash: u64, entry: u64) {
         debug_assert_ne!(entry, FREE);
@@ -196,5 +213,24 @@ mod tests {
         assert_eq!(candidates(&index, twin), vec![1, 2, 3]);
         assert_eq!(candidates(&index, hash ^ 1 << 40), Vec::<u64>::new());
         assert_eq!(candidates(&BlobIndex::default(), hash), Vec::<u64>::new());
+    }
+
+    /// An update changes the one entry it matches, in place (growth may reorder candidates).
+    #[test]
+    fn update_changes_only_the_matching_entry() {
+        let mut index = BlobIndex::default();
+        let hash = 0xdead_beef_0123_4567;
+        for entry in 1..=20 {
+            index.insert(hash, entry);
+        }
+        assert!(index.update(hash, |e| (e == 13).then_some(1300)));
+        assert!(!index.update(hash, |e| (e == 13).then_some(1)));
+        assert!(!index.update(hash ^ 1 << 40, |_| Some(5)));
+        let mut want: Vec<u64> = (1..=20).collect();
+        want[12] = 1300;
+        let mut found = candidates(&index, hash);
+        found.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(found, want);
     }
 }

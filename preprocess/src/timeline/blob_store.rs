@@ -4,7 +4,8 @@
 //! (`blob_index`); the bytes go to disk. A hit is confirmed by comparing the stored bytes
 //! (a collision must not merge two different bodies); when no candidate matches, the new
 //! string is stored and indexed beside the others. The first `RESIDENT_LIMIT` bytes of the area are
-//! also kept in memory, so most confirmations need no read from disk.
+//! also kept in memory, and so are the most recent short strings (`recent_copies`), so most
+//! confirmations need no read from disk.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,6 +19,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::blob_index::BlobIndex;
 use super::error::TimelineError;
+use super::recent_copies::{RecentCopies, ALIGN};
 use super::record::BlobRef;
 
 /// Keys are already xxh3 hashes: hashing them again would only cost time.
@@ -47,10 +49,12 @@ const RESIDENT_LIMIT: usize = 32 << 20;
 /// Strings up to this length also get a copy of their own (targets, names, labels: the
 /// strings that repeat), so that a hit on one stored late needs no read from disk.
 const SMALL_MAX: usize = 256;
-/// Bytes of such copies kept at most.
+/// Bytes of such copies kept at most (the most recent ones).
 const SMALL_LIMIT: usize = 32 << 20;
-/// Copies start on 4-byte boundaries, so a 24-bit slot number reaches all of them.
-const SMALL_ALIGN: usize = 4;
+const _: () = assert!(
+    SMALL_LIMIT / ALIGN < NO_COPY as usize,
+    "a slot reaches every copy"
+);
 /// The slot of a string without a copy.
 const NO_COPY: u64 = (1 << SLOT_BITS) - 1;
 /// An index entry packs the offset (below 2^40) and the copy's slot into one u64, so the
@@ -70,12 +74,15 @@ pub(crate) struct BlobStore {
     /// not kept: a hit is confirmed by comparing the new bytes with the stored bytes, which
     /// is all a reference needs.
     index: BlobIndex,
-    /// Copies of short strings (see `SMALL_MAX`).
-    small: Vec<u8>,
+    /// Copies of recent short strings (see `SMALL_MAX`).
+    small: RecentCopies,
     compare_buf: Vec<u8>,
     /// A copy of the area's first bytes (up to `RESIDENT_LIMIT`).
     resident: Vec<u8>,
     resident_limit: usize,
+    /// Comparisons that read the spool.
+    #[cfg(test)]
+    spool_reads: usize,
 }
 
 impl BlobStore {
@@ -89,10 +96,12 @@ impl BlobStore {
             buffer: Vec::with_capacity(WRITE_BUFFER),
             flushed_len: 0,
             index: BlobIndex::default(),
-            small: Vec::new(),
+            small: RecentCopies::new(SMALL_LIMIT),
             compare_buf: Vec::new(),
             resident: Vec::new(),
             resident_limit: RESIDENT_LIMIT,
+            #[cfg(test)]
+            spool_reads: 0,
         })
     }
 
@@ -133,10 +142,18 @@ impl BlobStore {
             };
             let slot = entry & NO_COPY;
             let equal = if slot == NO_COPY {
-                self.stored_equals(existing, bytes)?
+                let from_disk = self.only_on_disk(existing);
+                let equal = self.stored_equals(existing, bytes)?;
+                if equal && from_disk {
+                    // Back among the recent copies: its next hit needs no read.
+                    if let Some(copy) = self.copy(hash, bytes) {
+                        self.index
+                            .update(hash, |e| (e == entry).then_some(e & !NO_COPY | copy));
+                    }
+                }
+                equal
             } else {
-                let at = slot as usize * SMALL_ALIGN;
-                self.small.get(at..at + bytes.len()) == Some(bytes)
+                self.small.get(slot) == bytes
             };
             if equal {
                 return Ok((existing, false));
@@ -147,15 +164,27 @@ impl BlobStore {
         if stored.offset >= MAX_INDEXED_OFFSET {
             return Ok((stored, true));
         }
-        let mut slot = NO_COPY;
-        if bytes.len() <= SMALL_MAX && self.small.len() + bytes.len() <= SMALL_LIMIT {
-            slot = (self.small.len() / SMALL_ALIGN) as u64;
-            self.small.extend_from_slice(bytes);
-            self.small
-                .resize(self.small.len().next_multiple_of(SMALL_ALIGN), 0);
-        }
+        let slot = self.copy(hash, bytes).unwrap_or(NO_COPY);
         self.index.insert(hash, stored.offset << SLOT_BITS | slot);
         Ok((stored, true))
+    }
+
+    /// Copies a short string among the recent copies, if it is short; the entries of the
+    /// copies it overwrites stop naming them.
+    fn copy(&mut self, hash: u64, bytes: &[u8]) -> Option<u64> {
+        if bytes.len() > SMALL_MAX {
+            return None;
+        }
+        let index = &mut self.index;
+        self.small.push(hash, bytes, |hash, slot| {
+            let found = index.update(hash, |e| (e & NO_COPY == slot).then_some(e | NO_COPY));
+            debug_assert!(found, "an evicted copy's entry is in the index");
+        })
+    }
+
+    /// Whether a comparison with the string stored at `at` must read the spool.
+    fn only_on_disk(&self, at: BlobRef) -> bool {
+        at.offset + u64::from(at.len) > self.resident.len() as u64 && at.offset < self.flushed_len
     }
 
     fn append(&mut self, bytes: &[u8], len: u32) -> Result<BlobRef, TimelineError> {
@@ -208,6 +237,10 @@ impl BlobStore {
         }
         if end > self.flushed_len {
             self.flush()?;
+        }
+        #[cfg(test)]
+        {
+            self.spool_reads += 1;
         }
         self.compare_buf.resize(bytes.len(), 0);
         self.file
@@ -262,6 +295,37 @@ mod tests {
                 assert_eq!(back, distinct(i));
             }
         }
+    }
+
+    /// Short strings whose copies were overwritten are confirmed from the spool once, copied
+    /// again, and then confirmed from memory; every reference stays the first one.
+    #[test]
+    fn evicted_copies_are_read_once_then_copied_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = BlobStore::new_in(dir.path()).unwrap();
+        store.resident_limit = 0;
+        store.small = RecentCopies::new(4096);
+        let name = |i: usize| format!("name-{i:05}").into_bytes();
+        let refs: Vec<BlobRef> = (0..2000)
+            .map(|i| store.intern(&name(i)).unwrap().0)
+            .collect();
+        // Pushes every name out of the write buffer, onto disk.
+        store.intern(&vec![b'x'; 2 * WRITE_BUFFER]).unwrap();
+        for round in 0..2 {
+            for (i, r) in refs.iter().enumerate().take(100) {
+                assert_eq!(
+                    store.intern(&name(i)).unwrap(),
+                    (*r, false),
+                    "round {round}"
+                );
+            }
+            assert_eq!(store.spool_reads, 100, "round {round}");
+        }
+        // The oldest names were overwritten meanwhile: still found, from disk.
+        for (i, r) in refs.iter().enumerate().skip(1000).take(10) {
+            assert_eq!(store.intern(&name(i)).unwrap(), (*r, false));
+        }
+        assert_eq!(store.spool_reads, 110);
     }
 
     #[test]

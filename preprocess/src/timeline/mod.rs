@@ -14,6 +14,7 @@ mod open_checks;
 mod output;
 mod prepare;
 mod reader;
+mod recent_copies;
 pub mod record;
 mod reseal;
 mod spool;
