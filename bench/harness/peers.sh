@@ -144,7 +144,7 @@ section_h2() {
 
 section_paced() {
   start_nginx
-  note paced "Send lag (first byte handed to the kernel minus the due instant) and wake error (the send lag of the first request a core writes after each release of due requests: the scheduler's own precision, without a burst's serialisation) are kreplay's own figures: no peer reports them. \"Latency from the due instant\" is kreplay's scheduled latency and oha's latency with --latency-correction (both free of coordinated omission); hey's latencies are measured from its own send and are not comparable, so only its rate and CPU are recorded. Transports: HTTP/1.1 on nginx's plain port; HTTP/1.1 + TLS (kreplay --http1, oha's default ALPN) and HTTP/2 + TLS (kreplay's default, oha --http2) on its TLS port."
+  note paced "Send lag (first byte handed to the kernel minus the due instant) and wake error (the send lag of the first request a core writes after each release of due requests: the scheduler's own precision, without a burst's serialisation) are kreplay's own figures: no peer reports them. \"Latency from the due instant\" is kreplay's scheduled latency and oha's latency with --latency-correction (both free of coordinated omission); hey's latencies are measured from its own send and are not comparable, so only its rate and CPU are recorded. Transports: HTTP/1.1 on nginx's plain port; HTTP/1.1 + TLS (kreplay --http1, oha's default ALPN) and HTTP/2 + TLS (kreplay's default, oha --http2) on its TLS port. floor-burst is kreplay-floor burst over plain HTTP/1.1: rate/1000 requests written back to back on idle connections at each millisecond, one send each, with no replay work: the send-lag floor of one core on this machine."
   local rate n transport
   for rate in $rates; do
     n=$((rate * seconds))
@@ -154,6 +154,7 @@ section_paced() {
       if have_oha; then paced_oha "$rate" "$transport"; fi
     done
     paced_hey "$rate"
+    paced_floor "$rate" "$n"
   done
   if ! have_oha; then note paced "oha is not installed: no oha figures."; fi
 }
@@ -213,6 +214,32 @@ paced_hey() {
   done
   rec paced "HTTP/1.1 achieved rate at $rate/s" "req/s" higher hey "${cmd[*]} (-q is per worker: 50 × $q/s)" --plot paced-rate --x "$rate" --series "hey HTTP/1.1" -- "${a[@]}"
   rec paced "HTTP/1.1 client CPU per request at $rate/s" "µs" lower hey "${cmd[*]}" -- "${cpu[@]}"
+}
+
+# paced_floor RATE N: the send-lag floor of one core at RATE over plain HTTP/1.1 (kreplay-floor
+# burst: RATE/1000 requests written back to back at each millisecond, no replay work).
+paced_floor() {
+  local rate=$1 n=$2 burst period=1000 w50=() w99=() p50=() p99=() send=() f=$work/floor.out
+  burst=$((rate / 1000))
+  if [ "$burst" -lt 1 ]; then burst=1 period=$((1000000 / rate)); fi
+  local cmd=("$bin/kreplay-floor" burst "$url" --burst "$burst" --period-us "$period" --requests "$n")
+  for _ in $(seq "$repeat"); do
+    if ! timed "$work/time" timeout $((seconds * 4 + 30)) "${cmd[@]}" >"$f" 2>&1; then
+      note paced "kreplay-floor burst failed at $rate/s: $(tail -c 300 "$f")"
+      return 0
+    fi
+    head -1 "$f" >"$f.json"
+    w50+=("$(get "$f.json" /wakeErrorMicros/p50)") w99+=("$(get "$f.json" /wakeErrorMicros/p99)")
+    p50+=("$(get "$f.json" /sendLagMicros/p50)") p99+=("$(get "$f.json" /sendLagMicros/p99)")
+    send+=("$(get "$f.json" /sendMicros)")
+  done
+  local c="kreplay-floor burst URL --burst $burst --period-us $period --requests $n"
+  local lag=(--plot "paced-lag-h1" --x "$rate" --x-label "target rate (req/s)" --log-y)
+  rec paced "HTTP/1.1 wake error p50 at $rate/s" "µs" lower floor-burst "$c" -- "${w50[@]}"
+  rec paced "HTTP/1.1 wake error p99 at $rate/s" "µs" lower floor-burst "$c" -- "${w99[@]}"
+  rec paced "HTTP/1.1 send lag p50 at $rate/s" "µs" lower floor-burst "$c" "${lag[@]}" --series "floor send lag p50" -- "${p50[@]}"
+  rec paced "HTTP/1.1 send lag p99 at $rate/s" "µs" lower floor-burst "$c" "${lag[@]}" --series "floor send lag p99" -- "${p99[@]}"
+  rec paced "HTTP/1.1 cost of one send at $rate/s" "µs" lower floor-burst "$c" -- "${send[@]}"
 }
 
 paced_oha() {

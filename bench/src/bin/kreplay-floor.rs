@@ -15,7 +15,7 @@
 //! as many idle connections, one `send` each, as one core must when that many requests
 //! share a due instant; each request's lag is taken just before its `send`, as the
 //! engine's is. It prints the lag percentiles of the first request (the wake error) and of
-//! every request, and the mean cost of one `send`.
+//! every request, and the mean cost of one `send`, as one JSON line.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -397,8 +397,9 @@ fn run_burst(load: &Load, burst: usize, period: Duration) -> Result<usize> {
         }
     }
     let sends = lags.len().max(1) as u32;
+    // One JSON line for the lab (`get`), before the count every model prints last.
     println!(
-        "wake error p50 {:.2} p99 {:.2} us; send lag p50 {:.2} p99 {:.2} p99.9 {:.2} us; send {:.2} us",
+        "{{\"wakeErrorMicros\":{{\"p50\":{:.3},\"p99\":{:.3}}},\"sendLagMicros\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3}}},\"sendMicros\":{:.3}}}",
         micros(&mut wake, 0.50),
         micros(&mut wake, 0.99),
         micros(&mut lags, 0.50),
