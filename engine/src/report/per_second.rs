@@ -9,37 +9,39 @@ impl PerSecond {
     /// intervals up to the last one used, each interval's p99s, and its histograms as sparse
     /// `[bucket, count]` pairs (what `engine merge` adds up exactly).
     pub fn of(scheduled: Vec<u64>, sent: Vec<u64>, s: &PerSecondSeries) -> PerSecond {
-        let mut out = PerSecond {
-            scheduled,
-            sent,
-            ..PerSecond::default()
-        };
-        if s.interval_s == 0 {
-            return out;
-        }
-        let n = s.used_len();
+        // No series when the run sized none: every member after `sent` is absent.
+        let sized = s.interval_s > 0;
+        let n = if sized { s.used_len() } else { 0 };
+        let counts = |v: &[u64]| sized.then(|| v[..n].to_vec());
         let p99s = |at: fn(&PerSecondSeries, usize) -> &[u32]| {
-            (0..n)
-                .map(|i| quantile_micros(at(s, i), 0.99).map(|us| us as f64 / 1e6))
-                .collect()
+            sized.then(|| {
+                (0..n)
+                    .map(|i| quantile_micros(at(s, i), 0.99).map(|us| us as f64 / 1e6))
+                    .collect()
+            })
         };
         let sparse = |at: fn(&PerSecondSeries, usize) -> &[u32]| {
-            (0..n)
-                .map(|i| {
-                    let pairs = at(s, i).iter().enumerate().filter(|(_, c)| **c > 0);
-                    SparseBuckets(pairs.map(|(b, &c)| (b as u64, u64::from(c))).collect())
-                })
-                .collect()
+            sized.then(|| {
+                (0..n)
+                    .map(|i| {
+                        let pairs = at(s, i).iter().enumerate().filter(|(_, c)| **c > 0);
+                        SparseBuckets(pairs.map(|(b, &c)| (b as u64, u64::from(c))).collect())
+                    })
+                    .collect()
+            })
         };
-        out.interval_seconds = Some(s.interval_s);
-        out.completed = Some(s.completed[..n].to_vec());
-        out.failed = Some(s.failed[..n].to_vec());
-        out.bytes = Some(s.bytes[..n].to_vec());
-        out.latency_p99 = Some(p99s(PerSecondSeries::latency_at));
-        out.lag_p99 = Some(p99s(PerSecondSeries::lag_at));
-        out.latency_buckets = Some(sparse(PerSecondSeries::latency_at));
-        out.lag_buckets = Some(sparse(PerSecondSeries::lag_at));
-        out
+        PerSecond {
+            scheduled,
+            sent,
+            interval_seconds: sized.then_some(s.interval_s),
+            completed: counts(&s.completed),
+            failed: counts(&s.failed),
+            bytes: counts(&s.bytes),
+            latency_p99: p99s(PerSecondSeries::latency_at),
+            lag_p99: p99s(PerSecondSeries::lag_at),
+            latency_buckets: sparse(PerSecondSeries::latency_at),
+            lag_buckets: sparse(PerSecondSeries::lag_at),
+        }
     }
 
     /// Reads the series back from a report's `kreplay.perSecond` (empty when the report has

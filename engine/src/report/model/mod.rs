@@ -5,11 +5,17 @@
 //! report is written by [`Report::to_json`] through [`GoFormatter`](super::json_writer::GoFormatter),
 //! Go's `json.MarshalIndent` byte for byte (docs/kperf-compatibility.md §12).
 //!
-//! **Adding a field is one edit here** (plus filling it where it is measured): a field of these
-//! structs is written by `run` and by `merge` (which carries the parsed inputs' model), read back
-//! by every reader through the same type, and shown by `engine report`'s configuration line when
-//! it is in [`Config`]. Key order is field order; maps are `BTreeMap`s, sorted bytewise as Go
-//! sorts map keys; an `Option` member left `None` is absent, as Go's `omitempty` leaves it.
+//! **Adding a field is one edit here**, and the compiler names the rest. The field's place
+//! among its struct's fields is its place in the text. Written, read back, round-tripped and
+//! checked by this module's tests (every member of every struct must appear in a full report)
+//! with no other edit; a [`Config`] member also shows in `engine report`'s configuration line.
+//! What it cannot know is the value: the structs are filled with complete struct literals for
+//! a run (`report::kperf`, `report::kreplay`) and for a merge (`report_merge::write`), and
+//! `report_merge::accumulate` destructures every input [`Report`], [`Kreplay`],
+//! [`RunCounters`] and [`Config`] member by member, so a new field fails to compile until
+//! its value and its merge rule (add, take the largest, keep the first) are written. Key
+//! order is field order; maps are `BTreeMap`s, sorted bytewise as Go sorts map keys; an
+//! `Option` member left `None` is absent, as Go's `omitempty` leaves it.
 //!
 //! Reading is tolerant where reports differ legitimately (kperf's reports have no `kreplay`,
 //! its `runner replay` form stops after `percentileLatenciesByURL`, older kreplay reports lack
