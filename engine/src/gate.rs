@@ -14,8 +14,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::Value;
-
 use crate::compare::read::ReportFile;
 
 /// What a gate measures.
@@ -223,21 +221,21 @@ struct Figure {
 
 /// Reads the figure `gate` measures from `report`; `Err` says why it is not there.
 fn measure(report: &ReportFile, gate: &Gate) -> Result<Figure, String> {
-    let k = report.kreplay();
+    let r = &report.report;
+    let k = r.kreplay.as_ref();
     let sel = gate.selector.as_deref();
+    let verb = |s: &str| k.and_then(|k| k.verbs.get(s));
     let from_histogram = |q: Option<f64>| -> Result<Option<f64>, String> {
-        let path: Vec<&str> = match sel {
-            None => vec!["all", "service"],
-            Some(s)
-                if k.and_then(|k| k.get("verbs"))
-                    .and_then(|v| v.get(s))
-                    .is_some() =>
-            {
-                vec!["byVerb", s, "service"]
-            }
-            Some(s) => vec!["byURL", s, "service"],
-        };
-        let h = report.histogram(&path).map_err(|e| e.message)?;
+        let h = match sel {
+            None => report.histogram("all.service", |h| h.all.service.as_ref()),
+            Some(s) if verb(s).is_some() => report.histogram(&format!("byVerb.{s}.service"), |h| {
+                h.by_verb.as_ref()?.get(s)?.service.as_ref()
+            }),
+            Some(s) => report.histogram(&format!("byURL.{s}.service"), |h| {
+                h.by_url.as_ref()?.get(s)?.service.as_ref()
+            }),
+        }
+        .map_err(|e| e.message)?;
         Ok(h.filter(|h| !h.is_empty()).map(|h| {
             let micros = match q {
                 Some(q) => h.value_at_quantile(q),
@@ -256,15 +254,8 @@ fn measure(report: &ReportFile, gate: &Gate) -> Result<Figure, String> {
     match gate.metric {
         Metric::ErrorRate => {
             let (failed, run) = match sel {
-                None => (
-                    report.opt_u64("totalFailed").ok().flatten(),
-                    report.opt_u64("totalRun").ok().flatten(),
-                ),
-                Some(s) => {
-                    let v = k.and_then(|k| k.get("verbs")).and_then(|v| v.get(s));
-                    let int = |f: &str| v.and_then(|v| v.get(f)).and_then(Value::as_u64);
-                    (int("errors"), int("count"))
-                }
+                None => (r.total_failed, r.total_run),
+                Some(s) => (verb(s).map(|v| v.errors), verb(s).map(|v| v.count)),
             };
             match (failed, run) {
                 (Some(f), Some(r)) if r > 0 => Ok(Figure {
@@ -285,21 +276,15 @@ fn measure(report: &ReportFile, gate: &Gate) -> Result<Figure, String> {
                 return seconds(from_histogram(Some(q))?, &format!("p{} latency", q * 100.0));
             }
             // kperf's report: only its fixed percentiles, overall or per URL.
-            let pairs_field = match sel {
-                None => report.root.get("percentileLatencies"),
-                Some(s) => report
-                    .root
-                    .get("percentileLatenciesByURL")
+            let pairs = match sel {
+                None => r.percentile_latencies.as_ref(),
+                Some(s) => r
+                    .percentile_latencies_by_url
+                    .as_ref()
                     .and_then(|m| m.get(s)),
             };
-            let pairs = match pairs_field {
-                Some(v) => report
-                    .percentile_pairs(v, "percentiles")
-                    .map_err(|e| e.message)?,
-                None => Vec::new(),
-            };
             seconds(
-                crate::compare::read::pair_value(&pairs, q),
+                pairs.and_then(|p| crate::compare::read::pair_value(p, q)),
                 &format!(
                     "p{} latency (kperf reports hold p50, p90, p95, p99)",
                     q * 100.0
@@ -308,30 +293,25 @@ fn measure(report: &ReportFile, gate: &Gate) -> Result<Figure, String> {
         }
         Metric::LatencyMax => seconds(from_histogram(None)?, "maximum latency"),
         Metric::Lag(_) | Metric::LagMax => {
-            let key = match gate.metric {
-                Metric::Lag(0.5) => "p50",
-                Metric::Lag(0.9) => "p90",
-                Metric::Lag(0.99) => "p99",
-                Metric::Lag(_) => "p999",
-                _ => "max",
+            let lag = k.map(|k| &k.send_lag.all.quantiles);
+            let (key, value) = match gate.metric {
+                Metric::Lag(0.5) => ("p50", lag.and_then(|l| l.p50)),
+                Metric::Lag(0.9) => ("p90", lag.and_then(|l| l.p90)),
+                Metric::Lag(0.99) => ("p99", lag.and_then(|l| l.p99)),
+                Metric::Lag(_) => ("p999", lag.and_then(|l| l.p999)),
+                _ => ("max", lag.and_then(|l| l.max)),
             };
-            let lag = k
-                .and_then(|k| k.get("sendLag"))
-                .and_then(|l| l.get(key))
-                .and_then(Value::as_f64);
             seconds(
-                lag,
+                value,
                 &format!("sendLag.{key} (kperf does not record send lag)"),
             )
         }
         Metric::Rate => {
             let achieved = k
-                .and_then(|k| k.get("rate"))
-                .and_then(|r| r.get("achievedPerSecond"))
-                .and_then(Value::as_f64)
+                .map(|k| k.rate.achieved_per_second)
                 .or_else(|| {
                     let secs = report.duration.as_secs_f64();
-                    (secs > 0.0).then(|| report.total() as f64 / secs)
+                    (secs > 0.0).then(|| r.total as f64 / secs)
                 })
                 .ok_or("no rate in the report")?;
             Ok(Figure {

@@ -497,7 +497,7 @@ fn check_gates(gates: &[Gate], report: &str) -> bool {
     };
     let mut failed = false;
     let implicit = gate::nothing_succeeded();
-    let total_run = file.opt_u64("totalRun").ok().flatten().unwrap_or(0);
+    let total_run = file.report.total_run.unwrap_or(0);
     if total_run > 0 {
         let v = gate::check(&implicit, &file);
         if v.failed {

@@ -12,8 +12,6 @@ mod write;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use crate::compare::read::{ReportFile, ReportReadError};
 use crate::report::kreplay::HistogramCodecError;
 
@@ -46,39 +44,28 @@ pub struct MergeOptions {
 /// The identity of a report's replay: reports merge only when these agree.
 fn identity(r: &ReportFile, by_id: bool) -> Result<[String; 3], MergeError> {
     let config = r
-        .kreplay()
-        .and_then(|k| k.get("config"))
-        .and_then(Value::as_object)
+        .report
+        .config()
         .ok_or_else(|| r.error("no kreplay.config: not a kreplay report"))?;
-    let text = |k: &str| -> Result<String, MergeError> {
-        config
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                r.error(format!("kreplay.config has no string `{k}`"))
-                    .into()
-            })
-    };
-    let speed = config
-        .get("speed")
-        .and_then(Value::as_f64)
-        .ok_or_else(|| r.error("kreplay.config has no number `speed`"))?;
     // The content id where the reports have it: the same timeline copied to, or
     // preprocessed again on, each runner's machine has one id whatever its path.
-    let timeline = if by_id {
-        text("timelineId")?
-    } else {
-        text("timelineSource")?
+    let timeline = match (by_id, &config.timeline_id) {
+        (true, Some(id)) => id.clone(),
+        (true, None) => return Err(r.error("kreplay.config has no string `timelineId`").into()),
+        (false, _) => config.timeline_source.clone(),
     };
-    Ok([timeline, text("timelineDescription")?, speed.to_string()])
+    Ok([
+        timeline,
+        config.timeline_description.clone(),
+        config.speed.to_string(),
+    ])
 }
 
 /// Checks that `reports` can merge: every one has histograms, they replay one timeline at
 /// one speed, and no runner appears twice (the last two only without `force`).
 fn check_inputs(reports: &[ReportFile], force: bool) -> Result<(), MergeError> {
     for r in reports {
-        if r.kreplay().and_then(|k| k.get("histograms")).is_none() {
+        if r.report.histograms().is_none() {
             return Err(r
                 .error(
                     "a kperf-format report (no kreplay.histograms): its percentiles cannot be merged exactly; \
@@ -91,12 +78,9 @@ fn check_inputs(reports: &[ReportFile], force: bool) -> Result<(), MergeError> {
         return Ok(());
     }
     // Reports written before timelineId existed are compared by their source path.
-    let by_id = reports.iter().all(|r| {
-        r.kreplay()
-            .and_then(|k| k.get("config"))
-            .and_then(|c| c.get("timelineId"))
-            .is_some()
-    });
+    let by_id = reports
+        .iter()
+        .all(|r| r.report.config().is_some_and(|c| c.timeline_id.is_some()));
     let first = identity(&reports[0], by_id)?;
     for r in &reports[1..] {
         let id = identity(r, by_id)?;
@@ -116,11 +100,7 @@ fn check_inputs(reports: &[ReportFile], force: bool) -> Result<(), MergeError> {
     }
     let mut seen = BTreeSet::new();
     for r in reports {
-        let index = r
-            .kreplay()
-            .and_then(|k| k.get("config"))
-            .and_then(|c| c.get("runnerIndex"))
-            .and_then(Value::as_u64);
+        let index = r.report.config().and_then(|c| c.runner_index);
         let runner = match index {
             Some(i) => format!("runner {i}"),
             None if reports.len() > 1 => {
@@ -165,7 +145,7 @@ pub fn merge_files(paths: &[PathBuf], opts: MergeOptions) -> Result<Merged, Merg
         merged.add(r)?;
     }
     // kperf's order: runner by runner, whatever order the files were given in.
-    merged.raw_errors.sort_by_key(|e| e.runner);
+    merged.raw_errors.sort_by_key(|(runner, _)| *runner);
     merged.note_missing_runners(opts.expected_runners);
     merged.add_keys(&reports)?;
     let json = merged.render()?;

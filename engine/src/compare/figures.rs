@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde_json::Value;
 
-use super::read::{opt_u64_in, pair_value, ReportFile, ReportReadError};
+use super::read::{pair_value, ReportFile, ReportReadError};
 use crate::metrics::new_histogram;
+use crate::report::model::{Percentiles, VerbFigures};
 use crate::report::percentile::kperf_percentiles;
 
 /// How requests are grouped below the overall row.
@@ -142,51 +142,29 @@ pub fn normalise_key(key: &str) -> String {
     format!("{method} {path}")
 }
 
-fn seconds_at(obj: &serde_json::Map<String, Value>, key: &str) -> Option<f64> {
-    obj.get(key).and_then(Value::as_f64)
-}
-
 /// Reads the figures of `report`, grouped by `grouping`; per-key figures only with `per_url`.
 pub fn read_figures(
     report: &ReportFile,
     grouping: Grouping,
     per_url: bool,
 ) -> Result<ReportFigures, ReportReadError> {
+    let r = &report.report;
     let mut notes = Vec::new();
     let name = report.path.display().to_string();
-    let overall_pairs = match report.root.get("percentileLatencies") {
-        Some(v) => report.percentile_pairs(v, "percentileLatencies")?,
-        None => Vec::new(),
-    };
-    let mut overall = Figures::from_pairs(&overall_pairs);
-    let verbs = report
-        .kreplay()
-        .and_then(|k| k.get("verbs"))
-        .and_then(Value::as_object);
-    let verb_sum = |field: &str| -> Result<Option<u64>, ReportReadError> {
-        let Some(verbs) = verbs else { return Ok(None) };
-        let mut sum = 0u64;
-        for (verb, v) in verbs {
-            let obj = v
-                .as_object()
-                .ok_or_else(|| report.error(format!("kreplay.verbs.{verb} is not an object")))?;
-            sum += opt_u64_in(obj, field)
-                .map_err(|m| report.error(format!("kreplay.verbs.{verb}: {m}")))?
-                .unwrap_or(0);
-        }
-        Ok(Some(sum))
-    };
-    let stats_failed: u64 = report.error_stats()?.iter().map(|(_, n)| n).sum();
-    overall.count = match (report.opt_u64("totalRun")?, verb_sum("count")?) {
+    let mut overall = Figures::from_pairs(r.percentile_latencies.as_deref().unwrap_or_default());
+    let verbs = r.kreplay.as_ref().map(|k| &k.verbs);
+    let verb_sum = |field: fn(&VerbFigures) -> u64| verbs.map(|v| v.values().map(field).sum());
+    let stats_failed: u64 = r.error_stats.iter().flat_map(|s| s.values()).sum();
+    overall.count = match (r.total_run, verb_sum(|v| v.count)) {
         (Some(n), _) | (None, Some(n)) => Some(n),
         (None, None) => {
             notes.push(format!(
                 "{name}: no totalRun (a runner report): `total` used as the count"
             ));
-            Some(report.total())
+            Some(r.total)
         }
     };
-    overall.errors = match (report.opt_u64("totalFailed")?, verb_sum("errors")?) {
+    overall.errors = match (r.total_failed, verb_sum(|v| v.errors)) {
         (Some(n), _) | (None, Some(n)) => Some(n),
         (None, None) => {
             notes.push(format!(
@@ -196,59 +174,42 @@ pub fn read_figures(
         }
     };
 
-    let (lag_p99, scheduled_p99) = match report.kreplay() {
-        Some(k) => {
-            let lag = k
-                .get("sendLag")
-                .and_then(Value::as_object)
-                .and_then(|l| seconds_at(l, "p99"));
-            let sched = match k.get("scheduledLatency") {
-                Some(v) => pair_value(
-                    &report.percentile_pairs(v, "kreplay.scheduledLatency")?,
-                    0.99,
-                ),
-                None => None,
-            };
-            (lag, sched)
-        }
+    let (lag_p99, scheduled_p99) = match &r.kreplay {
+        Some(k) => (
+            k.send_lag.all.quantiles.p99,
+            k.scheduled_latency
+                .as_ref()
+                .and_then(|p| pair_value(p, 0.99)),
+        ),
         None => (None, None),
     };
 
-    let by_url = match report.root.get("percentileLatenciesByURL") {
-        Some(v) => {
-            let obj = v
-                .as_object()
-                .ok_or_else(|| report.error("field `percentileLatenciesByURL` is not an object"))?;
-            let mut out = BTreeMap::new();
-            for (k, v) in obj {
-                let pairs =
-                    report.percentile_pairs(v, &format!("percentileLatenciesByURL[{k:?}]"))?;
-                out.insert(k.clone(), pairs);
-            }
-            out
-        }
-        None => BTreeMap::new(),
-    };
-    let raw = raw_latencies(report)?;
+    let empty = BTreeMap::new();
+    let by_url = r.percentile_latencies_by_url.as_ref().unwrap_or(&empty);
+    let raw = r.latencies_by_url.as_ref();
     let mut urls = BTreeMap::new();
     for (k, pairs) in by_url.iter().filter(|_| per_url) {
         let mut f = Figures::from_pairs(pairs);
-        if let Some(raw) = &raw {
+        if let Some(raw) = raw {
             f.count = raw.get(k).map(|v| v.len() as u64);
-        } else if report.kreplay().is_some() {
-            f.count = report.histogram(&["byURL", k, "service"])?.map(|h| h.len());
+        } else if r.is_kreplay() {
+            f.count = report
+                .histogram(&format!("byURL.{k}.service"), |h| {
+                    h.by_url.as_ref()?.get(k)?.service.as_ref()
+                })?
+                .map(|h| h.len());
         }
         urls.insert(normalise_key(k), f);
     }
 
-    let groups = match (report.kreplay(), grouping) {
-        (Some(_), Grouping::Verbs) => kreplay_verb_groups(report, verbs)?,
-        (Some(_), Grouping::MethodLabels) => kreplay_label_groups(report, verbs)?,
-        (None, _) => kperf_label_groups(report, &by_url, raw.as_ref(), &mut notes)?,
+    let groups = match (verbs, grouping) {
+        (Some(verbs), Grouping::Verbs) => kreplay_verb_groups(verbs),
+        (Some(verbs), Grouping::MethodLabels) => kreplay_label_groups(report, verbs)?,
+        (None, _) => kperf_label_groups(report, by_url, raw, &mut notes),
     };
 
     Ok(ReportFigures {
-        is_kreplay: report.kreplay().is_some(),
+        is_kreplay: r.is_kreplay(),
         duration_s: report.duration.as_secs_f64(),
         overall,
         lag_p99,
@@ -259,41 +220,29 @@ pub fn read_figures(
     })
 }
 
-type VerbMap<'a> = Option<&'a serde_json::Map<String, Value>>;
-
-fn kreplay_verb_groups(
-    report: &ReportFile,
-    verbs: VerbMap<'_>,
-) -> Result<BTreeMap<String, Figures>, ReportReadError> {
-    let mut out = BTreeMap::new();
-    for (verb, v) in verbs.into_iter().flatten() {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| report.error(format!("kreplay.verbs.{verb} is not an object")))?;
-        let int = |f: &str| {
-            opt_u64_in(obj, f).map_err(|m| report.error(format!("kreplay.verbs.{verb}: {m}")))
-        };
-        out.insert(
-            verb.clone(),
-            Figures {
-                count: int("count")?,
-                errors: int("errors")?,
-                p50: seconds_at(obj, "p50"),
-                p90: seconds_at(obj, "p90"),
-                p99: seconds_at(obj, "p99"),
-            },
-        );
-    }
-    Ok(out)
+fn kreplay_verb_groups(verbs: &BTreeMap<String, VerbFigures>) -> BTreeMap<String, Figures> {
+    verbs
+        .iter()
+        .map(|(verb, v)| {
+            let f = Figures {
+                count: Some(v.count),
+                errors: Some(v.errors),
+                p50: v.latency.p50,
+                p90: v.latency.p90,
+                p99: v.latency.p99,
+            };
+            (verb.clone(), f)
+        })
+        .collect()
 }
 
 /// kreplay verbs folded into kperf method labels: counts add, percentiles come from the
 /// verbs' merged histograms (exact).
 fn kreplay_label_groups(
     report: &ReportFile,
-    verbs: VerbMap<'_>,
+    verbs: &BTreeMap<String, VerbFigures>,
 ) -> Result<BTreeMap<String, Figures>, ReportReadError> {
-    let per_verb = kreplay_verb_groups(report, verbs)?;
+    let per_verb = kreplay_verb_groups(verbs);
     let mut hists: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut out: BTreeMap<String, Figures> = BTreeMap::new();
     for (verb, f) in &per_verb {
@@ -301,7 +250,9 @@ fn kreplay_label_groups(
         let g = out.entry(label.clone()).or_default();
         g.count = Some(g.count.unwrap_or(0) + f.count.unwrap_or(0));
         g.errors = Some(g.errors.unwrap_or(0) + f.errors.unwrap_or(0));
-        if let Some(h) = report.histogram(&["byVerb", verb, "service"])? {
+        let field = format!("byVerb.{verb}.service");
+        let service = report.histogram(&field, |h| h.by_verb.as_ref()?.get(verb)?.service.as_ref());
+        if let Some(h) = service? {
             // An auto-resizing sum accepts every verb's range.
             hists
                 .entry(label)
@@ -319,29 +270,6 @@ fn kreplay_label_groups(
     Ok(out)
 }
 
-/// `latenciesByURL` (kperf `--raw-data`), if present.
-fn raw_latencies(
-    report: &ReportFile,
-) -> Result<Option<BTreeMap<String, Vec<f64>>>, ReportReadError> {
-    let Some(v) = report.root.get("latenciesByURL") else {
-        return Ok(None);
-    };
-    let bad = |k: &str| report.error(format!("latenciesByURL[{k:?}] is not a list of seconds"));
-    let obj = v
-        .as_object()
-        .ok_or_else(|| report.error("field `latenciesByURL` is not an object"))?;
-    let mut out = BTreeMap::new();
-    for (k, list) in obj {
-        let list = list.as_array().ok_or_else(|| bad(k))?;
-        let v: Vec<f64> = list
-            .iter()
-            .map(|x| x.as_f64().ok_or_else(|| bad(k)))
-            .collect::<Result<_, _>>()?;
-        out.insert(k.clone(), v);
-    }
-    Ok(Some(out))
-}
-
 fn label_of(key: &str) -> &str {
     key.split_once(' ').map_or(key, |(m, _)| m)
 }
@@ -350,10 +278,11 @@ fn label_of(key: &str) -> &str {
 /// the report has them, else only for labels with a single key.
 fn kperf_label_groups(
     report: &ReportFile,
-    by_url: &BTreeMap<String, Vec<(f64, f64)>>,
+    by_url: &BTreeMap<String, Percentiles>,
     raw: Option<&BTreeMap<String, Vec<f64>>>,
     notes: &mut Vec<String>,
-) -> Result<BTreeMap<String, Figures>, ReportReadError> {
+) -> BTreeMap<String, Figures> {
+    let r = &report.report;
     let name = report.path.display().to_string();
     let mut keys: BTreeMap<String, Vec<&String>> = BTreeMap::new();
     for k in by_url.keys() {
@@ -361,18 +290,14 @@ fn kperf_label_groups(
     }
     // Failures per method: from the raw error records, or zero when nothing failed.
     let mut errors: Option<BTreeMap<String, u64>> = None;
-    if let Some(list) = report.root.get("errors").and_then(Value::as_array) {
+    if let Some(list) = &r.errors {
         let mut m = BTreeMap::new();
         for e in list {
-            let method = e
-                .get("method")
-                .and_then(Value::as_str)
-                .ok_or_else(|| report.error("an entry of `errors` has no string `method`"))?;
-            *m.entry(method.to_string()).or_insert(0) += 1;
-            keys.entry(method.to_string()).or_default();
+            *m.entry(e.method.clone()).or_insert(0) += 1;
+            keys.entry(e.method.clone()).or_default();
         }
         errors = Some(m);
-    } else if report.root.get("errorStats").is_none() {
+    } else if r.error_stats.is_none() {
         errors = Some(BTreeMap::new());
     } else {
         notes.push(format!(
@@ -413,7 +338,7 @@ fn kperf_label_groups(
         }
         out.insert(label.clone(), f);
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

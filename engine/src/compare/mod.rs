@@ -16,8 +16,6 @@ pub mod thresholds;
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use figures::{read_figures, Figures, Grouping, ReportFigures};
 use read::{ReportFile, ReportReadError};
 use table::Table;
@@ -92,7 +90,7 @@ pub fn compare_files(
             same_replay(b, &new)?;
         }
     }
-    let all_kreplay = new.kreplay().is_some() && base_files.iter().all(|b| b.kreplay().is_some());
+    let all_kreplay = new.report.is_kreplay() && base_files.iter().all(|b| b.report.is_kreplay());
     let grouping = if all_kreplay {
         Grouping::Verbs
     } else {
@@ -134,13 +132,10 @@ pub fn compare_files(
 
 /// The identity of the replay a report describes: `kreplay.config.timelineId` and `speed`.
 fn replay_identity(r: &ReportFile) -> (Option<String>, Option<f64>) {
-    let config = r.kreplay().and_then(|k| k.get("config"));
+    let config = r.report.config();
     (
-        config
-            .and_then(|c| c.get("timelineId"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        config.and_then(|c| c.get("speed")).and_then(Value::as_f64),
+        config.and_then(|c| c.timeline_id.clone()),
+        config.map(|c| c.speed),
     )
 }
 

@@ -1,12 +1,12 @@
-//! Reading a report file (kreplay's or kperf's JSON) for `compare` and `merge`.
+//! Reading a report file (kreplay's or kperf's JSON) into the report model, for `compare`,
+//! `merge`, the gates and `engine report`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::{Map, Value};
 
-use crate::report::kreplay::decode_histogram;
+use crate::report::model::{self, EncodedHistogram, Histograms, Kreplay, Report};
 
 /// A report file that cannot be used, with the file and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -18,19 +18,20 @@ pub struct ReportReadError {
     pub message: String,
 }
 
-/// One report read from disk: its top-level JSON object.
+/// One report read from disk, into the report model.
 #[derive(Debug, Clone)]
 pub struct ReportFile {
     /// Where it was read from.
     pub path: PathBuf,
-    /// The top-level object.
-    pub root: Map<String, Value>,
+    /// The report.
+    pub report: Report,
     /// `duration`, parsed from Go's duration text.
     pub duration: Duration,
 }
 
 impl ReportFile {
-    /// Reads and checks a report: a JSON object with kperf's `total` and `duration`.
+    /// Reads and checks a report: kperf's members (at least `total` and `duration`), and
+    /// kreplay's member if it has one.
     pub fn load(path: &Path) -> Result<ReportFile, ReportReadError> {
         let err = |message: String| ReportReadError {
             path: path.to_path_buf(),
@@ -46,43 +47,18 @@ impl ReportFile {
             path: path.to_path_buf(),
             message,
         };
-        let value: Value = serde_json::from_slice(text).map_err(|e| {
+        let report = model::parse(text).map_err(|e| err(e.to_string()))?;
+        let duration = parse_go_duration(&report.duration).ok_or_else(|| {
             err(format!(
-                "not JSON ({e}); expected a kperf or kreplay report"
+                "field `duration`: {:?} is not a Go duration (e.g. 1.5s, 2m0.5s, 999µs)",
+                report.duration
             ))
         })?;
-        let Value::Object(root) = value else {
-            return Err(err(
-                "not a report: the JSON is not an object (expected kperf's report with `total` and `duration`)"
-                    .into(),
-            ));
-        };
-        if !root.get("total").is_some_and(Value::is_u64) {
-            return Err(err(
-                "not a report: no integer `total` (expected kperf's report with `total` and `duration`)"
-                    .into(),
-            ));
-        }
-        let duration = root
-            .get("duration")
-            .and_then(Value::as_str)
-            .ok_or_else(|| err("not a report: no string `duration`".into()))?;
-        let duration = parse_go_duration(duration).ok_or_else(|| {
-            err(format!(
-                "field `duration`: {duration:?} is not a Go duration (e.g. 1.5s, 2m0.5s, 999µs)"
-            ))
-        })?;
-        let file = ReportFile {
+        Ok(ReportFile {
             path: path.to_path_buf(),
-            root,
+            report,
             duration,
-        };
-        if let Some(k) = file.root.get("kreplay") {
-            if !k.is_object() {
-                return Err(file.error("field `kreplay` is not an object"));
-            }
-        }
-        Ok(file)
+        })
     }
 
     /// An error about this file.
@@ -93,88 +69,25 @@ impl ReportFile {
         }
     }
 
-    /// The `kreplay` section, if this is a kreplay report.
-    pub fn kreplay(&self) -> Option<&Map<String, Value>> {
-        self.root.get("kreplay").and_then(Value::as_object)
+    /// The `kreplay` member, if this is a kreplay report.
+    pub fn kreplay(&self) -> Option<&Kreplay> {
+        self.report.kreplay.as_ref()
     }
 
-    /// A top-level unsigned integer; absent is `None`, another type an error.
-    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>, ReportReadError> {
-        opt_u64_in(&self.root, key).map_err(|m| self.error(m))
-    }
-
-    /// kperf's `total`.
-    pub fn total(&self) -> u64 {
-        self.root.get("total").and_then(Value::as_u64).unwrap_or(0)
-    }
-
-    /// `errorStats` as (key, count) pairs.
-    pub fn error_stats(&self) -> Result<Vec<(String, u64)>, ReportReadError> {
-        let Some(v) = self.root.get("errorStats") else {
-            return Ok(Vec::new());
-        };
-        let obj = v
-            .as_object()
-            .ok_or_else(|| self.error("field `errorStats` is not an object"))?;
-        obj.iter()
-            .map(|(k, v)| {
-                v.as_u64().map(|n| (k.clone(), n)).ok_or_else(|| {
-                    self.error(format!("errorStats[{k:?}] is not a non-negative integer"))
-                })
-            })
-            .collect()
-    }
-
-    /// The `[p, seconds]` pairs at `value` (a percentile list), checked.
-    pub fn percentile_pairs(
+    /// The histogram `pick` selects from `kreplay.histograms` (`field` names it in an
+    /// error); `None` when the report does not have it.
+    pub fn histogram(
         &self,
-        value: &Value,
         field: &str,
-    ) -> Result<Vec<(f64, f64)>, ReportReadError> {
-        let bad = || {
-            self.error(format!(
-                "field `{field}` is not a list of [percentile, seconds] pairs"
-            ))
+        pick: impl FnOnce(&Histograms) -> Option<&EncodedHistogram>,
+    ) -> Result<Option<Histogram<u64>>, ReportReadError> {
+        let Some(encoded) = self.report.histograms().and_then(pick) else {
+            return Ok(None);
         };
-        let list = value.as_array().ok_or_else(bad)?;
-        list.iter()
-            .map(|pair| match pair.as_array().map(Vec::as_slice) {
-                Some([p, v]) => Ok((p.as_f64().ok_or_else(bad)?, v.as_f64().ok_or_else(bad)?)),
-                _ => Err(bad()),
-            })
-            .collect()
-    }
-
-    /// A serialised histogram at `kreplay.histograms.<path...>`; `None` when absent.
-    pub fn histogram(&self, path: &[&str]) -> Result<Option<Histogram<u64>>, ReportReadError> {
-        let mut v = match self.kreplay().and_then(|k| k.get("histograms")) {
-            Some(v) => v,
-            None => return Ok(None),
-        };
-        for p in path {
-            match v.get(p) {
-                Some(next) => v = next,
-                None => return Ok(None),
-            }
-        }
-        let field = format!("kreplay.histograms.{}", path.join("."));
-        let text = v
-            .as_str()
-            .ok_or_else(|| self.error(format!("field `{field}` is not a string")))?;
-        decode_histogram(text)
+        encoded
+            .decode()
             .map(Some)
-            .map_err(|e| self.error(format!("field `{field}`: {e}")))
-    }
-}
-
-/// `obj[key]` as an unsigned integer; absent is `None`, another type an error message.
-pub fn opt_u64_in(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
-    match obj.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("field `{key}` is not a non-negative integer")),
+            .map_err(|e| self.error(format!("field `kreplay.histograms.{field}`: {e}")))
     }
 }
 

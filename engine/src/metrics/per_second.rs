@@ -179,65 +179,6 @@ impl PerSecondSeries {
         }
     }
 
-    /// Reads the series back from a report's `kreplay.perSecond` (empty when the report has
-    /// none, e.g. one written before the series existed); an error names the field.
-    pub fn from_json(per_second: &serde_json::Value) -> Result<PerSecondSeries, String> {
-        let Some(interval_s) = per_second.get("intervalSeconds") else {
-            return Ok(PerSecondSeries::default());
-        };
-        let interval_s = interval_s
-            .as_u64()
-            .filter(|&i| i > 0)
-            .ok_or("kreplay.perSecond.intervalSeconds is not a positive integer")?;
-        let counts = |key: &str| -> Result<Vec<u64>, String> {
-            per_second
-                .get(key)
-                .and_then(serde_json::Value::as_array)
-                .and_then(|a| a.iter().map(serde_json::Value::as_u64).collect())
-                .ok_or_else(|| format!("kreplay.perSecond.{key} is not an array of counts"))
-        };
-        let (completed, failed, bytes) =
-            (counts("completed")?, counts("failed")?, counts("bytes")?);
-        let n = completed.len();
-        if failed.len() != n || bytes.len() != n {
-            return Err("kreplay.perSecond: completed, failed and bytes differ in length".into());
-        }
-        let buckets = |key: &str| -> Result<Vec<u32>, String> {
-            let bad =
-                || format!("kreplay.perSecond.{key} is not an array of [bucket, count] lists");
-            let list = per_second
-                .get(key)
-                .and_then(serde_json::Value::as_array)
-                .filter(|a| a.len() == n)
-                .ok_or_else(bad)?;
-            let mut out = vec![0u32; n * BUCKETS];
-            for (i, pairs) in list.iter().enumerate() {
-                for pair in pairs.as_array().ok_or_else(bad)? {
-                    let (b, c) = match pair.as_array().map(Vec::as_slice) {
-                        Some([b, c]) => (b.as_u64().ok_or_else(bad)?, c.as_u64().ok_or_else(bad)?),
-                        _ => return Err(bad()),
-                    };
-                    let b = usize::try_from(b)
-                        .ok()
-                        .filter(|&b| b < BUCKETS)
-                        .ok_or_else(bad)?;
-                    out[i * BUCKETS + b] += u32::try_from(c).map_err(|_| bad())?;
-                }
-            }
-            Ok(out)
-        };
-        Ok(PerSecondSeries {
-            interval_s,
-            latency: buckets("latencyBuckets")?,
-            lag: buckets("lagBuckets")?,
-            completed,
-            failed,
-            bytes,
-            start: None,
-            bytes_seen: 0,
-        })
-    }
-
     /// Intervals up to the last one with anything in it.
     pub fn used_len(&self) -> usize {
         (0..self.len())

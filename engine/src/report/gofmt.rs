@@ -44,6 +44,17 @@ pub fn write_json_bytes_as_string(out: &mut String, bytes: &[u8]) {
 }
 
 fn write_escaped_valid(out: &mut String, s: &str) {
+    let _ = escape_go_json::<std::convert::Infallible>(s, |part| {
+        out.push_str(part);
+        Ok(())
+    });
+}
+
+/// Hands `s` to `emit` in parts, escaped as Go's `encoding/json` escapes a string's contents
+/// (see [`write_json_string`]): the one escaper of both the report's serde formatter and the
+/// string writers here. `emit` sees runs of `s` and escape sequences, in order; its first
+/// error stops the walk.
+pub fn escape_go_json<E>(s: &str, mut emit: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
@@ -74,19 +85,31 @@ fn write_escaped_valid(out: &mut String, s: &str) {
             }
             _ => (None, 1),
         };
-        out.push_str(&s[start..i]);
+        if start < i {
+            emit(&s[start..i])?;
+        }
         match escape {
-            Some(e) => out.push_str(e),
+            Some(e) => emit(e)?,
             None => {
-                out.push_str("\\u00");
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 0xf)] as char);
+                let code = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ];
+                // ASCII by construction.
+                emit(std::str::from_utf8(&code).unwrap_or("\\ufffd"))?;
             }
         }
         i += len;
         start = i;
     }
-    out.push_str(&s[start..]);
+    if start < bytes.len() {
+        emit(&s[start..])?;
+    }
+    Ok(())
 }
 
 /// Bytes that may need escaping: control characters, `"`, `\\`, `<`, `>`, `&`, and 0xE2

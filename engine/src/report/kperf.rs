@@ -1,5 +1,5 @@
-//! The kperf part of the report (docs/kperf-compatibility.md §12), byte-compatible with
-//! kperf's JSON.
+//! kperf's members of a run's report (docs/kperf-compatibility.md §12): the metric keys,
+//! kperf's percentiles, and the model's kperf half filled from the measurements.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -7,7 +7,7 @@ use std::ops::Range;
 use hdrhistogram::Histogram;
 
 use super::gofmt::{format_go_duration, format_rfc3339_nano};
-use super::json_writer::GoJsonWriter;
+use super::model::{ErrorEntry, Report};
 use super::percentile::{kperf_percentiles, KPERF_PERCENTILES};
 use super::sorted_hdr::{self, SortedSamples};
 use super::ReportContext;
@@ -129,21 +129,10 @@ impl<'a> ReportKeys<'a> {
     }
 }
 
-/// Writes kperf's `[p, seconds]` pairs.
-pub(crate) fn write_pairs(w: &mut GoJsonWriter, pairs: &[(f64, f64)]) {
-    w.begin_array();
-    for &(p, v) in pairs {
-        w.begin_array().float(p).float(v).end_array();
-    }
-    w.end_array();
-}
-
 /// Percentiles of one key: from raw latencies when kept, else from the histogram.
 fn key_percentiles(keys: &ReportKeys<'_>, e: &KeyEntry<'_>, raw: bool) -> Vec<(f64, f64)> {
     if raw {
-        let mut v = e.stats.raw_seconds.clone();
-        v.sort_by(f64::total_cmp);
-        kperf_percentiles(&v)
+        kperf_percentiles(&sorted_seconds(&e.stats.raw_seconds))
     } else if let Some((service, _)) = keys.sorted(e) {
         sorted_percentiles(service)
     } else {
@@ -151,83 +140,73 @@ fn key_percentiles(keys: &ReportKeys<'_>, e: &KeyEntry<'_>, raw: bool) -> Vec<(f
     }
 }
 
-/// Writes kperf's members into the open top-level object of `w`.
-pub fn write_kperf_members(w: &mut GoJsonWriter, ctx: &ReportContext<'_>, keys: &ReportKeys<'_>) {
+/// `v`, ascending (kperf sorts raw latencies before listing them).
+pub(crate) fn sorted_seconds(v: &[f64]) -> Vec<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// kperf's members of the run in `ctx` (`kreplay` left `None`).
+pub fn kperf_members(ctx: &ReportContext<'_>, keys: &ReportKeys<'_>) -> Report {
     let o = ctx.outcome;
     let m = &o.metrics;
     let raw = ctx.raw_data;
-    w.key("total").uint(o.scheduled);
-    w.key("duration").string(&format_go_duration(o.duration));
-    if raw && !m.errors.is_empty() {
-        w.key("errors").begin_array();
-        for e in &m.errors {
-            w.begin_object();
-            w.key("method").string(e.method);
-            w.key("url").string(&e.url);
-            w.key("timestamp")
-                .string(&format_rfc3339_nano(e.timestamp, 0));
-            w.key("duration").float(e.duration);
-            w.key("type").string(e.kind);
-            w.key("code").int(i64::from(e.code));
-            w.key("message").string(&e.message);
-            w.end_object();
-        }
-        w.end_array();
-    }
-    if !m.error_stats.is_empty() {
-        w.key("errorStats").begin_object();
-        for (k, v) in &m.error_stats {
-            w.key(k).uint(*v);
-        }
-        w.end_object();
-    }
-    w.key("totalReceivedBytes").uint(m.bytes_received);
+    let errors = (raw && !m.errors.is_empty()).then(|| {
+        m.errors
+            .iter()
+            .map(|e| ErrorEntry {
+                method: e.method.to_string(),
+                url: e.url.clone(),
+                timestamp: format_rfc3339_nano(e.timestamp, 0),
+                duration: e.duration,
+                kind: e.kind.to_string(),
+                code: i64::from(e.code),
+                message: e.message.clone(),
+            })
+            .collect()
+    });
     let with_latencies: Vec<&KeyEntry<'_>> = keys
         .entries
         .iter()
         .filter(|e| !e.stats.latency.is_empty())
         .collect();
-    if raw && !with_latencies.is_empty() {
-        w.key("latenciesByURL").begin_object();
-        for e in &with_latencies {
-            let mut v = e.stats.raw_seconds.clone();
-            v.sort_by(f64::total_cmp);
-            w.key(&e.key).begin_array();
-            for x in v {
-                w.float(x);
-            }
-            w.end_array();
-        }
-        w.end_object();
-    }
+    let latencies_by_url = (raw && !with_latencies.is_empty()).then(|| {
+        with_latencies
+            .iter()
+            .map(|e| (e.key.clone(), sorted_seconds(&e.stats.raw_seconds)))
+            .collect()
+    });
     let pooled = if raw {
-        let mut all: Vec<f64> = keys
+        let all: Vec<f64> = keys
             .entries
             .iter()
             .flat_map(|e| e.stats.raw_seconds.iter().copied())
             .collect();
-        all.sort_by(f64::total_cmp);
-        kperf_percentiles(&all)
+        kperf_percentiles(&sorted_seconds(&all))
     } else {
         hdr_percentiles(&m.all.service)
     };
-    if !pooled.is_empty() {
-        w.key("percentileLatencies");
-        write_pairs(w, &pooled);
-    }
-    if !with_latencies.is_empty() {
-        w.key("percentileLatenciesByURL").begin_object();
-        for e in &with_latencies {
-            w.key(&e.key);
-            write_pairs(w, &key_percentiles(keys, e, raw));
-        }
-        w.end_object();
-    }
-    if !ctx.runner_form {
-        w.key("runnerCount")
-            .uint(u64::from(ctx.source.info().runner_count));
-        w.key("totalRun").uint(m.run);
-        w.key("totalFailed").uint(m.failed);
+    let by_url = (!with_latencies.is_empty()).then(|| {
+        with_latencies
+            .iter()
+            .map(|e| (e.key.clone(), key_percentiles(keys, e, raw)))
+            .collect()
+    });
+    let full = !ctx.runner_form;
+    Report {
+        total: o.scheduled,
+        duration: format_go_duration(o.duration),
+        errors,
+        error_stats: (!m.error_stats.is_empty()).then(|| m.error_stats.clone()),
+        total_received_bytes: m.bytes_received,
+        latencies_by_url,
+        percentile_latencies: (!pooled.is_empty()).then_some(pooled),
+        percentile_latencies_by_url: by_url,
+        runner_count: full.then(|| u64::from(ctx.source.info().runner_count)),
+        total_run: full.then_some(m.run),
+        total_failed: full.then_some(m.failed),
+        kreplay: None,
     }
 }
 

@@ -1,7 +1,11 @@
-//! The run report: kperf's JSON report plus kreplay's own section.
+//! The run report: kperf's JSON report plus kreplay's own section. Its schema is [`model`];
+//! `kperf` and `kreplay` fill it from a run's measurements, `json_writer` writes it as Go does.
 
 pub mod gofmt;
+pub mod histogram_codec;
 pub mod json_writer;
+pub mod model;
+pub mod per_second;
 pub mod percentile;
 pub mod sorted_hdr;
 
@@ -48,15 +52,28 @@ pub struct ReportContext<'a> {
     pub config: ReportConfig,
 }
 
+/// The report of the run in `ctx` (kperf's members, then `"kreplay"`).
+pub fn build_report(
+    ctx: &ReportContext<'_>,
+) -> Result<model::Report, kreplay::HistogramCodecError> {
+    let keys = kperf::ReportKeys::new(ctx);
+    build_with_keys(ctx, &keys)
+}
+
+fn build_with_keys(
+    ctx: &ReportContext<'_>,
+    keys: &kperf::ReportKeys<'_>,
+) -> Result<model::Report, kreplay::HistogramCodecError> {
+    let mut report = kperf::kperf_members(ctx, keys);
+    report.kreplay = Some(kreplay::kreplay_member(ctx, keys)?);
+    Ok(report)
+}
+
 /// Renders the whole JSON report (kperf's members, then `"kreplay"`).
 pub fn render_report(ctx: &ReportContext<'_>) -> Result<String, kreplay::HistogramCodecError> {
     let keys = kperf::ReportKeys::new(ctx);
-    let mut w = json_writer::GoJsonWriter::with_capacity(estimated_len(ctx, &keys));
-    w.begin_object();
-    kperf::write_kperf_members(&mut w, ctx, &keys);
-    kreplay::write_kreplay_member(&mut w, ctx, &keys)?;
-    w.end_object();
-    Ok(w.finish())
+    let report = build_with_keys(ctx, &keys)?;
+    Ok(report.to_json(estimated_len(ctx, &keys)))
 }
 
 /// A generous guess of the report's length, so that its text is never copied to grow:
@@ -81,7 +98,7 @@ fn estimated_len(ctx: &ReportContext<'_>, keys: &kperf::ReportKeys<'_>) -> usize
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Where `engine run` writes its report without `--result`: `kreplay-report-<UTC time>.json` in
 /// the current directory (`kreplay-report-20260102T150405Z.json`), so a person's terminal gets

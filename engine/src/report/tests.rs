@@ -213,7 +213,8 @@ fn outcome(raw: bool) -> RunOutcome {
     }
 }
 
-fn render(raw: bool) -> String {
+/// The report of the deterministic run, with or without `--raw-data` (and kperf's runner form).
+pub(crate) fn render(raw: bool) -> String {
     let source = source();
     let outcome = outcome(raw);
     let ctx = ReportContext {

@@ -1,88 +1,39 @@
 //! How precisely each core kept its schedule: `kreplay.wakeError`, `kreplay.perCore` and
-//! `kreplay.clientSaturated`, written by `run` and by `merge` through the same types.
+//! `kreplay.clientSaturated` ([`LagSummary`] and [`CoreTiming`] of the report model),
+//! measured.
 
 use hdrhistogram::Histogram;
-use serde::Deserialize;
 
-use super::json_writer::GoJsonWriter;
+pub use super::model::{CoreTiming, LagSummary, Quantiles};
 use crate::runtime::CoreLoad;
 
 /// A core whose thread worked (spinning excluded) at least this fraction of the replay
 /// could not keep up: its lag is the client's, not the server's.
 pub const SATURATED_BUSY: f64 = 0.95;
 
-/// Percentiles of a lateness histogram, in seconds.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct LagSummary {
-    /// Values recorded.
-    pub count: u64,
-    /// Median.
-    #[serde(default)]
-    pub p50: Option<f64>,
-    /// 90th percentile.
-    #[serde(default)]
-    pub p90: Option<f64>,
-    /// 99th percentile.
-    #[serde(default)]
-    pub p99: Option<f64>,
-    /// 99.9th percentile.
-    #[serde(default)]
-    pub p999: Option<f64>,
-    /// Largest value.
-    #[serde(default)]
-    pub max: Option<f64>,
-}
-
 impl LagSummary {
     /// The summary of `h`, whose values are in units of `1 / per_second` s.
     pub fn of(h: &Histogram<u64>, per_second: f64) -> LagSummary {
-        let at = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / per_second);
         LagSummary {
             count: h.len(),
-            p50: at(0.5),
-            p90: at(0.9),
-            p99: at(0.99),
-            p999: at(0.999),
-            max: (!h.is_empty()).then(|| h.max() as f64 / per_second),
+            quantiles: Quantiles::of(h, per_second, true),
         }
-    }
-
-    /// Writes the summary as an object (percentiles only when there are values).
-    pub fn write(&self, w: &mut GoJsonWriter) {
-        w.begin_object();
-        w.key("count").uint(self.count);
-        for (name, v) in [
-            ("p50", self.p50),
-            ("p90", self.p90),
-            ("p99", self.p99),
-            ("p999", self.p999),
-            ("max", self.max),
-        ] {
-            if let Some(v) = v {
-                w.key(name).float(v);
-            }
-        }
-        w.end_object();
     }
 }
 
-/// One core's timing, as `kreplay.perCore` lists it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CoreTiming {
-    /// The CPU it was pinned to.
-    #[serde(default)]
-    pub cpu: Option<u64>,
-    /// Fraction of the replay its thread worked, spinning excluded.
-    pub busy_fraction: f64,
-    /// CPU time of its thread, s.
-    pub cpu_seconds: f64,
-    /// Of it, time spent spinning for due instants, s.
-    pub spin_seconds: f64,
-    /// Send lag of its requests.
-    pub send_lag: LagSummary,
-    /// Wake error of its releases.
-    pub wake_error: LagSummary,
+impl Quantiles {
+    /// p50, p90, p99 (and p99.9 with `p999`) and the maximum of `h`, whose values are in
+    /// units of `1 / per_second` s; all `None` when it is empty.
+    pub fn of(h: &Histogram<u64>, per_second: f64, p999: bool) -> Quantiles {
+        let at = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / per_second);
+        Quantiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: if p999 { at(0.999) } else { None },
+            max: (!h.is_empty()).then(|| h.max() as f64 / per_second),
+        }
+    }
 }
 
 impl CoreTiming {
@@ -108,41 +59,13 @@ impl CoreTiming {
     pub fn saturated(&self) -> bool {
         self.busy_fraction >= SATURATED_BUSY
     }
-
-    fn write(&self, w: &mut GoJsonWriter) {
-        w.begin_object();
-        if let Some(cpu) = self.cpu {
-            w.key("cpu").uint(cpu);
-        }
-        w.key("busyFraction")
-            .float((self.busy_fraction * 1e4).round() / 1e4);
-        w.key("cpuSeconds").float(self.cpu_seconds);
-        w.key("spinSeconds").float(self.spin_seconds);
-        w.key("sendLag");
-        self.send_lag.write(w);
-        w.key("wakeError");
-        self.wake_error.write(w);
-        w.end_object();
-    }
-}
-
-/// Writes `kreplay.wakeError`, `kreplay.clientSaturated` and `kreplay.perCore`.
-pub fn write_timing(w: &mut GoJsonWriter, wake_error: &LagSummary, cores: &[CoreTiming]) {
-    w.key("wakeError");
-    wake_error.write(w);
-    w.key("clientSaturated")
-        .bool(cores.iter().any(CoreTiming::saturated));
-    w.key("perCore").begin_array();
-    for c in cores {
-        c.write(w);
-    }
-    w.end_array();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::{new_histogram, record_value};
+    use crate::report::json_writer::to_go_json;
     use std::time::Duration;
 
     #[test]
@@ -162,24 +85,22 @@ mod tests {
         assert!(!core.saturated());
         assert_eq!(core.wake_error.count, 1000);
         // 50,000 ns = 50 µs at the median.
-        assert!((core.wake_error.p50.unwrap() - 50e-6).abs() < 0.1e-6);
-        assert!((core.send_lag.p50.unwrap() - 500e-6).abs() < 1e-6);
+        assert!((core.wake_error.quantiles.p50.unwrap() - 50e-6).abs() < 0.1e-6);
+        assert!((core.send_lag.quantiles.p50.unwrap() - 500e-6).abs() < 1e-6);
         let busy = CoreTiming {
-            busy_fraction: 0.97,
+            busy_fraction: 0.971_234_5,
             ..core.clone()
         };
-        let mut w = GoJsonWriter::with_capacity(1024);
-        w.begin_object();
-        write_timing(&mut w, &core.wake_error, &[core.clone(), busy.clone()]);
-        w.end_object();
-        let v: serde_json::Value = serde_json::from_str(&w.finish()).unwrap();
-        assert_eq!(v["clientSaturated"], true);
-        let back: Vec<CoreTiming> = serde_json::from_value(v["perCore"].clone()).unwrap();
+        assert!(busy.saturated());
+        let text = to_go_json(&[core.clone(), busy.clone()], 1024);
+        let back: Vec<CoreTiming> = serde_json::from_str(&text).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].cpu, Some(3));
         assert_eq!(back[0].wake_error, core.wake_error);
-        assert_eq!(back[1].busy_fraction, 0.97);
+        // Written to four decimals.
+        assert_eq!(back[1].busy_fraction, 0.9712);
         let empty = LagSummary::of(&new_histogram(), 1e6);
-        assert_eq!((empty.count, empty.p99), (0, None));
+        assert_eq!((empty.count, empty.quantiles.p99), (0, None));
+        assert_eq!(to_go_json(&empty, 16), "{\n  \"count\": 0\n}\n");
     }
 }

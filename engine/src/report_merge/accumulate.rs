@@ -1,16 +1,22 @@
-//! Folding reports into one: counters add up, histograms are added.
+//! Folding reports into one: counters add up, histograms are added. Each input is read
+//! through the report model; a member the model gains must be given its merge rule here (the
+//! `let Kreplay { .. }` and `let RunCounters { .. }` below name every member, so the compiler
+//! points at this file).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::{Map, Value};
 
 use super::MergeError;
-use crate::compare::read::{opt_u64_in, ReportFile};
+use crate::compare::read::ReportFile;
 use crate::metrics::new_histogram;
+use crate::metrics::per_second::PerSecondSeries;
 use crate::report::kperf::hdr_percentiles;
-use crate::report::kreplay::encode_histogram;
+use crate::report::model::{
+    Config, CoreTiming, EncodedHistogram, ErrorEntry, HistogramPair, Kreplay, Percentiles, Report,
+    RunCounters, WatchFigures,
+};
 
 /// Service and scheduled latency histograms of one group.
 #[derive(Debug, Clone)]
@@ -33,25 +39,9 @@ impl Default for Pair {
 #[derive(Debug, Clone)]
 pub(super) struct MergedKey {
     /// kperf's percentiles of the merged service histogram.
-    pub percentiles: Vec<(f64, f64)>,
-    /// The merged service histogram, serialised.
-    pub service: String,
-    /// The merged scheduled histogram, serialised.
-    pub scheduled: String,
-}
-
-/// One kperf error record (`--raw-data`), kept to be written again unchanged.
-#[derive(Debug, Clone)]
-pub(super) struct ErrorEntry {
-    pub method: String,
-    pub url: String,
-    pub timestamp: String,
-    pub duration: f64,
-    pub kind: String,
-    pub code: i64,
-    pub message: String,
-    /// The input's runner index (`None` for a full run): errors are listed runner by runner.
-    pub runner: Option<u64>,
+    pub percentiles: Percentiles,
+    /// The merged histograms, serialised.
+    pub histograms: HistogramPair,
 }
 
 /// The merged report under construction.
@@ -65,8 +55,9 @@ pub struct MergedReport {
     pub(super) runner_count: Option<u64>,
     pub(super) run: u64,
     pub(super) failed: u64,
-    /// Raw data (`--raw-data`): error records and latencies per key.
-    pub(super) raw_errors: Vec<ErrorEntry>,
+    /// Raw data (`--raw-data`): error records with their input's runner index (`None`: a full
+    /// run), and latencies per key.
+    pub(super) raw_errors: Vec<(Option<u64>, ErrorEntry)>,
     pub(super) raw_latencies: BTreeMap<String, Vec<f64>>,
     pub(super) raw_seen: bool,
     pub(super) raw_missing: bool,
@@ -76,7 +67,7 @@ pub struct MergedReport {
     /// Send lag of the WATCHes alone (also counted in `lag`).
     pub(super) watch_lag: Option<Histogram<u64>>,
     /// Every report's `perCore` by its runner index, like `conns_per_core`.
-    pub(super) per_core: Vec<(u64, Vec<crate::report::timing::CoreTiming>)>,
+    pub(super) per_core: Vec<(u64, Vec<CoreTiming>)>,
     pub(super) late_1ms: u64,
     pub(super) late_10ms: u64,
     pub(super) all: Pair,
@@ -84,105 +75,73 @@ pub struct MergedReport {
     pub(super) by_verb: BTreeMap<String, Pair>,
     pub(super) verbs: BTreeMap<String, (u64, u64)>,
     pub(super) scheduled_rate: f64,
-    pub(super) completed: u64,
-    pub(super) conns_opened: u64,
-    pub(super) connection_retries: u64,
-    pub(super) error_body_bytes: u64,
+    /// The counters of `kreplay.run` that add up (or take the largest, or any).
+    pub(super) counters: RunCounters,
     /// Every report's `connectionsPerCore` by its runner index (a full run: after them, in
     /// the order given), concatenated at render time.
     pub(super) conns_per_core: Vec<(u64, Vec<u64>)>,
-    pub(super) max_streams: u64,
-    pub(super) retries: u64,
-    pub(super) sent: u64,
-    pub(super) unsent: u64,
-    pub(super) interrupted: bool,
     /// Each stopped run's `timelineDamage`, prefixed with its report's path.
     pub(super) timeline_damage: Vec<String>,
-    pub(super) watches: BTreeMap<String, (u64, u64)>,
-    pub(super) cores: u64,
-    pub(super) conns: u64,
-    pub(super) max_conns: u64,
-    pub(super) max_in_flight: u64,
-    pub(super) speed: f64,
+    pub(super) watches: BTreeMap<String, WatchFigures>,
+    /// `kreplay.config`: sums, the first report's identity, the longest timeout.
+    pub(super) config: Config,
     pub(super) timings: BTreeSet<String>,
     pub(super) start: Option<(time::OffsetDateTime, String)>,
-    pub(super) timeout: f64,
     pub(super) runner_indexes: BTreeSet<u64>,
     /// Runners expected but not among the inputs (`engine job` knows how many there were).
     pub(super) missing_runners: Vec<u64>,
     pub(super) servers: Vec<String>,
-    pub(super) timeline_source: String,
-    pub(super) timeline_description: String,
-    pub(super) user_agent: String,
-    pub(super) timeline_id: Option<String>,
     /// Each report's start and `kreplay.perSecond` (scheduled, sent), aligned at render time.
     pub(super) per_second: Vec<(time::OffsetDateTime, Vec<u64>, Vec<u64>)>,
     /// Each report's start and per-interval series.
-    pub(super) series: Vec<(
-        time::OffsetDateTime,
-        crate::metrics::per_second::PerSecondSeries,
-    )>,
+    pub(super) series: Vec<(time::OffsetDateTime, PerSecondSeries)>,
     /// What the merge had to leave out, for the user.
     pub notes: Vec<String>,
 }
 
-fn object<'a>(
-    r: &ReportFile,
-    v: Option<&'a Value>,
-    field: &str,
-) -> Result<Option<&'a Map<String, Value>>, MergeError> {
-    match v {
-        None => Ok(None),
-        Some(v) => v
-            .as_object()
-            .map(Some)
-            .ok_or_else(|| r.error(format!("field `{field}` is not an object")).into()),
-    }
-}
-
+/// Adds `h` (the histogram at `field` of `r`), if there is one, into `acc`.
 fn add_into(
     r: &ReportFile,
     acc: &mut Histogram<u64>,
-    h: Option<Histogram<u64>>,
+    h: Option<&EncodedHistogram>,
     field: &str,
 ) -> Result<(), MergeError> {
-    if let Some(h) = h {
-        acc.add(&h)
-            .map_err(|e| r.error(format!("{field}: cannot add the histogram ({e:?})")))?;
-    }
+    let Some(h) = h else { return Ok(()) };
+    let h = h
+        .decode()
+        .map_err(|e| r.error(format!("field `kreplay.histograms.{field}`: {e}")))?;
+    acc.add(&h)
+        .map_err(|e| r.error(format!("{field}: cannot add the histogram ({e:?})")))?;
     Ok(())
 }
 
-/// Adds the histogram `kreplay.histograms.NAME` of `r`, if it has one, into `acc`.
+/// Adds the histogram `h` of `r`, if it has one, into `acc`, created on first use.
 fn add_optional(
     r: &ReportFile,
     acc: &mut Option<Histogram<u64>>,
-    name: &str,
+    h: Option<&EncodedHistogram>,
+    field: &str,
 ) -> Result<(), MergeError> {
-    if let Some(h) = r.histogram(&[name])? {
-        let field = format!("kreplay.histograms.{name}");
-        add_into(r, acc.get_or_insert_with(new_histogram), Some(h), &field)?;
+    match h {
+        Some(h) => add_into(r, acc.get_or_insert_with(new_histogram), Some(h), field),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// A report's `kreplay.config.runnerIndex` (a full run: after every runner).
-fn runner_index(k: &Map<String, Value>) -> u64 {
-    k.get("config")
-        .and_then(|c| c.get("runnerIndex"))
-        .and_then(Value::as_u64)
-        .unwrap_or(u64::MAX)
+fn add_pair(
+    r: &ReportFile,
+    acc: &mut Pair,
+    p: Option<&HistogramPair>,
+    field: &str,
+) -> Result<(), MergeError> {
+    let Some(p) = p else { return Ok(()) };
+    add_into(r, &mut acc.service, p.service.as_ref(), field)?;
+    add_into(r, &mut acc.scheduled, p.scheduled.as_ref(), field)
 }
 
-fn add_pair(r: &ReportFile, acc: &mut Pair, path: &[&str]) -> Result<(), MergeError> {
-    let field = format!("kreplay.histograms.{}", path.join("."));
-    let mut p: Vec<&str> = path.to_vec();
-    p.push("service");
-    add_into(r, &mut acc.service, r.histogram(&p)?, &field)?;
-    p.pop();
-    p.push("scheduled");
-    add_into(r, &mut acc.scheduled, r.histogram(&p)?, &field)?;
-    Ok(())
+/// `kreplay.histograms.byURL` of `r`, if it has one.
+fn by_url(r: &ReportFile) -> Option<&BTreeMap<String, HistogramPair>> {
+    r.report.histograms().and_then(|h| h.by_url.as_ref())
 }
 
 fn add_shifted(acc: &mut Vec<u64>, counts: &[u64], shift: usize) {
@@ -194,10 +153,11 @@ fn add_shifted(acc: &mut Vec<u64>, counts: &[u64], shift: usize) {
     }
 }
 
-fn uint(r: &ReportFile, obj: &Map<String, Value>, key: &str, at: &str) -> Result<u64, MergeError> {
-    Ok(opt_u64_in(obj, key)
-        .map_err(|m| r.error(format!("{at}: {m}")))?
-        .unwrap_or(0))
+/// Inserts `item` after every entry of a runner index up to `runner` (stable: equal runners,
+/// a forced merge, keep the order given).
+fn insert_by_runner<T>(list: &mut Vec<(u64, T)>, runner: u64, item: T) {
+    let at = list.partition_point(|(i, _)| *i <= runner);
+    list.insert(at, (runner, item));
 }
 
 impl MergedReport {
@@ -221,148 +181,98 @@ impl MergedReport {
         }
     }
 
-    /// Adds one report (already checked to carry kreplay's histograms).
+    /// Adds one report (already checked to carry kreplay's histograms and config).
     pub fn add(&mut self, r: &ReportFile) -> Result<(), MergeError> {
-        let empty = Map::new();
-        let k = r.kreplay().unwrap_or(&empty);
+        let report: &Report = &r.report;
+        let Report {
+            total,
+            duration: _,
+            // Raw data, and what the percentiles are recomputed from.
+            errors: _,
+            error_stats,
+            total_received_bytes,
+            latencies_by_url: _,
+            percentile_latencies: _,
+            percentile_latencies_by_url: _,
+            runner_count,
+            total_run,
+            total_failed,
+            kreplay,
+        } = report;
+        let default = Kreplay::default();
+        let k = kreplay.as_ref().unwrap_or(&default);
+        // A full run (no runner index) sorts after every runner.
+        let runner = k.config.as_ref().and_then(|c| c.runner_index);
+        let order = runner.unwrap_or(u64::MAX);
         self.reports += 1;
-        self.total += r.total();
+        self.total += total;
         self.duration = self.duration.max(r.duration);
-        for (key, n) in r.error_stats()? {
-            *self.error_stats.entry(key).or_insert(0) += n;
+        for (key, n) in error_stats.iter().flatten() {
+            *self.error_stats.entry(key.clone()).or_insert(0) += n;
         }
-        self.bytes += r.opt_u64("totalReceivedBytes")?.unwrap_or(0);
-        if let Some(n) = r.opt_u64("runnerCount")? {
+        self.bytes += total_received_bytes;
+        if let Some(n) = *runner_count {
             self.runner_count = Some(self.runner_count.map_or(n, |c| c.max(n)));
         }
-        self.add_raw(r)?;
+        self.add_raw(report, runner);
 
-        let verbs = object(r, k.get("verbs"), "kreplay.verbs")?.unwrap_or(&empty);
-        let (mut run, mut failed) = (0, 0);
+        let Kreplay {
+            version: _,
+            send_lag,
+            // Recomputed from the merged histograms and cores.
+            wake_error: _,
+            client_saturated: _,
+            per_core,
+            scheduled_latency: _,
+            verbs,
+            rate,
+            per_second,
+            run,
+            watches,
+            config,
+            histograms,
+        } = k;
+        let (mut run_n, mut failed_n) = (0, 0);
         for (verb, v) in verbs {
-            let at = format!("kreplay.verbs.{verb}");
-            let v = object(r, Some(v), &at)?.unwrap_or(&empty);
-            let (c, e) = (uint(r, v, "count", &at)?, uint(r, v, "errors", &at)?);
             let slot = self.verbs.entry(verb.clone()).or_insert((0, 0));
-            slot.0 += c;
-            slot.1 += e;
-            run += c;
-            failed += e;
+            slot.0 += v.count;
+            slot.1 += v.errors;
+            run_n += v.count;
+            failed_n += v.errors;
         }
         // Runner reports have no totalRun/totalFailed (kperf's runner form): the verbs add up to them.
-        self.run += r.opt_u64("totalRun")?.unwrap_or(run);
-        self.failed += r.opt_u64("totalFailed")?.unwrap_or(failed);
+        self.run += total_run.unwrap_or(run_n);
+        self.failed += total_failed.unwrap_or(failed_n);
 
-        let lag = object(r, k.get("sendLag"), "kreplay.sendLag")?.unwrap_or(&empty);
-        self.late_1ms += uint(r, lag, "lateOver1ms", "kreplay.sendLag")?;
-        self.late_10ms += uint(r, lag, "lateOver10ms", "kreplay.sendLag")?;
-        add_optional(r, &mut self.lag, "sendLag")?;
-        add_optional(r, &mut self.wake_error, "wakeError")?;
-        add_optional(r, &mut self.watch_lag, "watchLag")?;
-        add_pair(r, &mut self.all, &["all"])?;
-        let hists = object(r, k.get("histograms"), "kreplay.histograms")?.unwrap_or(&empty);
-        let by_verb = object(r, hists.get("byVerb"), "kreplay.histograms.byVerb")?;
-        for verb in by_verb.unwrap_or(&empty).keys() {
-            add_pair(
-                r,
-                self.by_verb.entry(verb.clone()).or_default(),
-                &["byVerb", verb],
-            )?;
-        }
-
-        let rate = object(r, k.get("rate"), "kreplay.rate")?.unwrap_or(&empty);
-        self.scheduled_rate += rate
-            .get("scheduledPerSecond")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
-        let runs = object(r, k.get("run"), "kreplay.run")?.unwrap_or(&empty);
-        self.completed += uint(r, runs, "completed", "kreplay.run")?;
-        self.conns_opened += uint(r, runs, "connectionsOpened", "kreplay.run")?;
-        self.connection_retries += uint(r, runs, "connectionRetries", "kreplay.run")?;
-        self.error_body_bytes += uint(r, runs, "errorBodyBytes", "kreplay.run")?;
-        self.retries += uint(r, runs, "retries", "kreplay.run")?;
-        self.max_streams =
-            self.max_streams
-                .max(uint(r, runs, "maxStreamsPerConnection", "kreplay.run")?);
-        if let Some(per_core) = runs.get("connectionsPerCore") {
-            let counts = per_core.as_array().ok_or_else(|| {
-                r.error("kreplay.run.connectionsPerCore: expected an array of counts".to_string())
-            })?;
-            let mut mine = Vec::with_capacity(counts.len());
-            for c in counts {
-                mine.push(c.as_u64().ok_or_else(|| {
-                    r.error(format!(
-                        "kreplay.run.connectionsPerCore: {c} is not a count"
-                    ))
-                })?);
-            }
-            let runner = runner_index(k);
-            // Stable: equal runners (a forced merge) keep the order given.
-            let at = self.conns_per_core.partition_point(|(i, _)| *i <= runner);
-            self.conns_per_core.insert(at, (runner, mine));
-        }
-        if let Some(cores) = k.get("perCore") {
-            let cores: Vec<crate::report::timing::CoreTiming> =
-                serde_json::from_value(cores.clone()).map_err(|e| {
-                    r.error(format!(
-                        "kreplay.perCore: {e} (expected the array `engine run` writes)"
-                    ))
-                })?;
-            let runner = runner_index(k);
-            let at = self.per_core.partition_point(|(i, _)| *i <= runner);
-            self.per_core.insert(at, (runner, cores));
-        }
-        self.sent += uint(r, runs, "sent", "kreplay.run")?;
-        self.unsent += uint(r, runs, "unsentOnStop", "kreplay.run")?;
-        self.interrupted |= runs
-            .get("interrupted")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        match runs.get("timelineDamage") {
-            None => {}
-            Some(Value::String(d)) => self
-                .timeline_damage
-                .push(format!("{}: {d}", r.path.display())),
-            Some(_) => {
-                return Err(r
-                    .error(
-                        "kreplay.run.timelineDamage: expected a string, as `engine run` writes it",
-                    )
-                    .into())
+        self.late_1ms += send_lag.late_over_1ms;
+        self.late_10ms += send_lag.late_over_10ms;
+        if let Some(h) = histograms {
+            add_optional(r, &mut self.lag, h.send_lag.as_ref(), "sendLag")?;
+            add_optional(r, &mut self.wake_error, h.wake_error.as_ref(), "wakeError")?;
+            add_optional(r, &mut self.watch_lag, h.watch_lag.as_ref(), "watchLag")?;
+            add_pair(r, &mut self.all, Some(&h.all), "all")?;
+            for (verb, p) in h.by_verb.iter().flatten() {
+                let acc = self.by_verb.entry(verb.clone()).or_default();
+                add_pair(r, acc, Some(p), &format!("byVerb.{verb}"))?;
             }
         }
-        for (key, w) in object(r, k.get("watches"), "kreplay.watches")?.unwrap_or(&empty) {
-            let at = format!("kreplay.watches[{key:?}]");
-            let w = object(r, Some(w), &at)?.unwrap_or(&empty);
-            let slot = self.watches.entry(key.clone()).or_insert((0, 0));
-            slot.0 += uint(r, w, "bytes", &at)?;
-            slot.1 += uint(r, w, "events", &at)?;
+        self.scheduled_rate += rate.scheduled_per_second;
+        self.add_run(r, run, order);
+        insert_by_runner(&mut self.per_core, order, per_core.clone());
+        for (key, w) in watches.iter().flatten() {
+            let slot = self.watches.entry(key.clone()).or_default();
+            slot.bytes += w.bytes;
+            slot.events += w.events;
         }
-        let start = self.add_config(
-            r,
-            object(r, k.get("config"), "kreplay.config")?.unwrap_or(&empty),
-        )?;
-        let per_second = object(r, k.get("perSecond"), "kreplay.perSecond")?.unwrap_or(&empty);
-        let counts = |key: &str| -> Result<Vec<u64>, MergeError> {
-            match per_second.get(key) {
-                None => Ok(Vec::new()),
-                Some(v) => v
-                    .as_array()
-                    .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
-                    .ok_or_else(|| {
-                        r.error(format!(
-                            "kreplay.perSecond.{key} is not an array of non-negative integers"
-                        ))
-                        .into()
-                    }),
-            }
+        let start = match config {
+            Some(c) => self.add_config(r, c)?,
+            None => return Err(r.error("no kreplay.config: not a kreplay report").into()),
         };
         self.per_second
-            .push((start, counts("scheduled")?, counts("sent")?));
-        let series = crate::metrics::per_second::PerSecondSeries::from_json(&Value::Object(
-            per_second.clone(),
-        ))
-        .map_err(|m| MergeError::from(r.error(m)))?;
+            .push((start, per_second.scheduled.clone(), per_second.sent.clone()));
+        let series = per_second
+            .series()
+            .map_err(|m| MergeError::from(r.error(m)))?;
         if let Some((_, first)) = self.series.iter().find(|(_, s)| !s.is_empty()) {
             if !series.is_empty() && first.interval_s != series.interval_s {
                 return Err(r
@@ -375,6 +285,44 @@ impl MergedReport {
         }
         self.series.push((start, series));
         Ok(())
+    }
+
+    /// Folds one report's `kreplay.run` in (`order`: its runner index, a full run last).
+    fn add_run(&mut self, r: &ReportFile, run: &RunCounters, order: u64) {
+        let RunCounters {
+            completed,
+            connection_retries,
+            connections_opened,
+            connections_per_core,
+            error_body_bytes,
+            interrupted,
+            max_streams_per_connection,
+            retries,
+            sent,
+            timeline_damage,
+            unsent_on_stop,
+        } = run;
+        let c = &mut self.counters;
+        c.completed += completed;
+        c.connection_retries += connection_retries;
+        c.connections_opened += connections_opened;
+        c.error_body_bytes += error_body_bytes;
+        c.interrupted |= interrupted;
+        c.max_streams_per_connection = c
+            .max_streams_per_connection
+            .max(*max_streams_per_connection);
+        c.retries += retries;
+        c.sent += sent;
+        c.unsent_on_stop += unsent_on_stop;
+        insert_by_runner(
+            &mut self.conns_per_core,
+            order,
+            connections_per_core.clone(),
+        );
+        if let Some(d) = timeline_damage {
+            self.timeline_damage
+                .push(format!("{}: {d}", r.path.display()));
+        }
     }
 
     /// The merged `kreplay.perSecond` (scheduled, sent): each report's counts shifted by
@@ -394,8 +342,8 @@ impl MergedReport {
 
     /// The merged per-interval series: each report's shifted by the whole intervals between its
     /// start and the earliest start, then added (exact: counts and histogram buckets add).
-    pub(super) fn series_total(&self) -> crate::metrics::per_second::PerSecondSeries {
-        let mut total = crate::metrics::per_second::PerSecondSeries::default();
+    pub(super) fn series_total(&self) -> PerSecondSeries {
+        let mut total = PerSecondSeries::default();
         let Some(earliest) = self.series.iter().map(|p| p.0).min() else {
             return total;
         };
@@ -409,28 +357,25 @@ impl MergedReport {
 
     /// Merges the per-key histograms of `reports` one key at a time (see [`MergedKey`]).
     pub fn add_keys(&mut self, reports: &[ReportFile]) -> Result<(), MergeError> {
-        let empty = Map::new();
-        let mut keys = BTreeSet::new();
-        for r in reports {
-            let hists = r.kreplay().and_then(|k| k.get("histograms"));
-            let hists = object(r, hists, "kreplay.histograms")?.unwrap_or(&empty);
-            let by_url = object(r, hists.get("byURL"), "kreplay.histograms.byURL")?;
-            keys.extend(by_url.unwrap_or(&empty).keys().cloned());
-        }
+        let keys: BTreeSet<&String> = reports
+            .iter()
+            .filter_map(by_url)
+            .flat_map(BTreeMap::keys)
+            .collect();
         for key in keys {
             let mut pair = Pair::default();
+            let field = format!("byURL.{key}");
             for r in reports {
-                add_pair(r, &mut pair, &["byURL", &key])?;
+                add_pair(r, &mut pair, by_url(r).and_then(|m| m.get(key)), &field)?;
             }
             if pair.service.is_empty() {
                 continue;
             }
             let merged = MergedKey {
                 percentiles: hdr_percentiles(&pair.service),
-                service: encode_histogram(&pair.service)?,
-                scheduled: encode_histogram(&pair.scheduled)?,
+                histograms: crate::report::kreplay::histogram_pair(&pair.scheduled, &pair.service)?,
             };
-            self.by_url.insert(key, merged);
+            self.by_url.insert(key.clone(), merged);
         }
         Ok(())
     }
@@ -439,115 +384,84 @@ impl MergedReport {
     fn add_config(
         &mut self,
         r: &ReportFile,
-        c: &Map<String, Value>,
+        c: &Config,
     ) -> Result<time::OffsetDateTime, MergeError> {
-        let first = self.reports == 1;
-        self.cores += uint(r, c, "cores", "kreplay.config")?;
-        self.conns += uint(r, c, "conns", "kreplay.config")?;
-        self.max_conns += uint(r, c, "maxConns", "kreplay.config")?;
-        self.max_in_flight += uint(r, c, "maxInFlight", "kreplay.config")?;
-        let text = |key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-        if first {
-            self.speed = c.get("speed").and_then(Value::as_f64).unwrap_or(1.0);
-            self.timeline_source = text("timelineSource");
-            self.timeline_description = text("timelineDescription");
-            self.user_agent = text("userAgent");
-            self.timeline_id = c
-                .get("timelineId")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+        let Config {
+            cores,
+            // Each runner's own; the merged report lists the runners instead.
+            cpus: _,
+            conns,
+            max_conns,
+            max_in_flight,
+            speed,
+            timing,
+            start,
+            timeout_seconds,
+            runner_index,
+            runner_count,
+            server,
+            timeline_id,
+            timeline_source,
+            timeline_description,
+            user_agent,
+            // Of a merged input: its own figures are recomputed from this merge's inputs.
+            merged_reports: _,
+            runner_indexes: _,
+            missing_runners: _,
+        } = c;
+        let m = &mut self.config;
+        if self.reports == 1 {
+            m.speed = *speed;
+            m.timeline_source.clone_from(timeline_source);
+            m.timeline_description.clone_from(timeline_description);
+            m.user_agent.clone_from(user_agent);
+            m.timeline_id.clone_from(timeline_id);
         }
-        self.timings.insert(text("timing"));
-        self.timeout = self.timeout.max(
-            c.get("timeoutSeconds")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0),
-        );
-        let server = text("server");
-        if !self.servers.contains(&server) {
-            self.servers.push(server);
+        m.cores += cores;
+        m.conns += conns;
+        m.max_conns += max_conns;
+        m.max_in_flight += max_in_flight;
+        m.timeout_seconds = m.timeout_seconds.max(*timeout_seconds);
+        self.timings.insert(timing.clone());
+        if !self.servers.contains(server) {
+            self.servers.push(server.clone());
         }
         // Runner-form reports have no top-level runnerCount; their config has it.
-        if let Some(n) = c.get("runnerCount").and_then(Value::as_u64) {
+        if let Some(n) = *runner_count {
             self.runner_count = Some(self.runner_count.map_or(n, |c| c.max(n)));
         }
-        if let Some(i) = c.get("runnerIndex").and_then(Value::as_u64) {
+        if let Some(i) = *runner_index {
             self.runner_indexes.insert(i);
         }
-        let start_text = text("start");
-        let start = time::OffsetDateTime::parse(
-            &start_text,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map_err(|e| {
-            r.error(format!(
-                "kreplay.config.start {start_text:?} is not RFC 3339 ({e})"
-            ))
-        })?;
-        if self.start.as_ref().is_none_or(|(s, _)| start < *s) {
-            self.start = Some((start, start_text));
+        let parsed =
+            time::OffsetDateTime::parse(start, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| {
+                    r.error(format!(
+                        "kreplay.config.start {start:?} is not RFC 3339 ({e})"
+                    ))
+                })?;
+        if self.start.as_ref().is_none_or(|(s, _)| parsed < *s) {
+            self.start = Some((parsed, start.clone()));
         }
-        Ok(start)
+        Ok(parsed)
     }
 
     /// kperf's raw data (`errors`, `latenciesByURL`): merged when every report that has
     /// latencies or failures carries it, else left out with a note.
-    fn add_raw(&mut self, r: &ReportFile) -> Result<(), MergeError> {
-        let has_raw = r.root.contains_key("latenciesByURL") || r.root.contains_key("errors");
-        if !has_raw {
-            if r.root.contains_key("percentileLatenciesByURL") || r.root.contains_key("errorStats")
-            {
+    fn add_raw(&mut self, r: &Report, runner: Option<u64>) {
+        if r.latencies_by_url.is_none() && r.errors.is_none() {
+            if r.percentile_latencies_by_url.is_some() || r.error_stats.is_some() {
                 self.raw_missing = true;
             }
-            return Ok(());
+            return;
         }
         self.raw_seen = true;
-        let empty = Map::new();
-        for (key, list) in
-            object(r, r.root.get("latenciesByURL"), "latenciesByURL")?.unwrap_or(&empty)
-        {
-            let bad = || r.error(format!("latenciesByURL[{key:?}] is not a list of seconds"));
-            let list = list.as_array().ok_or_else(bad)?;
+        for (key, list) in r.latencies_by_url.iter().flatten() {
             let slot = self.raw_latencies.entry(key.clone()).or_default();
-            for x in list {
-                slot.push(x.as_f64().ok_or_else(bad)?);
-            }
+            slot.extend_from_slice(list);
         }
-        let runner = r
-            .kreplay()
-            .and_then(|k| k.get("config"))
-            .and_then(|c| c.get("runnerIndex"))
-            .and_then(Value::as_u64);
-        if let Some(errors) = r.root.get("errors") {
-            let list = errors
-                .as_array()
-                .ok_or_else(|| r.error("field `errors` is not a list"))?;
-            for (i, e) in list.iter().enumerate() {
-                let bad = |f: &str| r.error(format!("errors[{i}]: no valid `{f}`"));
-                let s = |f: &str| {
-                    e.get(f)
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .ok_or_else(|| bad(f))
-                };
-                self.raw_errors.push(ErrorEntry {
-                    method: s("method")?,
-                    url: s("url")?,
-                    timestamp: s("timestamp")?,
-                    duration: e
-                        .get("duration")
-                        .and_then(Value::as_f64)
-                        .ok_or_else(|| bad("duration"))?,
-                    kind: s("type")?,
-                    code: e
-                        .get("code")
-                        .and_then(Value::as_i64)
-                        .ok_or_else(|| bad("code"))?,
-                    message: s("message")?,
-                    runner,
-                });
-            }
+        for e in r.errors.iter().flatten() {
+            self.raw_errors.push((runner, e.clone()));
         }
-        Ok(())
     }
 }

@@ -1,28 +1,19 @@
-//! Writing the merged report in `engine run`'s format, through the same Go JSON writer
-//! and percentile code.
+//! The merged report, filled into the report model (written as `engine run` writes its own)
+//! with the same percentile code.
 
 use super::accumulate::{MergedReport, Pair};
 use crate::metrics::new_histogram;
-use crate::report::gofmt::format_go_duration;
-use crate::report::json_writer::GoJsonWriter;
-use crate::report::kperf::{hdr_percentiles, write_pairs};
+use crate::report::kperf::{hdr_percentiles, sorted_seconds};
 use crate::report::kreplay::{
-    encode_histogram, seconds, write_counts, write_series, HistogramCodecError,
+    histogram_pair, per_second, send_lag, verb_figures, HistogramCodecError,
+};
+use crate::report::model::{
+    Config, EncodedHistogram, Histograms, Kreplay, LagSummary, PerSecond, Rate, Report, RunCounters,
 };
 use crate::report::percentile::kperf_percentiles;
 
-fn write_pair(w: &mut GoJsonWriter, p: &Pair) -> Result<(), HistogramCodecError> {
-    w.begin_object();
-    w.key("scheduled").string(&encode_histogram(&p.scheduled)?);
-    w.key("service").string(&encode_histogram(&p.service)?);
-    w.end_object();
-    Ok(())
-}
-
-fn sorted(v: &[f64]) -> Vec<f64> {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v
+fn pair(p: &Pair) -> Result<crate::report::model::HistogramPair, HistogramCodecError> {
+    histogram_pair(&p.scheduled, &p.service)
 }
 
 impl MergedReport {
@@ -45,281 +36,149 @@ impl MergedReport {
                 self.servers.join(", ")
             ));
         }
-        let mut w = GoJsonWriter::with_capacity(64 * 1024);
-        w.begin_object();
-        self.write_kperf(&mut w);
-        self.write_kreplay(&mut w)?;
-        w.end_object();
-        Ok(w.finish())
+        let mut report = self.kperf_members();
+        report.kreplay = Some(self.kreplay_member()?);
+        Ok(report.to_json(64 * 1024))
     }
 
-    fn write_kperf(&self, w: &mut GoJsonWriter) {
+    fn kperf_members(&self) -> Report {
         let raw = self.raw_ok();
-        w.key("total").uint(self.total);
-        w.key("duration").string(&format_go_duration(self.duration));
-        if raw && !self.raw_errors.is_empty() {
-            w.key("errors").begin_array();
-            for e in &self.raw_errors {
-                w.begin_object();
-                w.key("method").string(&e.method);
-                w.key("url").string(&e.url);
-                w.key("timestamp").string(&e.timestamp);
-                w.key("duration").float(e.duration);
-                w.key("type").string(&e.kind);
-                w.key("code").int(e.code);
-                w.key("message").string(&e.message);
-                w.end_object();
-            }
-            w.end_array();
-        }
-        if !self.error_stats.is_empty() {
-            w.key("errorStats").begin_object();
-            for (k, v) in &self.error_stats {
-                w.key(k).uint(*v);
-            }
-            w.end_object();
-        }
-        w.key("totalReceivedBytes").uint(self.bytes);
         let raw_keys: Vec<(&String, Vec<f64>)> = self
             .raw_latencies
             .iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k, sorted(v)))
+            .map(|(k, v)| (k, sorted_seconds(v)))
             .collect();
-        if raw && !raw_keys.is_empty() {
-            w.key("latenciesByURL").begin_object();
-            for (k, v) in &raw_keys {
-                w.key(k).begin_array();
-                for x in v {
-                    w.float(*x);
-                }
-                w.end_array();
-            }
-            w.end_object();
-        }
         let pooled = if raw {
             let all: Vec<f64> = raw_keys
                 .iter()
                 .flat_map(|(_, v)| v.iter().copied())
                 .collect();
-            kperf_percentiles(&sorted(&all))
+            kperf_percentiles(&sorted_seconds(&all))
         } else {
             hdr_percentiles(&self.all.service)
         };
-        if !pooled.is_empty() {
-            w.key("percentileLatencies");
-            write_pairs(w, &pooled);
-        }
-        let by_key: Vec<(&String, Vec<(f64, f64)>)> = if raw {
+        let by_key: std::collections::BTreeMap<String, _> = if raw {
             raw_keys
                 .iter()
-                .map(|(k, v)| (*k, kperf_percentiles(v)))
+                .map(|(k, v)| ((*k).clone(), kperf_percentiles(v)))
                 .collect()
         } else {
             self.by_url
                 .iter()
-                .map(|(k, m)| (k, m.percentiles.clone()))
+                .map(|(k, m)| (k.clone(), m.percentiles.clone()))
                 .collect()
         };
-        if !by_key.is_empty() {
-            w.key("percentileLatenciesByURL").begin_object();
-            for (k, pairs) in &by_key {
-                w.key(k);
-                write_pairs(w, pairs);
-            }
-            w.end_object();
+        let errors = self.raw_errors.iter().map(|(_, e)| e.clone()).collect();
+        Report {
+            total: self.total,
+            duration: crate::report::gofmt::format_go_duration(self.duration),
+            errors: (raw && !self.raw_errors.is_empty()).then_some(errors),
+            error_stats: (!self.error_stats.is_empty()).then(|| self.error_stats.clone()),
+            total_received_bytes: self.bytes,
+            latencies_by_url: (raw && !raw_keys.is_empty())
+                .then(|| raw_keys.into_iter().map(|(k, v)| (k.clone(), v)).collect()),
+            percentile_latencies: (!pooled.is_empty()).then_some(pooled),
+            percentile_latencies_by_url: (!by_key.is_empty()).then_some(by_key),
+            runner_count: Some(self.runner_count.unwrap_or(self.reports as u64)),
+            total_run: Some(self.run),
+            total_failed: Some(self.failed),
+            kreplay: None,
         }
-        w.key("runnerCount")
-            .uint(self.runner_count.unwrap_or(self.reports as u64));
-        w.key("totalRun").uint(self.run);
-        w.key("totalFailed").uint(self.failed);
     }
 
-    fn write_lag(&self, w: &mut GoJsonWriter) {
+    fn kreplay_member(&self) -> Result<Kreplay, HistogramCodecError> {
         let empty = new_histogram();
-        crate::report::kreplay::write_send_lag(
-            w,
-            self.lag.as_ref().unwrap_or(&empty),
-            self.watch_lag.as_ref().unwrap_or(&empty),
-            self.late_1ms,
-            self.late_10ms,
-        );
-    }
-
-    fn write_kreplay(&self, w: &mut GoJsonWriter) -> Result<(), HistogramCodecError> {
-        w.key("kreplay").begin_object();
-        w.key("version").string(env!("CARGO_PKG_VERSION"));
-        self.write_lag(w);
-        let cores: Vec<crate::report::timing::CoreTiming> = self
+        let lag = self.lag.as_ref().unwrap_or(&empty);
+        let wake_error = self.wake_error.as_ref().unwrap_or(&empty);
+        let watch_lag = self.watch_lag.as_ref().filter(|h| !h.is_empty());
+        let per_core: Vec<_> = self
             .per_core
             .iter()
             .flat_map(|(_, cores)| cores.iter().cloned())
             .collect();
-        let empty = new_histogram();
-        crate::report::timing::write_timing(
-            w,
-            &crate::report::timing::LagSummary::of(self.wake_error.as_ref().unwrap_or(&empty), 1e9),
-            &cores,
-        );
         let sched = hdr_percentiles(&self.all.scheduled);
-        if !sched.is_empty() {
-            w.key("scheduledLatency");
-            write_pairs(w, &sched);
-        }
-
-        w.key("verbs").begin_object();
-        for (verb, (count, errors)) in self.verbs.iter().filter(|(_, (c, _))| *c > 0) {
-            w.key(verb).begin_object();
-            w.key("count").uint(*count);
-            w.key("errors").uint(*errors);
-            if let Some(h) = self
-                .by_verb
-                .get(verb)
-                .map(|p| &p.service)
-                .filter(|h| !h.is_empty())
-            {
-                w.key("p50").float(seconds(h.value_at_quantile(0.5)));
-                w.key("p90").float(seconds(h.value_at_quantile(0.9)));
-                w.key("p99").float(seconds(h.value_at_quantile(0.99)));
-                w.key("max").float(seconds(h.max()));
-            }
-            w.end_object();
-        }
-        w.end_object();
-
-        let secs = self.duration.as_secs_f64();
-        w.key("rate").begin_object();
-        w.key("achievedPerSecond").float(if secs > 0.0 {
-            (self.run as f64 / secs).round()
-        } else {
-            0.0
-        });
-        // Runners replay concurrently: their scheduled rates add up.
-        w.key("scheduledPerSecond")
-            .float(self.scheduled_rate.round());
-        w.end_object();
-
-        let (scheduled, sent) = self.per_second_totals();
-        let series = self.series_total();
-        w.key("perSecond").begin_object();
-        w.key("scheduled");
-        write_counts(w, &scheduled);
-        w.key("sent");
-        write_counts(w, &sent);
-        write_series(w, &series);
-        w.end_object();
-
-        w.key("run").begin_object();
-        w.key("completed").uint(self.completed);
-        w.key("connectionRetries").uint(self.connection_retries);
-        w.key("connectionsOpened").uint(self.conns_opened);
-        w.key("connectionsPerCore");
-        let per_core: Vec<u64> = self
-            .conns_per_core
+        let verbs = self
+            .verbs
             .iter()
-            .flat_map(|(_, counts)| counts.iter().copied())
+            .filter(|(_, (count, _))| *count > 0)
+            .map(|(verb, &(count, errors))| {
+                let service = self.by_verb.get(verb).map_or(&empty, |p| &p.service);
+                (verb.clone(), verb_figures(count, errors, service))
+            })
             .collect();
-        write_counts(w, &per_core);
-        w.key("errorBodyBytes").uint(self.error_body_bytes);
-        w.key("interrupted").bool(self.interrupted);
-        w.key("maxStreamsPerConnection").uint(self.max_streams);
-        w.key("retries").uint(self.retries);
-        w.key("sent").uint(self.sent);
-        if !self.timeline_damage.is_empty() {
-            w.key("timelineDamage")
-                .string(&self.timeline_damage.join("; "));
-        }
-        w.key("unsentOnStop").uint(self.unsent);
-        w.end_object();
-
-        if !self.watches.is_empty() {
-            w.key("watches").begin_object();
-            for (k, (bytes, events)) in &self.watches {
-                w.key(k).begin_object();
-                w.key("bytes").uint(*bytes);
-                w.key("events").uint(*events);
-                w.end_object();
-            }
-            w.end_object();
-        }
-
-        w.key("config").begin_object();
-        w.key("cores").uint(self.cores);
-        w.key("conns").uint(self.conns);
-        w.key("maxConns").uint(self.max_conns);
-        w.key("maxInFlight").uint(self.max_in_flight);
-        w.key("speed").float(self.speed);
-        let timings: Vec<&str> = self.timings.iter().map(String::as_str).collect();
-        w.key("timing").string(&timings.join(","));
-        w.key("start")
-            .string(self.start.as_ref().map_or("", |(_, s)| s.as_str()));
-        w.key("timeoutSeconds").float(self.timeout);
-        if let Some(n) = self.runner_count {
-            w.key("runnerCount").uint(n);
-        }
-        w.key("server").string(&self.servers.join(","));
-        if let Some(id) = &self.timeline_id {
-            w.key("timelineId").string(id);
-        }
-        w.key("timelineSource").string(&self.timeline_source);
-        w.key("timelineDescription")
-            .string(&self.timeline_description);
-        w.key("userAgent").string(&self.user_agent);
-        w.key("mergedReports").uint(self.reports as u64);
-        if !self.runner_indexes.is_empty() {
-            w.key("runnerIndexes").begin_array();
-            for i in &self.runner_indexes {
-                w.uint(*i);
-            }
-            w.end_array();
-        }
-        if !self.missing_runners.is_empty() {
-            w.key("missingRunners").begin_array();
-            for i in &self.missing_runners {
-                w.uint(*i);
-            }
-            w.end_array();
-        }
-        w.end_object();
-
-        w.key("histograms").begin_object();
-        w.key("all");
-        write_pair(w, &self.all)?;
-        if !self.by_url.is_empty() {
-            w.key("byURL").begin_object();
-            for (k, m) in &self.by_url {
-                w.key(k).begin_object();
-                w.key("scheduled").string(&m.scheduled);
-                w.key("service").string(&m.service);
-                w.end_object();
-            }
-            w.end_object();
-        }
-        let verbs: Vec<_> = self
+        let (scheduled, sent) = self.per_second_totals();
+        let by_verb = self
             .by_verb
             .iter()
             .filter(|(_, p)| !p.service.is_empty())
+            .map(|(k, p)| Ok((k.clone(), pair(p)?)))
+            .collect::<Result<std::collections::BTreeMap<_, _>, HistogramCodecError>>()?;
+        let by_url: std::collections::BTreeMap<_, _> = self
+            .by_url
+            .iter()
+            .map(|(k, m)| (k.clone(), m.histograms.clone()))
             .collect();
-        if !verbs.is_empty() {
-            w.key("byVerb").begin_object();
-            for (k, p) in verbs {
-                w.key(k);
-                write_pair(w, p)?;
-            }
-            w.end_object();
-        }
-        let empty = new_histogram();
-        w.key("sendLag")
-            .string(&encode_histogram(self.lag.as_ref().unwrap_or(&empty))?);
-        w.key("wakeError").string(&encode_histogram(
-            self.wake_error.as_ref().unwrap_or(&empty),
-        )?);
-        if let Some(h) = self.watch_lag.as_ref().filter(|h| !h.is_empty()) {
-            w.key("watchLag").string(&encode_histogram(h)?);
-        }
-        w.end_object();
+        Ok(Kreplay {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            send_lag: send_lag(
+                lag,
+                watch_lag.unwrap_or(&empty),
+                self.late_1ms,
+                self.late_10ms,
+            ),
+            wake_error: LagSummary::of(wake_error, 1e9),
+            client_saturated: per_core.iter().any(|c| c.saturated()),
+            per_core,
+            scheduled_latency: (!sched.is_empty()).then_some(sched),
+            verbs,
+            rate: Rate {
+                achieved_per_second: per_second(self.run, self.duration.as_secs_f64()),
+                // Runners replay concurrently: their scheduled rates add up.
+                scheduled_per_second: self.scheduled_rate.round(),
+            },
+            per_second: PerSecond::of(scheduled, sent, &self.series_total()),
+            run: RunCounters {
+                connections_per_core: self
+                    .conns_per_core
+                    .iter()
+                    .flat_map(|(_, counts)| counts.iter().copied())
+                    .collect(),
+                timeline_damage: (!self.timeline_damage.is_empty())
+                    .then(|| self.timeline_damage.join("; ")),
+                ..self.counters.clone()
+            },
+            watches: (!self.watches.is_empty()).then(|| self.watches.clone()),
+            config: Some(self.merged_config()),
+            histograms: Some(Histograms {
+                all: pair(&self.all)?,
+                by_url: (!by_url.is_empty()).then_some(by_url),
+                by_verb: (!by_verb.is_empty()).then_some(by_verb),
+                send_lag: Some(EncodedHistogram::encode(lag)?),
+                wake_error: Some(EncodedHistogram::encode(wake_error)?),
+                watch_lag: watch_lag.map(EncodedHistogram::encode).transpose()?,
+            }),
+        })
+    }
 
-        w.end_object();
-        Ok(())
+    fn merged_config(&self) -> Config {
+        let timings: Vec<&str> = self.timings.iter().map(String::as_str).collect();
+        Config {
+            cpus: None,
+            timing: timings.join(","),
+            start: self
+                .start
+                .as_ref()
+                .map_or(String::new(), |(_, s)| s.clone()),
+            runner_index: None,
+            runner_count: self.runner_count,
+            server: self.servers.join(","),
+            merged_reports: Some(self.reports as u64),
+            runner_indexes: (!self.runner_indexes.is_empty())
+                .then(|| self.runner_indexes.iter().copied().collect()),
+            missing_runners: (!self.missing_runners.is_empty())
+                .then(|| self.missing_runners.clone()),
+            ..self.config.clone()
+        }
     }
 }

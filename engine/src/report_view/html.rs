@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::svg::{line_chart, Chart, Series};
 use super::ReportView;
 use crate::metrics::per_second::{quantile_micros, PerSecondSeries};
+use crate::report::model::{EncodedHistogram, HistogramPair};
 
 /// Colours of the series (distinct, so a screenshot test can find each line).
 pub mod colors {
@@ -79,18 +80,10 @@ pub fn render(view: &ReportView) -> String {
     let mut body = String::new();
     let s = &view.series;
     let per = s.interval_s.max(1) as f64;
-    let k_counts = |key: &str| -> Vec<u64> {
-        view.file
-            .kreplay()
-            .and_then(|k| k.get("perSecond"))
-            .and_then(|p| p.get(key))
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|c| c.as_u64()).collect())
-            .unwrap_or_default()
-    };
+    let per_second = view.file.kreplay().map(|k| &k.per_second);
     let n = s.used_len();
-    let scheduled = k_counts("scheduled");
-    let sent = k_counts("sent");
+    let scheduled = per_second.map_or(&[][..], |p| &p.scheduled);
+    let sent = per_second.map_or(&[][..], |p| &p.sent);
     body.push_str(&line_chart(
         &Chart {
             title: "Requests per second",
@@ -100,8 +93,8 @@ pub fn render(view: &ReportView) -> String {
             log_y: false,
         },
         &[
-            counts_series("scheduled", colors::SCHEDULED, &scheduled, 1.0),
-            counts_series("sent", colors::SENT, &sent, 1.0),
+            counts_series("scheduled", colors::SCHEDULED, scheduled, 1.0),
+            counts_series("sent", colors::SENT, sent, 1.0),
             counts_series("completed", colors::COMPLETED, &s.completed[..n], per),
         ],
     ));
@@ -135,9 +128,9 @@ pub fn render(view: &ReportView) -> String {
     ));
     // The latency distribution: from the full histograms when the report has them (kreplay),
     // else kperf's percentile list.
-    let hist = |name: &str| {
+    let hist = |field: &str, pick: fn(&HistogramPair) -> Option<&EncodedHistogram>| {
         view.file
-            .histogram(&["all", name])
+            .histogram(field, |h| pick(&h.all))
             .ok()
             .flatten()
             .filter(|h| !h.is_empty())
@@ -149,7 +142,7 @@ pub fn render(view: &ReportView) -> String {
             .map(|q| (q, Some(h.value_at_quantile(q) as f64 / 1e3)))
             .collect::<Vec<_>>()
     };
-    match hist("service") {
+    match hist("all.service", |p| p.service.as_ref()) {
         Some(h) => dist.push(Series {
             name: "service latency",
             color: colors::SERVICE,
@@ -166,7 +159,7 @@ pub fn render(view: &ReportView) -> String {
                 .collect(),
         }),
     }
-    if let Some(h) = hist("scheduled") {
+    if let Some(h) = hist("all.scheduled", |p| p.scheduled.as_ref()) {
         dist.push(Series {
             name: "from the due instant",
             color: colors::FROM_DUE,

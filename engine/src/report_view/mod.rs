@@ -7,24 +7,13 @@ mod svg;
 
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
-
-use crate::compare::read::ReportFile;
+use crate::compare::read::{pair_value, ReportFile};
 use crate::metrics::per_second::PerSecondSeries;
+use crate::report::json_writer::to_go_json;
+use crate::report::model::Report;
 
 /// Labels shown in the "slowest labels" list.
 pub const TOP_LABELS: usize = 10;
-
-/// One percentile list (`[[quantile, seconds], …]`) of a report.
-fn pairs(v: Option<&Value>) -> Vec<(f64, f64)> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn ms(seconds: f64) -> String {
     format!("{:.3} ms", seconds * 1e3)
@@ -58,62 +47,43 @@ pub struct ReportView {
 impl ReportView {
     /// Reads `file`'s figures.
     pub fn new(file: ReportFile) -> Result<ReportView, String> {
-        let series = match file.kreplay().and_then(|k| k.get("perSecond")) {
-            Some(ps) => PerSecondSeries::from_json(ps)
+        let series = match file.kreplay() {
+            Some(k) => k
+                .per_second
+                .series()
                 .map_err(|e| format!("{}: {e}", file.path.display()))?,
             None => PerSecondSeries::default(),
         };
         Ok(ReportView { file, series })
     }
 
-    fn root(&self) -> &Map<String, Value> {
-        &self.file.root
-    }
-
-    fn k(&self, path: &[&str]) -> Option<&Value> {
-        let mut v = self.file.root.get("kreplay")?;
-        for p in path {
-            v = v.get(p)?;
-        }
-        Some(v)
-    }
-
-    fn u(&self, key: &str) -> Option<u64> {
-        self.root().get(key).and_then(Value::as_u64)
+    fn report(&self) -> &Report {
+        &self.file.report
     }
 
     /// What kind of report this is.
     pub fn kind(&self) -> &'static str {
-        match self.file.kreplay() {
-            None => "kperf report (no kreplay section: no send lag, no per-second series)",
-            Some(k)
-                if k.get("config")
-                    .and_then(|c| c.get("mergedReports"))
-                    .is_some() =>
-            {
-                "kreplay report, merged from runners"
-            }
-            Some(k) if k.get("config").and_then(|c| c.get("runnerIndex")).is_some() => {
-                "kreplay report of one runner"
-            }
-            Some(_) => "kreplay report",
+        match (self.file.kreplay(), self.report().config()) {
+            (None, _) => "kperf report (no kreplay section: no send lag, no per-second series)",
+            (_, Some(c)) if c.merged_reports.is_some() => "kreplay report, merged from runners",
+            (_, Some(c)) if c.runner_index.is_some() => "kreplay report of one runner",
+            (Some(_), _) => "kreplay report",
         }
     }
 
     /// `(verb, count, errors, p50, p90, p99, max)` rows, by verb name.
     pub fn verb_rows(&self) -> Vec<(String, u64, u64, [Option<f64>; 4])> {
-        let Some(verbs) = self.k(&["verbs"]).and_then(Value::as_object) else {
+        let Some(k) = self.file.kreplay() else {
             return Vec::new();
         };
-        verbs
+        k.verbs
             .iter()
             .map(|(name, v)| {
-                let f = |k: &str| v.get(k).and_then(Value::as_f64);
                 (
                     name.clone(),
-                    v.get("count").and_then(Value::as_u64).unwrap_or(0),
-                    v.get("errors").and_then(Value::as_u64).unwrap_or(0),
-                    [f("p50"), f("p90"), f("p99"), f("max")],
+                    v.count,
+                    v.errors,
+                    [v.latency.p50, v.latency.p90, v.latency.p99, v.latency.max],
                 )
             })
             .collect()
@@ -121,18 +91,13 @@ impl ReportView {
 
     /// The slowest metric labels by p99: `(label, p50, p99)`.
     pub fn top_labels(&self, n: usize) -> Vec<(String, f64, f64)> {
-        let Some(by) = self
-            .root()
-            .get("percentileLatenciesByURL")
-            .and_then(Value::as_object)
-        else {
+        let Some(by) = &self.report().percentile_latencies_by_url else {
             return Vec::new();
         };
         let mut rows: Vec<(String, f64, f64)> = by
             .iter()
-            .map(|(k, v)| {
-                let p = pairs(Some(v));
-                let at = |q: f64| p.iter().find(|x| x.0 == q).map_or(0.0, |x| x.1);
+            .map(|(k, p)| {
+                let at = |q: f64| pair_value(p, q).unwrap_or(0.0);
                 (k.clone(), at(0.5), at(0.99))
             })
             .collect();
@@ -144,31 +109,46 @@ impl ReportView {
     /// `errorStats`, most frequent first.
     pub fn errors(&self) -> Vec<(String, u64)> {
         let mut rows: Vec<(String, u64)> = self
-            .root()
-            .get("errorStats")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .report()
+            .error_stats
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         rows
     }
 
     /// Overall service latency percentiles (kperf's list).
     pub fn latency_pairs(&self) -> Vec<(f64, f64)> {
-        pairs(self.root().get("percentileLatencies"))
+        self.report()
+            .percentile_latencies
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// `kreplay.config` as `key=value` items, keys sorted, values as JSON writes them: every
+    /// member the model has, with no list of names here to keep up to date.
+    fn config_items(&self) -> Option<Vec<String>> {
+        let config = self.report().config()?;
+        let text = to_go_json(config, 1024);
+        let members: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).ok()?;
+        let items = members.iter().map(|(k, v)| match v {
+            serde_json::Value::String(t) => format!("{k}={t}"),
+            other => format!("{k}={other}"),
+        });
+        Some(items.collect())
     }
 
     /// The terminal summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let total = self.file.total();
-        let run = self.u("totalRun").unwrap_or(total);
-        let failed = self
-            .u("totalFailed")
+        let r = self.report();
+        let k = self.file.kreplay();
+        let run = r.total_run.unwrap_or(r.total);
+        let failed = r
+            .total_failed
             .unwrap_or_else(|| self.errors().iter().map(|e| e.1).sum());
         let secs = self.file.duration.as_secs_f64();
         let _ = writeln!(s, "{} — {}", self.file.path.display(), self.kind());
@@ -177,17 +157,11 @@ impl ReportView {
             "  requests      {run} run, {} succeeded, {failed} failed ({:.3}%), {} bytes received, in {:.3} s",
             run.saturating_sub(failed),
             if run > 0 { failed as f64 / run as f64 * 100.0 } else { 0.0 },
-            self.u("totalReceivedBytes").unwrap_or(0),
+            r.total_received_bytes,
             secs
         );
-        let achieved = self
-            .k(&["rate", "achievedPerSecond"])
-            .and_then(Value::as_f64);
-        let scheduled = self
-            .k(&["rate", "scheduledPerSecond"])
-            .and_then(Value::as_f64);
-        match (achieved, scheduled) {
-            (Some(a), Some(sch)) => {
+        match k.map(|k| (k.rate.achieved_per_second, k.rate.scheduled_per_second)) {
+            Some((a, sch)) => {
                 let _ = writeln!(
                     s,
                     "  rate          {a:.0}/s achieved, {sch:.0}/s scheduled ({:.1}%)",
@@ -200,22 +174,23 @@ impl ReportView {
             _ => {}
         }
         let _ = writeln!(s, "  latency       {}", pair_line(&self.latency_pairs()));
-        let due = pairs(self.k(&["scheduledLatency"]));
-        if !due.is_empty() {
-            let _ = writeln!(s, "  from due      {}", pair_line(&due));
+        let due = k.and_then(|k| k.scheduled_latency.as_deref());
+        if let Some(due) = due.filter(|d| !d.is_empty()) {
+            let _ = writeln!(s, "  from due      {}", pair_line(due));
         }
-        if let Some(lag) = self.k(&["sendLag"]) {
-            let f = |k: &str| lag.get(k).and_then(Value::as_f64).map_or("-".into(), ms);
+        if let Some(lag) = k.map(|k| &k.send_lag) {
+            let f = |v: Option<f64>| v.map_or("-".into(), ms);
+            let l = &lag.all.quantiles;
             let _ = writeln!(
                 s,
                 "  send lag      p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (late >1ms: {}, >10ms: {})",
-                f("p50"),
-                f("p90"),
-                f("p99"),
-                f("p999"),
-                f("max"),
-                lag.get("lateOver1ms").and_then(Value::as_u64).unwrap_or(0),
-                lag.get("lateOver10ms").and_then(Value::as_u64).unwrap_or(0)
+                f(l.p50),
+                f(l.p90),
+                f(l.p99),
+                f(l.p999),
+                f(l.max),
+                lag.late_over_1ms,
+                lag.late_over_10ms
             );
         }
         let verbs = self.verb_rows();
@@ -254,12 +229,9 @@ impl ReportView {
                 let _ = writeln!(s, "    ... and {} more kinds", errors.len() - 20);
             }
         }
-        if let Some(w) = self.k(&["watches"]).and_then(Value::as_object) {
-            let (mut events, mut bytes) = (0, 0);
-            for v in w.values() {
-                events += v.get("events").and_then(Value::as_u64).unwrap_or(0);
-                bytes += v.get("bytes").and_then(Value::as_u64).unwrap_or(0);
-            }
+        if let Some(w) = k.and_then(|k| k.watches.as_ref()) {
+            let events: u64 = w.values().map(|v| v.events).sum();
+            let bytes: u64 = w.values().map(|v| v.bytes).sum();
             let _ = writeln!(
                 s,
                 "  watches       {} keys, {events} events, {bytes} bytes",
@@ -279,14 +251,7 @@ impl ReportView {
                 self.series.interval_s
             );
         }
-        if let Some(c) = self.k(&["config"]).and_then(Value::as_object) {
-            let items: Vec<String> = c
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(t) => format!("{k}={t}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect();
+        if let Some(items) = self.config_items() {
             let _ = writeln!(s, "  configuration {}", items.join("  "));
         }
         s
