@@ -1,8 +1,13 @@
-//! Helpers shared by the profile_* tests.
+//! What preprocess's scenarios share: loading YAML text (`load`, `error_of`), a valid head to
+//! put requests under, and the one request the target tests vary (`target_request`). Profiles
+//! built request by request come from `testkit::profile`, re-exported here.
+
 #![allow(dead_code)]
 
 use preprocess::loader::{load_profile, LoadError, LoadOptions, ProfileHead};
-use preprocess::profile::ProfileRequest;
+use preprocess::profile::{ProfileRequest, Verb};
+
+pub use testkit::profile;
 
 /// A valid head for request-level tests.
 pub const HEAD: &str =
@@ -51,4 +56,16 @@ pub fn get_item(ts: i64) -> String {
     format!(
         "- timestamp: {ts}\n  verb: GET\n  resourceKind: Pod\n  name: p\n  apiPath: /api/v1/pods/p\n"
     )
+}
+
+/// A request on Pod `default/x` of `verb`, sent to `api_path` with `selector`: what the request
+/// target tests vary (a verb that needs a body gets `{}`).
+pub fn target_request(verb: Verb, api_path: &str, selector: &str) -> ProfileRequest {
+    let body = if verb.requires_body() { "{}" } else { "" };
+    profile()
+        .verb(verb, "default/x")
+        .path(api_path)
+        .selector(selector)
+        .body(body)
+        .one()
 }

@@ -1,18 +1,16 @@
 //! Profile sources: local files, gzip by magic bytes, URLs against a local HTTP server,
 //! and byte-level input errors.
 
-mod profile_support;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread;
 use std::time::Duration;
 
+use crate::util::*;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use preprocess::loader::{load_profile, LoadError, LoadOptions};
 use preprocess::source::{open_source, SourceError, SourceOptions};
-use profile_support::*;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::default());

@@ -1,24 +1,12 @@
 //! kperf's metric URL (masking of DELETE/PATCH/APPLY), metric labels, and the body's
 //! content-type class (the built-in group rule).
 
-use preprocess::profile::{BodyKind, ProfileRequest, Verb};
+use crate::util::target_request;
+use preprocess::profile::{BodyKind, Verb};
 use preprocess::request_target::{metric_label, normalize, NormalizedRequest, PathMode};
 
-fn request(verb: Verb, api_path: &str, label_selector: &str) -> ProfileRequest {
-    ProfileRequest {
-        timestamp_ms: 0,
-        verb,
-        namespace: "default".into(),
-        resource_kind: "Pod".into(),
-        name: "nginx-1".into(),
-        api_path: api_path.into(),
-        body: "{}".into(),
-        label_selector: label_selector.into(),
-    }
-}
-
 fn norm(verb: Verb, api_path: &str) -> NormalizedRequest {
-    match normalize(&request(verb, api_path, ""), PathMode::Recorded) {
+    match normalize(&target_request(verb, api_path, ""), PathMode::Recorded) {
         Ok(n) => n,
         Err(e) => panic!("normalize({verb} {api_path:?}) failed: {e}"),
     }
@@ -168,7 +156,10 @@ fn metric_label_joins_the_method_label_and_the_path() {
         ),
     ];
     for (verb, api_path, selector, want) in cases {
-        let n = match normalize(&request(verb, api_path, selector), PathMode::Recorded) {
+        let n = match normalize(
+            &target_request(verb, api_path, selector),
+            PathMode::Recorded,
+        ) {
             Ok(n) => n,
             Err(e) => panic!("{verb} {api_path}: {e}"),
         };

@@ -1,24 +1,15 @@
 //! Query handling of `normalize`: kperf's `&` fix-up, Go's `url.ParseQuery` rules,
 //! re-encoding (sorted keys, QueryEscape), and the parameters kperf and kreplay add.
 
-use preprocess::profile::{ProfileRequest, Verb};
+use crate::util::target_request;
+use preprocess::profile::Verb;
 use preprocess::request_target::{normalize, NormalizedRequest, PathMode};
 
-fn request(verb: Verb, api_path: &str, label_selector: &str) -> ProfileRequest {
-    ProfileRequest {
-        timestamp_ms: 0,
-        verb,
-        namespace: "default".into(),
-        resource_kind: "Pod".into(),
-        name: "x".into(),
-        api_path: api_path.into(),
-        body: String::new(),
-        label_selector: label_selector.into(),
-    }
-}
-
 fn norm(verb: Verb, api_path: &str, label_selector: &str) -> NormalizedRequest {
-    match normalize(&request(verb, api_path, label_selector), PathMode::Recorded) {
+    match normalize(
+        &target_request(verb, api_path, label_selector),
+        PathMode::Recorded,
+    ) {
         Ok(n) => n,
         Err(e) => panic!("normalize({verb} {api_path:?}) failed: {e}"),
     }

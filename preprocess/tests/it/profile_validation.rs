@@ -1,10 +1,8 @@
 //! The sample profile, and kperf's validation rules with their exact messages and priority.
 
-mod profile_support;
-
+use crate::util::*;
 use preprocess::loader::LoadError;
 use preprocess::profile::{ContentType, Verb};
-use profile_support::*;
 
 #[test]
 fn sample_fixture_loads_with_its_spec_and_nine_requests() {

@@ -1,24 +1,12 @@
 //! Path handling of `normalize`: Go's `EscapedPath` for kperf's URLs, the two wire
 //! path modes, and fragments.
 
-use preprocess::profile::{ProfileRequest, Verb};
+use crate::util::target_request;
+use preprocess::profile::Verb;
 use preprocess::request_target::{normalize, NormalizedRequest, PathMode};
 
-fn request(verb: Verb, api_path: &str) -> ProfileRequest {
-    ProfileRequest {
-        timestamp_ms: 0,
-        verb,
-        namespace: "default".into(),
-        resource_kind: "Pod".into(),
-        name: "x".into(),
-        api_path: api_path.into(),
-        body: String::new(),
-        label_selector: String::new(),
-    }
-}
-
 fn norm(verb: Verb, api_path: &str, mode: PathMode) -> NormalizedRequest {
-    match normalize(&request(verb, api_path), mode) {
+    match normalize(&target_request(verb, api_path, ""), mode) {
         Ok(n) => n,
         Err(e) => panic!("normalize({verb} {api_path:?}) failed: {e}"),
     }

@@ -1,8 +1,8 @@
 //! Measurement, not a check: what opening a large timeline and checking it for a replay cost:
 //! the open, the wait for the due-order check's first bound (what a replay's first request
 //! waits for), and the whole check (its throughput per block).
-//! `KREPLAY_OPEN_COST_REQUESTS=10000000 cargo test --release -p preprocess --test
-//! timeline_open_cost -- --ignored --nocapture` (writes a ~1.5 GB file in $TMPDIR).
+//! `KREPLAY_OPEN_COST_REQUESTS=10000000 cargo test --release -p preprocess --test it --
+//! --ignored --nocapture timeline_open_cost` (writes a ~1.5 GB file in $TMPDIR).
 
 use std::time::{Duration, Instant};
 

@@ -1,22 +1,10 @@
 //! Properties of `normalize` over arbitrary apiPaths: it never panics, and every wire
 //! target it returns is safe to put on a request line as is.
 
-use preprocess::profile::{ProfileRequest, Verb};
+use crate::util::target_request;
+use preprocess::profile::Verb;
 use preprocess::request_target::{normalize, PathMode};
 use proptest::prelude::*;
-
-fn request(verb: Verb, api_path: String, label_selector: String) -> ProfileRequest {
-    ProfileRequest {
-        timestamp_ms: 0,
-        verb,
-        namespace: "default".into(),
-        resource_kind: "Pod".into(),
-        name: "x".into(),
-        api_path,
-        body: String::new(),
-        label_selector,
-    }
-}
 
 /// apiPaths built from the pieces that matter to URL parsing, plus arbitrary text.
 fn api_path() -> impl Strategy<Value = String> {
@@ -57,7 +45,7 @@ proptest! {
         cleaned in any::<bool>(),
     ) {
         let mode = if cleaned { PathMode::KperfCleaned } else { PathMode::Recorded };
-        let req = request(verb, api_path, selector);
+        let req = target_request(verb, &api_path, &selector);
         // An error is fine (Go rejects some inputs); a panic is not.
         if let Ok(n) = normalize(&req, mode) {
             prop_assert!(n.target.starts_with('/'), "{:?}", n.target);

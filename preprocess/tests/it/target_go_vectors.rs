@@ -5,7 +5,8 @@
 //! are random strings over the bytes URL parsing cares about, drawn from a 30,000-case
 //! run in which every case matched.
 
-use preprocess::profile::{BodyKind, ProfileRequest, Verb};
+use crate::util::target_request;
+use preprocess::profile::{BodyKind, Verb};
 use preprocess::request_target::{normalize, PathMode};
 
 struct GoVector {
@@ -20,23 +21,10 @@ struct GoVector {
     builtin: bool,
 }
 
-fn request(verb: Verb, api_path: &str, selector: &str) -> ProfileRequest {
-    ProfileRequest {
-        timestamp_ms: 0,
-        verb,
-        namespace: "default".into(),
-        resource_kind: "Pod".into(),
-        name: "x".into(),
-        api_path: api_path.into(),
-        body: "{}".into(),
-        label_selector: selector.into(),
-    }
-}
-
 #[test]
 fn normalize_matches_go_on_every_vector() {
     for v in OK_VECTORS {
-        let req = request(v.verb, v.api_path, v.selector);
+        let req = target_request(v.verb, v.api_path, v.selector);
         let ctx = format!("{} {:?} selector {:?}", v.verb, v.api_path, v.selector);
         let recorded = match normalize(&req, PathMode::Recorded) {
             Ok(n) => n,
@@ -63,7 +51,7 @@ fn normalize_matches_go_on_every_vector() {
 #[test]
 fn normalize_rejects_what_go_rejects() {
     for &(verb, api_path) in REJECTED {
-        let result = normalize(&request(verb, api_path, ""), PathMode::Recorded);
+        let result = normalize(&target_request(verb, api_path, ""), PathMode::Recorded);
         assert!(
             result.is_err(),
             "{verb} {api_path:?}: accepted, Go rejects it"

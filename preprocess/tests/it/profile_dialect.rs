@@ -1,9 +1,7 @@
 //! kperf's YAML dialect (yaml.v2, non-strict): what is accepted and how it reads.
 
-mod profile_support;
-
+use crate::util::*;
 use preprocess::loader::LoadError;
-use profile_support::*;
 
 fn one_request(fields: &str) -> preprocess::profile::ProfileRequest {
     let yaml = with_requests(&format!(

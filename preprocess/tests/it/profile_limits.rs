@@ -1,12 +1,10 @@
 //! Hostile inputs fail early and within bounded memory: alias bombs, huge scalars, deep
 //! nesting, oversized requests.
 
-mod profile_support;
-
 use std::io::{self, Read};
 
+use crate::util::*;
 use preprocess::loader::{load_profile, LoadError, LoadOptions};
-use profile_support::*;
 
 /// Billion laughs through merge keys: every level merges the previous one ten times, so
 /// decoding the request would visit 10^9 mappings.

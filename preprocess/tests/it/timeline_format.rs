@@ -9,6 +9,8 @@ use preprocess::profile::{ContentType, ProfileRequest, Spec, Verb};
 use preprocess::request_target::PathMode;
 use preprocess::timeline::{Timeline, TimelineError, TimelineWriter, WriterOptions};
 
+use crate::util::profile;
+
 fn spec(runners: u32) -> Spec {
     Spec {
         runner_count: runners,
@@ -19,21 +21,9 @@ fn spec(runners: u32) -> Spec {
     }
 }
 
-fn request(ts: i64, verb: Verb, name: &str, body: &str) -> ProfileRequest {
-    ProfileRequest {
-        timestamp_ms: ts,
-        verb,
-        namespace: "default".into(),
-        resource_kind: "Pod".into(),
-        name: name.into(),
-        api_path: if name.is_empty() {
-            "/api/v1/namespaces/default/pods".into()
-        } else {
-            format!("/api/v1/namespaces/default/pods/{name}")
-        },
-        body: body.into(),
-        label_selector: String::new(),
-    }
+/// A GET of Pod default/a due at `ts` ms: the request the writer's edge cases push.
+fn get_a(ts: i64) -> ProfileRequest {
+    profile().get("default/a").at_ms(ts).one()
 }
 
 fn write(
@@ -65,22 +55,19 @@ fn mixed_requests() -> Vec<ProfileRequest> {
         Verb::Delete,
         Verb::Apply,
     ];
-    (0..200)
-        .map(|i| {
+    profile()
+        .each(0..200, |p, i| {
             let verb = verbs[i % verbs.len()];
-            let name = if matches!(verb, Verb::List | Verb::Watch) {
-                String::new()
-            } else {
-                format!("pod-{}", i % 20)
-            };
             let body = if verb.requires_body() {
                 format!("{{\"spec\":{}}}", i % 3)
             } else {
                 String::new()
             };
-            request((i / 3) as i64, verb, &name, &body)
+            p.verb(verb, &format!("default/pod-{}", i % 20))
+                .body(&body)
+                .at_ms((i / 3) as i64)
         })
-        .collect()
+        .build()
 }
 
 #[test]
@@ -185,9 +172,9 @@ fn identical_bodies_and_targets_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.bin");
     let body = "x".repeat(1000);
-    let reqs: Vec<_> = (0..100)
-        .map(|i| request(i, Verb::Create, "same", &body))
-        .collect();
+    let reqs = profile()
+        .each(0..100, |p, i| p.create("default/same").body(&body).at_ms(i))
+        .build();
     let summary = write(&path, &reqs, 1, 1);
     assert_eq!(summary.distinct_bodies, 1);
     assert_eq!(summary.distinct_targets, 1);
@@ -246,8 +233,7 @@ fn failed_finish_leaves_no_file_behind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.bin");
     let mut w = TimelineWriter::create(&path, WriterOptions::default()).unwrap();
-    w.push(0, &request(0, Verb::Get, "a", ""), PathMode::Recorded)
-        .unwrap();
+    w.push(0, &get_a(0), PathMode::Recorded).unwrap();
     let err = w.finish(&spec(0), "").unwrap_err();
     assert!(err.to_string().contains("runner count"), "{err}");
     assert!(
@@ -262,11 +248,8 @@ fn unsorted_and_out_of_order_pushes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut w =
         TimelineWriter::create(&dir.path().join("t.bin"), WriterOptions::default()).unwrap();
-    w.push(0, &request(10, Verb::Get, "a", ""), PathMode::Recorded)
-        .unwrap();
-    let err = w
-        .push(1, &request(9, Verb::Get, "a", ""), PathMode::Recorded)
-        .unwrap_err();
+    w.push(0, &get_a(10), PathMode::Recorded).unwrap();
+    let err = w.push(1, &get_a(9), PathMode::Recorded).unwrap_err();
     assert!(
         matches!(
             err,
@@ -278,9 +261,7 @@ fn unsorted_and_out_of_order_pushes_are_refused() {
         ),
         "{err}"
     );
-    let err = w
-        .push(5, &request(11, Verb::Get, "a", ""), PathMode::Recorded)
-        .unwrap_err();
+    let err = w.push(5, &get_a(11), PathMode::Recorded).unwrap_err();
     assert!(
         matches!(
             err,
@@ -298,32 +279,20 @@ fn timestamps_that_overflow_microseconds_are_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut w =
         TimelineWriter::create(&dir.path().join("t.bin"), WriterOptions::default()).unwrap();
-    let err = w
-        .push(
-            0,
-            &request(i64::MAX, Verb::Get, "a", ""),
-            PathMode::Recorded,
-        )
-        .unwrap_err();
+    let err = w.push(0, &get_a(i64::MAX), PathMode::Recorded).unwrap_err();
     assert!(err.to_string().contains("timestamp"), "{err}");
-    let err = w
-        .push(0, &request(-1, Verb::Get, "a", ""), PathMode::Recorded)
-        .unwrap_err();
+    let err = w.push(0, &get_a(-1), PathMode::Recorded).unwrap_err();
     assert!(err.to_string().contains("-1 ms"), "{err}");
     // The largest representable timestamp is accepted.
-    w.push(
-        0,
-        &request((u64::MAX / 1000) as i64, Verb::Get, "a", ""),
-        PathMode::Recorded,
-    )
-    .unwrap();
+    w.push(0, &get_a((u64::MAX / 1000) as i64), PathMode::Recorded)
+        .unwrap();
 }
 
 #[test]
 fn an_invalid_api_path_is_kept_raw_and_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.bin");
-    let mut bad = request(0, Verb::Get, "a", "");
+    let mut bad = get_a(0);
     bad.api_path = "/api/v1/pods/%zz".into();
     let summary = write(&path, &[bad], 1, 1);
     assert_eq!(summary.header.request_count, 1);
@@ -341,8 +310,7 @@ fn too_many_runs_are_refused_with_the_way_out() {
         ..WriterOptions::default()
     };
     let mut w = TimelineWriter::create(&dir.path().join("t.bin"), opts).unwrap();
-    w.push(0, &request(0, Verb::Get, "a", ""), PathMode::Recorded)
-        .unwrap();
+    w.push(0, &get_a(0), PathMode::Recorded).unwrap();
     let err = w.finish(&spec(1), "").unwrap_err();
     assert!(err.to_string().contains("--shards"), "{err}");
     assert!(dir_entries(dir.path()).is_empty());
