@@ -1,9 +1,7 @@
 //! `POST /apisim/reset` and `--seed-objects`: a second replay starts from the same objects as the
 //! first, so its CREATEs do not meet 409s.
 
-mod apisim_support;
-
-use apisim_support::{call, ApiSim};
+use crate::util::{call, ApiSim};
 use serde_json::json;
 
 const PODS: &str = "/api/v1/namespaces/default/pods";

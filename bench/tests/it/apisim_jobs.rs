@@ -2,14 +2,12 @@
 //! env, volumes, logs and proxy, failure handling, deletion with propagation, shutdown, and kubectl.
 //! Every wait follows a watch or polls the store, bounded by `WAIT`.
 
-mod apisim_support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use apisim_support::{call, request, Answer, ApiSim, WatchReader, H1, WAIT};
+use crate::util::{call, request, Answer, ApiSim, WatchReader, H1, WAIT};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 

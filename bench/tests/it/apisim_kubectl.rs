@@ -1,14 +1,12 @@
 //! apisim validated by a real client: kubectl (v1.32 at /usr/bin/kubectl) over TLS with apisim's
 //! kubeconfig, both contexts. Skipped with a printed reason when kubectl is absent.
 
-mod apisim_support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 
-use apisim_support::{ApiSim, WAIT};
+use crate::util::{ApiSim, WAIT};
 
 /// Fails the test when kubectl is missing (`scripts/test.sh` installs it): a check that
 /// cannot run must not pass.

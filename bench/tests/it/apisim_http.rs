@@ -1,9 +1,7 @@
 //! apisim over HTTP: each verb's status codes, selectors, paging, order log, metrics, request log,
 //! authentication and protocols — against the real binary.
 
-mod apisim_support;
-
-use apisim_support::{call, request, ApiSim, H2};
+use crate::util::{call, request, ApiSim, H2};
 use serde_json::{json, Value};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";

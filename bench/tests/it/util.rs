@@ -1,10 +1,7 @@
-//! Shared helpers of apisim's integration tests: start the real binary, talk HTTP/1.1 or h2c to it.
+//! What apisim's scenarios share: HTTP/1.1 and h2c clients to talk to it, watch readers, metric
+//! polls. The binary itself is started by `testkit::ApiSim`, re-exported here.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,90 +14,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+pub use testkit::ApiSim;
+
 /// Upper bound for any single wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
-
-/// A running apisim process, killed on drop.
-pub struct ApiSim {
-    pub url: String,
-    pub addr: String,
-    pub dir: tempfile::TempDir,
-    pub kubeconfig: PathBuf,
-    child: Child,
-}
-
-impl ApiSim {
-    /// Starts `apisim --listen 127.0.0.1:0 --kubeconfig-out <tmp> <args>` and waits for `listening on`.
-    pub fn start(args: &[&str]) -> ApiSim {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_apisim"))
-            .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
-            .arg(&kubeconfig)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start apisim");
-        let stdout = child.stdout.take().expect("apisim stdout");
-        let (lines_tx, lines_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = lines_rx
-            .recv_timeout(WAIT)
-            .expect("apisim printed no 'listening on' line");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        let addr = url
-            .split("://")
-            .nth(1)
-            .expect("url has a scheme")
-            .to_string();
-        ApiSim {
-            url,
-            addr,
-            dir,
-            kubeconfig,
-            child,
-        }
-    }
-
-    /// Sends SIGTERM (a graceful stop) without waiting.
-    pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits (bounded) for the process to exit; returns its success flag.
-    pub fn wait_exit(&mut self) -> bool {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.success();
-            }
-            assert!(std::time::Instant::now() < deadline, "apisim did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ApiSim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A whole response.
 pub struct Answer {

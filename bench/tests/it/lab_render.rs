@@ -208,9 +208,9 @@ fn write_records(dir: &Path) -> std::path::PathBuf {
         r#"{"kreplay": {"perSecond": {"scheduled": [10, 20, 30], "sent": [9, 21, 30]}}}"#,
     )
     .unwrap();
-    for series in ["scheduled", "sent"] {
-        let pointer = format!("/kreplay/perSecond/{series}");
-        lab(&[
+    // `lab series` of the replay-shape plot: `series` read from the report at `pointer`.
+    let replay_series = |series: &str, pointer: &str, extra: &[&str]| {
+        let mut args = vec![
             "series",
             "--records",
             r.to_str().unwrap(),
@@ -229,32 +229,16 @@ fn write_records(dir: &Path) -> std::path::PathBuf {
             "--json",
             report.to_str().unwrap(),
             "--pointer",
-            &pointer,
-        ]);
+            pointer,
+        ];
+        args.extend_from_slice(extra);
+        lab(&args);
+    };
+    for series in ["scheduled", "sent"] {
+        replay_series(series, &format!("/kreplay/perSecond/{series}"), &[]);
     }
     // A missing array is skipped with --optional: nothing appended.
-    lab(&[
-        "series",
-        "--records",
-        r.to_str().unwrap(),
-        "--scenario",
-        "replay",
-        "--title",
-        "Realistic replay",
-        "--plot",
-        "replay-shape",
-        "--series",
-        "absent",
-        "--x-label",
-        "s",
-        "--y-label",
-        "requests",
-        "--json",
-        report.to_str().unwrap(),
-        "--pointer",
-        "/kreplay/nothing",
-        "--optional",
-    ]);
+    replay_series("absent", "/kreplay/nothing", &["--optional"]);
     for (n, rss) in [("100000", "20"), ("1000000", "60")] {
         record(
             &r,

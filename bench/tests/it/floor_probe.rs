@@ -1,11 +1,9 @@
 //! `kreplay-floor` against the real apisim on 127.0.0.1: each I/O model completes exactly the
 //! requests asked for, and the server saw each one.
 
-mod apisim_support;
-
 use std::process::Command;
 
-use apisim_support::{call, ApiSim};
+use crate::util::{call, ApiSim};
 
 const FLOOR: &str = env!("CARGO_BIN_EXE_kreplay-floor");
 

@@ -1,9 +1,7 @@
 //! apisim's WATCH against the real binary: events, bookmarks, selectors, expiry, initial events,
 //! timeoutSeconds and the end of streams on shutdown.
 
-mod apisim_support;
-
-use apisim_support::{call, request, ApiSim, WatchReader, H1};
+use crate::util::{call, request, ApiSim, WatchReader, H1};
 use serde_json::{json, Value};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -193,7 +191,7 @@ async fn watches_end_when_the_server_stops() {
         .await;
     assert_eq!(response.status(), 200);
     let mut events = WatchReader::new(response);
-    apisim_support::wait_for_metric(&addr, &[], "apisim_watches 1").await;
+    crate::util::wait_for_metric(&addr, &[], "apisim_watches 1").await;
     sim.terminate();
     assert!(events.next().await.is_none(), "the watch ends on shutdown");
     assert!(sim.wait_exit(), "apisim exits cleanly on SIGTERM");

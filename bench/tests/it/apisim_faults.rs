@@ -1,10 +1,8 @@
 //! apisim's fault injection, each fault against the real binary: flags and the admin endpoint.
 
-mod apisim_support;
-
 use std::time::{Duration, Instant};
 
-use apisim_support::{call, request, wait_for_metric, ApiSim, H1, H2, WAIT};
+use crate::util::{call, request, wait_for_metric, ApiSim, H1, H2, WAIT};
 use serde_json::json;
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";

@@ -1,9 +1,7 @@
 //! apisim's library API: `spawn` runs it on its own thread; the handle exposes URL, token, kubeconfig and
 //! the order log, and `shutdown` stops and joins.
 
-mod apisim_support;
-
-use apisim_support::call;
+use crate::util::call;
 use bench::apisim::{spawn, ApiSimConfig, OrderEntry};
 
 #[tokio::test]
