@@ -9,23 +9,23 @@
 //! Exec plugins that hang or print garbage are in `run_limits_signals.rs`, an unwritable
 //! `--result` in `report_destination.rs`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use bench::profile_gen::{write_profile_to_path, GenConfig, RateShape};
-use common::{bin, preprocess, read_report, run_bounded, spawn_engine_run, wait_bounded, ApiSim};
+use crate::util::{
+    bin, free_port, generated_timeline, read_report, run_bounded, spawn_engine_run, wait_bounded,
+    ApiSim,
+};
+use bench::profile_gen::{GenConfig, RateShape};
 use serde_json::Value;
 
 const REQUESTS: u64 = 200;
 
 /// A timeline of `REQUESTS` requests of the default mix, no watches.
 fn timeline(dir: &Path, shape: RateShape) -> PathBuf {
-    let profile = dir.join("profile.yaml");
     // A rate only goes with the constant shape.
     let rate = matches!(shape, RateShape::Constant).then_some(4_000.0);
     let cfg = GenConfig {
@@ -39,10 +39,7 @@ fn timeline(dir: &Path, shape: RateShape) -> PathBuf {
         seed: 11,
         ..GenConfig::default()
     };
-    write_profile_to_path(&cfg, profile.to_str().expect("utf-8 path")).expect("generate");
-    let out = dir.join("timeline.bin");
-    preprocess(&profile, &out, &[]);
-    out
+    generated_timeline(dir, "timeline", &cfg, &[])
 }
 
 /// Replays against a fresh apisim started with `faults`; returns the report and apisim's order log.
@@ -142,7 +139,6 @@ fn engine_ok(timeline: &Path, args: &[&str]) -> Value {
 
 /// A timeline of `requests` GETs/LISTs etc. at `rate` per second.
 fn paced_timeline(dir: &Path, requests: u64, rate: f64) -> PathBuf {
-    let profile = dir.join("paced.yaml");
     let cfg = GenConfig {
         requests,
         rate: Some(rate),
@@ -154,10 +150,7 @@ fn paced_timeline(dir: &Path, requests: u64, rate: f64) -> PathBuf {
         seed: 17,
         ..GenConfig::default()
     };
-    write_profile_to_path(&cfg, profile.to_str().expect("utf-8 path")).expect("generate");
-    let out = dir.join("paced.bin");
-    preprocess(&profile, &out, &[]);
-    out
+    generated_timeline(dir, "paced", &cfg, &[])
 }
 
 fn recorded(sim: &ApiSim) -> u64 {
@@ -172,14 +165,6 @@ fn wait_recorded(sim: &ApiSim, n: u64) {
         assert!(Instant::now() < deadline, "apisim never saw {n} requests");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn error_stats(report: &Value) -> Vec<(String, u64)> {

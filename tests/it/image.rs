@@ -4,9 +4,7 @@
 //! Needs root (chroot, mounts) and Debian's buildah and umoci (`scripts/test.sh` installs
 //! them); without them the test fails, saying what is missing.
 
-mod common;
-#[path = "common/order.rs"]
-mod order;
+use crate::util::order;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::{chown, MetadataExt};
@@ -15,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{bin, preprocess, run_bounded, workspace, ApiSim};
+use crate::util::{bin, preprocess, run_bounded, workspace, ApiSim};
 use order::requests_of;
 use serde_json::Value;
 

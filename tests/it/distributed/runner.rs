@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{bin, run_bounded, ApiSim};
-use crate::support::*;
+use crate::distributed::support::*;
+use crate::util::{bin, run_bounded, ApiSim};
 
 #[test]
 fn engine_run_downloads_a_timeline_and_refuses_a_wrong_digest() {

@@ -2,11 +2,9 @@
 //! (`manifests`), `engine run URL` and the runner's report server (`runner`), and `engine job
 //! run|collect` carried out end to end by `apisim --run-jobs`, each pod a local process of the
 //! real engine binary (`jobs`). `support` holds what they share.
-
-#[path = "../common/mod.rs"]
-mod common;
-#[path = "../common/order.rs"]
-mod order;
+//!
+//! Serial: these tests must run alone (see `support::one_at_a_time`); `scripts/test.sh` runs them
+//! with `distributed:: --test-threads=1` after the rest.
 
 mod jobs;
 mod manifests;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{bin, run_bounded};
-use crate::support::*;
+use crate::distributed::support::*;
+use crate::util::{bin, run_bounded};
 
 /// The Kubernetes versions whose schemas every manifest must pass: 1.30 to the newest that
 /// `kubernetes-validate` ships.

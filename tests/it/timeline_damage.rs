@@ -5,14 +5,12 @@
 //! run starts, sends only what comes before the damaged block, then stops with the error,
 //! a non-zero exit and its report.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bench::profile_gen::{write_profile_to_path, GenConfig, RateShape};
-use common::{bin, preprocess, run_bounded, ApiSim};
+use crate::util::{bin, generated_timeline, run_bounded, ApiSim};
+use bench::profile_gen::{GenConfig, RateShape};
 use serde_json::Value;
 
 const FLIPS: usize = 40;
@@ -27,7 +25,6 @@ fn splitmix(state: &mut u64) -> u64 {
 }
 
 fn small_timeline(dir: &Path) -> std::path::PathBuf {
-    let profile = dir.join("profile.yaml");
     let cfg = GenConfig {
         requests: 60,
         rate: Some(2_000.0),
@@ -39,15 +36,11 @@ fn small_timeline(dir: &Path) -> std::path::PathBuf {
         seed: 5,
         ..GenConfig::default()
     };
-    write_profile_to_path(&cfg, profile.to_str().expect("utf-8 path")).expect("generate");
-    let out = dir.join("timeline.bin");
-    preprocess(&profile, &out, &[]);
-    out
+    generated_timeline(dir, "timeline", &cfg, &[])
 }
 
 /// 3,000 requests over 3 s in one run (one runner, one shard): twelve blocks of 256 records.
 fn long_timeline(dir: &Path) -> std::path::PathBuf {
-    let profile = dir.join("long.yaml");
     let cfg = GenConfig {
         requests: 3_000,
         rate: Some(1_000.0),
@@ -60,10 +53,7 @@ fn long_timeline(dir: &Path) -> std::path::PathBuf {
         seed: 7,
         ..GenConfig::default()
     };
-    write_profile_to_path(&cfg, profile.to_str().expect("utf-8 path")).expect("generate");
-    let out = dir.join("long.bin");
-    preprocess(&profile, &out, &["--shards", "1"]);
-    out
+    generated_timeline(dir, "long", &cfg, &["--shards", "1"])
 }
 
 fn recorded_requests(sim: &ApiSim) -> Vec<Value> {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{bin, preprocess, run_bounded, ApiSim};
-use crate::manifests::manifest;
-use crate::order;
-use crate::support::*;
+use crate::distributed::manifests::manifest;
+use crate::distributed::support::*;
+use crate::util::order;
+use crate::util::{bin, preprocess, run_bounded, ApiSim};
 
 /// A cluster stand-in: apisim carrying out Jobs with the real engine binary, a file server with
 /// the timeline, and the generated profile's facts.

@@ -1,8 +1,6 @@
 //! Per-object order checks against apisim's order log (`/apisim/order`): for every named
 //! object of a profile, apisim must have seen the profile's verbs in profile order.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::path::Path;
 

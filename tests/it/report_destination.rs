@@ -3,13 +3,11 @@
 //! that fails only when written (`/dev/full`, a closed stdout pipe) gets the report saved to a
 //! fallback file named on stderr, with exit code 3. `engine merge -o` does the same.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{bin, fixture, preprocess, run_bounded, wait_bounded, ApiSim};
+use crate::util::{bin, fixture, preprocess, run_bounded, wait_bounded, ApiSim};
 use serde_json::Value;
 
 /// Requests in the sample profile.

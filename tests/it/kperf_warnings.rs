@@ -2,13 +2,11 @@
 //! gives them about the profile, `engine run` about the profile with its flags, even with
 //! `--quiet`.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, run_bounded, workspace, ApiSim};
+use crate::util::{bin, run_bounded, workspace, ApiSim};
 
 fn sample() -> String {
     std::fs::read_to_string(workspace().join("bench/profiles/kperf_sample_replay.yaml"))

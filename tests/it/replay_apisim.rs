@@ -1,16 +1,14 @@
 //! End to end: generated and sample profiles are preprocessed and replayed by the
 //! real `engine` binary against the real `apisim`; what apisim saw is checked.
 
-mod common;
-#[path = "common/order.rs"]
-mod order;
+use crate::util::order;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::util::{bin, preprocess, run_bounded, ApiSim};
 use bench::profile_gen::{write_profile_to_path, GenConfig};
-use common::{bin, preprocess, run_bounded, ApiSim};
 use order::{order_violations, requests_of};
 use preprocess::profile::ProfileRequest;
 use serde_json::Value;
@@ -152,7 +150,7 @@ fn same_requests_and_order_over_http2_tls_http1_tls_and_plain_http1() {
 #[test]
 fn sample_profile_replays_cleanly_against_apisim() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let profile = common::fixture("kperf_sample_replay.yaml");
+    let profile = crate::util::fixture("kperf_sample_replay.yaml");
     let timeline = dir.path().join("timeline.bin");
     preprocess(&profile, &timeline, &[]);
     let sim = ApiSim::start(&["--plain", "--no-auth"]);
@@ -181,7 +179,11 @@ fn sample_profile_replays_cleanly_against_apisim() {
 fn preflight_stops_a_run_with_a_wrong_token_before_any_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let timeline = dir.path().join("timeline.bin");
-    preprocess(&common::fixture("kperf_sample_replay.yaml"), &timeline, &[]);
+    preprocess(
+        &crate::util::fixture("kperf_sample_replay.yaml"),
+        &timeline,
+        &[],
+    );
     let sim = ApiSim::start(&[]);
     // The token user with a token apisim does not accept.
     let secret = "not-the-apisim-token-4f9a1c";

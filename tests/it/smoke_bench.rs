@@ -4,16 +4,14 @@
 //! passing the run against itself and failing it against a copy with a doubled p99.
 //! No timing thresholds: timing goals are benchmarks, not tests.
 
-mod common;
-#[path = "common/order.rs"]
-mod order;
+use crate::util::order;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::util::{bin, preprocess, run_bounded, ApiSim};
 use bench::profile_gen::{write_profile_to_path, GenConfig};
-use common::{bin, preprocess, run_bounded, ApiSim};
 use serde_json::Value;
 
 const REQUESTS: u64 = 3_000;

@@ -3,34 +3,26 @@
 //! them all) instead of waiting for a handful of connections. (The pods do not exist: the
 //! answers are 404s, which changes nothing about when they go out.)
 
-mod common;
-
-use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, preprocess, run_bounded, ApiSim};
+use crate::util::{bin, preprocess, profile, run_bounded, spec, ApiSim};
 use serde_json::Value;
 
-fn profile() -> String {
-    let mut p = String::from(
-        "version: 1\ndescription: forty GETs at once\nspec:\n  runnerCount: 2\n  connsPerRunner: 1\n  clientsPerRunner: 20\n  contentType: json\n  disableHTTP2: true\nrequests:\n",
-    );
-    for i in 0..40 {
-        write!(
-            p,
-            "  - timestamp: 0\n    verb: GET\n    namespace: default\n    resourceKind: Pod\n    name: p{i}\n    apiPath: /api/v1/namespaces/default/pods/p{i}\n"
-        )
-        .unwrap();
-    }
-    p
+/// Forty GETs at t=0; 2 runners × 1 connection × 20 clients.
+fn forty_gets_at_once() -> String {
+    let mut s = spec(2, 1);
+    s.clients_per_runner = 20;
+    profile()
+        .each(0..40, |p, i| p.get(&format!("default/p{i}")).at_ms(0))
+        .yaml(&s)
 }
 
 #[test]
 fn forty_gets_due_at_once_all_leave_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("p.yaml");
-    std::fs::write(&yaml, profile()).unwrap();
+    std::fs::write(&yaml, forty_gets_at_once()).unwrap();
     let timeline = dir.path().join("t.bin");
     preprocess(&yaml, &timeline, &[]);
     let sim = ApiSim::start(&["--plain", "--no-auth", "--latency", "GET=500ms"]);

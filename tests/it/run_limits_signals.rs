@@ -5,8 +5,6 @@
 //! zero durations and a `--start-at` too far in the past are refused. Each signal is sent
 //! at a point the test observes (a connection accepted, a marker written by the plugin).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -14,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::util::{
     bin, fixture, preprocess, read_report, run_bounded, spawn_engine_run, wait_bounded, ApiSim,
 };
 use serde_json::Value;

@@ -4,33 +4,23 @@
 //! succeeds once apisim stops throttling. Over plain HTTP/1.1 (the io_uring pool) and over
 //! TLS with HTTP/2 (the connection workers).
 
-mod common;
-
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{bin, preprocess, run_bounded, ApiSim};
+use crate::util::{bin, preprocess, profile, run_bounded, spec, ApiSim};
 use serde_json::Value;
 
 const LISTS: u64 = 5;
 
 /// LISTs of five namespaces' pods at t=0 (five objects: none waits for another).
 fn timeline(dir: &Path, http2: bool) -> std::path::PathBuf {
-    let mut p = format!(
-        "version: 1\ndescription: lists\nspec:\n  runnerCount: 1\n  connsPerRunner: 2\n  clientsPerRunner: 10\n  contentType: json\n  disableHTTP2: {}\nrequests:\n",
-        !http2
-    );
-    for i in 0..LISTS {
-        write!(
-            p,
-            "  - timestamp: 0\n    verb: LIST\n    namespace: ns{i}\n    resourceKind: Pod\n    apiPath: /api/v1/namespaces/ns{i}/pods\n"
-        )
-        .unwrap();
-    }
+    let mut s = spec(1, 2);
+    s.clients_per_runner = 10;
+    s.disable_http2 = !http2;
+    let lists = profile().each(0..LISTS, |p, i| p.list(&format!("ns{i}")).at_ms(0));
     let yaml = dir.join("p.yaml");
-    std::fs::write(&yaml, p).unwrap();
+    std::fs::write(&yaml, lists.yaml(&s)).unwrap();
     let out = dir.join("t.bin");
     preprocess(&yaml, &out, &[]);
     out

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{preprocess, run_bounded, workspace, ApiSim};
+use crate::util::{preprocess, run_bounded, workspace, ApiSim};
 
-/// The tests of this binary run one at a time: the start-skew check measures how late runner
-/// processes begin, which another test's processes on the same two CPUs would distort.
+/// The distributed tests run one at a time: the start-skew check measures how late runner
+/// processes begin, which another test's processes on the same two CPUs would distort. This
+/// lock keeps them apart from each other; `scripts/test.sh` runs them after every other test of
+/// the binary (`--skip distributed::`, then `distributed:: --test-threads=1`), so they run alone.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
