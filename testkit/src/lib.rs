@@ -10,5 +10,5 @@ pub mod process;
 pub mod profile;
 
 pub use apisim::ApiSim;
-pub use process::{bin, free_port, run_bounded, wait_bounded, workspace};
+pub use process::{bin, free_port, run_bounded, run_ok, wait_bounded, workspace};
 pub use profile::{h2_spec, profile, spec, write_timeline, Profile};

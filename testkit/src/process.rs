@@ -62,6 +62,20 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     wait_bounded(child, limit)
 }
 
+/// Runs `cmd` like [`run_bounded`] and fails the test unless it succeeded (naming the command
+/// and its stderr); its stdout as text.
+pub fn run_ok(cmd: &mut Command, limit: Duration) -> String {
+    let what = format!("{cmd:?}");
+    let out = run_bounded(cmd, limit);
+    assert!(
+        out.status.success(),
+        "{what}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Collects a spawned child and its piped output; past `limit` the child is killed and the
 /// test fails, naming the deadline and what the child had printed, instead of hanging.
 pub fn wait_bounded(child: Child, limit: Duration) -> Output {

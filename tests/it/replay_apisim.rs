@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{bin, preprocess, run_bounded, ApiSim};
+use crate::util::{bin, preprocess, run_bounded, run_to_report, ApiSim};
 use bench::profile_gen::{write_profile_to_path, GenConfig};
 use order::{order_violations, requests_of};
 use preprocess::profile::ProfileRequest;
@@ -15,25 +15,14 @@ use serde_json::Value;
 
 /// Runs `engine run` and returns the parsed report.
 fn engine_run(timeline: &Path, args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let report = dir.path().join("report.json");
-    let out = run_bounded(
-        Command::new(bin("engine"))
-            .arg("run")
-            .arg(timeline)
-            .arg("--result")
-            .arg(&report)
-            .args(args),
-        Duration::from_secs(120),
-    );
+    let (out, report) = run_to_report(timeline, args);
     assert!(
         out.status.success(),
         "engine run failed ({}): {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(&report).expect("report written");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is JSON ({e}): {text}"))
+    report.expect("report written")
 }
 
 /// Checks that, for every named object, apisim saw the profile's verbs in profile order.

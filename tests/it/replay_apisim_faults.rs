@@ -12,11 +12,10 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    bin, free_port, generated_timeline, read_report, run_bounded, spawn_engine_run, wait_bounded,
+    free_port, generated_timeline, read_report, run_to_report, spawn_engine_run, wait_bounded,
     ApiSim,
 };
 use bench::profile_gen::{GenConfig, RateShape};
@@ -47,17 +46,9 @@ fn replay(timeline: &Path, faults: &[&str], engine_args: &[&str]) -> (Value, Val
     let mut sim_args = vec!["--plain", "--no-auth", "--seed", "3"];
     sim_args.extend_from_slice(faults);
     let sim = ApiSim::start(&sim_args);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let report = dir.path().join("report.json");
-    let out = run_bounded(
-        Command::new(bin("engine"))
-            .arg("run")
-            .arg(timeline)
-            .args(["--server", &sim.url, "--quiet", "--result"])
-            .arg(&report)
-            .args(engine_args),
-        Duration::from_secs(120),
-    );
+    let mut args = vec!["--server", sim.url.as_str()];
+    args.extend_from_slice(engine_args);
+    let (out, report) = run_to_report(timeline, &args);
     // A run in which every request failed exits 1 (the built-in gate), its report written.
     let stderr = String::from_utf8_lossy(&out.stderr);
     let all_failed = out.status.code() == Some(1) && stderr.contains("✗ error_rate>=100%");
@@ -65,9 +56,7 @@ fn replay(timeline: &Path, faults: &[&str], engine_args: &[&str]) -> (Value, Val
         out.status.success() || all_failed,
         "engine run with {faults:?}: {stderr}"
     );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report written"))
-            .expect("report is JSON");
+    let report = report.expect("report written");
     let order: Value = serde_json::from_str(&sim.admin_get("/apisim/order")).expect("order JSON");
     assert_eq!(report["totalRun"], REQUESTS, "{faults:?}: {report}");
     assert_counts_add_up(&report);
@@ -97,28 +86,10 @@ fn assert_counts_add_up(report: &Value) {
 }
 
 /// `engine run TIMELINE ARGS --quiet --result R`, bounded; the output and the report (if any).
-fn engine(timeline: &Path, args: &[&str]) -> (Output, Option<Value>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let result = dir.path().join("report.json");
-    let out = run_bounded(
-        Command::new(bin("engine"))
-            .arg("run")
-            .arg(timeline)
-            .args(args)
-            .args(["--quiet", "--result"])
-            .arg(&result),
-        Duration::from_secs(120),
-    );
-    let report = std::fs::read_to_string(&result)
-        .ok()
-        .map(|text| serde_json::from_str(&text).expect("report is JSON"));
-    (out, report)
-}
-
-/// Like [`engine`], for a run that must end with a report whose counts add up: exit 0, or
+/// Like [`run_to_report`], for a run that must end with a report whose counts add up: exit 0, or
 /// exit 1 exactly when every request failed (the built-in gate, `✗ error_rate>=100%`).
 fn engine_ok(timeline: &Path, args: &[&str]) -> Value {
-    let (out, report) = engine(timeline, args);
+    let (out, report) = run_to_report(timeline, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report = report.unwrap_or_else(|| panic!("engine run {args:?}: no report: {stderr}"));
     let count = |v: &Value| v.as_u64().unwrap_or(0);
@@ -270,7 +241,7 @@ fn a_server_down_at_the_start_stops_the_preflight_or_fails_every_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tl = timeline(dir.path(), RateShape::Constant);
     let url = format!("http://127.0.0.1:{}", free_port());
-    let (out, report) = engine(&tl, &["--server", &url]);
+    let (out, report) = run_to_report(&tl, &["--server", &url]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("preflight"), "{stderr}");
@@ -368,7 +339,7 @@ fn tls_with_a_wrong_ca_is_stopped_by_the_preflight_or_fails_every_request() {
     let kubeconfig = dir.path().join("wrong-ca");
     std::fs::write(&kubeconfig, wrong).expect("write");
     let kc = kubeconfig.to_str().expect("utf-8");
-    let (out, report) = engine(&tl, &["--kubeconfig", kc]);
+    let (out, report) = run_to_report(&tl, &["--kubeconfig", kc]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("preflight"), "{stderr}");

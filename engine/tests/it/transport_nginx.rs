@@ -46,6 +46,12 @@ fn nginx_with(dir: &Path, pki: &Pki, extra: &str) -> Nginx {
     )
 }
 
+/// A kubeconfig user with a static token, trusting the test CA, for nginx at `host`.
+fn token_access(dir: &Path, pki: &Pki, host: &str, nginx: &Nginx) -> ClusterAccess {
+    let server = format!("https://{host}:{}", nginx.addr.port());
+    access_for(dir, &server, &trusting(pki), "    token: abc\n")
+}
+
 fn setup(extra: &str) -> (tempfile::TempDir, Pki, Nginx) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("nginx")).expect("nginx dir");
@@ -57,12 +63,7 @@ fn setup(extra: &str) -> (tempfile::TempDir, Pki, Nginx) {
 #[test]
 fn h2_is_negotiated_and_many_requests_share_one_connection() {
     let (dir, pki, nginx) = setup("");
-    let access = access_for(
-        dir.path(),
-        &format!("https://localhost:{}", nginx.addr.port()),
-        &trusting(&pki),
-        "    token: abc\n",
-    );
+    let access = token_access(dir.path(), &pki, "localhost", &nginx);
     let addr = nginx.addr;
     let (alpn, statuses, bytes, limit) = run_glommio(move || async move {
         let stream = connect(addr, access.tls_target(false))
@@ -94,12 +95,7 @@ fn h2_is_negotiated_and_many_requests_share_one_connection() {
 #[test]
 fn http1_only_config_negotiates_http1() {
     let (dir, pki, nginx) = setup("");
-    let access = access_for(
-        dir.path(),
-        &format!("https://127.0.0.1:{}", nginx.addr.port()),
-        &trusting(&pki),
-        "    token: abc\n",
-    );
+    let access = token_access(dir.path(), &pki, "127.0.0.1", &nginx);
     let addr = nginx.addr;
     let alpn = run_glommio(move || async move {
         let stream = connect(addr, access.tls_target(true))
@@ -113,12 +109,7 @@ fn http1_only_config_negotiates_http1() {
 #[test]
 fn concurrent_streams_beyond_the_limit_wait_and_large_bodies_flow() {
     let (dir, pki, nginx) = setup("");
-    let access = access_for(
-        dir.path(),
-        &format!("https://localhost:{}", nginx.addr.port()),
-        &trusting(&pki),
-        "    token: abc\n",
-    );
+    let access = token_access(dir.path(), &pki, "localhost", &nginx);
     let addr = nginx.addr;
     // 24 concurrent 1 MiB downloads on one connection whose server allows 8 streams at a time:
     // the rest must wait for a free stream, and every byte must arrive (flow control released).
@@ -172,12 +163,7 @@ fn request_body_reaches_the_server() {
     // 200 KiB exceeds the initial stream window, so this also exercises sending with flow control.
     let (dir, pki, nginx) =
         setup("location = /echo { client_max_body_size 1m; return 201 \"$content_length\"; }");
-    let access = access_for(
-        dir.path(),
-        &format!("https://localhost:{}", nginx.addr.port()),
-        &trusting(&pki),
-        "    token: abc\n",
-    );
+    let access = token_access(dir.path(), &pki, "localhost", &nginx);
     let addr = nginx.addr;
     let payload = vec![b'x'; 200 * 1024];
     let mut headers = HeaderMap::new();
@@ -330,12 +316,7 @@ fn refused_connection_keeps_the_os_error() {
 #[ignore = "benchmark figure; run explicitly in release mode"]
 fn h2_throughput_figure() {
     let (dir, pki, nginx) = setup("");
-    let access = access_for(
-        dir.path(),
-        &format!("https://localhost:{}", nginx.addr.port()),
-        &trusting(&pki),
-        "    token: abc\n",
-    );
+    let access = token_access(dir.path(), &pki, "localhost", &nginx);
     let addr = nginx.addr;
     const REQUESTS: usize = 20_000;
     const STREAMS: usize = 64;
@@ -398,12 +379,7 @@ fn requests_refused_by_a_graceful_goaway_succeed_on_a_new_connection() {
     // nginx ends a connection with GOAWAY(NO_ERROR) after 5 requests: of 8 concurrent requests,
     // 3 are refused unprocessed and must be sent again on another connection.
     let (dir, pki, nginx) = setup("keepalive_requests 5;");
-    let access = access_for(
-        dir.path(),
-        &format!("https://localhost:{}", nginx.addr.port()),
-        &trusting(&pki),
-        "    token: abc\n",
-    );
+    let access = token_access(dir.path(), &pki, "localhost", &nginx);
     let addr = nginx.addr;
     let (first_try, retried, first_closed) = run_glommio(move || async move {
         let open = || async {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::distributed::manifests::manifest;
 use crate::distributed::support::*;
 use crate::util::order;
-use crate::util::{bin, preprocess, run_bounded, ApiSim};
+use crate::util::{bin, preprocess, run_bounded, run_ok, ApiSim};
 
 /// A cluster stand-in: apisim carrying out Jobs with the real engine binary, a file server with
 /// the timeline, and the generated profile's facts.
@@ -111,19 +111,13 @@ impl JobLab {
     }
 
     fn kubectl(&self, args: &[&str]) -> String {
-        let out = run_bounded(
+        run_ok(
             Command::new("kubectl")
                 .arg("--kubeconfig")
                 .arg(&self.apisim.kubeconfig)
                 .args(args),
             Duration::from_secs(30),
-        );
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        )
     }
 
     /// What the runners sent: (method, target, body digest) of every replayed request apisim

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::distributed::support::*;
-use crate::util::{bin, run_bounded};
+use crate::util::{bin, run_bounded, run_ok};
 
 /// The Kubernetes versions whose schemas every manifest must pass: 1.30 to the newest that
 /// `kubernetes-validate` ships.
@@ -57,18 +57,12 @@ fn validate(file: &Path, version: &str) -> (bool, String) {
 }
 
 pub(crate) fn manifest(args: &[&str]) -> String {
-    let out = run_bounded(
+    run_ok(
         Command::new(bin("engine"))
             .args(["job", "manifest"])
             .args(args),
         Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "engine job manifest {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 manifest")
+    )
 }
 
 #[test]

@@ -6,10 +6,12 @@
 
 pub mod order;
 
-pub use testkit::{bin, free_port, profile, run_bounded, spec, wait_bounded, workspace, ApiSim};
+pub use testkit::{
+    bin, free_port, profile, run_bounded, run_ok, spec, wait_bounded, workspace, ApiSim,
+};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// A sample profile kept in the repository (`bench/profiles/<name>`).
@@ -30,6 +32,21 @@ pub fn spawn_engine_run(timeline: &Path, args: &[&str], result: &Path) -> Child 
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn engine")
+}
+
+/// `engine run TIMELINE ARGS --quiet --result <tmp>` to its end (at most 120 s): its output
+/// and the report it wrote, if it wrote one.
+pub fn run_to_report(timeline: &Path, args: &[&str]) -> (Output, Option<serde_json::Value>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let result = dir.path().join("report.json");
+    let out = wait_bounded(
+        spawn_engine_run(timeline, args, &result),
+        Duration::from_secs(120),
+    );
+    let report = std::fs::read_to_string(&result).ok().map(|text| {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is JSON ({e}): {text}"))
+    });
+    (out, report)
 }
 
 /// The JSON report at `path`.

@@ -397,6 +397,22 @@ pub fn per_second(report: &serde_json::Value, key: &str) -> Vec<u64> {
         .collect()
 }
 
+/// A run whose every request was a GET of a pod apisim does not have: exit 1 from the
+/// all-failed gate, `n` run, every failure a 404 (none a refused stream or a transport error).
+/// The report, for what the scenario checks next.
+pub fn assert_all_not_found(run: EngineRun, n: u64) -> serde_json::Value {
+    assert_all_failed_exit(&run);
+    let report = run.report.expect("report written");
+    assert_eq!(num(&report, "totalRun"), n);
+    let stats = error_stats(&report);
+    assert!(
+        stats.keys().all(|k| k == "http/404"),
+        "only 404s expected: {stats:?}"
+    );
+    assert_eq!(stats.get("http/404").and_then(|v| v.as_u64()), Some(n));
+    report
+}
+
 /// A run in which every request failed: exit 1 from the built-in gate, with its report written.
 pub fn assert_all_failed_exit(run: &EngineRun) {
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
