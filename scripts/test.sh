@@ -72,7 +72,8 @@ status=0
 # must not hide the ones after it. The distributed scenarios measure how late runner processes
 # start, which a concurrent test on the same two CPUs would distort: they run alone, after.
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${KREPLAY_TEST_THREADS:-2}" --skip distributed:: 2>&1 | tee "$out" || status=$?
-cargo test -p kreplay --test it --locked -- --test-threads=1 distributed:: 2>&1 | tee -a "$out" || status=$?
+# (--workspace --test it, not -p kreplay: the same feature set as above, so nothing is rebuilt.)
+cargo test --workspace --test it --locked -- --test-threads=1 distributed:: 2>&1 | tee -a "$out" || status=$?
 # The fuzz targets' smoke pass (30 s each) where a nightly toolchain exists; the project never
 # requires nightly, and a machine without it says so.
 if [ "$status" -eq 0 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
