@@ -74,6 +74,8 @@ pub(crate) struct CharInput<R> {
     /// `None` until the byte-order mark is checked; then the encoding (libyaml's rule: a
     /// UTF-16 BOM selects UTF-16, anything else is UTF-8).
     encoding: Option<Encoding>,
+    /// The line break added after a last line of spaces (see [`Self::at_end`]).
+    closing_break: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,37 @@ impl<R: Read> CharInput<R> {
             events_at_check: 0,
             step,
             encoding: None,
+            closing_break: false,
         }
+    }
+
+    /// Whether the input ends, as far as read, on a line of spaces with no line break
+    /// after it (`buf[..pos]` still holds the bytes before the end: nothing is compacted
+    /// until `fill` runs).
+    fn ends_on_spaces(&self) -> bool {
+        let read = &self.buf[..self.pos];
+        let spaces = read.iter().rev().take_while(|&&b| b == b' ').count();
+        if spaces == 0 {
+            return false;
+        }
+        match read.len().checked_sub(spaces + 1) {
+            Some(at) => matches!(read[at], b'\n' | b'\r'),
+            None => self.base == 0,
+        }
+    }
+
+    /// The end of the input: `None`, or first a line break after a last line of spaces.
+    /// yaml.v2 (libyaml) reads such a line as an empty line, which a block literal's
+    /// clipping drops; the event parser would add a line break for it instead. With the
+    /// break, both read it as the empty line it is. Elsewhere it changes nothing.
+    fn at_end(&mut self, ends_on_spaces: bool) -> Option<char> {
+        self.done = true;
+        if ends_on_spaces && !self.closing_break {
+            self.closing_break = true;
+            self.done = false;
+            return Some('\n');
+        }
+        None
     }
 
     fn fail(&mut self, e: InputError) -> Option<char> {
@@ -222,12 +254,10 @@ impl<R: Read> CharInput<R> {
             Encoding::Utf16Le => return self.next_utf16(false),
             Encoding::Utf16Be => return self.next_utf16(true),
         }
+        let ends_on_spaces = self.pos == self.end && self.ends_on_spaces();
         match self.fill(1) {
             Ok(true) => {}
-            Ok(false) => {
-                self.done = true;
-                return None;
-            }
+            Ok(false) => return self.at_end(ends_on_spaces),
             Err(e) => return self.fail(InputError::Io(e)),
         }
         let first = self.buf[self.pos];
