@@ -322,12 +322,7 @@ impl CoreMetrics {
 
     /// Records a failure (cold path: builds the stats key).
     pub fn record_failure(&mut self, verb: Verb, record: ErrorRecord) {
-        self.run += 1;
-        self.failed += 1;
-        self.per_second.record_end(None, true, self.bytes_received);
-        let v = &mut self.verbs[verb as usize];
-        v.count += 1;
-        v.errors += 1;
+        self.count_failed(verb);
         let key = if record.kind == "http" {
             format!("http/{}", record.code)
         } else {
@@ -351,6 +346,11 @@ impl CoreMetrics {
     /// Records a request kperf counts as run and failed without an error record
     /// (its target could not be built).
     pub fn record_unbuildable(&mut self, verb: Verb) {
+        self.count_failed(verb);
+    }
+
+    /// Counts a request that ended in failure: run, failed, its verb's count and errors.
+    fn count_failed(&mut self, verb: Verb) {
         self.run += 1;
         self.failed += 1;
         self.per_second.record_end(None, true, self.bytes_received);

@@ -217,11 +217,7 @@ impl CoreCtx {
     }
 
     /// Encodes `parts` as an HTTP/1.1 request into `buf`, with the current credentials.
-    pub(super) fn encode_request(
-        &self,
-        buf: &mut Vec<u8>,
-        parts: &crate::source::RequestParts<'_>,
-    ) {
+    pub(super) fn encode_request(&self, buf: &mut Vec<u8>, parts: &crate::source::RequestView<'_>) {
         let auth = self.auth.borrow();
         self.shared.template.encode(
             buf,

@@ -10,7 +10,7 @@ use super::queue::Pending;
 use super::CoreCtx;
 use crate::error_class::is_kperf_failure_status;
 use crate::metrics::ErrorRecord;
-use crate::source::RequestParts;
+use crate::source::RequestView;
 use preprocess::profile::Verb;
 use preprocess::timeline::record::RequestRecord;
 
@@ -90,7 +90,7 @@ pub(super) fn request_of(
     run: u32,
     index: u32,
     watch: bool,
-) -> Option<(&RequestRecord, RequestParts<'_>)> {
+) -> Option<(&RequestRecord, RequestView<'_>)> {
     // Borrowed, not cloned: an Arc clone per request would bounce its count between cores.
     let source = &*ctx.shared.source;
     let record = source
@@ -134,7 +134,7 @@ pub(super) fn request_of(
 pub(super) fn record_failure(
     ctx: &CoreCtx,
     run: u32,
-    parts: &crate::source::RequestParts<'_>,
+    parts: &crate::source::RequestView<'_>,
     failure: Failure,
     body: &[u8],
     end: Instant,

@@ -75,21 +75,15 @@ impl Failure {
     /// kperf's classification. `body` is the kept start of a failed response's body;
     /// `method`/`url` name the request for Go-style timeout texts.
     pub fn classify(&self, body: &[u8], method: &str, url: &str) -> ErrorClass {
-        let text: String;
+        let mut text = String::new();
         let kind = match self {
             Failure::Status(status) => FailureKind::HttpStatus {
                 status: *status,
                 body,
             },
-            Failure::Connect(e) | Failure::Response(ResponseError::Io(e)) => match e.kind() {
-                io::ErrorKind::ConnectionRefused => FailureKind::ConnectionRefused,
-                io::ErrorKind::ConnectionReset => FailureKind::ConnectionReset,
-                io::ErrorKind::UnexpectedEof => FailureKind::UnexpectedEof,
-                _ => {
-                    text = e.to_string();
-                    FailureKind::Other { text: &text }
-                }
-            },
+            Failure::Connect(e) | Failure::Response(ResponseError::Io(e)) => {
+                io_failure(e, &mut text)
+            }
             Failure::Transport(TransportError::Http2(h2)) => match h2 {
                 Http2Error::GoAway { code, debug } => FailureKind::Http2GoAway {
                     code: *code,
@@ -98,15 +92,7 @@ impl Failure {
                 Http2Error::StreamReset { code } => FailureKind::Http2StreamReset { code: *code },
                 Http2Error::Connection { code } => FailureKind::Http2Connection { code: *code },
                 Http2Error::ConnectionLost => FailureKind::Http2ConnectionLost,
-                Http2Error::Io(e) => match e.kind() {
-                    io::ErrorKind::ConnectionRefused => FailureKind::ConnectionRefused,
-                    io::ErrorKind::ConnectionReset => FailureKind::ConnectionReset,
-                    io::ErrorKind::UnexpectedEof => FailureKind::UnexpectedEof,
-                    _ => {
-                        text = e.to_string();
-                        FailureKind::Other { text: &text }
-                    }
-                },
+                Http2Error::Io(e) => io_failure(e, &mut text),
                 other => {
                     text = other.to_string();
                     FailureKind::Other { text: &text }
@@ -133,6 +119,21 @@ impl Failure {
             Failure::Corrupt(message) => FailureKind::Other { text: message },
         };
         classify(&kind)
+    }
+}
+
+/// kperf's class of an I/O error: its own for a refused, reset or cut connection, else its
+/// text (kept in `text`).
+fn io_failure<'t>(e: &io::Error, text: &'t mut String) -> FailureKind<'t> {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => FailureKind::ConnectionRefused,
+        io::ErrorKind::ConnectionReset => FailureKind::ConnectionReset,
+        io::ErrorKind::UnexpectedEof => FailureKind::UnexpectedEof,
+        _ => {
+            *text = e.to_string();
+            let text: &'t String = text;
+            FailureKind::Other { text }
+        }
     }
 }
 

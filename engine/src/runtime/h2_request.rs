@@ -6,7 +6,7 @@ use http::{HeaderMap, Method};
 
 use super::failure::Failure;
 use crate::http1::RequestTemplate;
-use crate::source::RequestParts;
+use crate::source::RequestView;
 use preprocess::profile::BodyKind;
 
 /// An HTTP/2 request ready for [`Http2Connection::send`](crate::transport::Http2Connection::send).
@@ -19,7 +19,7 @@ pub(super) struct H2Request {
 /// Builds the HTTP/2 request for `parts` (the h2 crate needs owned values: this allocates).
 pub(super) fn build(
     template: &RequestTemplate,
-    parts: &RequestParts<'_>,
+    parts: &RequestView<'_>,
     authorization: Option<&str>,
 ) -> Result<H2Request, Failure> {
     let target = std::str::from_utf8(parts.target).map_err(|_| {

@@ -18,7 +18,7 @@ use super::notify::Notify;
 use super::CoreCtx;
 use crate::error_class::is_kperf_failure_status;
 use crate::http1::{BodyFraming, ResponseReader};
-use crate::source::RequestParts;
+use crate::source::RequestView;
 use crate::transport::{Http2Body, Stream};
 
 /// The core's dispatcher met the WATCH at (`run`, `index`), due at `due`: it starts it
@@ -241,7 +241,7 @@ fn record_send(ctx: &CoreCtx, sent_at: Instant, due: Instant) {
 async fn send(
     ctx: &CoreCtx,
     run: u32,
-    parts: &RequestParts<'_>,
+    parts: &RequestView<'_>,
     due: Instant,
     sent_at: &mut Instant,
 ) -> Result<HeadOutcome, Failure> {

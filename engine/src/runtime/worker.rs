@@ -316,7 +316,7 @@ async fn send_http1(
 async fn send_http2(
     ctx: &CoreCtx,
     h2: &crate::transport::Http2Connection,
-    parts: &crate::source::RequestParts<'_>,
+    parts: &crate::source::RequestView<'_>,
     lag_from: Option<Instant>,
     sent_at: &mut Instant,
     body_bytes: &mut u64,

@@ -3,7 +3,7 @@
 use preprocess::profile::{BodyKind, Spec, Verb};
 use preprocess::timeline::record::{BlobRef, RequestRecord, FLAG_INVALID_TARGET, FLAG_WATCH};
 
-use super::{DamagedSource, ReplaySource, RequestParts, RunInfo, SourceError, SourceInfo};
+use super::{DamagedSource, ReplaySource, RequestView, RunInfo, SourceError, SourceInfo};
 
 /// One request to put in a `MemorySource`.
 #[derive(Debug, Clone)]
@@ -177,12 +177,12 @@ impl ReplaySource for MemorySource {
         }
     }
 
-    fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestParts<'a>, SourceError> {
+    fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestView<'a>, SourceError> {
         let bad = |field: &str| SourceError {
             profile_index: record.profile_index,
             message: format!("invalid {field} byte"),
         };
-        Ok(RequestParts {
+        Ok(RequestView {
             record,
             verb: record.verb().ok_or_else(|| bad("verb"))?,
             method: record.method().ok_or_else(|| bad("method"))?,

@@ -8,7 +8,7 @@ pub mod fetch;
 pub mod memory;
 pub mod timeline;
 
-use preprocess::profile::{BodyKind, Method, Spec, Verb};
+use preprocess::profile::Spec;
 use preprocess::timeline::record::RequestRecord;
 pub use preprocess::timeline::VerifyState;
 
@@ -42,22 +42,9 @@ pub struct SourceInfo {
 /// an in-memory source builds the same).
 pub use preprocess::timeline::RunInfo;
 
-/// One record decoded for sending: enums checked, blobs resolved.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestParts<'a> {
-    /// The record itself.
-    pub record: &'a RequestRecord,
-    /// The profile verb.
-    pub verb: Verb,
-    /// The wire method.
-    pub method: Method,
-    /// Content-Type class of the body.
-    pub body_kind: BodyKind,
-    /// Request target without the server's base path.
-    pub target: &'a [u8],
-    /// Body bytes (empty: no body).
-    pub body: &'a [u8],
-}
+/// One record decoded for sending: enums checked, blobs resolved (the timeline's own type;
+/// an in-memory source builds the same).
+pub use preprocess::timeline::RequestView;
 
 /// A record that cannot be decoded (a corrupt source).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -89,7 +76,7 @@ pub trait ReplaySource: Send + Sync {
     /// The records of run `run`, in profile order.
     fn run_records(&self, run: usize) -> Option<&[RequestRecord]>;
     /// Decodes one record of this source with every field checked.
-    fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestParts<'a>, SourceError>;
+    fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestView<'a>, SourceError>;
     /// The metric label `id`: `"<METHOD LABEL> <metric path>"`.
     fn label(&self, id: u32) -> Result<&str, SourceError>;
     /// Hints the caches about the bytes `request` will read for `record` (its target).

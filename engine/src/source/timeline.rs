@@ -5,7 +5,7 @@ use std::path::Path;
 use preprocess::timeline::record::RequestRecord;
 use preprocess::timeline::{Timeline, TimelineError, VerifyProgress, VerifyState};
 
-use super::{DamagedSource, ReplaySource, RequestParts, RunInfo, SourceError, SourceInfo};
+use super::{DamagedSource, ReplaySource, RequestView, RunInfo, SourceError, SourceInfo};
 
 /// An open timeline with its facts converted for the engine.
 pub struct TimelineSource {
@@ -58,18 +58,10 @@ impl ReplaySource for TimelineSource {
         self.timeline.run_records(run)
     }
 
-    fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestParts<'a>, SourceError> {
-        let v = self.timeline.view(record).map_err(|e| SourceError {
+    fn request<'a>(&'a self, record: &'a RequestRecord) -> Result<RequestView<'a>, SourceError> {
+        self.timeline.view(record).map_err(|e| SourceError {
             profile_index: record.profile_index,
             message: e.to_string(),
-        })?;
-        Ok(RequestParts {
-            record: v.record,
-            verb: v.verb,
-            method: v.method,
-            body_kind: v.body_kind,
-            target: v.target,
-            body: v.body,
         })
     }
 

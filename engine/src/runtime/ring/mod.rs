@@ -276,7 +276,7 @@ impl RingPool {
         &mut self,
         ctx: &CoreCtx,
         job: Job,
-        parts: &crate::source::RequestParts<'_>,
+        parts: &crate::source::RequestView<'_>,
         now: Instant,
     ) {
         let i = self.take_slot(now);
