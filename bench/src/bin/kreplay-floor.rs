@@ -397,25 +397,27 @@ fn run_burst(load: &Load, burst: usize, period: Duration) -> Result<usize> {
         }
     }
     let sends = lags.len().max(1) as u32;
+    wake.sort_unstable();
+    lags.sort_unstable();
     // One JSON line for the lab (`get`), before the count every model prints last.
-    println!(
-        "{{\"wakeErrorMicros\":{{\"p50\":{:.3},\"p99\":{:.3}}},\"sendLagMicros\":{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3}}},\"sendMicros\":{:.3}}}",
-        micros(&mut wake, 0.50),
-        micros(&mut wake, 0.99),
-        micros(&mut lags, 0.50),
-        micros(&mut lags, 0.99),
-        micros(&mut lags, 0.999),
-        (send_time / sends).as_secs_f64() * 1e6,
-    );
+    let line = serde_json::json!({
+        "wakeErrorMicros": { "p50": micros(&wake, 0.50), "p99": micros(&wake, 0.99) },
+        "sendLagMicros": {
+            "p50": micros(&lags, 0.50),
+            "p99": micros(&lags, 0.99),
+            "p999": micros(&lags, 0.999),
+        },
+        "sendMicros": (send_time / sends).as_secs_f64() * 1e6,
+    });
+    println!("{line}");
     Ok(done)
 }
 
-/// The `q` quantile of `values`, in µs (nearest rank).
-fn micros(values: &mut [Duration], q: f64) -> f64 {
-    if values.is_empty() {
+/// The `q` quantile of `sorted`, in µs (nearest rank).
+fn micros(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
         return 0.0;
     }
-    values.sort_unstable();
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1].as_secs_f64() * 1e6
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e6
 }

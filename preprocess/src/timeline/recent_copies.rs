@@ -43,8 +43,17 @@ impl RecentCopies {
     /// reported since).
     pub(crate) fn get(&self, slot: u64) -> &[u8] {
         let at = slot as usize * ALIGN;
-        let len = u32::from_le_bytes(self.ring[at + 8..at + HEADER].try_into().unwrap());
-        &self.ring[at + HEADER..at + HEADER + len as usize]
+        let (_, len) = self.header(at);
+        &self.ring[at + HEADER..at + HEADER + len]
+    }
+
+    /// The hash and length written at the start of the copy at `at`.
+    fn header(&self, at: usize) -> (u64, usize) {
+        let mut hash = [0u8; 8];
+        let mut len = [0u8; 4];
+        hash.copy_from_slice(&self.ring[at..at + 8]);
+        len.copy_from_slice(&self.ring[at + 8..at + HEADER]);
+        (u64::from_le_bytes(hash), u32::from_le_bytes(len) as usize)
     }
 
     /// Copies `bytes`, whose hash is `hash`, and returns its slot; `None` if it can never
@@ -66,7 +75,8 @@ impl RecentCopies {
                 if (at as usize) < self.head {
                     break;
                 }
-                self.evict(&mut evicted);
+                self.live.pop_front();
+                self.report_evicted(at as usize, &mut evicted);
             }
             self.head = 0;
         }
@@ -76,7 +86,8 @@ impl RecentCopies {
             if at < self.head || at >= end {
                 break;
             }
-            self.evict(&mut evicted);
+            self.live.pop_front();
+            self.report_evicted(at, &mut evicted);
         }
         if self.ring.len() < end {
             self.ring.resize(end, 0);
@@ -90,9 +101,9 @@ impl RecentCopies {
         Some((at / ALIGN) as u64)
     }
 
-    fn evict(&mut self, evicted: &mut impl FnMut(u64, u64)) {
-        let at = self.live.pop_front().expect("a live copy") as usize;
-        let hash = u64::from_le_bytes(self.ring[at..at + 8].try_into().unwrap());
+    /// Tells the caller that the copy at `at` (already off `live`) is being overwritten.
+    fn report_evicted(&self, at: usize, evicted: &mut impl FnMut(u64, u64)) {
+        let (hash, _) = self.header(at);
         evicted(hash, (at / ALIGN) as u64);
     }
 }
