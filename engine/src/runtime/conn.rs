@@ -40,6 +40,11 @@ pub fn take_peak_streams() -> usize {
     PEAK_STREAMS.with(|p| p.replace(0))
 }
 
+/// Notes that an HTTP/2 connection of this thread's core carries `streams` streams now.
+pub fn note_streams(streams: usize) {
+    PEAK_STREAMS.with(|p| p.set(p.get().max(streams)));
+}
+
 /// A core's open HTTP/2 connections.
 pub type H2Pool = RefCell<Vec<Rc<H2Shared>>>;
 
@@ -50,7 +55,7 @@ impl H2Lease {
     fn new(shared: &Rc<H2Shared>) -> H2Lease {
         let streams = shared.leases.get() + 1;
         shared.leases.set(streams);
-        PEAK_STREAMS.with(|p| p.set(p.get().max(streams)));
+        note_streams(streams);
         H2Lease(shared.clone())
     }
 
@@ -72,6 +77,9 @@ pub enum Conn {
     Http1(Stream),
     /// A stream lease on a shared HTTP/2 connection.
     Http2(H2Lease),
+    /// A TLS connection whose server chose HTTP/2, its HTTP/2 handshake left to the core's
+    /// loop (which drives its HTTP/2 connections itself).
+    Http2Socket(Stream),
 }
 
 /// Why a connection could not be opened.
@@ -132,6 +140,19 @@ pub async fn connect(target: &Target, pool: &H2Pool) -> Result<Conn, ConnectErro
     connect_to(target, Some(pool)).await
 }
 
+/// Opens a connection to `target` for the core's loop: like [`connect`], but a connection
+/// whose server chose HTTP/2 comes back as [`Conn::Http2Socket`], before its HTTP/2
+/// handshake.
+async fn connect_for_loop(target: &Target) -> Result<Conn, ConnectError> {
+    let stream = transport::connect(target.addr(), target.tls.clone())
+        .await
+        .map_err(connect_error)?;
+    if stream.negotiated_alpn() == Some(b"h2".as_slice()) {
+        return Ok(Conn::Http2Socket(stream));
+    }
+    Ok(Conn::Http1(stream))
+}
+
 /// Opens a connection to `target` for one user only (a WATCH with a connection of its own):
 /// an HTTP/2 connection is not shared through the pool.
 pub async fn connect_own(target: &Target) -> Result<Conn, ConnectError> {
@@ -160,44 +181,45 @@ async fn connect_to(target: &Target, pool: Option<&H2Pool>) -> Result<Conn, Conn
 }
 
 /// Opens `n` connections, every connect bounded by `timeout`; failures give `None`. Over
-/// HTTP/1.1 each is a worker's (one request at a time); over HTTP/2 they go into the pool,
-/// where requests take streams on the one with the fewest in flight, and the workers
-/// returned hold no stream (`None`: they lease one per request).
+/// HTTP/1.1 each is a worker's (one request at a time). Over HTTP/2, `for_loop`: each is a
+/// socket the core's loop runs HTTP/2 on ([`Conn::Http2Socket`]); otherwise they go into
+/// the pool, where requests take streams on the one with the fewest in flight, and the
+/// workers returned hold no stream (`None`: they lease one per request).
 pub(super) async fn prewarm(
     target: &Target,
     pool: &Rc<H2Pool>,
     n: usize,
     timeout: Duration,
+    for_loop: bool,
 ) -> Vec<Option<Conn>> {
-    let mut conns = Vec::with_capacity(n);
-    if n > 0 && pool.borrow().is_empty() {
-        // One connection first tells the protocol (the preflight's, if any, is in the pool).
-        let first = bounded(connect(target, pool), timeout).await;
-        conns.push(if matches!(first, Some(Conn::Http2(_))) {
+    let open = |target: Target, pool: Rc<H2Pool>| async move {
+        let conn = if for_loop {
+            bounded(connect_for_loop(&target), timeout).await
+        } else {
+            bounded(connect(&target, &pool), timeout).await
+        };
+        // An HTTP/2 connection of the pool is there; its worker leases per request.
+        if matches!(conn, Some(Conn::Http2(_))) {
             None
         } else {
-            first
-        });
+            conn
+        }
+    };
+    let mut conns = Vec::with_capacity(n);
+    let mut done = 0;
+    if n > 0 && pool.borrow().is_empty() {
+        // One connection first tells the protocol (the preflight's, if any, is in the pool).
+        conns.push(open(target.clone(), pool.clone()).await);
+        done = 1;
     }
-    let done = conns.len();
     // Sequential connects would cost n round trips; a few at a time is enough on one core.
     for chunk_start in (done..n).step_by(32) {
         let k = (n - chunk_start).min(32);
         let tasks: Vec<_> = (0..k)
-            .map(|_| {
-                let t = target.clone();
-                let pool = pool.clone();
-                glommio::spawn_local(async move { bounded(connect(&t, &pool), timeout).await })
-            })
+            .map(|_| glommio::spawn_local(open(target.clone(), pool.clone())))
             .collect();
         for t in tasks {
-            let c = t.await;
-            // An HTTP/2 connection is in the pool; its worker leases per request.
-            conns.push(if matches!(c, Some(Conn::Http2(_))) {
-                None
-            } else {
-                c
-            });
+            conns.push(t.await);
         }
     }
     conns.resize_with(n.max(conns.len()), || None);

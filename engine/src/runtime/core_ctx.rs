@@ -64,8 +64,8 @@ pub(crate) struct CoreCtx {
     pub(super) auth: RefCell<Option<String>>,
     pub(super) finished: Cell<bool>,
     pub(super) last_end: Cell<Instant>,
-    /// The HTTP/1.1 pool on its own io_uring ring (plain TCP targets); `None`: workers.
-    pub(super) ring: RefCell<Option<ring::RingPool>>,
+    /// The connections the core's loop drives over its own io_uring ring; `None`: workers.
+    pub(super) ring: RefCell<Option<ring::LoopPool>>,
     /// Wakes the ring pool's loop (work queued, cancellations, end of input).
     pub(super) ring_wake: Notify,
     /// Due requests were released and none of them has been written yet: the next send

@@ -269,7 +269,9 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         }
     }
     let more = plan.conns.saturating_sub(usize::from(checked.is_some()));
-    let prewarm = conn::prewarm(&shared.target, &h2_pool, more, prewarm_timeout);
+    // The loop runs HTTP/2 itself: its connections are prewarmed as sockets.
+    let for_loop = ring::available();
+    let prewarm = conn::prewarm(&shared.target, &h2_pool, more, prewarm_timeout, for_loop);
     let Some(mut conns) = unless_stopped(&shared.stop, prewarm).await else {
         return stopped_before_start(ticket);
     };
@@ -279,7 +281,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     // Connections, not workers: HTTP/2 workers hold slots of the pool's shared connections.
     let opened = (conns
         .iter()
-        .filter(|c| matches!(c, Some(Conn::Http1(_))))
+        .filter(|c| matches!(c, Some(Conn::Http1(_) | Conn::Http2Socket(_))))
         .count()
         + h2_pool.borrow().len()) as u64;
     let Some(start) = ticket.arrive_and_wait(true) else {
@@ -300,7 +302,14 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     let cpu_at_start = thread_cpu_time();
     let ticker = glommio::spawn_local(tick_loop(ctx.clone())).detach();
     let http2 = !ctx.h2_pool.borrow().is_empty();
-    match ring::RingPool::over_prewarmed(&ctx.shared.target, conns, ctx.max_in_flight, http2) {
+    let pool = ring::loop_pool(
+        &ctx.shared.target,
+        conns,
+        ctx.max_conns,
+        ctx.max_in_flight,
+        http2,
+    );
+    match pool {
         Ok(pool) => {
             *ctx.ring.borrow_mut() = Some(pool);
             // The ring's loop reads the schedule itself: no task between an instant and
@@ -358,7 +367,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
         all_workers.await;
     }
     let peak_conns =
-        ctx.controls.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
+        ctx.controls.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::LoopPool::peak);
     let load = CoreLoad {
         wall: ctx.last_end.get().saturating_duration_since(start),
         cpu: thread_cpu_time().saturating_sub(cpu_at_start),
@@ -478,7 +487,7 @@ fn publish(ctx: &CoreCtx) {
     progress.publish(m.sent, m.completed + m.failed, m.failed, p99);
     // Pool connections: the slot pool's, plus the io_uring pool's largest size so far.
     let conns =
-        ctx.controls.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::RingPool::peak);
+        ctx.controls.borrow().len() + ctx.ring.borrow().as_ref().map_or(0, ring::LoopPool::peak);
     progress.live.publish(&m, conns);
 }
 

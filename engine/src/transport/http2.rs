@@ -21,9 +21,10 @@ const STREAM_WINDOW: u32 = 4 << 20;
 /// Connection receive window, shared by all streams.
 const CONNECTION_WINDOW: u32 = 16 << 20;
 
-/// What the driver task saw when the connection ended.
+/// What the connection's driver saw when the connection ended (the driver is a glommio task
+/// here, the core's loop for the loop's own connections).
 #[derive(Debug, Default)]
-struct DriverState {
+pub(crate) struct DriverState {
     closed: Cell<bool>,
     error: RefCell<Option<Http2Error>>,
     /// The server's GOAWAY (code, debug data), once any request has seen it: it explains the
@@ -32,6 +33,23 @@ struct DriverState {
 }
 
 impl DriverState {
+    /// The connection's future ended, with `result`.
+    pub(crate) fn ended(&self, result: Result<(), h2::Error>) {
+        if let Err(e) = result {
+            let error = Http2Error::from_h2(e);
+            if let Http2Error::GoAway { code, debug } = &error {
+                self.record_goaway(*code, debug);
+            }
+            *self.error.borrow_mut() = Some(error);
+        }
+        self.closed.set(true);
+    }
+
+    /// Whether the connection takes no more requests: it ended, or a request saw a GOAWAY.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get() || self.goaway.borrow().is_some()
+    }
+
     fn record_goaway(&self, code: u32, debug: &str) {
         self.goaway
             .borrow_mut()
@@ -39,7 +57,7 @@ impl DriverState {
     }
 
     /// The error to report for a request on a connection that has ended.
-    fn closed_error(&self) -> Http2Error {
+    pub(crate) fn closed_error(&self) -> Http2Error {
         if let Some((code, debug)) = self.goaway.borrow().as_ref() {
             return Http2Error::GoAway {
                 code: *code,
@@ -57,7 +75,7 @@ impl DriverState {
 
 /// A stream-level failure, explained by the connection's fate when there is one: after a GOAWAY,
 /// the I/O errors of the closing socket are reported as that GOAWAY.
-fn stream_error(driver: &DriverState, err: h2::Error) -> TransportError {
+pub(crate) fn stream_error(driver: &DriverState, err: h2::Error) -> TransportError {
     let mapped = Http2Error::from_h2(err);
     match mapped {
         Http2Error::GoAway { code, ref debug } => {
@@ -119,18 +137,13 @@ impl Http2Connection {
     /// `authority` is the `host:port` sent as `:authority`. A server that never answers keeps
     /// this waiting: callers bound it with their connect timeout.
     pub async fn handshake(stream: Stream, authority: &str) -> Result<Self, TransportError> {
-        let authority: Authority = authority.parse().map_err(|e: http::uri::InvalidUri| {
-            Http2Error::InvalidRequest(format!("authority {authority:?}: {e}"))
-        })?;
+        let authority = parse_authority(authority)?;
         let scheme = if stream.is_tls() {
             Scheme::HTTPS
         } else {
             Scheme::HTTP
         };
-        let (sender, mut connection) = h2::client::Builder::new()
-            .enable_push(false)
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
+        let (sender, mut connection) = client_builder()
             .handshake::<_, Bytes>(stream.compat())
             .await
             .map_err(Http2Error::from_h2)?;
@@ -138,14 +151,7 @@ impl Http2Connection {
         let driver = Rc::new(DriverState::default());
         let driver_state = Rc::clone(&driver);
         glommio::spawn_local(async move {
-            if let Err(e) = connection.await {
-                let error = Http2Error::from_h2(e);
-                if let Http2Error::GoAway { code, debug } = &error {
-                    driver_state.record_goaway(*code, debug);
-                }
-                *driver_state.error.borrow_mut() = Some(error);
-            }
-            driver_state.closed.set(true);
+            driver_state.ended(connection.await);
         })
         .detach();
         // The server's SETTINGS (its stream limit) precede its PING acknowledgement: once the
@@ -175,7 +181,7 @@ impl Http2Connection {
     /// Whether the connection takes no more requests: it has ended (I/O error, closed by the
     /// server) or a request has seen the server's GOAWAY (streams already open may still end).
     pub fn is_closed(&self) -> bool {
-        self.driver.closed.get() || self.driver.goaway.borrow().is_some()
+        self.driver.is_closed()
     }
 
     /// Why the connection ended, if it ended with an error.
@@ -195,18 +201,13 @@ impl Http2Connection {
         if self.is_closed() {
             return Err(self.driver.closed_error().into());
         }
-        let path = PathAndQuery::try_from(path_and_query)
-            .map_err(|e| Http2Error::InvalidRequest(format!("path {path_and_query:?}: {e}")))?;
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| Http2Error::InvalidRequest(e.to_string()))?;
-        let mut request = Request::new(());
-        *request.method_mut() = method;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers.clone();
+        let request = request_head(
+            &self.scheme,
+            &self.authority,
+            method,
+            path_and_query,
+            headers.clone(),
+        )?;
 
         let mut sender = self
             .sender
@@ -234,6 +235,47 @@ impl Http2Connection {
             },
         })
     }
+}
+
+/// The settings of kreplay's HTTP/2 client connections (no push; windows that do not throttle
+/// a LIST of a few MiB).
+pub(crate) fn client_builder() -> h2::client::Builder {
+    let mut builder = h2::client::Builder::new();
+    builder
+        .enable_push(false)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    builder
+}
+
+/// A request's head, as `h2` takes it.
+pub(crate) fn request_head(
+    scheme: &Scheme,
+    authority: &Authority,
+    method: Method,
+    path_and_query: &str,
+    headers: HeaderMap,
+) -> Result<Request<()>, Http2Error> {
+    let path = PathAndQuery::try_from(path_and_query)
+        .map_err(|e| Http2Error::InvalidRequest(format!("path {path_and_query:?}: {e}")))?;
+    let uri = Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| Http2Error::InvalidRequest(e.to_string()))?;
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// The `:authority` of requests to `host_port`.
+pub(crate) fn parse_authority(host_port: &str) -> Result<Authority, Http2Error> {
+    host_port.parse().map_err(|e: http::uri::InvalidUri| {
+        Http2Error::InvalidRequest(format!("authority {host_port:?}: {e}"))
+    })
 }
 
 impl Http2Body {

@@ -3,7 +3,7 @@
 //! Everything here runs on the calling core's glommio executor; nothing is shared between cores.
 
 mod error;
-mod http2;
+pub(crate) mod http2;
 mod stream;
 pub mod tls;
 

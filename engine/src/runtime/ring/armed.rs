@@ -46,6 +46,8 @@ impl RingPool {
                 started: now,
                 retried: false,
                 attempts: 0,
+                refusals: 0,
+                recorded: false,
             };
             self.busy += 1;
             armed += 1;

@@ -149,7 +149,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             let Some(pool) = guard.as_mut() else { break };
             let (reaped, yielded) = pool.reap(&ctx, wake);
             let started = pool.start_jobs(&ctx);
-            match pool.ring.submit() {
+            match pool.ring().submit() {
                 Ok(()) => {}
                 // The kernel's completion backlog is full: reaping makes room.
                 Err(e)
@@ -168,8 +168,8 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             if pool.is_done(&ctx) {
                 break;
             }
-            let progressed = reaped + started > 0 || pool.ring.has_completions();
-            (progressed, pool.busy() > 0, pool.ring.fd(), yielded)
+            let progressed = reaped + started > 0 || pool.ring().has_completions();
+            (progressed, pool.busy() > 0, pool.ring().fd(), yielded)
         };
         let glommio_io = !ctx.watches.borrow().is_empty() || !ctx.controls.borrow().is_empty();
         let next_timer = glommio::timer::next_deadline();
@@ -215,7 +215,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             }
             Wait::Ring(until, at_wake) => {
                 let completed = match ctx.ring.borrow_mut().as_mut() {
-                    Some(pool) => pool.ring.wait(until.saturating_duration_since(now)),
+                    Some(pool) => pool.ring().wait(until.saturating_duration_since(now)),
                     None => break,
                 };
                 if let (false, Some(wake)) = (completed, at_wake) {

@@ -20,6 +20,8 @@ mod armed;
 mod completion;
 mod connect;
 mod driver;
+mod http2;
+mod pool;
 mod slot;
 mod tls;
 mod uring;
@@ -40,6 +42,7 @@ use uring::{Op, Ring};
 use completion::settle;
 use connect::take_over;
 pub(super) use driver::drive;
+pub(crate) use pool::LoopPool;
 use slot::{Job, Parked, Slot};
 use tls::TlsSession;
 
@@ -75,6 +78,60 @@ pub(crate) struct RingPool {
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     /// Slots whose request is ready to be written at its instant (`armed.rs`).
     armed: Vec<usize>,
+}
+
+/// The pool the core's loop drives over the prewarmed connections `conns`: HTTP/2
+/// connections when the server chose HTTP/2 (`http2`, or a prewarmed socket says so), else the
+/// HTTP/1.1 pool. The connections come back when the loop cannot serve them (no io_uring, or
+/// a TLS target none of whose connections opened); an HTTP/2 socket among them is dropped
+/// then (the task workers open their own).
+pub(crate) fn loop_pool(
+    target: &crate::target::Target,
+    conns: Vec<Option<Conn>>,
+    max_conns: usize,
+    max_in_flight: usize,
+    http2: bool,
+) -> Result<LoopPool, Vec<Option<Conn>>> {
+    let sockets = conns
+        .iter()
+        .any(|c| matches!(c, Some(Conn::Http2Socket(_))));
+    let drop_sockets = |conns: Vec<Option<Conn>>| {
+        conns
+            .into_iter()
+            .map(|c| c.filter(|c| !matches!(c, Conn::Http2Socket(_))))
+            .collect::<Vec<_>>()
+    };
+    if !(http2 || sockets) {
+        return RingPool::over_prewarmed(target, conns, max_in_flight, false).map(LoopPool::Http1);
+    }
+    if let Err(e) = uring::Ring::new(1) {
+        tracing::warn!("io_uring pool unavailable ({e}); using a task per request");
+        return Err(drop_sockets(conns));
+    }
+    let server_name = target
+        .tls
+        .as_ref()
+        .map(|(_, n)| n.to_str().into_owned())
+        .unwrap_or_default();
+    let mut open = Vec::new();
+    for c in conns.into_iter().flatten() {
+        if let Conn::Http2Socket(stream) = c {
+            if let Some((fd, Some(tls))) = take_over(stream, &server_name) {
+                open.push((fd, tls));
+            }
+        }
+    }
+    http2::Http2Pool::new(target, open, max_conns, max_in_flight)
+        .map(LoopPool::Http2)
+        .map_err(|e| {
+            tracing::warn!("HTTP/2 loop unavailable ({e:?}); connections reopen");
+            Vec::new()
+        })
+}
+
+/// Whether this machine gives the core's loop an io_uring ring.
+pub(crate) fn available() -> bool {
+    uring::Ring::new(1).is_ok()
 }
 
 impl RingPool {
@@ -263,6 +320,8 @@ impl RingPool {
                 started: now,
                 retried: false,
                 attempts: 0,
+                refusals: 0,
+                recorded: false,
             };
             self.busy += 1;
             started += 1;

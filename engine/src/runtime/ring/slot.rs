@@ -23,6 +23,11 @@ pub(super) struct Job {
     pub(super) retried: bool,
     /// Times sent again under `--retries client-go`.
     pub(super) attempts: u8,
+    /// Times sent again after an HTTP/2 refusal (REFUSED_STREAM, graceful GOAWAY).
+    pub(super) refusals: u8,
+    /// Its send and lag are recorded (HTTP/2: at the first attempt whose bytes reached the
+    /// kernel; a request refused before that is recorded at its resend).
+    pub(super) recorded: bool,
 }
 
 impl Job {

@@ -122,6 +122,26 @@ impl TlsSession {
         }
     }
 
+    /// Moves decrypted bytes to the end of `out` (at most one record's worth per call).
+    pub(super) fn read_plaintext_to(&mut self, out: &mut Vec<u8>) -> io::Result<Plaintext> {
+        const RECORD: usize = 16 * 1024;
+        let len = out.len();
+        out.resize(len + RECORD, 0);
+        let read = self.conn.reader().read(&mut out[len..]);
+        out.truncate(len + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(0) => Ok(Plaintext::Closed),
+            Ok(k) => Ok(Plaintext::Read(k)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Plaintext::Drained),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the server chose HTTP/2 in the handshake (ALPN `h2`).
+    pub(super) fn negotiated_h2(&self) -> bool {
+        self.conn.alpn_protocol() == Some(b"h2".as_slice())
+    }
+
     /// Whether decrypted bytes wait that nobody read.
     pub(super) fn has_plaintext(&mut self) -> bool {
         self.conn

@@ -1,0 +1,430 @@
+//! A core's HTTP/2 connections, driven by the core's loop like its HTTP/1.1 ones: no task per
+//! request and no driver task per connection. The `h2` crate keeps each connection's protocol
+//! state; it reads and writes through an in-memory [`Pipe`](io::Pipe) that the loop fills from
+//! the ring's receives (decrypted by rustls) and drains with its own sends (sealed by rustls),
+//! and its futures are polled by the loop when their waker bit is set (`wake.rs`), never by
+//! an executor. A request due at an instant is handed to `h2` and written by the loop at that
+//! instant; the requests due together leave in one `send`.
+//!
+//! The parts: this file takes requests and gives them streams; `session.rs` is one connection
+//! (its socket, TLS, handshakes, sends and receives through the ring); `stream.rs` is one
+//! request's stream, from its head to the end of its response.
+//!
+//! The ring's raw pointers are sound by the same rule as the HTTP/1.1 pool's: a session's
+//! buffers are never moved or freed while an operation of its is in flight, and a session is
+//! reset only once none is.
+
+mod io;
+mod session;
+mod stream;
+mod wake;
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::task::Context;
+use std::time::Instant;
+
+use http::uri::{Authority, Scheme};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+
+use super::super::exchange::{request_of, Exchange};
+use super::super::failure::Failure;
+use super::super::{CancelReason, CoreCtx, QUEUE_RESUME};
+use super::completion::settle;
+use super::slot::Job;
+use super::tls::TlsSession;
+use super::uring::Ring;
+use session::{Phase, Session};
+use stream::StreamSlot;
+use wake::WakeSet;
+
+/// Most times a request refused over HTTP/2 is sent again (Go's transport: 6).
+const REFUSED_RETRIES: u8 = 6;
+
+/// A request waiting to be sent again: after its `Retry-After` (`--retries client-go`), or
+/// after an HTTP/2 refusal (at once, then after 1, 2, 4, 8 and 16 s, as Go's transport).
+struct Parked {
+    job: Job,
+    due: Instant,
+    /// Its outcome if the run stops before it goes again.
+    answer: Result<u16, Failure>,
+}
+
+/// The pool: connections (sessions), request streams, and the ring.
+pub(crate) struct Http2Pool {
+    ring: Ring,
+    addr: Box<socket2::SockAddr>,
+    target: std::net::SocketAddr,
+    /// TLS settings of new connections (ALPN offers `h2`).
+    tls: (Arc<ClientConfig>, ServerName<'static>),
+    scheme: Scheme,
+    authority: Authority,
+    sessions: Vec<Session>,
+    max_conns: usize,
+    streams: Vec<StreamSlot>,
+    /// Stream slots without a request.
+    free_streams: Vec<usize>,
+    wake: Arc<WakeSet>,
+    /// Scratch list of woken indexes (kept for its capacity).
+    woken: Vec<usize>,
+    /// Requests in flight: on streams, parked, or waiting for the connection they opened.
+    busy: usize,
+    parked: Vec<Parked>,
+    /// Where the next search for the session with the fewest streams starts (ties go round,
+    /// so a paced replay spreads its requests over every connection).
+    next_session: usize,
+    /// Set when the ring itself failed: every request is then recorded as failed with it.
+    broken: Option<std::io::Error>,
+    /// Most sessions open at once.
+    peak: usize,
+}
+
+impl Http2Pool {
+    /// A pool over the TLS connections `open` whose server chose `h2` (their HTTP/2
+    /// handshakes start at once), opening more up to `max_conns`, with up to `max_streams`
+    /// requests in flight.
+    pub(super) fn new(
+        target: &crate::target::Target,
+        open: Vec<(OwnedFd, TlsSession)>,
+        max_conns: usize,
+        max_streams: usize,
+    ) -> Result<Http2Pool, Failure> {
+        let tls = target.tls.clone().ok_or_else(|| {
+            Failure::Connect(std::io::Error::other("HTTP/2 needs an https:// target"))
+        })?;
+        let authority = crate::transport::http2::parse_authority(&target.host_header)
+            .map_err(|e| Failure::Transport(e.into()))?;
+        let max_conns = max_conns.max(open.len()).max(1);
+        let max_streams = max_streams.max(1);
+        let wake = WakeSet::new(max_streams + max_conns);
+        let ring = Ring::new(max_conns).map_err(Failure::Connect)?;
+        let streams = (0..max_streams)
+            .map(|k| StreamSlot::new(wake::waker(&wake, k)))
+            .collect();
+        let mut pool = Http2Pool {
+            ring,
+            addr: Box::new(socket2::SockAddr::from(target.addr())),
+            target: target.addr(),
+            tls,
+            scheme: Scheme::HTTPS,
+            authority,
+            sessions: Vec::with_capacity(max_conns),
+            max_conns,
+            streams,
+            free_streams: (0..max_streams).rev().collect(),
+            woken: Vec::with_capacity(max_streams + max_conns),
+            wake,
+            busy: 0,
+            parked: Vec::new(),
+            next_session: 0,
+            broken: None,
+            peak: 0,
+        };
+        for (fd, tls) in open {
+            let s = pool.new_session();
+            pool.sessions[s].adopt(fd, tls);
+            if let Err(e) = pool.start_h2(s) {
+                tracing::debug!("HTTP/2 over a prewarmed connection: {e:?}");
+                pool.close(s);
+            }
+        }
+        Ok(pool)
+    }
+
+    /// A free session (one whose connection ended and has nothing in flight), or a new one.
+    fn new_session(&mut self) -> usize {
+        if let Some(s) = self.sessions.iter().position(|s| s.phase == Phase::Free) {
+            return s;
+        }
+        let s = self.sessions.len();
+        let waker = wake::waker(&self.wake, self.streams.len() + s);
+        self.sessions.push(Session::new(waker));
+        s
+    }
+
+    fn open_sessions(&self) -> usize {
+        self.sessions
+            .iter()
+            .filter(|s| s.phase != Phase::Free && s.phase != Phase::Closed)
+            .count()
+    }
+
+    /// Most connections open at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// Requests in flight.
+    pub(crate) fn busy(&self) -> usize {
+        self.busy
+    }
+
+    /// The ring.
+    pub(super) fn ring(&mut self) -> &mut Ring {
+        &mut self.ring
+    }
+
+    /// Whether the pool has nothing in flight and nothing more will come.
+    pub(super) fn is_done(&self, ctx: &CoreCtx) -> bool {
+        self.busy == 0 && ctx.input_done.get() && ctx.queue.borrow().is_empty()
+    }
+
+    /// Whether a parked request is due to go again (the tick wakes the loop for it).
+    pub(crate) fn has_due_retry(&self, now: Instant) -> bool {
+        self.parked.iter().any(|p| p.due <= now)
+    }
+
+    /// Cancels, with `reason`, every request that started at or before `before` (every
+    /// request with `None`); returns how many. The loop settles them when it next runs.
+    pub(crate) fn cancel(&mut self, reason: CancelReason, before: Option<Instant>) -> usize {
+        let mut cancelled = 0;
+        for k in 0..self.streams.len() {
+            let slot = &mut self.streams[k];
+            let covered = slot
+                .job
+                .as_ref()
+                .is_some_and(|job| before.is_none_or(|b| job.started <= b));
+            if slot.cancel.is_none() && covered {
+                slot.cancel = Some(reason);
+                self.wake.set(k);
+                cancelled += 1;
+            }
+        }
+        cancelled
+    }
+
+    /// The ring failed: records every request in flight as failed with `error`, and every
+    /// later one too. Sessions with an operation in flight are never reused (see `Drop`).
+    pub(super) fn abandon(&mut self, ctx: &CoreCtx, error: std::io::Error) {
+        let end = Instant::now();
+        let failure = || Failure::Response(super::clone_error(&error).into());
+        for k in 0..self.streams.len() {
+            if let Some(job) = self.streams[k].release() {
+                self.busy -= 1;
+                settle(ctx, &job.exchange, Err(failure()), 0, b"", end);
+            }
+        }
+        for session in &mut self.sessions {
+            session.opener = None;
+            session.streams = 0;
+            session.generation = session.generation.wrapping_add(1);
+            session.phase = Phase::Closed;
+        }
+        for p in std::mem::take(&mut self.parked) {
+            self.busy -= 1;
+            settle(ctx, &p.job.exchange, Err(failure()), 0, b"", end);
+        }
+        self.max_conns = 0;
+        self.broken = Some(error);
+    }
+
+    /// Gives the requests the queue lets go streams on connections with room; opens a
+    /// connection (one at a time) when none has. Returns how many requests started.
+    pub(super) fn start_jobs(&mut self, ctx: &CoreCtx) -> usize {
+        let mut started = self.resend_parked(ctx);
+        loop {
+            if self.free_streams.is_empty() {
+                break;
+            }
+            let session = self.session_with_room();
+            if session.is_none() && self.broken.is_none() && !self.may_open() {
+                break;
+            }
+            ctx.prefetch_upcoming();
+            let taken = ctx.queue.borrow_mut().take();
+            let Some(pending) = taken else { break };
+            if ctx.queue.borrow().len() < QUEUE_RESUME {
+                ctx.space.notify();
+            }
+            let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
+                ctx.queue.borrow_mut().release(pending.key);
+                continue;
+            };
+            let now = Instant::now();
+            let exchange = Exchange {
+                pending,
+                verb: parts.verb,
+                label: record.label,
+                sent_at: now,
+            };
+            if let Some(e) = &self.broken {
+                let failure = Failure::Response(super::clone_error(e).into());
+                settle(ctx, &exchange, Err(failure), 0, b"", now);
+                continue;
+            }
+            let job = Job {
+                exchange,
+                started: now,
+                retried: false,
+                attempts: 0,
+                refusals: 0,
+                recorded: false,
+            };
+            started += 1;
+            let k = self.take_stream(job);
+            match session {
+                Some(s) => self.begin(ctx, s, k, &parts),
+                None => self.open(ctx, k),
+            }
+        }
+        self.pump(ctx);
+        started
+    }
+
+    /// Whether a new connection may be opened now: none is being opened (so requests that
+    /// all find every stream taken share the one the first of them opens) and the pool is
+    /// below `max_conns`.
+    fn may_open(&self) -> bool {
+        !self.sessions.iter().any(Session::is_opening) && self.open_sessions() < self.max_conns
+    }
+
+    /// The ready session with the fewest streams in flight that has room for one more.
+    fn session_with_room(&mut self) -> Option<usize> {
+        let n = self.sessions.len();
+        let start = self.next_session % n.max(1);
+        let mut best: Option<usize> = None;
+        for j in 0..n {
+            let s = (start + j) % n;
+            if self.sessions[s].has_room()
+                && best.is_none_or(|b| self.sessions[s].streams < self.sessions[b].streams)
+            {
+                best = Some(s);
+            }
+        }
+        let s = best?;
+        // `h2` holds back a request beyond the server's stream limit: ask it first.
+        let session = &mut self.sessions[s];
+        let mut cx = Context::from_waker(&session.waker);
+        let h2 = session.h2.as_mut()?;
+        if !h2.sender.poll_ready(&mut cx).is_ready() {
+            return None;
+        }
+        self.next_session = s + 1;
+        Some(s)
+    }
+
+    /// Sends parked requests whose time has come, while streams are free; after a stop,
+    /// settles every parked request with the answer it got. Returns how many were sent.
+    fn resend_parked(&mut self, ctx: &CoreCtx) -> usize {
+        if self.parked.is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        let stopping = ctx.stop_requested() || self.broken.is_some();
+        let mut sent = 0;
+        let mut i = 0;
+        while i < self.parked.len() {
+            let due = self.parked[i].due <= now;
+            let session = if stopping || !due || self.free_streams.is_empty() {
+                None
+            } else {
+                self.session_with_room()
+            };
+            let opens = !stopping
+                && due
+                && session.is_none()
+                && !self.free_streams.is_empty()
+                && self.may_open();
+            if !stopping && session.is_none() && !opens {
+                i += 1;
+                continue;
+            }
+            let p = self.parked.swap_remove(i);
+            let pending = p.job.exchange.pending;
+            let parts = if stopping {
+                None
+            } else {
+                request_of(ctx, pending.run, pending.index, false)
+            };
+            let Some((_, parts)) = parts else {
+                self.busy -= 1;
+                settle(ctx, &p.job.exchange, p.answer, 0, b"", now);
+                continue;
+            };
+            // Held in `busy` while parked: the stream slot takes it over.
+            self.busy -= 1;
+            let mut job = p.job;
+            job.started = now;
+            let k = self.take_stream(job);
+            match session {
+                Some(s) => {
+                    self.begin(ctx, s, k, &parts);
+                    sent += 1;
+                }
+                None => self.open(ctx, k),
+            }
+        }
+        sent
+    }
+
+    /// Puts `job` on a free stream slot (the caller checked there is one).
+    fn take_stream(&mut self, job: Job) -> usize {
+        let k = self
+            .free_streams
+            .pop()
+            .expect("a free stream slot was checked for");
+        self.streams[k].take_job(job);
+        self.busy += 1;
+        k
+    }
+
+    /// Polls every woken `h2` future (connections and streams) until none is, and hands
+    /// what the connections wrote to the kernel.
+    fn pump(&mut self, ctx: &CoreCtx) {
+        let mut woken = std::mem::take(&mut self.woken);
+        loop {
+            loop {
+                woken.clear();
+                self.wake.take(&mut woken);
+                if woken.is_empty() {
+                    break;
+                }
+                let streams = self.streams.len();
+                for &i in &woken {
+                    if i < streams {
+                        self.poll_stream(ctx, i);
+                    } else {
+                        self.poll_session(ctx, i - streams);
+                    }
+                }
+            }
+            for s in 0..self.sessions.len() {
+                self.flush(ctx, s);
+            }
+            // A flush that failed woke its connection.
+            if self.wake.is_empty() {
+                break;
+            }
+        }
+        self.woken = woken;
+    }
+}
+
+impl Drop for Http2Pool {
+    fn drop(&mut self) {
+        // Every open connection has a receive in flight: end them and wait (briefly) for
+        // their completions, so that their buffers are no longer the kernel's.
+        for s in 0..self.sessions.len() {
+            self.close(s);
+        }
+        let limit = Instant::now() + std::time::Duration::from_millis(200);
+        while self.sessions.iter().any(Session::has_op) && Instant::now() < limit {
+            let _ = self.ring.submit();
+            self.ring
+                .wait(limit.saturating_duration_since(Instant::now()));
+            while let Some(c) = self.ring.next_completion() {
+                self.completed_while_closing(c);
+            }
+        }
+        // Still in flight: leak the buffers rather than free memory the kernel could touch.
+        if self.sessions.iter().any(Session::has_op) {
+            std::mem::forget(std::mem::take(&mut self.sessions));
+            let addr = std::mem::replace(
+                &mut self.addr,
+                Box::new(socket2::SockAddr::from(self.target)),
+            );
+            std::mem::forget(addr);
+        }
+    }
+}
