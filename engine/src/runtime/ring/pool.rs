@@ -88,19 +88,19 @@ impl LoopPool {
         }
     }
 
-    /// Readies the next instant's requests during the spin (HTTP/1.1; over HTTP/2 the
-    /// requests due together are handed to `h2` and leave in one send at the instant).
+    /// Readies the next instant's requests during the spin; returns how many.
     pub(super) fn arm(&mut self, ctx: &CoreCtx) -> usize {
         match self {
             LoopPool::Http1(p) => p.arm(ctx),
-            LoopPool::Http2(_) => 0,
+            LoopPool::Http2(p) => p.arm(ctx),
         }
     }
 
     /// Writes the readied requests.
     pub(super) fn fire(&mut self, ctx: &CoreCtx) {
-        if let LoopPool::Http1(p) = self {
-            p.fire(ctx);
+        match self {
+            LoopPool::Http1(p) => p.fire(ctx),
+            LoopPool::Http2(p) => p.fire(ctx),
         }
     }
 }

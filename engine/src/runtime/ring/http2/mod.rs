@@ -14,6 +14,7 @@
 //! buffers are never moved or freed while an operation of its is in flight, and a session is
 //! reset only once none is.
 
+mod armed;
 mod io;
 mod session;
 mod stream;
@@ -78,6 +79,8 @@ pub(crate) struct Http2Pool {
     broken: Option<std::io::Error>,
     /// Most sessions open at once.
     peak: usize,
+    /// Requests readied for the next instant (`armed.rs`).
+    armed: Vec<armed::Armed>,
 }
 
 impl Http2Pool {
@@ -120,6 +123,7 @@ impl Http2Pool {
             next_session: 0,
             broken: None,
             peak: 0,
+            armed: Vec::with_capacity(max_streams),
         };
         for (fd, tls) in open {
             let s = pool.new_session();

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use h2::client::ResponseFuture;
 use h2::{RecvStream, SendStream};
 
+use super::session::Phase;
 use super::{Http2Pool, Parked, REFUSED_RETRIES};
 use crate::error_class::is_kperf_failure_status;
 use crate::runtime::exchange::{keep_error_body, ERROR_BODY_KEEP};
@@ -158,42 +159,74 @@ impl Http2Pool {
         k: usize,
         parts: &crate::source::RequestView<'_>,
     ) {
-        self.streams[k].session = s;
-        let head = {
-            let auth = ctx.auth.borrow();
-            h2_request::build(&ctx.shared.template, parts, auth.as_deref())
+        self.attach(s, k);
+        match self.head_of(ctx, parts) {
+            Ok(head) => {
+                let body = (!parts.body.is_empty()).then(|| Bytes::copy_from_slice(parts.body));
+                self.send_head(ctx, k, head, body);
+            }
+            Err(failure) => self.finish(ctx, k, Err(failure)),
         }
-        .and_then(|r| {
-            request_head(&self.scheme, &self.authority, r.method, &r.path, r.headers)
-                .map_err(|e| Failure::Transport(e.into()))
-        });
-        let head = match head {
-            Ok(head) => head,
-            Err(failure) => return self.finish(ctx, k, Err(failure)),
-        };
+    }
+
+    /// Counts stream slot `k` among session `s`'s streams (it takes one of its places).
+    pub(super) fn attach(&mut self, s: usize, k: usize) {
         let session = &mut self.sessions[s];
-        let Some(h2) = session.h2.as_mut() else {
+        session.streams += 1;
+        crate::runtime::conn::note_streams(session.streams);
+        let slot = &mut self.streams[k];
+        slot.session = s;
+        slot.attached = true;
+    }
+
+    /// The HTTP/2 head of `parts` (`h2` takes owned values: this allocates).
+    pub(super) fn head_of(
+        &self,
+        ctx: &CoreCtx,
+        parts: &crate::source::RequestView<'_>,
+    ) -> Result<http::Request<()>, Failure> {
+        let r = {
+            let auth = ctx.auth.borrow();
+            h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
+        };
+        request_head(&self.scheme, &self.authority, r.method, &r.path, r.headers)
+            .map_err(|e| Failure::Transport(e.into()))
+    }
+
+    /// Hands stream slot `k`'s request (`head`, `body`) to `h2` on its session; the
+    /// connection writes it when the loop next polls it.
+    pub(super) fn send_head(
+        &mut self,
+        ctx: &CoreCtx,
+        k: usize,
+        head: http::Request<()>,
+        body: Option<Bytes>,
+    ) {
+        let s = self.streams[k].session;
+        let session = &mut self.sessions[s];
+        let Some(h2) = session
+            .h2
+            .as_mut()
+            .filter(|_| session.phase == Phase::Ready)
+        else {
             let failure = Failure::Transport(session.driver.closed_error().into());
             return self.finish(ctx, k, Err(failure));
         };
         let sent = h2
             .sender
-            .send_request(head, parts.body.is_empty())
+            .send_request(head, body.is_none())
             .and_then(|(response, mut send)| {
-                if !parts.body.is_empty() {
-                    send.send_data(Bytes::copy_from_slice(parts.body), true)?;
+                if let Some(body) = body {
+                    send.send_data(body, true)?;
                 }
                 Ok((response, send))
             });
         match sent {
             Ok((response, send)) => {
-                session.streams += 1;
-                crate::runtime::conn::note_streams(session.streams);
                 session.unsent.push(k);
                 let slot = &mut self.streams[k];
                 slot.response = Response::Head(response);
                 slot.send = Some(send);
-                slot.attached = true;
                 // Polled once so that `h2` knows its waker; the connection writes it.
                 self.wake.set(k);
                 self.wake.set(self.streams.len() + s);
