@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh [--repeat N] [--sections "h1 floor paced h2 apisim replay scale"] [--quick]
 #                    [--requests N] [--rates "10000 50000 100000 200000"] [--seconds S]
+#                    [--transports "h1 h1tls h2"] (the paced section's)
 #                    [--replay-requests N] [--replay-rate R] [--replay-watches W]
 #                    [--scale-sizes "100000 1000000 10000000"] [--scale-watches "1000 10000"]
 #                    [--scale-watch-lag "50000"]
@@ -19,6 +20,7 @@ argv=("$@")
 
 repeat=3 requests=200000 rates="10000 50000 100000 200000" seconds=5
 sections="h1 floor paced h2 apisim replay scale"
+transports="h1 h1tls h2"
 replay_requests=60000 replay_rate=2000 replay_watches=1000
 scale_sizes="100000 1000000 10000000" scale_watches="1000 10000" scale_watch_lag="50000"
 out_dir=bench/results work_parent=/var/tmp keep_work=
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --rates) rates=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --sections) sections=$2; shift 2 ;;
+    --transports) transports=$2; shift 2 ;;
     --replay-requests) replay_requests=$2; shift 2 ;;
     --replay-rate) replay_rate=$2; shift 2 ;;
     --replay-watches) replay_watches=$2; shift 2 ;;
@@ -47,8 +50,13 @@ while [ $# -gt 0 ]; do
     --work-dir) work_parent=$2; shift 2 ;;
     --keep-work) keep_work=1; shift ;;
     --quick) shift ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+for t in $transports; do
+  case "$t" in h1 | h1tls | h2) ;; *)
+    echo "bench.sh: unknown transport $t (h1 h1tls h2)" >&2; exit 2 ;;
   esac
 done
 for s in $sections; do

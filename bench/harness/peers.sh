@@ -149,12 +149,16 @@ section_paced() {
   for rate in $rates; do
     n=$((rate * seconds))
     gen "paced$rate" --mix GET=1 --objects 2000 --namespaces 10 --runners 1 --watches 0 --rate "$rate" -n "$n" --conns 64
-    for transport in h1 h1tls h2; do
+    for transport in $transports; do
       paced_kreplay "$rate" "$n" "$transport"
       if have_oha; then paced_oha "$rate" "$transport"; fi
     done
-    paced_hey "$rate"
-    paced_floor "$rate" "$n"
+    # hey and the floor probe are HTTP/1.1 peers.
+    case " $transports " in *" h1 "*)
+      paced_hey "$rate"
+      paced_floor "$rate" "$n"
+      ;;
+    esac
   done
   if ! have_oha; then note paced "oha is not installed: no oha figures."; fi
 }

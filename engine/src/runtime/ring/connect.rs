@@ -65,22 +65,13 @@ impl RingPool {
 
     /// Handshake records of slot `i` arrived: `n` bytes in its inbound buffer (0: closed).
     pub(super) fn handshake_received(&mut self, ctx: &CoreCtx, i: usize, n: usize) {
-        let slot = &mut self.slots[i];
-        let Some(tls) = slot.tls.as_mut() else { return };
-        if n == 0 {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the server closed the connection during the TLS handshake (is it a TLS server?)",
-            );
-            return self.fail(ctx, i, Failure::Connect(e));
+        let Some(tls) = self.slots[i].tls.as_mut() else {
+            return;
+        };
+        match tls.take_handshake(n) {
+            Ok(()) => self.handshake(ctx, i),
+            Err(failure) => self.fail(ctx, i, failure),
         }
-        let mut from = 0;
-        while from < n {
-            if let Err(e) = tls.take_ciphertext(&mut from, n) {
-                return self.fail(ctx, i, Failure::Transport(e));
-            }
-        }
-        self.handshake(ctx, i);
     }
 }
 

@@ -9,6 +9,7 @@ use rustls::{ClientConfig, ClientConnection};
 use rustls_pki_types::ServerName;
 
 use crate::http1::RecvBuffer;
+use crate::runtime::failure::Failure;
 use crate::transport::TransportError;
 
 /// Ciphertext received per ring operation: one full TLS record and its header.
@@ -105,6 +106,24 @@ impl TlsSession {
                 message: crate::transport::tls::explain_tls_error(&e, &self.server_name),
                 server_name: self.server_name.clone(),
             })?;
+        Ok(())
+    }
+
+    /// Hands the `n` handshake bytes the ring received (0: the server closed the connection)
+    /// to rustls.
+    pub(super) fn take_handshake(&mut self, n: usize) -> Result<(), Failure> {
+        if n == 0 {
+            let e = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection during the TLS handshake (is it a TLS server?)",
+            );
+            return Err(Failure::Connect(e));
+        }
+        let mut from = 0;
+        while from < n {
+            self.take_ciphertext(&mut from, n)
+                .map_err(Failure::Transport)?;
+        }
         Ok(())
     }
 

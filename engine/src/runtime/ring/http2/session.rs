@@ -601,22 +601,12 @@ impl Http2Pool {
 
     /// Handshake records of session `s` arrived: `n` bytes in its inbound buffer (0: closed).
     fn handshake_received(&mut self, ctx: &CoreCtx, s: usize, n: usize) {
-        if n == 0 {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the server closed the connection during the TLS handshake (is it a TLS server?)",
-            );
-            return self.fail_session(ctx, s, Failure::Connect(e));
-        }
         let Some(tls) = self.sessions[s].tls.as_mut() else {
             return;
         };
-        let mut from = 0;
-        while from < n {
-            if let Err(e) = tls.take_ciphertext(&mut from, n) {
-                return self.fail_session(ctx, s, Failure::Transport(e));
-            }
+        match tls.take_handshake(n) {
+            Ok(()) => self.handshake(ctx, s),
+            Err(failure) => self.fail_session(ctx, s, failure),
         }
-        self.handshake(ctx, s);
     }
 }
