@@ -1,26 +1,16 @@
 //! HTTP/2 requests readied before their instant. While the loop spins the last microseconds
-//! before a due instant, the requests due at it are given streams on connections with room
-//! and their heads are built (the allocating part); at the instant they are handed to `h2`
-//! and leave together in one `send` per connection.
-
-use bytes::Bytes;
+//! before a due instant, the requests due at it are given streams on connections with room,
+//! handed to `h2`, framed and sealed; at the instant only one `send` per connection remains.
 
 use super::Http2Pool;
 use crate::runtime::exchange::{request_of, Exchange};
-use crate::runtime::failure::Failure;
 use crate::runtime::ring::slot::Job;
-use crate::runtime::{CancelReason, CoreCtx, QUEUE_RESUME};
-
-/// A request readied on stream slot `k` (attached to its session).
-pub(super) struct Armed {
-    k: usize,
-    head: http::Request<()>,
-    body: Option<Bytes>,
-}
+use crate::runtime::{CoreCtx, QUEUE_RESUME};
 
 impl Http2Pool {
-    /// Readies queued requests on connections with room, without handing them to `h2`;
-    /// returns how many. Requests left over start the usual way after the instant.
+    /// Readies queued requests on connections with room, their bytes held until
+    /// [`fire`](Self::fire); returns how many. Requests left over start the usual way after
+    /// the instant.
     pub(in crate::runtime::ring) fn arm(&mut self, ctx: &CoreCtx) -> usize {
         if self.broken.is_some() {
             return 0;
@@ -55,30 +45,25 @@ impl Http2Pool {
                 recorded: false,
             };
             let k = self.take_stream(job);
-            self.attach(s, k);
-            match self.head_of(ctx, &parts) {
-                Ok(head) => {
-                    let body = (!parts.body.is_empty()).then(|| Bytes::copy_from_slice(parts.body));
-                    self.armed.push(Armed { k, head, body });
-                    armed += 1;
-                }
-                Err(failure) => self.finish(ctx, k, Err(failure)),
+            self.begin(ctx, s, k, &parts);
+            armed += 1;
+        }
+        if armed > 0 {
+            // `h2` frames them (HPACK, HEADERS) into the pipes; they are sealed and held.
+            self.poll_woken(ctx);
+            for s in 0..self.sessions.len() {
+                self.hold(s);
             }
         }
         armed
     }
 
-    /// Hands every readied request to `h2` and writes them (one `send` per connection).
+    /// Sends every held connection's bytes now (the readied requests' sends are recorded),
+    /// then carries on with whatever the readying woke.
     pub(in crate::runtime::ring) fn fire(&mut self, ctx: &CoreCtx) {
-        let mut armed = std::mem::take(&mut self.armed);
-        for Armed { k, head, body } in armed.drain(..) {
-            match self.streams[k].cancel {
-                Some(CancelReason::Timeout) => self.finish(ctx, k, Err(Failure::Timeout)),
-                Some(CancelReason::Interrupted) => self.finish(ctx, k, Err(Failure::Interrupted)),
-                None => self.send_head(ctx, k, head, body),
-            }
+        for s in 0..self.sessions.len() {
+            self.release_held(ctx, s);
         }
-        self.armed = armed;
         self.pump(ctx);
     }
 }

@@ -79,8 +79,6 @@ pub(crate) struct Http2Pool {
     broken: Option<std::io::Error>,
     /// Most sessions open at once.
     peak: usize,
-    /// Requests readied for the next instant (`armed.rs`).
-    armed: Vec<armed::Armed>,
 }
 
 impl Http2Pool {
@@ -123,7 +121,6 @@ impl Http2Pool {
             next_session: 0,
             broken: None,
             peak: 0,
-            armed: Vec::with_capacity(max_streams),
         };
         for (fd, tls) in open {
             let s = pool.new_session();
@@ -376,29 +373,34 @@ impl Http2Pool {
     /// Polls every woken `h2` future (connections and streams) until none is, and hands
     /// what the connections wrote to the kernel.
     fn pump(&mut self, ctx: &CoreCtx) {
-        let mut woken = std::mem::take(&mut self.woken);
         loop {
-            loop {
-                woken.clear();
-                self.wake.take(&mut woken);
-                if woken.is_empty() {
-                    break;
-                }
-                let streams = self.streams.len();
-                for &i in &woken {
-                    if i < streams {
-                        self.poll_stream(ctx, i);
-                    } else {
-                        self.poll_session(ctx, i - streams);
-                    }
-                }
-            }
+            self.poll_woken(ctx);
             for s in 0..self.sessions.len() {
                 self.flush(ctx, s);
             }
             // A flush that failed woke its connection.
             if self.wake.is_empty() {
                 break;
+            }
+        }
+    }
+
+    /// Polls every woken `h2` future (connections and streams) until none is.
+    fn poll_woken(&mut self, ctx: &CoreCtx) {
+        let mut woken = std::mem::take(&mut self.woken);
+        loop {
+            woken.clear();
+            self.wake.take(&mut woken);
+            if woken.is_empty() {
+                break;
+            }
+            let streams = self.streams.len();
+            for &i in &woken {
+                if i < streams {
+                    self.poll_stream(ctx, i);
+                } else {
+                    self.poll_session(ctx, i - streams);
+                }
             }
         }
         self.woken = woken;

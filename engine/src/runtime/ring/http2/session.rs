@@ -74,6 +74,8 @@ pub(super) struct Session {
     written: usize,
     /// Stream slots started since its last send: their first bytes leave with the next one.
     pub(super) unsent: Vec<usize>,
+    /// Its sealed bytes wait for the next instant (`armed.rs`).
+    held: bool,
     pub(super) waker: Waker,
 }
 
@@ -95,6 +97,7 @@ impl Session {
             sending: Vec::new(),
             written: 0,
             unsent: Vec::new(),
+            held: false,
             waker,
         }
     }
@@ -301,6 +304,9 @@ impl Http2Pool {
         session.h2 = None;
         session.pipe.borrow_mut().reset();
         session.unsent.clear();
+        session.held = false;
+        session.sending.clear();
+        session.written = 0;
         session.generation = session.generation.wrapping_add(1);
         session.phase = Phase::Free;
     }
@@ -336,17 +342,29 @@ impl Http2Pool {
 
     /// Hands what session `s`'s connection wrote to the kernel, sealed: one non-blocking
     /// `send`, the rest (if any) through the ring. The streams started since the last send
-    /// have their first byte written now.
+    /// have their first byte written now. A session whose bytes are held for the next
+    /// instant (`armed.rs`) sends them then.
     pub(super) fn flush(&mut self, ctx: &CoreCtx, s: usize) {
+        if !self.sessions[s].held && self.seal(s) {
+            self.send_rest(ctx, s);
+        }
+    }
+
+    /// Seals what session `s`'s connection wrote into its `sending` buffer, unless a send of
+    /// it is in flight; returns whether sealed bytes wait to be sent.
+    pub(super) fn seal(&mut self, s: usize) -> bool {
         let session = &mut self.sessions[s];
-        if session.send_op
-            || !matches!(session.phase, Phase::Settling | Phase::Ready)
-            || !session.pipe.borrow().has_outbound()
-        {
-            return;
+        if session.send_op || !matches!(session.phase, Phase::Settling | Phase::Ready) {
+            return false;
+        }
+        if session.written < session.sending.len() {
+            return true;
+        }
+        if !session.pipe.borrow().has_outbound() {
+            return false;
         }
         let Some(tls) = session.tls.as_mut() else {
-            return;
+            return false;
         };
         session.written = 0;
         let sealed = {
@@ -356,9 +374,27 @@ impl Http2Pool {
             sealed
         };
         if let Err(e) = sealed {
-            return self.socket_failed(s, e);
+            session.sending.clear();
+            self.socket_failed(s, e);
+            return false;
         }
-        self.send_rest(ctx, s);
+        true
+    }
+
+    /// Holds session `s`'s sealed bytes for the next instant when requests started on it
+    /// since its last send (they leave with one `send` at the instant); returns whether it
+    /// did.
+    pub(super) fn hold(&mut self, s: usize) -> bool {
+        let held = !self.sessions[s].unsent.is_empty() && self.seal(s);
+        self.sessions[s].held = held;
+        held
+    }
+
+    /// Sends session `s`'s held bytes, if any.
+    pub(super) fn release_held(&mut self, ctx: &CoreCtx, s: usize) {
+        if std::mem::take(&mut self.sessions[s].held) {
+            self.send_rest(ctx, s);
+        }
     }
 
     /// Sends what is left of session `s`'s `sending`: at once as far as the socket takes it,
