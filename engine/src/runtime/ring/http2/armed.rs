@@ -51,8 +51,8 @@ impl Http2Pool {
         if armed > 0 {
             // `h2` frames them (HPACK, HEADERS) into the pipes; they are sealed and held.
             self.poll_woken(ctx);
-            for s in 0..self.sessions.len() {
-                self.hold(s);
+            for i in 0..self.dirty.len() {
+                self.hold(self.dirty[i]);
             }
         }
         armed
@@ -61,8 +61,8 @@ impl Http2Pool {
     /// Sends every held connection's bytes now (the readied requests' sends are recorded),
     /// then carries on with whatever the readying woke.
     pub(in crate::runtime::ring) fn fire(&mut self, ctx: &CoreCtx) {
-        for s in 0..self.sessions.len() {
-            self.release_held(ctx, s);
+        for i in 0..self.dirty.len() {
+            self.release_held(ctx, self.dirty[i]);
         }
         self.pump(ctx);
     }

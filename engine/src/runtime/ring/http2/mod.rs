@@ -79,6 +79,8 @@ pub(crate) struct Http2Pool {
     broken: Option<std::io::Error>,
     /// Most sessions open at once.
     peak: usize,
+    /// Sessions polled since their last flush: only they can have bytes to send.
+    dirty: Vec<usize>,
 }
 
 impl Http2Pool {
@@ -121,6 +123,7 @@ impl Http2Pool {
             next_session: 0,
             broken: None,
             peak: 0,
+            dirty: Vec::with_capacity(max_conns),
         };
         for (fd, tls) in open {
             let s = pool.new_session();
@@ -375,9 +378,15 @@ impl Http2Pool {
     fn pump(&mut self, ctx: &CoreCtx) {
         loop {
             self.poll_woken(ctx);
-            for s in 0..self.sessions.len() {
+            let mut dirty = std::mem::take(&mut self.dirty);
+            for &s in &dirty {
+                self.sessions[s].dirty = false;
                 self.flush(ctx, s);
             }
+            dirty.clear();
+            // Sessions polled during those flushes are in `self.dirty` again.
+            dirty.append(&mut self.dirty);
+            self.dirty = dirty;
             // A flush that failed woke its connection.
             if self.wake.is_empty() {
                 break;

@@ -76,6 +76,10 @@ pub(super) struct Session {
     pub(super) unsent: Vec<usize>,
     /// Its sealed bytes wait for the next instant (`armed.rs`).
     held: bool,
+    /// The server's stream limit, as of the last poll (asking `h2` takes a lock).
+    max_streams: usize,
+    /// Polled since its last flush (in `Http2Pool::dirty`).
+    pub(super) dirty: bool,
     pub(super) waker: Waker,
 }
 
@@ -98,6 +102,8 @@ impl Session {
             written: 0,
             unsent: Vec::new(),
             held: false,
+            max_streams: 1,
+            dirty: false,
             waker,
         }
     }
@@ -124,12 +130,7 @@ impl Session {
 
     /// Whether it takes one more request, up to the server's stream limit (as Go's client).
     pub(super) fn has_room(&self) -> bool {
-        self.phase == Phase::Ready
-            && !self.driver.is_closed()
-            && self
-                .h2
-                .as_ref()
-                .is_some_and(|h| self.streams < h.sender.current_max_send_streams().max(1))
+        self.phase == Phase::Ready && !self.driver.is_closed() && self.streams < self.max_streams
     }
 
     fn raw_fd(&self) -> i32 {
@@ -217,12 +218,16 @@ impl Http2Pool {
         let Some(h2) = session.h2.as_mut() else {
             return;
         };
+        if !std::mem::replace(&mut session.dirty, true) {
+            self.dirty.push(s);
+        }
         let mut cx = Context::from_waker(&session.waker);
         if let Poll::Ready(result) = std::pin::Pin::new(&mut h2.connection).poll(&mut cx) {
             session.driver.ended(result);
             let error = session.driver.closed_error();
             return self.fail_session(ctx, s, Failure::Transport(error.into()));
         }
+        session.max_streams = h2.sender.current_max_send_streams().max(1);
         if session.phase != Phase::Settling {
             return;
         }
