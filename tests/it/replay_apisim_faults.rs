@@ -483,9 +483,18 @@ fn malformed_responses_fail_their_requests_and_the_run_ends() {
     ];
     for (name, how, failures) in cases {
         let url = misbehaving_server(how);
+        let started = Instant::now();
         let report = engine_ok(
             &tl,
             &["--server", &url, "--no-preflight", "--timeout", "1s"],
+        );
+        // Every request ends within its 1 s timeout, so the run ends long before the endless
+        // body's 30 s: a run that lasts as long missed its timeouts (the tick that checks them
+        // did not run while the core's loop waited in its ring).
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(20),
+            "{name}: the run took {took:?}"
         );
         assert_eq!(report["totalRun"], 20, "{name}: {report}");
         assert_eq!(

@@ -44,26 +44,36 @@ enum Wait {
     /// whatever completions wait (a loop that always has one would otherwise starve the
     /// tick, and with it the timeouts).
     Timers,
+    /// Another task of the core is ready (woken by a timer the executor has already fired,
+    /// or by the loop): let it run first, for the same reason.
+    Yield,
 }
 
 /// How the loop waits, given the next due instant's wake-up time (`wake`, due less the
-/// margin, and `due`), the executor's next timer, and whether glommio drives sockets of
-/// this core.
+/// margin, and `due`), the executor's next timer, whether another task of the core is ready
+/// (`tasks_ready`), and whether glommio drives sockets of this core.
 ///
 /// Blocking in the ring is sound only while nothing else on this core can need the thread:
-/// other tasks become runnable only through the loop, a timer (the block ends before the
-/// next one is due: the tick, stop polls), or glommio I/O (none while this core has no
-/// WATCH and no task worker).
+/// no other task is ready, and others become ready only through the loop, a timer (the block
+/// ends before the next one is due: the tick, stop polls), or glommio I/O (none while this
+/// core has no WATCH and no task worker). A timer the executor has fired is no longer
+/// pending, so `next_timer` does not show it: its task is ready instead (a loaded machine
+/// that keeps the thread off its CPU past several timers has the executor fire them all at
+/// once, and the loop may run before the tick they woke).
 fn plan_wait(
     now: Instant,
     next: Option<(Instant, Instant)>,
     next_timer: Option<Instant>,
+    tasks_ready: bool,
     glommio_io: bool,
 ) -> Wait {
     // glommio fires a timer only when every task waits: once one is due, the loop waits
     // through glommio, however busy it is.
     if next_timer.is_some_and(|t| t <= now) {
         return Wait::Timers;
+    }
+    if tasks_ready {
+        return Wait::Yield;
     }
     if let Some((wake, due)) = next {
         if due <= now {
@@ -173,7 +183,8 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         };
         let glommio_io = !ctx.watches.borrow().is_empty() || !ctx.controls.borrow().is_empty();
         let next_timer = glommio::timer::next_deadline();
-        if progressed && !yielded && next_timer.is_none_or(|t| t > Instant::now()) {
+        let tasks_ready = glommio::executor().tasks_ready();
+        if progressed && !yielded && !tasks_ready && next_timer.is_none_or(|t| t > Instant::now()) {
             if glommio_io {
                 // Let the WATCHes and the task workers run between batches.
                 future::yield_now().await;
@@ -183,7 +194,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         // While the timeline check is behind, the loop looks again within `MAX_BLOCK`.
         let next = next_instant(&ctx, &schedule, &margin, check_open);
         let now = Instant::now();
-        match plan_wait(now, next, next_timer, glommio_io) {
+        match plan_wait(now, next, next_timer, tasks_ready, glommio_io) {
             Wait::None => {}
             Wait::Spin(due) => {
                 // The requests due at the instant are readied while it comes, so that at
@@ -229,6 +240,8 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                 (&mut timer).await;
                 future::yield_now().await;
             }
+            // The core's tasks share one task queue: the loop goes behind them.
+            Wait::Yield => future::yield_now().await,
             Wait::Executor(until) => {
                 // At least 1 µs: a timer already due returns at once, without the executor
                 // getting the thread to fire its own.
@@ -269,41 +282,112 @@ mod tests {
         // A due instant ahead, no timer: blocks until its wake-up, which calibrates.
         let next = Some((now + ms(3), now + ms(3) + us(50)));
         assert_eq!(
-            plan_wait(now, next, None, false),
+            plan_wait(now, next, None, false, false),
             Wait::Ring(now + ms(3), Some(now + ms(3)))
         );
         // The tick comes first: blocks until it, not calibrating.
         assert_eq!(
-            plan_wait(now, next, Some(now + ms(1)), false),
+            plan_wait(now, next, Some(now + ms(1)), false, false),
             Wait::Ring(now + ms(1), None)
         );
         // Nothing scheduled: bounded block.
         assert_eq!(
-            plan_wait(now, None, None, false),
+            plan_wait(now, None, None, false, false),
             Wait::Ring(now + MAX_BLOCK, None)
         );
         // Inside the margin: spin to the instant; at or past it: send now.
         assert_eq!(
-            plan_wait(now, Some((now - us(1), now + us(20))), None, false),
+            plan_wait(now, Some((now - us(1), now + us(20))), None, false, false),
             Wait::Spin(now + us(20))
         );
         assert_eq!(
-            plan_wait(now, Some((now - us(60), now)), None, false),
+            plan_wait(now, Some((now - us(60), now)), None, false, false),
             Wait::None
         );
         // A timer of the executor due: glommio must fire it, even before a due request.
         assert_eq!(
-            plan_wait(now, Some((now - us(60), now)), Some(now), false),
+            plan_wait(now, Some((now - us(60), now)), Some(now), false, false),
             Wait::Timers
         );
         assert_eq!(
-            plan_wait(now, next, Some(now + MIN_BLOCK / 2), false),
+            plan_wait(now, next, Some(now + MIN_BLOCK / 2), false, false),
             Wait::Executor(now + ms(3))
         );
         // glommio drives sockets of this core: never block its reactor.
         assert_eq!(
-            plan_wait(now, next, Some(now + ms(5)), true),
+            plan_wait(now, next, Some(now + ms(5)), false, true),
             Wait::Executor(now + ms(3))
         );
+    }
+
+    #[test]
+    fn a_ready_task_goes_before_the_loop_blocks_or_sends() {
+        let now = Instant::now();
+        let us = Duration::from_micros;
+        let ms = Duration::from_millis;
+        // The tick woken by a timer already fired: no timer pending, yet the loop must not
+        // block in its ring (it would until a completion, with the timeouts unchecked).
+        assert_eq!(plan_wait(now, None, None, true, false), Wait::Yield);
+        let next = Some((now + ms(3), now + ms(3) + us(50)));
+        assert_eq!(
+            plan_wait(now, next, Some(now + ms(1)), true, false),
+            Wait::Yield
+        );
+        // Before a due request too, as a due timer is.
+        assert_eq!(
+            plan_wait(now, Some((now - us(60), now)), None, true, false),
+            Wait::Yield
+        );
+        assert_eq!(
+            plan_wait(now, next, Some(now + ms(5)), true, true),
+            Wait::Yield
+        );
+        // A due timer still goes through the executor, which fires it.
+        assert_eq!(plan_wait(now, None, Some(now), true, false), Wait::Timers);
+    }
+
+    /// The state the loop must see: the thread was away past two timers (a loaded machine),
+    /// the executor fired both at once and runs the loop first. The tick's timer is no longer
+    /// pending; only `tasks_ready` tells that the tick waits to run.
+    #[test]
+    fn a_timer_fired_while_the_thread_was_away_leaves_a_ready_task_not_a_pending_timer() {
+        let ms = Duration::from_millis;
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("a glommio executor");
+        let (seen, after) = executor.run(async move {
+            let ticked = Rc::new(std::cell::Cell::new(false));
+            // The loop's timer is the earlier one, so the executor wakes the loop first.
+            let the_loop = {
+                let ticked = ticked.clone();
+                glommio::spawn_local(async move {
+                    Timer::new(ms(1)).await;
+                    let now = Instant::now();
+                    let seen = (
+                        glommio::timer::next_deadline().is_some_and(|t| t <= now),
+                        glommio::executor().tasks_ready(),
+                        ticked.get(),
+                    );
+                    future::yield_now().await;
+                    (seen, (glommio::executor().tasks_ready(), ticked.get()))
+                })
+            };
+            let tick = {
+                let ticked = ticked.clone();
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(ms(2)).await;
+                    ticked.set(true);
+                })
+            };
+            // The thread off its CPU past both timers.
+            glommio::spawn_local(async move { std::thread::sleep(ms(20)) }).detach();
+            let result = the_loop.await;
+            tick.await;
+            result
+        });
+        // No due timer shows, the tick has not run, and it is ready.
+        assert_eq!(seen, (false, true, false));
+        // Once the loop yielded, the tick ran and nothing else is ready.
+        assert_eq!(after, (false, true));
     }
 }

@@ -1320,6 +1320,18 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    // kreplay: see `ExecutorProxy::tasks_ready`.
+    /// Whether a task other than the running one is queued to run: in the task queue being
+    /// run, or in another active task queue.
+    fn tasks_ready(&self) -> bool {
+        let queues = self.queues.borrow();
+        !queues.active_executors.is_empty()
+            || queues
+                .active_executing
+                .as_ref()
+                .map_or(false, |queue| queue.borrow().ex.is_active())
+    }
+
     fn run_task_queues(&self) -> bool {
         let mut ran = false;
         loop {
@@ -2115,6 +2127,29 @@ impl ExecutorProxy {
             LOCAL_EX
                 .as_ref()
                 .map(|ex| ex.need_preempt())
+                .unwrap_or_default()
+        };
+    }
+
+    // kreplay: a task that blocks the thread outside the reactor (in an io_uring ring of its
+    // own) must not block while other tasks are ready. Timers are not enough to tell: a timer
+    // the reactor has already fired has left the timer list, and its task is ready instead.
+    /// Whether a task other than the running one has been woken and waits to run (in the
+    /// running task queue or in another one).
+    ///
+    /// A timer that has fired is no longer pending (see [`crate::timer::next_deadline`]): its
+    /// task is ready, and shows here until it runs.
+    ///
+    /// Panics when called outside an executor.
+    pub fn tasks_ready(&self) -> bool {
+        #[cfg(not(feature = "native-tls"))]
+        return LOCAL_EX.with(|local_ex| local_ex.tasks_ready());
+
+        #[cfg(feature = "native-tls")]
+        return unsafe {
+            LOCAL_EX
+                .as_ref()
+                .map(|ex| ex.tasks_ready())
                 .unwrap_or_default()
         };
     }
