@@ -46,6 +46,9 @@ pub struct FaultConfig {
     pub close_after_requests: Option<u64>,
     /// Send GOAWAY on each HTTP/2 connection after this many streams.
     pub goaway_after_streams: Option<u64>,
+    /// Read nothing from a new connection for this many milliseconds after its TLS handshake
+    /// (a server too busy to take its clients' bytes: their requests wait in the client).
+    pub read_delay_ms: Option<u64>,
 }
 
 impl FaultConfig {
@@ -79,6 +82,7 @@ impl FaultConfig {
             ("throttle_first", self.throttle_first),
             ("close_after_requests", self.close_after_requests),
             ("goaway_after_streams", self.goaway_after_streams),
+            ("read_delay_ms", self.read_delay_ms),
         ] {
             if value == Some(0) {
                 return Err(format!(
@@ -198,6 +202,14 @@ impl Faults {
         FaultDecision::Proceed {
             delay: Duration::from_millis(delay_ms),
         }
+    }
+
+    /// How long a new connection is left unread, if at all.
+    pub fn read_delay(&self) -> Option<Duration> {
+        if !self.active.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.lock().0.read_delay_ms.map(Duration::from_millis)
     }
 
     /// `(close_after_requests, goaway_after_streams)`.

@@ -78,13 +78,22 @@ pub(crate) async fn accept_loop(
         let builder = builder.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let read_delay = shared.faults.read_delay();
             match tls {
-                None => serve_connection(stream, false, shared, builder).await,
+                None => {
+                    if let Some(delay) = read_delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    serve_connection(stream, false, shared, builder).await
+                }
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     match handshake {
                         Ok(Ok(tls_stream)) => {
+                            if let Some(delay) = read_delay {
+                                tokio::time::sleep(delay).await;
+                            }
                             let has_cert = tls_stream.get_ref().1.peer_certificates().is_some();
                             serve_connection(tls_stream, has_cert, shared, builder).await
                         }

@@ -95,6 +95,10 @@ struct Args {
     /// Send HTTP/2 GOAWAY after N streams on each connection.
     #[arg(long, value_name = "N")]
     goaway_after: Option<u64>,
+    /// Read nothing from a new connection for this long after its TLS handshake (Go's
+    /// duration form: `1500ms`, `2s`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    read_delay: Option<std::time::Duration>,
     /// Carry out Indexed batch/v1 Jobs: each index runs as a local process of ENTRYPOINT (a container's
     /// command[0] resolves by its basename in ENTRYPOINT's directory).
     #[arg(long, value_name = "ENTRYPOINT")]
@@ -118,6 +122,9 @@ impl Args {
             stall_fraction: self.stall_fraction,
             close_after_requests: self.close_after,
             goaway_after_streams: self.goaway_after,
+            read_delay_ms: self
+                .read_delay
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
             ..FaultConfig::default()
         };
         for spec in &self.latency {

@@ -172,3 +172,29 @@ fn a_socket_the_server_does_not_read_shows_as_send_lag_not_latency() {
     let lag_p50 = seconds_at(&report, "/kreplay/sendLag/p50");
     assert!(lag_p50 < 0.5, "send lag p50 {lag_p50} s");
 }
+
+#[test]
+fn a_connection_the_server_does_not_read_yet_shows_as_send_lag_not_latency_over_http2() {
+    // apisim reads nothing from a new connection for 1.5 s after its TLS handshake: the
+    // HTTP/2 connection cannot be set up (no SETTINGS, no PING answer), so the CREATEs due
+    // meanwhile wait in the client and leave once it is ready. The wait is their send lag;
+    // their latency, from their first byte, is the server's answer alone.
+    let sim = ApiSim::start(&["--read-delay", "1500ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tl = profile()
+        .each(0..5, |p, i| p.create_pod(&format!("ns/p{i}")).at_ms(i * 10))
+        .timeline(dir.path(), &h2_spec(1, 1));
+    let run = run_on_apisim(&sim, &tl, dir.path(), &["--conns", "1"]);
+    let report = run
+        .report
+        .unwrap_or_else(|| panic!("no report\n{}", run.stderr));
+    assert_eq!(num(&report, "totalRun"), 5, "{}", run.stderr);
+    assert_eq!(num(&report, "totalFailed"), 0, "{}", report["errorStats"]);
+    // Every one waited, most over a second.
+    let late = report["kreplay"]["sendLag"]["lateOver10ms"].as_u64();
+    assert_eq!(late, Some(5), "{}", report["kreplay"]["sendLag"]);
+    let lag_p50 = seconds_at(&report, "/kreplay/sendLag/p50");
+    assert!(lag_p50 >= 1.0, "send lag p50 {lag_p50} s");
+    let create_max = seconds_at(&report, "/kreplay/verbs/CREATE/max");
+    assert!(create_max < 0.5, "CREATE latency {create_max} s");
+}

@@ -410,10 +410,13 @@ impl Http2Pool {
         if rest.is_empty() {
             return self.sent(ctx, s);
         }
+        // The instant the first bytes are handed to the kernel: before the call, which on
+        // loopback also carries them to the server.
+        let at = (!session.unsent.is_empty()).then(Instant::now);
         match uring::send_now(session.raw_fd(), rest) {
             Ok(n) => {
-                if n > 0 && session.phase != Phase::Handshaking {
-                    self.record_sends(ctx, s);
+                if let Some(at) = at.filter(|_| n > 0 && session.phase != Phase::Handshaking) {
+                    self.record_sends(ctx, s, at);
                 }
                 let session = &mut self.sessions[s];
                 session.written += n;
@@ -447,13 +450,12 @@ impl Http2Pool {
         }
     }
 
-    /// The first bytes of the streams started on session `s` since its last send are in the
-    /// kernel now.
-    fn record_sends(&mut self, ctx: &CoreCtx, s: usize) {
+    /// The first bytes of the streams started on session `s` since its last send went to
+    /// the kernel at `now`.
+    fn record_sends(&mut self, ctx: &CoreCtx, s: usize, now: Instant) {
         if self.sessions[s].unsent.is_empty() {
             return;
         }
-        let now = Instant::now();
         let mut unsent = std::mem::take(&mut self.sessions[s].unsent);
         for &k in &unsent {
             self.streams[k].record_send(ctx, now);
@@ -619,7 +621,7 @@ impl Http2Pool {
                 let first = session.written == 0;
                 session.written += c.result as usize;
                 if first && session.phase != Phase::Handshaking {
-                    self.record_sends(ctx, s);
+                    self.record_sends(ctx, s, Instant::now());
                 }
                 self.send_rest(ctx, s);
                 // What the connection wrote while this send was in flight goes now.
