@@ -129,26 +129,16 @@ impl TlsSession {
 
     /// Moves decrypted bytes into `input`, as many as fit.
     pub(super) fn read_plaintext(&mut self, input: &mut RecvBuffer) -> io::Result<Plaintext> {
-        let spare = input.spare()?;
-        match self.conn.reader().read(spare) {
-            Ok(0) => Ok(Plaintext::Closed),
-            Ok(k) => {
-                input.filled(k);
-                Ok(Plaintext::Read(k))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Plaintext::Drained),
-            Err(e) => Err(e),
+        let read = self.read_plaintext_into(input.spare()?)?;
+        if let Plaintext::Read(k) = read {
+            input.filled(k);
         }
+        Ok(read)
     }
 
-    /// Moves decrypted bytes to the end of `out` (at most one record's worth per call).
-    pub(super) fn read_plaintext_to(&mut self, out: &mut Vec<u8>) -> io::Result<Plaintext> {
-        const RECORD: usize = 16 * 1024;
-        let len = out.len();
-        out.resize(len + RECORD, 0);
-        let read = self.conn.reader().read(&mut out[len..]);
-        out.truncate(len + *read.as_ref().unwrap_or(&0));
-        match read {
+    /// Moves decrypted bytes into `spare` (at most one record's worth per call).
+    pub(super) fn read_plaintext_into(&mut self, spare: &mut [u8]) -> io::Result<Plaintext> {
+        match self.conn.reader().read(spare) {
             Ok(0) => Ok(Plaintext::Closed),
             Ok(k) => Ok(Plaintext::Read(k)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Plaintext::Drained),

@@ -15,9 +15,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// The buffers both sides share.
 #[derive(Debug, Default)]
 pub(super) struct Pipe {
-    /// Received plaintext; `inbound[read..]` is what `h2` has not read yet.
+    /// Received plaintext; `inbound[read..filled]` is what `h2` has not read yet. The buffer
+    /// stays initialised to its length, so a read into its spare room zeroes nothing.
     inbound: Vec<u8>,
     read: usize,
+    filled: usize,
     /// The server ended the stream: reads return end-of-file once `inbound` is drained.
     eof: bool,
     /// The socket failed: reads return it once `inbound` is drained.
@@ -27,13 +29,28 @@ pub(super) struct Pipe {
 }
 
 impl Pipe {
-    /// Room for `n` received bytes at the end of `inbound` (read ones are dropped first).
-    pub(super) fn inbound_mut(&mut self) -> &mut Vec<u8> {
-        if self.read == self.inbound.len() {
-            self.inbound.clear();
+    /// At least `n` bytes of room for received bytes (read ones are dropped first); the
+    /// caller reports what it wrote with [`Pipe::filled`].
+    pub(super) fn spare(&mut self, n: usize) -> &mut [u8] {
+        if self.read == self.filled {
+            self.read = 0;
+            self.filled = 0;
+        }
+        if self.inbound.len() - self.filled < n && self.read > 0 {
+            self.inbound.copy_within(self.read..self.filled, 0);
+            self.filled -= self.read;
             self.read = 0;
         }
-        &mut self.inbound
+        if self.inbound.len() - self.filled < n {
+            self.inbound.resize(self.filled + n, 0);
+        }
+        &mut self.inbound[self.filled..]
+    }
+
+    /// `n` bytes were written at the start of the last [`Pipe::spare`].
+    pub(super) fn filled(&mut self, n: usize) {
+        self.filled += n;
+        debug_assert!(self.filled <= self.inbound.len());
     }
 
     /// The server closed the connection.
@@ -48,8 +65,8 @@ impl Pipe {
 
     /// Forgets everything (the connection is replaced).
     pub(super) fn reset(&mut self) {
-        self.inbound.clear();
         self.read = 0;
+        self.filled = 0;
         self.eof = false;
         self.error = None;
         self.outbound.clear();
@@ -81,7 +98,7 @@ impl AsyncRead for PipeIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let mut pipe = self.0.borrow_mut();
-        let available = pipe.inbound.len() - pipe.read;
+        let available = pipe.filled - pipe.read;
         if available == 0 {
             // End of file is a read of nothing; otherwise the loop polls again with bytes.
             if let Some(e) = pipe.error.take() {
@@ -134,7 +151,11 @@ mod tests {
         let mut space = [0u8; 4];
         let mut buf = ReadBuf::new(&mut space);
         assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending());
-        pipe.borrow_mut().inbound_mut().extend_from_slice(b"abcdef");
+        {
+            let mut pipe = pipe.borrow_mut();
+            pipe.spare(6)[..6].copy_from_slice(b"abcdef");
+            pipe.filled(6);
+        }
         assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_ready());
         assert_eq!(buf.filled(), b"abcd");
         let mut space = [0u8; 4];

@@ -24,6 +24,9 @@ use crate::runtime::CoreCtx;
 use crate::transport::http2::{client_builder, DriverState};
 use crate::transport::Http2Error;
 
+/// Room offered to rustls for each read of plaintext: one TLS record's worth.
+const PLAINTEXT_ROOM: usize = 16 * 1024;
+
 /// How many completions a reap handles between looks at the clock.
 const REAP_CHECK_EVERY: usize = 8;
 
@@ -494,8 +497,8 @@ impl Http2Pool {
         };
         let mut pipe = session.pipe.borrow_mut();
         loop {
-            match tls.read_plaintext_to(pipe.inbound_mut()) {
-                Ok(Plaintext::Read(_)) => continue,
+            match tls.read_plaintext_into(pipe.spare(PLAINTEXT_ROOM)) {
+                Ok(Plaintext::Read(k)) => pipe.filled(k),
                 Ok(Plaintext::Drained) => return true,
                 Ok(Plaintext::Closed) => {
                     pipe.end();
