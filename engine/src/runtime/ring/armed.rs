@@ -5,10 +5,9 @@
 
 use std::time::Instant;
 
-use super::super::exchange::{request_of, Exchange};
 use super::super::failure::Failure;
-use super::super::{CancelReason, CoreCtx, QUEUE_RESUME};
-use super::slot::Job;
+use super::super::{CancelReason, CoreCtx};
+use super::take_due_job;
 use super::RingPool;
 
 impl RingPool {
@@ -21,33 +20,10 @@ impl RingPool {
         let now = Instant::now();
         let mut armed = 0;
         while let Some(i) = self.take_idle_slot(now) {
-            ctx.prefetch_upcoming();
-            let taken = ctx.queue.borrow_mut().take();
-            let Some(pending) = taken else {
+            let Some((job, parts)) = take_due_job(ctx) else {
                 // Checked and still idle: the next request takes it.
                 self.idle.push(i);
                 break;
-            };
-            if ctx.queue.borrow().len() < QUEUE_RESUME {
-                ctx.space.notify();
-            }
-            let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
-                ctx.queue.borrow_mut().release(pending.key);
-                self.idle.push(i);
-                continue;
-            };
-            let job = Job {
-                exchange: Exchange {
-                    pending,
-                    verb: parts.verb,
-                    label: record.label,
-                    sent_at: now,
-                },
-                started: now,
-                retried: false,
-                attempts: 0,
-                refusals: 0,
-                recorded: false,
             };
             self.busy += 1;
             armed += 1;

@@ -293,36 +293,15 @@ impl RingPool {
             if !has_slot {
                 break;
             }
-            ctx.prefetch_upcoming();
-            let taken = ctx.queue.borrow_mut().take();
-            let Some(pending) = taken else { break };
-            if ctx.queue.borrow().len() < QUEUE_RESUME {
-                ctx.space.notify();
-            }
-            let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
-                ctx.queue.borrow_mut().release(pending.key);
-                continue;
+            let Some((job, parts)) = take_due_job(ctx) else {
+                break;
             };
-            let now = Instant::now();
-            let exchange = Exchange {
-                pending,
-                verb: parts.verb,
-                label: record.label,
-                sent_at: now,
-            };
+            let now = job.started;
             if let Some(e) = &self.broken {
                 let failure = Failure::Response(clone_error(e).into());
-                settle(ctx, &exchange, Err(failure), 0, b"", now);
+                settle(ctx, &job.exchange, Err(failure), 0, b"", now);
                 continue;
             }
-            let job = Job {
-                exchange,
-                started: now,
-                retried: false,
-                attempts: 0,
-                refusals: 0,
-                recorded: false,
-            };
             self.busy += 1;
             started += 1;
             self.begin(ctx, job, &parts, now);
@@ -562,6 +541,31 @@ impl RingPool {
     /// Whether the pool has nothing in flight and nothing more will come.
     fn is_done(&self, ctx: &CoreCtx) -> bool {
         self.busy == 0 && ctx.input_done.get() && ctx.queue.borrow().is_empty()
+    }
+}
+
+/// The next request the queue lets go, as a job taken now, and its parts; `None` when the
+/// queue has none. A record that cannot be decoded is recorded as failed (by `request_of`)
+/// and skipped.
+fn take_due_job(ctx: &CoreCtx) -> Option<(Job, crate::source::RequestView<'_>)> {
+    loop {
+        ctx.prefetch_upcoming();
+        let pending = ctx.queue.borrow_mut().take()?;
+        if ctx.queue.borrow().len() < QUEUE_RESUME {
+            ctx.space.notify();
+        }
+        let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
+            ctx.queue.borrow_mut().release(pending.key);
+            continue;
+        };
+        let now = Instant::now();
+        let exchange = Exchange {
+            pending,
+            verb: parts.verb,
+            label: record.label,
+            sent_at: now,
+        };
+        return Some((Job::new(exchange, now), parts));
     }
 }
 

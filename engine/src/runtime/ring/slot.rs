@@ -31,6 +31,18 @@ pub(super) struct Job {
 }
 
 impl Job {
+    /// A request taken from the queue at `now`, not sent yet.
+    pub(super) fn new(exchange: Exchange, now: Instant) -> Job {
+        Job {
+            exchange,
+            started: now,
+            retried: false,
+            attempts: 0,
+            refusals: 0,
+            recorded: false,
+        }
+    }
+
     /// A request for the first time: its send is recorded (a resend keeps the first one's
     /// instant and lag, so latency covers the retries, as client-go's does).
     pub(super) fn first_send(&self) -> bool {

@@ -3,9 +3,8 @@
 //! handed to `h2`, framed and sealed; at the instant only one `send` per connection remains.
 
 use super::Http2Pool;
-use crate::runtime::exchange::{request_of, Exchange};
-use crate::runtime::ring::slot::Job;
-use crate::runtime::{CoreCtx, QUEUE_RESUME};
+use crate::runtime::ring::take_due_job;
+use crate::runtime::CoreCtx;
 
 impl Http2Pool {
     /// Readies queued requests on connections with room, their bytes held until
@@ -20,29 +19,8 @@ impl Http2Pool {
             let Some(s) = self.session_with_room() else {
                 break;
             };
-            ctx.prefetch_upcoming();
-            let taken = ctx.queue.borrow_mut().take();
-            let Some(pending) = taken else { break };
-            if ctx.queue.borrow().len() < QUEUE_RESUME {
-                ctx.space.notify();
-            }
-            let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
-                ctx.queue.borrow_mut().release(pending.key);
-                continue;
-            };
-            let now = std::time::Instant::now();
-            let job = Job {
-                exchange: Exchange {
-                    pending,
-                    verb: parts.verb,
-                    label: record.label,
-                    sent_at: now,
-                },
-                started: now,
-                retried: false,
-                attempts: 0,
-                refusals: 0,
-                recorded: false,
+            let Some((job, parts)) = take_due_job(ctx) else {
+                break;
             };
             let k = self.take_stream(job);
             self.begin(ctx, s, k, &parts);

@@ -7,8 +7,10 @@
 //! instant; the requests due together leave in one `send`.
 //!
 //! The parts: this file takes requests and gives them streams; `session.rs` is one connection
-//! (its socket, TLS, handshakes, sends and receives through the ring); `stream.rs` is one
-//! request's stream, from its head to the end of its response.
+//! (connect, TLS and HTTP/2 handshakes, its end); `transfer.rs` moves its bytes through the
+//! ring (seal and send, receive and decrypt, completions); `armed.rs` readies an instant's
+//! requests during the spin; `stream.rs` is one request's stream, from its head to the end of
+//! its response.
 //!
 //! The ring's raw pointers are sound by the same rule as the HTTP/1.1 pool's: a session's
 //! buffers are never moved or freed while an operation of its is in flight, and a session is
@@ -18,6 +20,7 @@ mod armed;
 mod io;
 mod session;
 mod stream;
+mod transfer;
 mod wake;
 
 use std::os::fd::OwnedFd;
@@ -29,11 +32,12 @@ use http::uri::{Authority, Scheme};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
-use super::super::exchange::{request_of, Exchange};
+use super::super::exchange::request_of;
 use super::super::failure::Failure;
-use super::super::{CancelReason, CoreCtx, QUEUE_RESUME};
+use super::super::{CancelReason, CoreCtx};
 use super::completion::settle;
 use super::slot::Job;
+use super::take_due_job;
 use super::tls::TlsSession;
 use super::uring::Ring;
 use session::{Phase, Session};
@@ -235,36 +239,14 @@ impl Http2Pool {
             if session.is_none() && self.broken.is_none() && !self.may_open() {
                 break;
             }
-            ctx.prefetch_upcoming();
-            let taken = ctx.queue.borrow_mut().take();
-            let Some(pending) = taken else { break };
-            if ctx.queue.borrow().len() < QUEUE_RESUME {
-                ctx.space.notify();
-            }
-            let Some((record, parts)) = request_of(ctx, pending.run, pending.index, false) else {
-                ctx.queue.borrow_mut().release(pending.key);
-                continue;
-            };
-            let now = Instant::now();
-            let exchange = Exchange {
-                pending,
-                verb: parts.verb,
-                label: record.label,
-                sent_at: now,
+            let Some((job, parts)) = take_due_job(ctx) else {
+                break;
             };
             if let Some(e) = &self.broken {
                 let failure = Failure::Response(super::clone_error(e).into());
-                settle(ctx, &exchange, Err(failure), 0, b"", now);
+                settle(ctx, &job.exchange, Err(failure), 0, b"", job.started);
                 continue;
             }
-            let job = Job {
-                exchange,
-                started: now,
-                retried: false,
-                attempts: 0,
-                refusals: 0,
-                recorded: false,
-            };
             started += 1;
             let k = self.take_stream(job);
             match session {
