@@ -77,9 +77,23 @@ pub enum Conn {
     Http1(Stream),
     /// A stream lease on a shared HTTP/2 connection.
     Http2(H2Lease),
-    /// A TLS connection whose server chose HTTP/2, its HTTP/2 handshake left to the core's
-    /// loop (which drives its HTTP/2 connections itself).
+}
+
+/// What a prewarm for the core's loop opened: a connection, or a TLS connection whose server
+/// chose HTTP/2, its HTTP/2 handshake left to the loop (which drives its HTTP/2 connections
+/// itself).
+enum Opened {
+    Conn(Conn),
     Http2Socket(Stream),
+}
+
+/// The connections opened before the start.
+pub(super) struct Prewarmed {
+    /// HTTP/1.1 connections, one per worker or ring slot (`None`: not opened, or the worker of
+    /// a pool HTTP/2 connection, which leases a stream per request).
+    pub(super) conns: Vec<Option<Conn>>,
+    /// TLS connections whose server chose HTTP/2, for the core's loop.
+    pub(super) h2_sockets: Vec<Stream>,
 }
 
 /// Why a connection could not be opened.
@@ -141,16 +155,15 @@ pub async fn connect(target: &Target, pool: &H2Pool) -> Result<Conn, ConnectErro
 }
 
 /// Opens a connection to `target` for the core's loop: like [`connect`], but a connection
-/// whose server chose HTTP/2 comes back as [`Conn::Http2Socket`], before its HTTP/2
-/// handshake.
-async fn connect_for_loop(target: &Target) -> Result<Conn, ConnectError> {
+/// whose server chose HTTP/2 comes back before its HTTP/2 handshake.
+async fn connect_for_loop(target: &Target) -> Result<Opened, ConnectError> {
     let stream = transport::connect(target.addr(), target.tls.clone())
         .await
         .map_err(connect_error)?;
     if stream.negotiated_alpn() == Some(b"h2".as_slice()) {
-        return Ok(Conn::Http2Socket(stream));
+        return Ok(Opened::Http2Socket(stream));
     }
-    Ok(Conn::Http1(stream))
+    Ok(Opened::Conn(Conn::Http1(stream)))
 }
 
 /// Opens a connection to `target` for one user only (a WATCH with a connection of its own):
@@ -182,34 +195,32 @@ async fn connect_to(target: &Target, pool: Option<&H2Pool>) -> Result<Conn, Conn
 
 /// Opens `n` connections, every connect bounded by `timeout`; failures give `None`. Over
 /// HTTP/1.1 each is a worker's (one request at a time). Over HTTP/2, `for_loop`: each is a
-/// socket the core's loop runs HTTP/2 on ([`Conn::Http2Socket`]); otherwise they go into
-/// the pool, where requests take streams on the one with the fewest in flight, and the
-/// workers returned hold no stream (`None`: they lease one per request).
+/// socket the core's loop runs HTTP/2 on (`h2_sockets`); otherwise they go into the pool,
+/// where requests take streams on the one with the fewest in flight, and the workers
+/// returned hold no stream (`None`: they lease one per request).
 pub(super) async fn prewarm(
     target: &Target,
     pool: &Rc<H2Pool>,
     n: usize,
     timeout: Duration,
     for_loop: bool,
-) -> Vec<Option<Conn>> {
+) -> Prewarmed {
     let open = |target: Target, pool: Rc<H2Pool>| async move {
-        let conn = if for_loop {
+        if for_loop {
             bounded(connect_for_loop(&target), timeout).await
         } else {
-            bounded(connect(&target, &pool), timeout).await
-        };
-        // An HTTP/2 connection of the pool is there; its worker leases per request.
-        if matches!(conn, Some(Conn::Http2(_))) {
-            None
-        } else {
-            conn
+            // An HTTP/2 connection of the pool is there; its worker leases per request.
+            bounded(connect(&target, &pool), timeout)
+                .await
+                .filter(|c| !matches!(c, Conn::Http2(_)))
+                .map(Opened::Conn)
         }
     };
-    let mut conns = Vec::with_capacity(n);
+    let mut opened = Vec::with_capacity(n);
     let mut done = 0;
     if n > 0 && pool.borrow().is_empty() {
         // One connection first tells the protocol (the preflight's, if any, is in the pool).
-        conns.push(open(target.clone(), pool.clone()).await);
+        opened.push(open(target.clone(), pool.clone()).await);
         done = 1;
     }
     // Sequential connects would cost n round trips; a few at a time is enough on one core.
@@ -219,18 +230,28 @@ pub(super) async fn prewarm(
             .map(|_| glommio::spawn_local(open(target.clone(), pool.clone())))
             .collect();
         for t in tasks {
-            conns.push(t.await);
+            opened.push(t.await);
         }
     }
-    conns.resize_with(n.max(conns.len()), || None);
-    conns
+    let mut prewarmed = Prewarmed {
+        conns: Vec::with_capacity(n),
+        h2_sockets: Vec::new(),
+    };
+    for o in opened {
+        match o {
+            Some(Opened::Http2Socket(stream)) => prewarmed.h2_sockets.push(stream),
+            Some(Opened::Conn(c)) => prewarmed.conns.push(Some(c)),
+            None => prewarmed.conns.push(None),
+        }
+    }
+    prewarmed
 }
 
 /// `connecting`, or `None` once `timeout` has passed or it failed.
-async fn bounded(
-    connecting: impl std::future::Future<Output = Result<Conn, ConnectError>>,
+async fn bounded<T>(
+    connecting: impl std::future::Future<Output = Result<T, ConnectError>>,
     timeout: Duration,
-) -> Option<Conn> {
+) -> Option<T> {
     future::or(async { connecting.await.ok() }, async {
         sleep(timeout).await;
         None

@@ -272,17 +272,19 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     // The loop runs HTTP/2 itself: its connections are prewarmed as sockets.
     let for_loop = ring::available();
     let prewarm = conn::prewarm(&shared.target, &h2_pool, more, prewarm_timeout, for_loop);
-    let Some(mut conns) = unless_stopped(&shared.stop, prewarm).await else {
+    let Some(mut prewarmed) = unless_stopped(&shared.stop, prewarm).await else {
         return stopped_before_start(ticket);
     };
     if checked.is_some() {
-        conns.push(checked);
+        prewarmed.conns.push(checked);
     }
     // Connections, not workers: HTTP/2 workers hold slots of the pool's shared connections.
-    let opened = (conns
+    let opened = (prewarmed
+        .conns
         .iter()
-        .filter(|c| matches!(c, Some(Conn::Http1(_) | Conn::Http2Socket(_))))
+        .filter(|c| matches!(c, Some(Conn::Http1(_))))
         .count()
+        + prewarmed.h2_sockets.len()
         + h2_pool.borrow().len()) as u64;
     let Some(start) = ticket.arrive_and_wait(true) else {
         return CoreResult::unstarted(&shared, planned, opened, None);
@@ -304,7 +306,7 @@ pub async fn run_core(shared: Arc<Shared>, plan: CorePlan, ticket: GateTicket) -
     let http2 = !ctx.h2_pool.borrow().is_empty();
     let pool = ring::loop_pool(
         &ctx.shared.target,
-        conns,
+        prewarmed,
         ctx.max_conns,
         ctx.max_in_flight,
         http2,

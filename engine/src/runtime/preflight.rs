@@ -118,10 +118,6 @@ async fn once(
         Conn::Http2(lease) => h2_version(lease.conn(), &shared.template, authorization.as_deref())
             .await
             .map_err(failed)?,
-        // `connect` hands HTTP/2 connections over shared, never as sockets.
-        Conn::Http2Socket(_) => {
-            return Err(failed("an HTTP/2 connection without a session".into()))
-        }
     };
     Ok((status, Some(conn)))
 }

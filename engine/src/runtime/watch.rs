@@ -279,9 +279,5 @@ async fn send(
                 WatchBody::Http2(response.body, lease),
             ))
         }
-        // `open` hands HTTP/2 connections over as sessions, never as sockets.
-        Conn::Http2Socket(_) => Err(Failure::Connect(std::io::Error::other(
-            "an HTTP/2 connection without a session",
-        ))),
     }
 }

@@ -87,40 +87,31 @@ pub(crate) struct RingPool {
 /// then (the task workers open their own).
 pub(crate) fn loop_pool(
     target: &crate::target::Target,
-    conns: Vec<Option<Conn>>,
+    prewarmed: super::conn::Prewarmed,
     max_conns: usize,
     max_in_flight: usize,
     http2: bool,
 ) -> Result<LoopPool, Vec<Option<Conn>>> {
-    let sockets = conns
-        .iter()
-        .any(|c| matches!(c, Some(Conn::Http2Socket(_))));
-    let drop_sockets = |conns: Vec<Option<Conn>>| {
-        conns
-            .into_iter()
-            .map(|c| c.filter(|c| !matches!(c, Conn::Http2Socket(_))))
-            .collect::<Vec<_>>()
-    };
-    if !(http2 || sockets) {
+    let super::conn::Prewarmed { conns, h2_sockets } = prewarmed;
+    if !http2 && h2_sockets.is_empty() {
         return RingPool::over_prewarmed(target, conns, max_in_flight, false).map(LoopPool::Http1);
     }
     if let Err(e) = uring::Ring::new(1) {
         tracing::warn!("io_uring pool unavailable ({e}); using a task per request");
-        return Err(drop_sockets(conns));
+        return Err(conns);
     }
     let server_name = target
         .tls
         .as_ref()
         .map(|(_, n)| n.to_str().into_owned())
         .unwrap_or_default();
-    let mut open = Vec::new();
-    for c in conns.into_iter().flatten() {
-        if let Conn::Http2Socket(stream) = c {
-            if let Some((fd, Some(tls))) = take_over(stream, &server_name) {
-                open.push((fd, tls));
-            }
-        }
-    }
+    let open = h2_sockets
+        .into_iter()
+        .filter_map(|stream| match take_over(stream, &server_name) {
+            Some((fd, Some(tls))) => Some((fd, tls)),
+            _ => None,
+        })
+        .collect();
     http2::Http2Pool::new(target, open, max_conns, max_in_flight)
         .map(LoopPool::Http2)
         .map_err(|e| {
