@@ -111,6 +111,8 @@ pub fn spin_until(due: Instant) -> Duration {
 #[derive(Debug, Clone, Copy)]
 pub struct SpinMargin {
     margin_ns: u64,
+    /// Upper bound of the margin, in ns.
+    max_ns: u64,
 }
 
 /// The margin before any wait has been observed.
@@ -118,6 +120,9 @@ const MARGIN_START: Duration = Duration::from_micros(50);
 /// Bounds of the calibrated margin.
 const MARGIN_MIN: Duration = Duration::from_micros(2);
 const MARGIN_MAX: Duration = Duration::from_micros(300);
+/// Upper bound of a readying margin ([`SpinMargin::for_readying`]): the loop sleeps, rather
+/// than spins, through what readying leaves of it, so a large one costs no CPU.
+const READYING_MAX: Duration = Duration::from_millis(2);
 /// Step of the quantile tracker: a late wake raises the margin by 99 steps, an early one
 /// lowers it by one, so it settles where 1 % of wakes are later than the margin.
 const MARGIN_STEP_NS: u64 = 20;
@@ -130,6 +135,16 @@ impl SpinMargin {
                 TimingMode::Precise => MARGIN_START.as_nanos() as u64,
                 TimingMode::Relaxed => 0,
             },
+            max_ns: MARGIN_MAX.as_nanos() as u64,
+        }
+    }
+
+    /// A margin for readying an instant's requests before it (see the core's loop), which
+    /// may grow to 2 ms: a burst of many requests takes long to ready.
+    pub fn for_readying(mode: TimingMode) -> SpinMargin {
+        SpinMargin {
+            max_ns: READYING_MAX.as_nanos() as u64,
+            ..SpinMargin::new(mode)
         }
     }
 
@@ -149,7 +164,7 @@ impl SpinMargin {
         } else {
             self.margin_ns.saturating_sub(MARGIN_STEP_NS)
         }
-        .clamp(MARGIN_MIN.as_nanos() as u64, MARGIN_MAX.as_nanos() as u64);
+        .clamp(MARGIN_MIN.as_nanos() as u64, self.max_ns);
     }
 }
 
@@ -235,7 +250,15 @@ mod tests {
             m.observe(Duration::from_secs(1));
         }
         assert_eq!(m.get(), MARGIN_MAX);
+        let mut readying = SpinMargin::for_readying(TimingMode::Precise);
+        for _ in 0..10_000 {
+            readying.observe(Duration::from_secs(1));
+        }
+        assert_eq!(readying.get(), READYING_MAX);
         let mut relaxed = SpinMargin::new(TimingMode::Relaxed);
+        relaxed.observe(Duration::from_millis(1));
+        assert_eq!(relaxed.get(), Duration::ZERO);
+        let mut relaxed = SpinMargin::for_readying(TimingMode::Relaxed);
         relaxed.observe(Duration::from_millis(1));
         assert_eq!(relaxed.get(), Duration::ZERO);
     }

@@ -1,7 +1,6 @@
-//! Requests readied before their instant. While the loop spins the last microseconds before
-//! a due instant, the requests due at it are given idle connections (checked for a close),
-//! encoded and, over TLS, sealed; at the instant only their sends remain, one system call
-//! each.
+//! Requests readied before their instant. In the last microseconds before a due instant,
+//! the requests due at it are given idle connections (checked for a close), encoded and, over
+//! TLS, sealed; at the instant only their sends remain, one system call each.
 
 use std::time::Instant;
 
@@ -11,15 +10,19 @@ use super::take_due_job;
 use super::RingPool;
 
 impl RingPool {
-    /// Readies queued requests on idle connections without writing them; returns how many.
-    /// Requests left over (no idle connection) start the usual way after the instant.
-    pub(super) fn arm(&mut self, ctx: &CoreCtx) -> usize {
+    /// Readies queued requests on idle connections without writing them, taking none after
+    /// `until`; returns how many. Requests left over (no idle connection, or no time) start
+    /// the usual way after the instant.
+    pub(super) fn arm(&mut self, ctx: &CoreCtx, until: Instant) -> usize {
         if self.broken.is_some() {
             return 0;
         }
-        let now = Instant::now();
+        let mut now = Instant::now();
         let mut armed = 0;
-        while let Some(i) = self.take_idle_slot(now) {
+        while now < until {
+            let Some(i) = self.take_idle_slot(now) else {
+                break;
+            };
             let Some((job, parts)) = take_due_job(ctx) else {
                 // Checked and still idle: the next request takes it.
                 self.idle.push(i);
@@ -43,6 +46,7 @@ impl RingPool {
                 Ok(()) => self.armed.push(i),
                 Err(e) => self.fail(ctx, i, Failure::Response(e.into())),
             }
+            now = Instant::now();
         }
         armed
     }

@@ -1,11 +1,12 @@
 //! The core's loop over its io_uring ring. It owns the schedule and the sockets: it
 //! releases the requests that are due, writes them itself, handles the ring's completions,
 //! and waits in its own ring (`io_uring_enter` with a timeout) until the earlier of a
-//! completion or the next due instant less a spin margin; it then spins the rest of the
-//! way, so a request leaves at its instant with no other task in between (as wrk2's loop
-//! does, on io_uring). glommio remains the executor of everything else on the core (the
-//! tick, WATCHes); the loop hands it the thread when one of its timers is due or when it
-//! drives sockets of its own.
+//! completion or the next due instant less its lead ([`Lead`]). It then readies the
+//! instant's requests, sleeps through what readying left of the lead but the last part,
+//! and spins that part, so a request leaves at its instant with no other task in between (as
+//! wrk2's loop does, on io_uring). glommio remains the executor of everything else on the
+//! core (the tick, WATCHes); the loop hands it the thread when one of its timers is due or
+//! when it drives sockets of its own.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,34 @@ const MIN_BLOCK: Duration = Duration::from_micros(20);
 
 /// Shortest wait through glommio (see `Wait::Executor`).
 const MIN_EXECUTOR_WAIT: Duration = Duration::from_micros(1);
+
+/// Shortest second sleep after readying: below it, a sleep's system call and context switches
+/// cost more than spinning the time away.
+const SLEEP_AFTER_READYING: Duration = Duration::from_micros(25);
+
+/// How far ahead of a due instant the loop wakes, in two parts calibrated apart: `readying`
+/// (from the wake-up to the instant's requests readied, wake-up lateness included) and then
+/// `sleep` (how late the thread's timed waits end). The loop sleeps through what readying
+/// leaves of its part and spins only the last: a burst whose readying takes long, or varies,
+/// costs a sleep, not a spinning core.
+struct Lead {
+    readying: SpinMargin,
+    sleep: SpinMargin,
+}
+
+impl Lead {
+    fn new(mode: crate::clock::TimingMode) -> Lead {
+        Lead {
+            readying: SpinMargin::for_readying(mode),
+            sleep: SpinMargin::new(mode),
+        }
+    }
+
+    /// The whole lead: when before a due instant the loop wakes for it.
+    fn get(&self) -> Duration {
+        self.readying.get() + self.sleep.get()
+    }
+}
 
 /// How the loop waits for its next event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,13 +133,13 @@ fn plan_wait(
     }
 }
 
-/// The next due instant the loop waits for, as (its wake-up: due less the margin, due);
+/// The next due instant the loop waits for, as (its wake-up: due less the lead, due);
 /// `None` while the timeline check is behind (`check_open` false), after the input, or while
 /// the ready queue is full.
 fn next_instant(
     ctx: &CoreCtx,
     schedule: &Schedule<'_>,
-    margin: &SpinMargin,
+    lead: &Lead,
     check_open: bool,
 ) -> Option<(Instant, Instant)> {
     if !check_open || ctx.input_done.get() || ctx.queue.borrow().len() >= QUEUE_CAP {
@@ -118,7 +147,7 @@ fn next_instant(
     }
     schedule
         .next_due()
-        .map(|due| (due.checked_sub(margin.get()).unwrap_or(due), due))
+        .map(|due| (due.checked_sub(lead.get()).unwrap_or(due), due))
 }
 
 /// Runs the core's replay over its ring: the schedule of global runs `runs`, until every
@@ -126,7 +155,7 @@ fn next_instant(
 pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
     let source = ctx.shared.source.clone();
     let mut schedule = Schedule::new(&*source, &runs, ctx.start, ctx.shared.settings.scale);
-    let mut margin = SpinMargin::new(ctx.shared.settings.timing);
+    let mut lead = Lead::new(ctx.shared.settings.timing);
     let mut timer = Timer::new(Duration::ZERO);
     let mut spun = Duration::ZERO;
     // Since when the timeline check has been behind the next record (see `check_gate`).
@@ -153,7 +182,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         }
         // A batch of completions stops at the next due instant's wake-up, whose requests go
         // first.
-        let wake = next_instant(&ctx, &schedule, &margin, check_open).map(|(wake, _)| wake);
+        let wake = next_instant(&ctx, &schedule, &lead, check_open).map(|(wake, _)| wake);
         let (progressed, in_flight, fd, yielded) = {
             let mut guard = ctx.ring.borrow_mut();
             let Some(pool) = guard.as_mut() else { break };
@@ -192,30 +221,34 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             continue;
         }
         // While the timeline check is behind, the loop looks again within `MAX_BLOCK`.
-        let next = next_instant(&ctx, &schedule, &margin, check_open);
+        let next = next_instant(&ctx, &schedule, &lead, check_open);
         let now = Instant::now();
         match plan_wait(now, next, next_timer, tasks_ready, glommio_io) {
             Wait::None => {}
             Wait::Spin(due) => {
+                let woke_for = due.checked_sub(lead.get()).unwrap_or(due);
+                let ready_by = due.checked_sub(lead.sleep.get()).unwrap_or(due);
                 // The requests due at the instant are readied while it comes, so that at
-                // the instant only their sends remain.
+                // the instant only their sends remain; those not readied by `ready_by` start
+                // right after the instant, so the first of them leaves on time.
                 if !ctx.input_done.get() && !ctx.stop_requested() {
                     // `release` lets go only what the timeline check has covered.
                     schedule.release(&ctx, due);
                 }
                 let armed = match ctx.ring.borrow_mut().as_mut() {
-                    Some(pool) => pool.arm(&ctx),
+                    Some(pool) => pool.arm(&ctx, ready_by),
                     None => break,
                 };
-                // The margin must cover the wake-up and the readying both: a readying that
-                // ends past the instant is lateness like a late wake-up.
                 let ready_at = Instant::now();
-                if ready_at > due {
-                    margin.observe(
-                        ready_at.saturating_duration_since(
-                            due.checked_sub(margin.get()).unwrap_or(due),
-                        ),
-                    );
+                lead.readying
+                    .observe(ready_at.saturating_duration_since(woke_for));
+                let left = ready_by.saturating_duration_since(ready_at);
+                if left >= SLEEP_AFTER_READYING {
+                    // Not the ring's wait: a completion must not end it, and none may be
+                    // handled before the instant (it could flush what is readied).
+                    std::thread::sleep(left);
+                    lead.sleep
+                        .observe(Instant::now().saturating_duration_since(ready_by));
                 }
                 spun += spin_until(due);
                 if armed > 0 {
@@ -230,7 +263,8 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     None => break,
                 };
                 if let (false, Some(wake)) = (completed, at_wake) {
-                    margin.observe(Instant::now().saturating_duration_since(wake));
+                    lead.sleep
+                        .observe(Instant::now().saturating_duration_since(wake));
                 }
             }
             Wait::Timers => {

@@ -88,11 +88,12 @@ impl LoopPool {
         }
     }
 
-    /// Readies the next instant's requests during the spin; returns how many.
-    pub(super) fn arm(&mut self, ctx: &CoreCtx) -> usize {
+    /// Readies the next instant's requests before it, taking none after `until`; returns how
+    /// many.
+    pub(super) fn arm(&mut self, ctx: &CoreCtx, until: Instant) -> usize {
         match self {
-            LoopPool::Http1(p) => p.arm(ctx),
-            LoopPool::Http2(p) => p.arm(ctx),
+            LoopPool::Http1(p) => p.arm(ctx, until),
+            LoopPool::Http2(p) => p.arm(ctx, until),
         }
     }
 

@@ -1,6 +1,8 @@
-//! HTTP/2 requests readied before their instant. While the loop spins the last microseconds
-//! before a due instant, the requests due at it are given streams on connections with room,
-//! handed to `h2`, framed and sealed; at the instant only one `send` per connection remains.
+//! HTTP/2 requests readied before their instant. In the last microseconds before a due
+//! instant, the requests due at it are given streams on connections with room, handed to
+//! `h2`, framed and sealed; at the instant only one `send` per connection remains.
+
+use std::time::Instant;
 
 use super::Http2Pool;
 use crate::runtime::ring::take_due_job;
@@ -8,14 +10,14 @@ use crate::runtime::CoreCtx;
 
 impl Http2Pool {
     /// Readies queued requests on connections with room, their bytes held until
-    /// [`fire`](Self::fire); returns how many. Requests left over start the usual way after
-    /// the instant.
-    pub(in crate::runtime::ring) fn arm(&mut self, ctx: &CoreCtx) -> usize {
+    /// [`fire`](Self::fire), taking none after `until`; returns how many. Requests left over
+    /// start the usual way after the instant.
+    pub(in crate::runtime::ring) fn arm(&mut self, ctx: &CoreCtx, until: Instant) -> usize {
         if self.broken.is_some() {
             return 0;
         }
         let mut armed = 0;
-        while !self.free_streams.is_empty() {
+        while !self.free_streams.is_empty() && Instant::now() < until {
             let Some(s) = self.session_with_room() else {
                 break;
             };

@@ -276,6 +276,11 @@ impl Http2Pool {
                 && best.is_none_or(|b| self.sessions[s].streams < self.sessions[b].streams)
             {
                 best = Some(s);
+                // None has fewer: a paced replay, whose connections are mostly idle, stops
+                // at the first idle one.
+                if self.sessions[s].streams == 0 {
+                    break;
+                }
             }
         }
         let s = best?;
