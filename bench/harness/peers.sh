@@ -157,6 +157,7 @@ section_paced() {
     case " $transports " in *" h1 "*)
       paced_hey "$rate"
       paced_floor "$rate" "$n"
+      if [ "$rate" -ge 20000 ]; then paced_split "$rate"; fi
       ;;
     esac
   done
@@ -244,6 +245,36 @@ paced_floor() {
   rec paced "HTTP/1.1 send lag p50 at $rate/s" "µs" lower floor-burst "$c" "${lag[@]}" --series "floor send lag p50" -- "${p50[@]}"
   rec paced "HTTP/1.1 send lag p99 at $rate/s" "µs" lower floor-burst "$c" "${lag[@]}" --series "floor send lag p99" -- "${p99[@]}"
   rec paced "HTTP/1.1 cost of one send at $rate/s" "µs" lower floor-burst "$c" -- "${send[@]}"
+}
+
+# paced_split RATE: the one-core HTTP/1.1 replay at RATE on two cores instead (CPUs 0 and 1;
+# CPU 0 is nginx's too, so this shows the split, not a second free core). Each core owns the
+# objects its key hash gives it, so an instant's burst is split between them and its last
+# request waits for about half as many sends.
+paced_split() {
+  local rate=$1 r=$work/report.json w99=() p50=() p99=() p999=() c0=() c1=()
+  if [ "$(nproc)" -lt 2 ]; then
+    note paced "one CPU: no two-core run"
+    return 0
+  fi
+  local cmd=("$bin/engine" run "$work/paced$rate.bin" --server "http://127.0.0.1:$port" --conns 64 --cores 2 --quiet --result "$r")
+  for _ in $(seq "$repeat"); do
+    if ! taskset -c 0,1 timeout $((seconds * 10 + 60)) "${cmd[@]}" 2>"$work/engine.err"; then
+      note paced "two-core run failed at $rate/s: $(tail -c 300 "$work/engine.err")"
+      return 0
+    fi
+    w99+=("$(calc "$(get "$r" /kreplay/wakeError/p99) * 1000000")")
+    p50+=("$(calc "$(get "$r" /kreplay/sendLag/p50) * 1000000")") p99+=("$(calc "$(get "$r" /kreplay/sendLag/p99) * 1000000")")
+    p999+=("$(calc "$(get "$r" /kreplay/sendLag/p999) * 1000000")")
+    c0+=("$(get "$r" /kreplay/perCore/0/sendLag/count)") c1+=("$(get "$r" /kreplay/perCore/1/sendLag/count)")
+  done
+  local c="taskset -c 0,1 engine run paced$rate.bin --server http://127.0.0.1:PORT --conns 64 --cores 2"
+  local lag=(--plot "paced-lag-h1" --x "$rate" --x-label "target rate (req/s)" --log-y)
+  rec paced "HTTP/1.1 two cores: wake error p99 at $rate/s" "µs" lower kreplay "$c" -- "${w99[@]}"
+  rec paced "HTTP/1.1 two cores: send lag p50 at $rate/s" "µs" lower kreplay "$c" "${lag[@]}" --series "two cores: send lag p50" -- "${p50[@]}"
+  rec paced "HTTP/1.1 two cores: send lag p99 at $rate/s" "µs" lower kreplay "$c" "${lag[@]}" --series "two cores: send lag p99" -- "${p99[@]}"
+  rec paced "HTTP/1.1 two cores: send lag p99.9 at $rate/s" "µs" lower kreplay "$c" -- "${p999[@]}"
+  note paced "Two cores at $rate/s: requests sent by core 0 / core 1, per repeat: ${c0[*]} / ${c1[*]}."
 }
 
 paced_oha() {

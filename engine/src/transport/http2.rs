@@ -205,7 +205,7 @@ impl Http2Connection {
             &self.scheme,
             &self.authority,
             method,
-            path_and_query,
+            path_and_query.to_owned(),
             headers.clone(),
         )?;
 
@@ -253,11 +253,16 @@ pub(crate) fn request_head(
     scheme: &Scheme,
     authority: &Authority,
     method: Method,
-    path_and_query: &str,
+    path_and_query: String,
     headers: HeaderMap,
 ) -> Result<Request<()>, Http2Error> {
-    let path = PathAndQuery::try_from(path_and_query)
-        .map_err(|e| Http2Error::InvalidRequest(format!("path {path_and_query:?}: {e}")))?;
+    // Owned: `http` keeps the bytes it was given instead of copying them.
+    let path =
+        PathAndQuery::from_maybe_shared(bytes::Bytes::from(path_and_query)).map_err(|e| {
+            Http2Error::InvalidRequest(format!(
+                "the request target is not a valid HTTP/2 :path: {e}"
+            ))
+        })?;
     let uri = Uri::builder()
         .scheme(scheme.clone())
         .authority(authority.clone())

@@ -189,7 +189,7 @@ impl Http2Pool {
             let auth = ctx.auth.borrow();
             h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
         };
-        request_head(&self.scheme, &self.authority, r.method, &r.path, r.headers)
+        request_head(&self.scheme, &self.authority, r.method, r.path, r.headers)
             .map_err(|e| Failure::Transport(e.into()))
     }
 
