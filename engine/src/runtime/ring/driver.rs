@@ -33,10 +33,11 @@ const MIN_EXECUTOR_WAIT: Duration = Duration::from_micros(1);
 const SLEEP_AFTER_READYING: Duration = Duration::from_micros(25);
 
 /// How far ahead of a due instant the loop wakes, in two parts calibrated apart: `readying`
-/// (from the wake-up to the instant's requests readied, wake-up lateness included) and then
-/// `sleep` (how late the thread's timed waits end). The loop sleeps through what readying
-/// leaves of its part and spins only the last: a burst whose readying takes long, or varies,
-/// costs a sleep, not a spinning core.
+/// (from the wake-up it planned to the instant's requests readied, its lateness included)
+/// and then `sleep` (how late the short sleep after readying ends; an instant that spun
+/// through without one counts as on time). The loop sleeps through what readying leaves of
+/// its part and spins only the last: a burst whose readying takes long, or varies, costs a
+/// sleep, not a spinning core.
 struct Lead {
     readying: SpinMargin,
     sleep: SpinMargin,
@@ -63,9 +64,8 @@ enum Wait {
     None,
     /// Spin until this due instant (it is nearer than the margin).
     Spin(Instant),
-    /// Block in the ring until this instant or a completion; `Some(instant)`: the wait
-    /// ends at a due instant's wake-up time (its lateness calibrates the margin).
-    Ring(Instant, Option<Instant>),
+    /// Block in the ring until this instant or a completion.
+    Ring(Instant),
     /// Wait through glommio (a timer of its own is near, or its sockets need the thread)
     /// until this instant, a completion, or a wake-up.
     Executor(Instant),
@@ -116,20 +116,14 @@ fn plan_wait(
     if next_timer.is_some_and(|t| t <= now + MIN_BLOCK) {
         return Wait::Executor(wake.unwrap_or(now + MAX_BLOCK).min(now + MAX_BLOCK));
     }
-    let mut until = now + MAX_BLOCK;
-    let mut at_wake = None;
-    if let Some(w) = wake.filter(|&w| w <= until) {
-        until = w;
-        at_wake = Some(w);
-    }
-    if let Some(t) = next_timer.filter(|&t| t < until) {
-        until = t;
-        at_wake = None;
-    }
+    let until = [wake, next_timer]
+        .into_iter()
+        .flatten()
+        .fold(now + MAX_BLOCK, Instant::min);
     if glommio_io {
         Wait::Executor(until)
     } else {
-        Wait::Ring(until, at_wake)
+        Wait::Ring(until)
     }
 }
 
@@ -249,6 +243,9 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     std::thread::sleep(left);
                     lead.sleep
                         .observe(Instant::now().saturating_duration_since(ready_by));
+                } else {
+                    // Spun through: this instant needed none of the sleep part.
+                    lead.sleep.observe(Duration::ZERO);
                 }
                 spun += spin_until(due);
                 if armed > 0 {
@@ -257,16 +254,13 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     }
                 }
             }
-            Wait::Ring(until, at_wake) => {
-                let completed = match ctx.ring.borrow_mut().as_mut() {
-                    Some(pool) => pool.ring().wait(until.saturating_duration_since(now)),
-                    None => break,
-                };
-                if let (false, Some(wake)) = (completed, at_wake) {
-                    lead.sleep
-                        .observe(Instant::now().saturating_duration_since(wake));
+            Wait::Ring(until) => match ctx.ring.borrow_mut().as_mut() {
+                // However it ends (a completion or the time), the loop looks again.
+                Some(pool) => {
+                    pool.ring().wait(until.saturating_duration_since(now));
                 }
-            }
+                None => break,
+            },
             Wait::Timers => {
                 // A timer wait suspends the loop so the executor fires its timers; the yield
                 // then puts the loop behind the tasks they woke.
@@ -313,21 +307,21 @@ mod tests {
         let now = Instant::now();
         let us = Duration::from_micros;
         let ms = Duration::from_millis;
-        // A due instant ahead, no timer: blocks until its wake-up, which calibrates.
+        // A due instant ahead, no timer: blocks until its wake-up.
         let next = Some((now + ms(3), now + ms(3) + us(50)));
         assert_eq!(
             plan_wait(now, next, None, false, false),
-            Wait::Ring(now + ms(3), Some(now + ms(3)))
+            Wait::Ring(now + ms(3))
         );
-        // The tick comes first: blocks until it, not calibrating.
+        // The tick comes first: blocks until it.
         assert_eq!(
             plan_wait(now, next, Some(now + ms(1)), false, false),
-            Wait::Ring(now + ms(1), None)
+            Wait::Ring(now + ms(1))
         );
         // Nothing scheduled: bounded block.
         assert_eq!(
             plan_wait(now, None, None, false, false),
-            Wait::Ring(now + MAX_BLOCK, None)
+            Wait::Ring(now + MAX_BLOCK)
         );
         // Inside the margin: spin to the instant; at or past it: send now.
         assert_eq!(
