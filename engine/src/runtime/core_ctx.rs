@@ -208,6 +208,8 @@ impl CoreCtx {
 
     /// Records that a request due at `due` had its first byte written at `sent_at`.
     pub(super) fn record_send(&self, sent_at: Instant, due: Instant) {
+        // Releasing and readying go ahead of an instant; the send itself never does.
+        debug_assert!(sent_at >= due, "a request was sent before its due instant");
         let lag = sent_at.saturating_duration_since(due);
         let mut m = self.metrics.borrow_mut();
         if self.awaiting_first_send.replace(false) {
