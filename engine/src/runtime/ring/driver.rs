@@ -152,6 +152,8 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
     let mut lead = Lead::new(ctx.shared.settings.timing);
     let mut timer = Timer::new(Duration::ZERO);
     let mut spun = Duration::ZERO;
+    // Whether the loop's last wait ran to the next instant's wake-up (see `Wait::Spin`).
+    let mut waited_to_wake = false;
     // Since when the timeline check has been behind the next record (see `check_gate`).
     let mut check_behind = None;
     loop {
@@ -217,10 +219,16 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         // While the timeline check is behind, the loop looks again within `MAX_BLOCK`.
         let next = next_instant(&ctx, &schedule, &lead, check_open);
         let now = Instant::now();
+        let wake = next.map(|(wake, _)| wake);
+        let to_wake = std::mem::take(&mut waited_to_wake);
         match plan_wait(now, next, next_timer, tasks_ready, glommio_io) {
             Wait::None => {}
             Wait::Spin(due) => {
                 let woke_for = due.checked_sub(lead.get()).unwrap_or(due);
+                // How late a wait to the wake-up ended is the machine's, and the readying
+                // part covers it; a loop busy past the wake-up times only its readying (a
+                // lead grown to cover a backlog would keep the loop asleep beside it).
+                let from = if to_wake { woke_for } else { now.max(woke_for) };
                 let ready_by = due.checked_sub(lead.sleep.get()).unwrap_or(due);
                 // The requests due at the instant are readied while it comes, so that at
                 // the instant only their sends remain; those not readied by `ready_by` start
@@ -235,7 +243,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                 };
                 let ready_at = Instant::now();
                 lead.readying
-                    .observe(ready_at.saturating_duration_since(woke_for));
+                    .observe(ready_at.saturating_duration_since(from));
                 let left = ready_by.saturating_duration_since(ready_at);
                 if left >= SLEEP_AFTER_READYING {
                     // Not the ring's wait: a completion must not end it, and none may be
@@ -254,13 +262,16 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     }
                 }
             }
-            Wait::Ring(until) => match ctx.ring.borrow_mut().as_mut() {
-                // However it ends (a completion or the time), the loop looks again.
-                Some(pool) => {
-                    pool.ring().wait(until.saturating_duration_since(now));
+            Wait::Ring(until) => {
+                match ctx.ring.borrow_mut().as_mut() {
+                    // However it ends (a completion or the time), the loop looks again.
+                    Some(pool) => {
+                        pool.ring().wait(until.saturating_duration_since(now));
+                    }
+                    None => break,
                 }
-                None => break,
-            },
+                waited_to_wake = wake == Some(until) && Instant::now() >= until;
+            }
             Wait::Timers => {
                 // A timer wait suspends the loop so the executor fires its timers; the yield
                 // then puts the loop behind the tasks they woke.
@@ -291,6 +302,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     future::or(completion, ctx.ring_wake.notified()),
                 )
                 .await;
+                waited_to_wake = wake == Some(until) && Instant::now() >= until;
             }
         }
     }

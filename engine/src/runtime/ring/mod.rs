@@ -96,15 +96,10 @@ pub(crate) fn loop_pool(
     if !http2 && h2_sockets.is_empty() {
         return RingPool::over_prewarmed(target, conns, max_in_flight, false).map(LoopPool::Http1);
     }
-    if let Err(e) = uring::Ring::new(1) {
-        tracing::warn!("io_uring pool unavailable ({e}); using a task per request");
+    if !probe_ring("a task per request") {
         return Err(conns);
     }
-    let server_name = target
-        .tls
-        .as_ref()
-        .map(|(_, n)| n.to_str().into_owned())
-        .unwrap_or_default();
+    let server_name = server_name(target);
     let open = h2_sockets
         .into_iter()
         .filter_map(|stream| match take_over(stream, &server_name) {
@@ -123,6 +118,27 @@ pub(crate) fn loop_pool(
 /// Whether this machine gives the core's loop an io_uring ring.
 pub(crate) fn available() -> bool {
     uring::Ring::new(1).is_ok()
+}
+
+/// A probe ring, made before prewarmed connections are taken apart (on failure they are
+/// still whole); logs, when there is none, what the core uses instead (`fallback`).
+fn probe_ring(fallback: &str) -> bool {
+    match uring::Ring::new(1) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("io_uring pool unavailable ({e}); using {fallback}");
+            false
+        }
+    }
+}
+
+/// The server name prewarmed TLS sessions were opened for (empty over plain HTTP).
+fn server_name(target: &crate::target::Target) -> String {
+    target
+        .tls
+        .as_ref()
+        .map(|(_, n)| n.to_str().into_owned())
+        .unwrap_or_default()
 }
 
 impl RingPool {
@@ -189,16 +205,10 @@ impl RingPool {
         {
             return Err(conns);
         }
-        // A probe ring first: on failure the prewarmed connections are still whole.
-        if let Err(e) = uring::Ring::new(1) {
-            tracing::warn!("io_uring pool unavailable ({e}); using a task per connection");
+        if !probe_ring("a task per connection") {
             return Err(conns);
         }
-        let server_name = target
-            .tls
-            .as_ref()
-            .map(|(_, n)| n.to_str().into_owned())
-            .unwrap_or_default();
+        let server_name = server_name(target);
         let mut open = Vec::with_capacity(conns.len());
         for c in conns {
             open.push(match c {
