@@ -33,8 +33,8 @@ const MIN_EXECUTOR_WAIT: Duration = Duration::from_micros(1);
 const SLEEP_AFTER_READYING: Duration = Duration::from_micros(25);
 
 /// How far ahead of a due instant the loop wakes, in two parts calibrated apart: `readying`
-/// (from the wake-up it planned to the instant's requests readied, its lateness included)
-/// and then `sleep` (how late the short sleep after readying ends; an instant that spun
+/// (from the wake-up it planned to the instant's requests readied, its lateness included
+/// when the loop waited for it) and then `sleep` (how late the short sleep after readying ends; an instant that spun
 /// through without one counts as on time). The loop sleeps through what readying leaves of
 /// its part and spins only the last: a burst whose readying takes long, or varies, costs a
 /// sleep, not a spinning core.
