@@ -55,6 +55,44 @@ impl Lead {
     fn get(&self) -> Duration {
         self.readying.get() + self.sleep.get()
     }
+
+    /// Until when the requests due at `due` may be readied: the sleep part is left after.
+    fn ready_by(&self, due: Instant) -> Instant {
+        due.checked_sub(self.sleep.get()).unwrap_or(due)
+    }
+
+    /// The requests due at `due` were readied by `ready_at`, the loop having come to them at
+    /// `came` after a wait that ran to the wake-up (`waited_to_wake`) or not. Calibrates the
+    /// readying part and returns how long to sleep before the sleep part, when that is worth a
+    /// sleep. How late a wait to the wake-up ended is the machine's, and the readying part
+    /// covers it; a loop busy past the wake-up times only its readying (a lead grown to cover
+    /// a backlog would keep the loop asleep beside it).
+    fn readied(
+        &mut self,
+        due: Instant,
+        came: Instant,
+        waited_to_wake: bool,
+        ready_at: Instant,
+    ) -> Option<Duration> {
+        let woke_for = due.checked_sub(self.get()).unwrap_or(due);
+        let from = if waited_to_wake {
+            woke_for
+        } else {
+            came.max(woke_for)
+        };
+        let ready_by = self.ready_by(due);
+        self.readying
+            .observe(ready_at.saturating_duration_since(from));
+        let left = ready_by.saturating_duration_since(ready_at);
+        (left >= SLEEP_AFTER_READYING).then_some(left)
+    }
+
+    /// The sleep after readying that was to end at `ready_by` ended at `woke` (`None`: the
+    /// loop spun through, and this instant needed none of the sleep part).
+    fn slept(&mut self, ready_by: Instant, woke: Option<Instant>) {
+        self.sleep
+            .observe(woke.map_or(Duration::ZERO, |w| w.saturating_duration_since(ready_by)));
+    }
 }
 
 /// How the loop waits for its next event.
@@ -224,12 +262,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         match plan_wait(now, next, next_timer, tasks_ready, glommio_io) {
             Wait::None => {}
             Wait::Spin(due) => {
-                let woke_for = due.checked_sub(lead.get()).unwrap_or(due);
-                // How late a wait to the wake-up ended is the machine's, and the readying
-                // part covers it; a loop busy past the wake-up times only its readying (a
-                // lead grown to cover a backlog would keep the loop asleep beside it).
-                let from = if to_wake { woke_for } else { now.max(woke_for) };
-                let ready_by = due.checked_sub(lead.sleep.get()).unwrap_or(due);
+                let ready_by = lead.ready_by(due);
                 // The requests due at the instant are readied while it comes, so that at
                 // the instant only their sends remain; those not readied by `ready_by` start
                 // right after the instant, so the first of them leaves on time.
@@ -241,20 +274,14 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     Some(pool) => pool.arm(&ctx, ready_by),
                     None => break,
                 };
-                let ready_at = Instant::now();
-                lead.readying
-                    .observe(ready_at.saturating_duration_since(from));
-                let left = ready_by.saturating_duration_since(ready_at);
-                if left >= SLEEP_AFTER_READYING {
-                    // Not the ring's wait: a completion must not end it, and none may be
-                    // handled before the instant (it could flush what is readied).
-                    std::thread::sleep(left);
-                    lead.sleep
-                        .observe(Instant::now().saturating_duration_since(ready_by));
-                } else {
-                    // Spun through: this instant needed none of the sleep part.
-                    lead.sleep.observe(Duration::ZERO);
-                }
+                let sleep = lead.readied(due, now, to_wake, Instant::now());
+                // Not the ring's wait: a completion must not end it, and none may be handled
+                // before the instant (it could flush what is readied).
+                let woke = sleep.map(|d| {
+                    std::thread::sleep(d);
+                    Instant::now()
+                });
+                lead.slept(ready_by, woke);
                 spun += spin_until(due);
                 if armed > 0 {
                     if let Some(pool) = ctx.ring.borrow_mut().as_mut() {
@@ -358,6 +385,46 @@ mod tests {
             plan_wait(now, next, Some(now + ms(5)), false, true),
             Wait::Executor(now + ms(3))
         );
+    }
+
+    #[test]
+    fn a_loop_busy_past_the_wake_up_times_its_readying_alone() {
+        let us = Duration::from_micros;
+        let due = Instant::now() + Duration::from_millis(5);
+        let mut lead = Lead::new(crate::clock::TimingMode::Precise);
+        let start = lead.readying.get();
+        // Readied 5 µs after the loop came, 10 µs before the instant, long after its wake-up.
+        let (came, ready_at) = (due - us(15), due - us(10));
+        lead.readied(due, came, false, ready_at);
+        assert!(lead.readying.get() < start, "{:?}", lead.readying.get());
+        // The same readying after a wait to the wake-up: the wait's lateness is counted.
+        let mut lead = Lead::new(crate::clock::TimingMode::Precise);
+        lead.readied(due, came, true, ready_at);
+        assert!(lead.readying.get() > start, "{:?}", lead.readying.get());
+    }
+
+    #[test]
+    fn what_readying_leaves_is_slept_when_worth_a_sleep_and_a_spin_through_is_on_time() {
+        let due = Instant::now() + Duration::from_millis(5);
+        let mut lead = Lead::new(crate::clock::TimingMode::Precise);
+        let ready_by = lead.ready_by(due);
+        assert_eq!(ready_by, due - lead.sleep.get());
+        let woke_for = due - lead.get();
+        // Readied at once: the rest of the readying part is slept.
+        assert_eq!(
+            lead.readied(due, woke_for, true, woke_for),
+            Some(ready_by - woke_for)
+        );
+        // Readied just before `ready_by`: spun through.
+        let mut lead = Lead::new(crate::clock::TimingMode::Precise);
+        let late = ready_by - SLEEP_AFTER_READYING / 2;
+        assert_eq!(lead.readied(due, woke_for, true, late), None);
+        let sleep = lead.sleep.get();
+        lead.slept(ready_by, None);
+        assert!(lead.sleep.get() < sleep);
+        // A sleep that ended later than the sleep part raises it.
+        lead.slept(ready_by, Some(ready_by + sleep * 2));
+        assert!(lead.sleep.get() > sleep);
     }
 
     #[test]
