@@ -34,10 +34,10 @@ const SLEEP_AFTER_READYING: Duration = Duration::from_micros(25);
 
 /// How far ahead of a due instant the loop wakes, in two parts calibrated apart: `readying`
 /// (from the wake-up it planned to the instant's requests readied, its lateness included
-/// when the loop waited for it) and then `sleep` (how late the short sleep after readying ends; an instant that spun
-/// through without one counts as on time). The loop sleeps through what readying leaves of
-/// its part and spins only the last: a burst whose readying takes long, or varies, costs a
-/// sleep, not a spinning core.
+/// when the loop waited for it) and then `sleep` (how late the short sleep after readying
+/// ends; an instant that spun through without one counts as on time). The loop sleeps
+/// through what readying leaves of its part and spins only the last: a burst whose readying
+/// takes long, or varies, costs a sleep, not a spinning core.
 struct Lead {
     readying: SpinMargin,
     sleep: SpinMargin,
@@ -257,7 +257,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
         // While the timeline check is behind, the loop looks again within `MAX_BLOCK`.
         let next = next_instant(&ctx, &schedule, &lead, check_open);
         let now = Instant::now();
-        let wake = next.map(|(wake, _)| wake);
+        let planned_wake = next.map(|(wake, _)| wake);
         let to_wake = std::mem::take(&mut waited_to_wake);
         match plan_wait(now, next, next_timer, tasks_ready, glommio_io) {
             Wait::None => {}
@@ -297,7 +297,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     }
                     None => break,
                 }
-                waited_to_wake = wake == Some(until) && Instant::now() >= until;
+                waited_to_wake = planned_wake == Some(until) && Instant::now() >= until;
             }
             Wait::Timers => {
                 // A timer wait suspends the loop so the executor fires its timers; the yield
@@ -329,7 +329,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     future::or(completion, ctx.ring_wake.notified()),
                 )
                 .await;
-                waited_to_wake = wake == Some(until) && Instant::now() >= until;
+                waited_to_wake = planned_wake == Some(until) && Instant::now() >= until;
             }
         }
     }
