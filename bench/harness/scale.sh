@@ -64,18 +64,22 @@ scale_watches_run() {
 
 # scale_watch_lag_run W: the send lag of 10,000 GETs (1,000/s for 10 s) with W WATCHes opened
 # beside them (W/10 per second, each held to the end, apisim sending a BOOKMARK per watch per
-# second) and without them, alternating, $repeat times each, fresh apisim each run. The WATCHes
-# share connections (`--watch-connections shared`): kperf's rule gives each its own socket, and
-# a container's open-file limit is often far below W. The figure is the send lag of the
-# requests that are not WATCHes (`kreplay.sendLag.withoutWatches`: a WATCH's own lag includes
-# its connect).
+# second) and without them, in rounds of three runs, $repeat rounds, fresh apisim each run:
+# without WATCHes; with them on the WATCH executor's default CPUs (the core's, CPU 1, at the
+# lowest priority); with them on CPU 0 (`--watch-cpus 0`, beside apisim, at the lowest priority:
+# apisim keeps its CPU and the core does none of the WATCHes' work). The WATCHes share
+# connections (`--watch-connections shared`): kperf's rule gives each its own socket, and a
+# container's open-file limit is often far below W. The figure is the send lag of the requests
+# that are not WATCHes (`kreplay.sendLag.withoutWatches`: a WATCH's own lag includes its
+# connect).
 scale_watch_lag_run() {
   local w=$1 s=scale r=$work/report.json i n=$(($1 + 10000))
   local rate=$((n / 10))
   gen "lagw$w" -n "$n" --rate "$rate" --mix GET=1 --watches "$w" --runners 1 --conns 16 --seed 1
   gen lag0 -n 10000 --rate 1000 --mix GET=1 --runners 1 --conns 16 --seed 1
   rm -f "$work/lagw$w.yaml" "$work/lag0.yaml"
-  local base=() with=() opened=() failed=() rss=() sim_rss=()
+  local base=() with=() apart=() opened=() failed=() rss=() sim_rss=()
+  local opened_apart=() failed_apart=() events=() events_apart=()
   local flags=(--watch-connections shared --grace 5s)
   for i in $(seq "$repeat"); do
     start_apisim --no-auth --kubeconfig-out "$work/sim.kubeconfig" --order-log-limit 0
@@ -91,16 +95,36 @@ scale_watch_lag_run() {
     with+=("$(calc "$(get "$r" /kreplay/sendLag/withoutWatches/p99) * 1000")")
     opened+=("$(get "$r" /kreplay/verbs/WATCH/count 0)")
     failed+=("$(get "$r" /totalFailed)")
+    events+=("$(watch_events "$r")")
     rss+=("$(rss_mb_of "$work/time")")
+    start_apisim --no-auth --kubeconfig-out "$work/sim.kubeconfig" --order-log-limit 0
+    timed_cpus=0,1 engine_run 900 "$work/lagw$w.bin" --kubeconfig "$work/sim.kubeconfig" "${flags[@]}" --cpus 1 --watch-cpus 0 ||
+      { echo "scale: engine failed with $w watches on CPU 0: $(cat "$work/engine.err")" >&2; stop_apisim; exit 1; }
+    stop_apisim
+    apart+=("$(calc "$(get "$r" /kreplay/sendLag/withoutWatches/p99) * 1000")")
+    opened_apart+=("$(get "$r" /kreplay/verbs/WATCH/count 0)")
+    failed_apart+=("$(get "$r" /totalFailed)")
+    events_apart+=("$(watch_events "$r")")
   done
   local c0="engine run lag0.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} (kreplay-gen -n 10000 --rate 1000 --mix GET=1: no WATCH)"
-  local c="engine run lagw$w.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} (kreplay-gen -n $n --rate $rate --mix GET=1 --watches $w; alternating with the run without WATCHes)"
+  local c="engine run lagw$w.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} (kreplay-gen -n $n --rate $rate --mix GET=1 --watches $w; in rounds with the run without WATCHes)"
+  local ca="taskset -c 0,1 engine run lagw$w.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} --cpus 1 --watch-cpus 0 (the WATCH executor on apisim's CPU; in rounds with the run without WATCHes)"
   local plot=(--plot scale-watch-lag --plot-title "Scale: send lag p99 of 1,000 GET/s beside concurrent watches" --x-label "watches opened beside the GETs")
   rec $s "send lag p99 of the GETs, no watches" ms lower kreplay "$c0" "${plot[@]}" --x 0 --series "GET send lag p99" -- "${base[@]}"
   rec $s "send lag p99 of the GETs, $w watches" ms lower kreplay "$c" "${plot[@]}" --x "$w" --series "GET send lag p99" -- "${with[@]}"
+  rec $s "send lag p99 of the GETs, $w watches on CPU 0" ms lower kreplay "$ca" "${plot[@]}" --x "$w" --series "GET send lag p99, WATCHes on CPU 0 (--watch-cpus 0)" -- "${apart[@]}"
   rec $s "watches opened, $w watches beside GETs" watches higher kreplay "$c" --expect "$w" -- "${opened[@]}"
+  rec $s "watches opened, $w watches on CPU 0" watches higher kreplay "$ca" --expect "$w" -- "${opened_apart[@]}"
+  rec $s "WATCH events read, $w watches beside GETs" events higher kreplay "$c" -- "${events[@]}"
+  rec $s "WATCH events read, $w watches on CPU 0" events higher kreplay "$ca" -- "${events_apart[@]}"
   rec $s "failed requests, $w watches beside GETs" requests lower kreplay "$c" --expect 0 -- "${failed[@]}"
+  rec $s "failed requests, $w watches on CPU 0" requests lower kreplay "$ca" --expect 0 -- "${failed_apart[@]}"
   rec $s "engine peak RSS, $w watches beside GETs" MB lower kreplay "$c" -- "${rss[@]}"
   rec $s "apisim peak RSS, $w watches beside GETs" MB lower kreplay "$c" -- "${sim_rss[@]}"
   rm -f "$work/lagw$w.bin" "$work/lag0.bin"
+}
+
+# watch_events REPORT: the WATCH events the report counts, over every WATCH.
+watch_events() {
+  python3 -c 'import json, sys; print(sum(w.get("events", 0) for w in json.load(open(sys.argv[1]))["kreplay"].get("watches", {}).values()))' "$1"
 }

@@ -144,13 +144,14 @@ get() {
 # calc EXPR: floating-point arithmetic.
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
-# timed FILE CMD...: runs CMD on CPU 1 under /usr/bin/time; FILE gets "user sys wall maxrss_kb"
-# and FILE.wall_us the wall time in µs (/usr/bin/time's wall has a 10 ms resolution).
+# timed FILE CMD...: runs CMD on CPU 1 (or the CPUs of $timed_cpus) under /usr/bin/time; FILE
+# gets "user sys wall maxrss_kb" and FILE.wall_us the wall time in µs (/usr/bin/time's wall has
+# a 10 ms resolution).
 timed() {
   local out=$1 t0 t1 rc=0
   shift
   t0=$(date +%s%N)
-  taskset -c 1 /usr/bin/time -f '%U %S %e %M' -o "$out" "$@" || rc=$?
+  taskset -c "${timed_cpus:-1}" /usr/bin/time -f '%U %S %e %M' -o "$out" "$@" || rc=$?
   t1=$(date +%s%N)
   echo $(((t1 - t0) / 1000)) >"$out.wall_us"
   return $rc

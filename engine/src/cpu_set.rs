@@ -50,30 +50,9 @@ pub fn choose_cpus(
     cores: usize,
     share_cpus: bool,
 ) -> Result<Vec<usize>, String> {
-    let allowed_text = || {
-        if allowed.is_empty() {
-            "unknown".to_string()
-        } else {
-            allowed
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        }
-    };
     let pool: Vec<usize> = match requested {
         Some(list) => {
-            if list.is_empty() {
-                return Err("--cpus names no CPU".into());
-            }
-            if !allowed.is_empty() {
-                if let Some(outside) = list.iter().find(|c| !allowed.contains(c)) {
-                    return Err(format!(
-                        "--cpus names CPU {outside}, which this process may not use (allowed: {})",
-                        allowed_text()
-                    ));
-                }
-            }
+            check_within("--cpus", list, allowed)?;
             list.to_vec()
         }
         // An unreadable mask (not Linux): one executor on CPU 0, as before.
@@ -90,7 +69,7 @@ pub fn choose_cpus(
         let from = if requested.is_some() {
             "--cpus".to_string()
         } else {
-            format!("this process's affinity mask ({})", allowed_text())
+            format!("this process's affinity mask ({})", list_text(allowed))
         };
         return Err(format!(
             "--cores {cores} asks for more executors than CPUs: {from} allows {}; lower --cores, widen --cpus / the affinity mask (taskset, the container's cpuset), or pass --share-cpus",
@@ -98,6 +77,55 @@ pub fn choose_cpus(
         ));
     }
     Ok(pool[..cores].to_vec())
+}
+
+/// The CPUs of the WATCH lane: `requested` (`--watch-cpus`, inside `allowed`), else the cores'
+/// own CPUs.
+pub fn choose_watch_cpus(
+    requested: Option<&[usize]>,
+    allowed: &[usize],
+    core_cpus: &[usize],
+) -> Result<Vec<usize>, String> {
+    match requested {
+        Some(list) => {
+            check_within("--watch-cpus", list, allowed)?;
+            Ok(list.to_vec())
+        }
+        None => {
+            let mut own = core_cpus.to_vec();
+            own.sort_unstable();
+            own.dedup();
+            Ok(own)
+        }
+    }
+}
+
+/// `list` (given as `flag`) names at least one CPU, and only CPUs of `allowed` (when known).
+fn check_within(flag: &str, list: &[usize], allowed: &[usize]) -> Result<(), String> {
+    if list.is_empty() {
+        return Err(format!("{flag} names no CPU"));
+    }
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    match list.iter().find(|c| !allowed.contains(c)) {
+        Some(outside) => Err(format!(
+            "{flag} names CPU {outside}, which this process may not use (allowed: {})",
+            list_text(allowed)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `0,1,3`, or `unknown` when the affinity mask could not be read.
+fn list_text(cpus: &[usize]) -> String {
+    if cpus.is_empty() {
+        return "unknown".to_string();
+    }
+    cpus.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -125,5 +153,23 @@ mod tests {
         assert!(err.contains("CPU 4"), "{err}");
         assert!(choose_cpus(Some(&[0]), &[0, 1], 2, false).is_err());
         assert_eq!(choose_cpus(Some(&[0]), &[0, 1], 2, true), Ok(vec![0, 0]));
+    }
+
+    #[test]
+    fn watch_lane_placement() {
+        assert_eq!(
+            choose_watch_cpus(None, &[0, 1, 2], &[2, 1, 2]),
+            Ok(vec![1, 2])
+        );
+        assert_eq!(
+            choose_watch_cpus(Some(&[0]), &[0, 1, 2], &[1, 2]),
+            Ok(vec![0])
+        );
+        assert!(choose_watch_cpus(Some(&[]), &[0, 1], &[1]).is_err());
+        let err = choose_watch_cpus(Some(&[5]), &[0, 1], &[1]).unwrap_err();
+        assert!(
+            err.contains("--watch-cpus names CPU 5") && err.contains("0,1"),
+            "{err}"
+        );
     }
 }

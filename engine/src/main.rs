@@ -407,6 +407,7 @@ fn replay(args: &RunArgs) -> Result<(String, bool, Option<engine::source::Damage
         retries: args.retries.into(),
         watch_connections: args.watch_connections.into(),
         watch_executor: args.watch_executor.into(),
+        watch_cpus: args.watch_cpus.clone(),
         speed: args.speed,
         timing,
         start_at: args.start_at,

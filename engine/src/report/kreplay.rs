@@ -159,6 +159,10 @@ fn config(ctx: &ReportContext<'_>) -> Config {
     Config {
         cores: o.cores as u64,
         cpus: Some(o.cpus.iter().map(|&cpu| cpu as u64).collect()),
+        watch_cpus: o
+            .watch_cpus
+            .as_ref()
+            .map(|cpus| cpus.iter().map(|&cpu| cpu as u64).collect()),
         conns: o.conns as u64,
         max_conns: o.max_conns as u64,
         max_in_flight: o.max_in_flight as u64,

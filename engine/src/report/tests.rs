@@ -183,6 +183,7 @@ fn outcome(raw: bool) -> RunOutcome {
     let (m_lag, m_wake) = (m.lag.clone(), m.wake_error.clone());
     RunOutcome {
         cpus: vec![0],
+        watch_cpus: None,
         metrics: m,
         start_wall: start,
         duration: Duration::from_nanos(61_234_567_891),

@@ -390,6 +390,7 @@ impl MergedReport {
             cores,
             // Each runner's own; the merged report lists the runners instead.
             cpus: _,
+            watch_cpus: _,
             conns,
             max_conns,
             max_in_flight,

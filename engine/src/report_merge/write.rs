@@ -165,6 +165,7 @@ impl MergedReport {
         let timings: Vec<&str> = self.timings.iter().map(String::as_str).collect();
         Config {
             cpus: None,
+            watch_cpus: None,
             timing: timings.join(","),
             start: self
                 .start

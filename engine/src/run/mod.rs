@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub watch_connections: WatchConnections,
     /// Where the WATCHes run (`--watch-executor`).
     pub watch_executor: WatchExecutor,
+    /// CPUs of the WATCH executor (`--watch-cpus`); `None`: the cores' CPUs.
+    pub watch_cpus: Option<Vec<usize>>,
     /// Replay speed (> 0).
     pub speed: f64,
     /// Waiting mode.
@@ -157,6 +159,9 @@ pub struct RunOutcome {
     pub cores: usize,
     /// The CPU each executor was pinned to, by core.
     pub cpus: Vec<usize>,
+    /// The CPUs the WATCH executor's thread was allowed, as it read them back (no WATCH
+    /// executor: `None`).
+    pub watch_cpus: Option<Vec<usize>>,
     /// Pool connections opened at the start, total.
     pub conns: usize,
     /// Connection cap, total.
@@ -244,6 +249,13 @@ fn run_checked(
     let cpus =
         crate::cpu_set::choose_cpus(opts.cpus.as_deref(), &allowed, opts.cores, opts.share_cpus)
             .map_err(RunError::Invalid)?;
+    if opts.watch_cpus.is_some() && opts.watch_executor == WatchExecutor::Cores {
+        return Err(RunError::Invalid(
+            "--watch-cpus places the WATCH executor, but --watch-executor cores holds the WATCHes on the cores; drop one of the two".into(),
+        ));
+    }
+    let watch_cpus = crate::cpu_set::choose_watch_cpus(opts.watch_cpus.as_deref(), &allowed, &cpus)
+        .map_err(RunError::Invalid)?;
     let cores = cpus.len();
     let info = source.info().clone();
     let runs: Vec<(usize, u64)> = source
@@ -393,21 +405,28 @@ fn run_checked(
             }
         }
     }
-    // The WATCH lane: every replayed WATCH, on its own executor, fenced to the cores' CPUs.
+    // The WATCH lane: every replayed WATCH, on its own executor, fenced to its CPUs (the
+    // cores' unless `--watch-cpus` says otherwise).
     let lane = if has_lane {
         let ticket = GateTicket::new(gate.clone());
         let sh = shared.clone();
         let lane_runs: Vec<usize> = runs.iter().map(|&(i, _)| i).collect();
         let placement = glommio::CpuSet::online()
-            .map(|set| set.filter(|l| cpus.contains(&l.cpu)))
+            .map(|set| set.filter(|l| watch_cpus.contains(&l.cpu)))
             .ok()
             .filter(|set| !set.is_empty())
             .map_or(Placement::Unbound, Placement::Fenced);
         match LocalExecutorBuilder::new(placement)
             .name("kreplay-watches")
             .io_memory(1 << 20)
-            .spawn(move || async move { run_watch_lane(sh, cores, lane_runs, ticket).await })
-        {
+            .spawn(move || async move {
+                // Read back on the lane's own thread: where it was fenced, for the report.
+                let fenced_to = crate::cpu_set::allowed_cpus();
+                (
+                    run_watch_lane(sh, cores, lane_runs, ticket).await,
+                    fenced_to,
+                )
+            }) {
             Ok(h) => Some(h),
             Err(e) => {
                 spawn_error.get_or_insert(RunError::Executor {
@@ -511,9 +530,11 @@ fn run_checked(
             }
         }
     }
+    let mut lane_cpus = None;
     if let Some(h) = lane {
         match h.join() {
-            Ok(r) => {
+            Ok((r, fenced_to)) => {
+                lane_cpus = Some(fenced_to);
                 merged.merge(r.metrics);
                 end = end.max(r.end);
                 unsent += r.unsent_on_stop;
@@ -578,6 +599,7 @@ fn run_checked(
         check_failure,
         cores,
         cpus,
+        watch_cpus: lane_cpus,
         conns,
         max_conns,
         max_in_flight,

@@ -1,5 +1,6 @@
 //! CPU selection: two engines on one host, each given other CPUs (by `--cpus` or by its affinity
-//! mask), pin their executors to distinct CPUs; `--cores` above the CPUs allowed is refused.
+//! mask), pin their executors to distinct CPUs; `--cores` above the CPUs allowed is refused; the
+//! WATCH executor runs on the CPUs `--watch-cpus` gives it.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,14 +14,15 @@ fn gets(n: i64, every_ms: i64) -> Vec<ProfileRequest> {
         .build()
 }
 
-/// The affinity (`Cpus_allowed_list`) of the engine's `kreplay-core-0` thread, read from /proc
-/// while it runs: polled until it names one CPU (the thread pins itself just after it starts,
-/// so its first reading can still be the inherited mask), else the last reading.
-fn core_thread_affinity(pid: u32) -> Option<String> {
+/// The affinity (`Cpus_allowed_list`) of the engine's thread named `thread` (`kreplay-core-0`,
+/// `kreplay-watches`), read from /proc while it runs: polled until it names one CPU (the thread
+/// pins itself just after it starts, so its first reading can still be the inherited mask),
+/// else the last reading.
+fn thread_affinity(pid: u32, thread: &str) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = None;
     while Instant::now() < deadline {
-        match read_core_thread_affinity(pid) {
+        match read_thread_affinity(pid, thread) {
             Some(a) if !a.contains(['-', ',']) => return Some(a),
             Some(a) => last = Some(a),
             None => {}
@@ -30,13 +32,13 @@ fn core_thread_affinity(pid: u32) -> Option<String> {
     last
 }
 
-fn read_core_thread_affinity(pid: u32) -> Option<String> {
+fn read_thread_affinity(pid: u32, thread: &str) -> Option<String> {
     {
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for task in tasks.flatten() {
                 let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
                 // glommio names the thread `kreplay-core-0-<id>`; the kernel keeps 15 bytes.
-                if comm.trim().starts_with("kreplay-core-0") {
+                if comm.trim().starts_with(thread) {
                     let status = std::fs::read_to_string(task.path().join("status")).ok()?;
                     return status
                         .lines()
@@ -82,8 +84,8 @@ fn two_engines_on_one_host_use_distinct_cpus() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let b = b.spawn().expect("taskset (util-linux) runs the engine");
-    let a_affinity = core_thread_affinity(a.id());
-    let b_affinity = core_thread_affinity(b.id());
+    let a_affinity = thread_affinity(a.id(), "kreplay-core-0");
+    let b_affinity = thread_affinity(b.id(), "kreplay-core-0");
     let (a_status, a_err) = wait_engine(a, Duration::from_secs(60));
     let (b_status, b_err) = wait_engine(b, Duration::from_secs(60));
     assert!(a_status.success(), "{a_err}");
@@ -134,4 +136,106 @@ fn more_cores_than_allowed_cpus_is_refused_before_anything_is_sent() {
     );
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("CPU 100000"), "{}", run.stderr);
+}
+
+/// A WATCH at the start, then 30 GETs over 3 s: the WATCH executor lives as long as the GETs.
+fn a_watch_beside_gets() -> Vec<ProfileRequest> {
+    profile()
+        .watch("ns")
+        .path("/api/v1/namespaces/ns/pods?watch=true")
+        .at_ms(0)
+        .each(0..30, |p, i| p.get("ns/p").at_ms(10 + i * 100))
+        .build()
+}
+
+#[test]
+fn the_watch_executor_runs_on_the_cpus_it_is_given_apart_from_the_cores() {
+    let allowed = engine::cpu_set::allowed_cpus();
+    assert!(
+        allowed.len() >= 2,
+        "this test needs 2 CPUs in the affinity mask, has {allowed:?}"
+    );
+    let (core_cpu, watch_cpu) = (allowed[0], allowed[1]);
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 1), &a_watch_beside_gets());
+    let (core_arg, watch_arg) = (core_cpu.to_string(), watch_cpu.to_string());
+    let child = spawn_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &server.url(),
+            "--cpus",
+            &core_arg,
+            "--watch-cpus",
+            &watch_arg,
+        ],
+        &[],
+    );
+    let pid = child.id();
+    let core_affinity = thread_affinity(pid, "kreplay-core-0");
+    let watch_affinity = thread_affinity(pid, "kreplay-watches");
+    let (status, stderr) = wait_engine(child, Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+    assert_eq!(core_affinity, Some(core_arg), "the core's thread");
+    assert_eq!(
+        watch_affinity,
+        Some(watch_arg),
+        "the WATCH executor's thread"
+    );
+    let report = read_run(status, stderr, dir.path()).report.unwrap();
+    let config = &report["kreplay"]["config"];
+    assert_eq!(config["cpus"], serde_json::json!([core_cpu]), "{config}");
+    assert_eq!(
+        config["watchCpus"],
+        serde_json::json!([watch_cpu]),
+        "{config}"
+    );
+    assert_eq!(num(&report, "totalRun"), 31);
+    assert_eq!(
+        report["kreplay"]["verbs"]["WATCH"]["count"].as_u64(),
+        Some(1)
+    );
+}
+
+#[test]
+fn watch_cpus_outside_the_mask_or_beside_the_cores_executor_are_refused() {
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &spec(1, 1), &a_watch_beside_gets());
+    let url = server.url();
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &url, "--watch-cpus", "100000"],
+        &[],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--watch-cpus names CPU 100000"),
+        "{}",
+        run.stderr
+    );
+    let own_cpu = engine::cpu_set::allowed_cpus()[0].to_string();
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &[
+            "--server",
+            &url,
+            "--watch-cpus",
+            &own_cpu,
+            "--watch-executor",
+            "cores",
+        ],
+        &[],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--watch-executor cores"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty(), "nothing may be sent");
 }

@@ -285,6 +285,9 @@ pub struct Config {
     /// The CPUs they were pinned to (absent in a merged report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<Vec<u64>>,
+    /// The CPUs the WATCH executor ran on (absent without one, and in a merged report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_cpus: Option<Vec<u64>>,
     /// Connections per core at the start.
     #[serde(default)]
     pub conns: u64,

@@ -368,6 +368,7 @@ pub fn library_options(user_agent: &str) -> engine::run::RunOptions {
         retries: Default::default(),
         watch_connections: Default::default(),
         watch_executor: Default::default(),
+        watch_cpus: None,
         speed: 1.0,
         timing: engine::clock::TimingMode::Relaxed,
         start_at: None,
