@@ -294,9 +294,8 @@ pub struct RunArgs {
     /// holds its runs' WATCHes beside its requests).
     #[arg(long, value_enum, default_value_t = WatchExecutorArg::Separate)]
     pub watch_executor: WatchExecutorArg,
-    /// CPUs the WATCH executor may use, e.g. `0` (default: the cores' CPUs). CPUs apart from
-    /// the cores' keep the WATCHes' work off the timed cores; it runs at the lowest priority
-    /// wherever it runs.
+    /// CPUs the WATCH executor may use, e.g. `0` (default: the CPUs of --cpus or of the
+    /// affinity mask that no core uses, else the cores'). It runs at the lowest priority.
     #[arg(long, value_name = "LIST", value_parser = crate::cpu_set::parse_cpu_list)]
     pub watch_cpus: Option<std::vec::Vec<usize>>,
     /// Replay speed: 2 replays twice as fast.

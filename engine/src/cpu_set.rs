@@ -79,25 +79,30 @@ pub fn choose_cpus(
     Ok(pool[..cores].to_vec())
 }
 
-/// The CPUs of the WATCH lane: `requested` (`--watch-cpus`, inside `allowed`), else the cores'
-/// own CPUs.
+/// The CPUs of the WATCH lane: `requested` (`--watch-cpus`, inside `allowed`); else the CPUs of
+/// `pool` (`--cpus`, else `allowed`) that no core uses, so that the timed cores do none of the
+/// WATCHes' work; else (every CPU has a core) the cores' own CPUs.
 pub fn choose_watch_cpus(
     requested: Option<&[usize]>,
     allowed: &[usize],
+    pool: &[usize],
     core_cpus: &[usize],
 ) -> Result<Vec<usize>, String> {
-    match requested {
-        Some(list) => {
-            check_within("--watch-cpus", list, allowed)?;
-            Ok(list.to_vec())
-        }
-        None => {
-            let mut own = core_cpus.to_vec();
-            own.sort_unstable();
-            own.dedup();
-            Ok(own)
-        }
+    if let Some(list) = requested {
+        check_within("--watch-cpus", list, allowed)?;
+        return Ok(list.to_vec());
     }
+    let mut spare: Vec<usize> = pool
+        .iter()
+        .copied()
+        .filter(|c| !core_cpus.contains(c))
+        .collect();
+    if spare.is_empty() {
+        spare = core_cpus.to_vec();
+    }
+    spare.sort_unstable();
+    spare.dedup();
+    Ok(spare)
 }
 
 /// `list` (given as `flag`) names at least one CPU, and only CPUs of `allowed` (when known).
@@ -157,16 +162,25 @@ mod tests {
 
     #[test]
     fn watch_lane_placement() {
+        // The CPUs of the pool no core uses; with none left, the cores' own.
         assert_eq!(
-            choose_watch_cpus(None, &[0, 1, 2], &[2, 1, 2]),
+            choose_watch_cpus(None, &[3, 0, 1, 2], &[3, 0, 1, 2], &[1]),
+            Ok(vec![0, 2, 3])
+        );
+        assert_eq!(
+            choose_watch_cpus(None, &[0, 1, 2, 3], &[1, 2], &[1]),
+            Ok(vec![2])
+        );
+        assert_eq!(
+            choose_watch_cpus(None, &[0, 1, 2], &[1, 2], &[2, 1, 2]),
             Ok(vec![1, 2])
         );
         assert_eq!(
-            choose_watch_cpus(Some(&[0]), &[0, 1, 2], &[1, 2]),
+            choose_watch_cpus(Some(&[0]), &[0, 1, 2], &[1, 2], &[1, 2]),
             Ok(vec![0])
         );
-        assert!(choose_watch_cpus(Some(&[]), &[0, 1], &[1]).is_err());
-        let err = choose_watch_cpus(Some(&[5]), &[0, 1], &[1]).unwrap_err();
+        assert!(choose_watch_cpus(Some(&[]), &[0, 1], &[0, 1], &[1]).is_err());
+        let err = choose_watch_cpus(Some(&[5]), &[0, 1], &[0, 1], &[1]).unwrap_err();
         assert!(
             err.contains("--watch-cpus names CPU 5") && err.contains("0,1"),
             "{err}"

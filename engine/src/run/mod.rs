@@ -100,8 +100,8 @@ pub enum WatchConnections {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WatchExecutor {
     /// One executor of their own (the WATCH lane), on a thread of the lowest CPU priority
-    /// that may use the cores' CPUs, with connections of its own: the cores' schedule does
-    /// not wait for the WATCHes' connects, streams or events.
+    /// (on CPUs no core uses when there are some, `--watch-cpus`), with connections of its
+    /// own: the cores' schedule does not wait for the WATCHes' connects, streams or events.
     #[default]
     Separate,
     /// Each core holds the WATCHes of its runs, on its own connections (WATCHes that share
@@ -254,8 +254,13 @@ fn run_checked(
             "--watch-cpus places the WATCH executor, but --watch-executor cores holds the WATCHes on the cores; drop one of the two".into(),
         ));
     }
-    let watch_cpus = crate::cpu_set::choose_watch_cpus(opts.watch_cpus.as_deref(), &allowed, &cpus)
-        .map_err(RunError::Invalid)?;
+    let watch_cpus = crate::cpu_set::choose_watch_cpus(
+        opts.watch_cpus.as_deref(),
+        &allowed,
+        opts.cpus.as_deref().unwrap_or(&allowed),
+        &cpus,
+    )
+    .map_err(RunError::Invalid)?;
     let cores = cpus.len();
     let info = source.info().clone();
     let runs: Vec<(usize, u64)> = source
@@ -405,8 +410,7 @@ fn run_checked(
             }
         }
     }
-    // The WATCH lane: every replayed WATCH, on its own executor, fenced to its CPUs (the
-    // cores' unless `--watch-cpus` says otherwise).
+    // The WATCH lane: every replayed WATCH, on its own executor, fenced to its CPUs.
     let lane = if has_lane {
         let ticket = GateTicket::new(gate.clone());
         let sh = shared.clone();

@@ -1,9 +1,9 @@
 //! The WATCH lane: a glommio executor of its own, on a thread of the lowest CPU priority
-//! (`SCHED_IDLE`) that may use the cores' CPUs, which opens, holds and reads every WATCH
-//! of the replay (`--watch-executor separate`, the default). `--watch-cpus` may give it
-//! CPUs apart from the cores', so that the timed cores do none of its work; it keeps the
-//! lowest priority there, so it never takes CPU time from what else runs on them (a server
-//! on the same machine, in a lab).
+//! (`SCHED_IDLE`), which opens, holds and reads every WATCH of the replay
+//! (`--watch-executor separate`, the default). It runs on the engine's CPUs that no core uses
+//! (or those of `--watch-cpus`), so the timed cores do none of its work; where every CPU has a
+//! core it shares theirs. Its priority stays the lowest either way: it never takes CPU time
+//! from a core, nor from what else runs on its CPUs (a server on the same machine, in a lab).
 //!
 //! Why: a core that also holds the WATCHes (`--watch-executor cores`) lends them its
 //! HTTP/2 connections and its one-at-a-time connect gate, so with tens of thousands of

@@ -149,7 +149,7 @@ fn a_watch_beside_gets() -> Vec<ProfileRequest> {
 }
 
 #[test]
-fn the_watch_executor_runs_on_the_cpus_it_is_given_apart_from_the_cores() {
+fn the_watch_executor_runs_on_the_cpus_it_is_given_else_on_those_no_core_uses() {
     let allowed = engine::cpu_set::allowed_cpus();
     assert!(
         allowed.len() >= 2,
@@ -181,7 +181,7 @@ fn the_watch_executor_runs_on_the_cpus_it_is_given_apart_from_the_cores() {
     assert_eq!(core_affinity, Some(core_arg), "the core's thread");
     assert_eq!(
         watch_affinity,
-        Some(watch_arg),
+        Some(watch_arg.clone()),
         "the WATCH executor's thread"
     );
     let report = read_run(status, stderr, dir.path()).report.unwrap();
@@ -196,6 +196,34 @@ fn the_watch_executor_runs_on_the_cpus_it_is_given_apart_from_the_cores() {
     assert_eq!(
         report["kreplay"]["verbs"]["WATCH"]["count"].as_u64(),
         Some(1)
+    );
+    // Without --watch-cpus: the CPUs no core uses (one core on a mask of two or more); with
+    // --cpus naming the core's CPU alone, that one.
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cores", "1"],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let config = &run.report.unwrap()["kreplay"]["config"];
+    let core = config["cpus"][0].as_u64().expect("one core's CPU") as usize;
+    let spare: Vec<usize> = allowed.iter().copied().filter(|&c| c != core).collect();
+    assert_eq!(config["watchCpus"], serde_json::json!(spare), "{config}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--cpus", &watch_arg],
+        &[],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let config = &run.report.unwrap()["kreplay"]["config"];
+    assert_eq!(
+        config["watchCpus"],
+        serde_json::json!([watch_cpu]),
+        "{config}"
     );
 }
 
