@@ -110,8 +110,8 @@ scale_watch_lag_run() {
   local c="engine run lagw$w.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} (kreplay-gen -n $n --rate $rate --mix GET=1 --watches $w; in rounds with the run without WATCHes)"
   local ca="taskset -c 0,1 engine run lagw$w.bin --kubeconfig <apisim's> --cores 1 ${flags[*]} --cpus 1 --watch-cpus 0 (the WATCH executor on apisim's CPU; in rounds with the run without WATCHes)"
   local plot=(--plot scale-watch-lag --plot-title "Scale: send lag p99 of 1,000 GET/s beside concurrent watches" --x-label "watches opened beside the GETs")
-  rec $s "send lag p99 of the GETs, no watches" ms lower kreplay "$c0" "${plot[@]}" --x 0 --series "GET send lag p99" -- "${base[@]}"
-  rec $s "send lag p99 of the GETs, $w watches" ms lower kreplay "$c" "${plot[@]}" --x "$w" --series "GET send lag p99" -- "${with[@]}"
+  rec $s "send lag p99 of the GETs, no watches" ms lower kreplay "$c0" "${plot[@]}" --x 0 --series "GET send lag p99, WATCHes on the core's CPU" -- "${base[@]}"
+  rec $s "send lag p99 of the GETs, $w watches" ms lower kreplay "$c" "${plot[@]}" --x "$w" --series "GET send lag p99, WATCHes on the core's CPU" -- "${with[@]}"
   rec $s "send lag p99 of the GETs, $w watches on CPU 0" ms lower kreplay "$ca" "${plot[@]}" --x "$w" --series "GET send lag p99, WATCHes on CPU 0 (--watch-cpus 0)" -- "${apart[@]}"
   rec $s "watches opened, $w watches beside GETs" watches higher kreplay "$c" --expect "$w" -- "${opened[@]}"
   rec $s "watches opened, $w watches on CPU 0" watches higher kreplay "$ca" --expect "$w" -- "${opened_apart[@]}"
