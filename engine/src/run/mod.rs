@@ -51,7 +51,8 @@ pub struct RunOptions {
     pub watch_connections: WatchConnections,
     /// Where the WATCHes run (`--watch-executor`).
     pub watch_executor: WatchExecutor,
-    /// CPUs of the WATCH executor (`--watch-cpus`); `None`: the cores' CPUs.
+    /// CPUs of the WATCH executor (`--watch-cpus`); `None`: the CPUs of `cpus` (else of the
+    /// affinity mask) that no core uses, else the cores'.
     pub watch_cpus: Option<Vec<usize>>,
     /// Replay speed (> 0).
     pub speed: f64,
