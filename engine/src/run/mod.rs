@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use glommio::{LocalExecutorBuilder, Placement};
 
 mod limits;
+mod placement;
 mod progress_line;
 mod sizing;
 
@@ -233,35 +234,10 @@ fn run_checked(
             opts.speed
         )));
     }
-    let mut allowed = crate::cpu_set::allowed_cpus();
-    // Runners that share a host's CPUs (pods without an exclusive cpuset, several engines on
-    // one machine) begin at different CPUs instead of all pinning to the first ones.
-    if let (None, RunnerSelection::One(index)) = (&opts.cpus, opts.selection) {
-        if !allowed.is_empty() {
-            let per_runner = if opts.cores == 0 {
-                allowed.len()
-            } else {
-                opts.cores
-            };
-            let shift = (index as usize).wrapping_mul(per_runner) % allowed.len();
-            allowed.rotate_left(shift);
-        }
-    }
-    let cpus =
-        crate::cpu_set::choose_cpus(opts.cpus.as_deref(), &allowed, opts.cores, opts.share_cpus)
-            .map_err(RunError::Invalid)?;
-    if opts.watch_cpus.is_some() && opts.watch_executor == WatchExecutor::Cores {
-        return Err(RunError::Invalid(
-            "--watch-cpus places the WATCH executor, but --watch-executor cores holds the WATCHes on the cores; drop one of the two".into(),
-        ));
-    }
-    let watch_cpus = crate::cpu_set::choose_watch_cpus(
-        opts.watch_cpus.as_deref(),
-        &allowed,
-        opts.cpus.as_deref().unwrap_or(&allowed),
-        &cpus,
-    )
-    .map_err(RunError::Invalid)?;
+    let placement::ExecutorCpus {
+        cores: cpus,
+        watches: watch_cpus,
+    } = placement::place_executors(opts)?;
     let cores = cpus.len();
     let info = source.info().clone();
     let runs: Vec<(usize, u64)> = source
