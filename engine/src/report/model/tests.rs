@@ -62,6 +62,7 @@ fn full_report() -> Report {
     c.merged_reports = Some(2);
     c.runner_indexes = Some(vec![0, 2]);
     c.missing_runners = Some(vec![1]);
+    c.watch_cpus = Some(vec![0]);
     let h = k.histograms.as_mut().expect("histograms");
     h.watch_lag = h.send_lag.clone();
     // The deterministic run sized no per-interval series.
