@@ -317,7 +317,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     pub exec_timeout: Duration,
     /// User-Agent header (kperf sends client-go's, e.g. `kperf/v0.0.0 (linux/amd64) kubernetes/$Format`).
-    #[arg(long, default_value = concat!("kreplay/", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, default_value = concat!("kreplay/", env!("CARGO_PKG_VERSION")), value_parser = parse_user_agent)]
     pub user_agent: String,
     /// Whether metric keys include the server URL.
     #[arg(long, value_enum, default_value_t = MetricBase::Url)]
@@ -344,6 +344,13 @@ pub use preprocess::duration::{parse_duration, parse_positive_duration};
 /// A `--fail-on` expression (see [`crate::gate`]).
 pub fn parse_gate(s: &str) -> Result<crate::gate::Gate, String> {
     s.parse()
+}
+
+/// A `--user-agent` that can be a header value (no CR, LF or other control characters).
+pub fn parse_user_agent(s: &str) -> Result<String, String> {
+    crate::http1::user_agent_header(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses an RFC 3339 instant or unix milliseconds.

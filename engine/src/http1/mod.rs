@@ -12,5 +12,5 @@ pub use framing::parse_retry_after;
 pub use head_scan::scan_head;
 pub use parser::parse_head_strictly;
 pub use parser::{BodyFraming, RecvBuffer, ResponseError, ResponseHead, ResponseParser};
-pub use request::RequestTemplate;
+pub use request::{user_agent_header, InvalidUserAgent, RequestTemplate};
 pub use response::ResponseReader;

@@ -1,6 +1,18 @@
 //! Writes HTTP/1.1 requests into a reused buffer: no allocation once the buffer has grown.
 
+use http::HeaderValue;
 use preprocess::profile::{BodyKind, Method};
+
+/// A `--user-agent` that is not a valid header value: written as is, its CR or LF would
+/// start headers of its own on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--user-agent {0:?} is not a valid header value: use visible ASCII characters, spaces and tabs (no CR, LF or other control characters)")]
+pub struct InvalidUserAgent(pub String);
+
+/// `text` as a `User-Agent` header value, or why it cannot be one.
+pub fn user_agent_header(text: &str) -> Result<HeaderValue, InvalidUserAgent> {
+    HeaderValue::from_str(text).map_err(|_| InvalidUserAgent(text.to_string()))
+}
 
 /// The parts of every request that depend only on the target and the run.
 #[derive(Debug, Clone)]
@@ -9,8 +21,8 @@ pub struct RequestTemplate {
     pub base_path: String,
     /// `Host` header value.
     pub host: String,
-    /// `User-Agent` header value.
-    pub user_agent: String,
+    /// `User-Agent` header value, checked once (HTTP/2 requests take a clone).
+    pub user_agent: HeaderValue,
     /// `Accept` header value.
     pub accept: &'static str,
     /// `" HTTP/1.1\r\nHost: …\r\nUser-Agent: …\r\nAccept: …"`: the fixed middle of every
@@ -19,31 +31,33 @@ pub struct RequestTemplate {
 }
 
 impl RequestTemplate {
-    /// A template for requests to `host` under `base_path`.
+    /// A template for requests to `host` under `base_path`; `user_agent` must be a valid
+    /// header value.
     pub fn new(
         base_path: String,
         host: String,
-        user_agent: String,
+        user_agent: &str,
         accept: &'static str,
-    ) -> RequestTemplate {
+    ) -> Result<RequestTemplate, InvalidUserAgent> {
+        let user_agent = user_agent_header(user_agent)?;
         let mut fixed = Vec::new();
         for part in [
-            " HTTP/1.1\r\nHost: ",
-            &host,
-            "\r\nUser-Agent: ",
-            &user_agent,
-            "\r\nAccept: ",
-            accept,
+            b" HTTP/1.1\r\nHost: ".as_slice(),
+            host.as_bytes(),
+            b"\r\nUser-Agent: ",
+            user_agent.as_bytes(),
+            b"\r\nAccept: ",
+            accept.as_bytes(),
         ] {
-            fixed.extend_from_slice(part.as_bytes());
+            fixed.extend_from_slice(part);
         }
-        RequestTemplate {
+        Ok(RequestTemplate {
             base_path,
             host,
             user_agent,
             accept,
             fixed,
-        }
+        })
     }
 
     /// Encodes one request (head and body) into `buf`, replacing its contents.
@@ -94,9 +108,27 @@ mod tests {
         RequestTemplate::new(
             "/prefix".to_string(),
             "127.0.0.1:8080".to_string(),
-            "kreplay/test".to_string(),
+            "kreplay/test",
             "application/json, */*",
         )
+        .expect("a valid user agent")
+    }
+
+    #[test]
+    fn a_user_agent_that_would_start_a_header_of_its_own_is_refused() {
+        for bad in ["ua\r\nX-Evil: 1", "ua\nX: 1", "ua\0", "ua\x7f"] {
+            let err = RequestTemplate::new(String::new(), "h".into(), bad, "*/*").unwrap_err();
+            assert_eq!(err, InvalidUserAgent(bad.to_string()));
+            assert!(err.to_string().contains("no CR, LF"), "{err}");
+        }
+        let ok = RequestTemplate::new(
+            String::new(),
+            "h".into(),
+            "kperf/v0 (linux/amd64)\tx",
+            "*/*",
+        )
+        .expect("visible ASCII, spaces and tabs");
+        assert_eq!(ok.user_agent.as_bytes(), b"kperf/v0 (linux/amd64)\tx");
     }
 
     #[test]

@@ -309,18 +309,20 @@ fn run_checked(
     let core_max = split_evenly(max_conns, cores, 1);
     let core_in_flight = split_evenly(max_in_flight, cores, 1);
 
+    // Refused before anything starts: a User-Agent with a CR or LF would add headers on the wire.
+    let template = RequestTemplate::new(
+        target.base_path.clone(),
+        target.host_header.clone(),
+        &opts.user_agent,
+        accept_of(source.as_ref()),
+    )
+    .map_err(|e| RunError::Invalid(e.to_string()))?;
     // Every part of the source the replay reads is checked block by block in due order, from
     // now on (beside the preflight and the connects) and a bounded lead ahead of the replay;
     // the dispatchers send nothing the check has not covered, so a damaged block stops the
     // run before anything of it is sent, and the start does not wait for the whole file.
     let mut check = crate::timeline_check::TimelineCheck::spawn(source.clone(), scale)
         .map_err(|e| RunError::Invalid(format!("cannot start the timeline check: {e}")))?;
-    let template = RequestTemplate::new(
-        target.base_path.clone(),
-        target.host_header.clone(),
-        opts.user_agent.clone(),
-        accept_of(source.as_ref()),
-    );
     // Every WATCH on an executor of its own (`--watch-executor separate`).
     let has_lane = watches > 0 && opts.watch_executor == WatchExecutor::Separate;
     let gate = Arc::new(StartGate::default());

@@ -55,10 +55,7 @@ pub(super) fn headers(
     let bad_header = |what: &str| Failure::Corrupt(format!("{what} is not a valid header value"));
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(ACCEPT, HeaderValue::from_static(template.accept));
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_str(&template.user_agent).map_err(|_| bad_header("--user-agent"))?,
-    );
+    headers.insert(USER_AGENT, template.user_agent.clone());
     if let Some(auth) = authorization {
         let mut v =
             HeaderValue::from_str(auth).map_err(|_| bad_header("the Authorization header"))?;

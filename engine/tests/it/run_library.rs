@@ -69,8 +69,38 @@ fn memory_source_replays_through_the_library_api() {
     let bad = run(
         Arc::new(MemorySource::new(spec(1, 1), 1, &[])),
         Arc::new(Target::from_server_url(&server.url()).unwrap()),
-        &RunOptions { speed: 0.0, ..opts },
+        &RunOptions {
+            speed: 0.0,
+            ..opts.clone()
+        },
         Arc::new(AtomicBool::new(false)),
     );
     assert!(bad.unwrap_err().to_string().contains("--speed"));
+    // A User-Agent with CR LF would write a header of its own: refused, nothing sent.
+    let before = server.requests().len();
+    let one = [MemoryRequest {
+        due_us: 0,
+        key_hash: 0,
+        verb: Verb::Get,
+        body_kind: BodyKind::None,
+        target: "/api/v1/namespaces/ns/pods/o".into(),
+        body: Vec::new(),
+        label: "GET /api/v1/namespaces/ns/pods/o".into(),
+        invalid_target: false,
+    }];
+    let bad = run(
+        Arc::new(MemorySource::new(spec(1, 1), 1, &one)),
+        Arc::new(Target::from_server_url(&server.url()).unwrap()),
+        &RunOptions {
+            user_agent: "ua\r\nX-Evil: 1".into(),
+            ..opts
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    let err = bad.unwrap_err().to_string();
+    assert!(
+        err.contains("--user-agent") && err.contains("no CR, LF"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), before, "nothing may be sent");
 }

@@ -127,6 +127,30 @@ fn every_request_arrives_once_with_the_right_wire_form() {
 }
 
 #[test]
+fn a_user_agent_with_a_line_break_is_refused_before_anything_is_sent() {
+    let server = TestServer::start(Behavior::default());
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(
+        dir.path(),
+        &spec(1, 1),
+        &profile().get("default/a").at_ms(0).build(),
+    );
+    let run = run_engine(
+        &tl,
+        dir.path(),
+        &["--server", &server.url(), "--user-agent", "ua\r\nX-Evil: 1"],
+        &[],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--user-agent") && run.stderr.contains("no CR, LF"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty(), "nothing may be sent");
+}
+
+#[test]
 fn chunked_responses_and_metric_base_none() {
     let server = TestServer::start(Behavior {
         chunked: true,
