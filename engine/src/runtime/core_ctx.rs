@@ -61,7 +61,8 @@ pub(crate) struct CoreCtx {
     pub(super) h2_connect: glommio::sync::Semaphore,
     /// The server answered a WATCH connection with HTTP/1.1: WATCHes use dedicated connections.
     pub(super) watch_http1: Cell<bool>,
-    pub(super) auth: RefCell<Option<String>>,
+    /// The requests' credentials as read last (`reread_credentials`).
+    pub(super) auth: RefCell<Option<super::h2_request::Authorization>>,
     pub(super) finished: Cell<bool>,
     pub(super) last_end: Cell<Instant>,
     /// The connections the core's loop drives over its own io_uring ring; `None`: workers.
@@ -108,7 +109,8 @@ impl CoreCtx {
             .target
             .auth
             .as_ref()
-            .and_then(|a| a.authorization().ok().flatten());
+            .and_then(|a| a.authorization().ok().flatten())
+            .map(super::h2_request::Authorization::new);
         Rc::new(CoreCtx {
             index: shape.index,
             start: shape.start,
@@ -227,8 +229,18 @@ impl CoreCtx {
             parts.target,
             parts.body_kind,
             parts.body,
-            auth.as_deref(),
+            auth.as_ref().map(|a| a.text()),
         );
+    }
+
+    /// Reads the credentials again (a token file or exec plugin may have renewed them); a
+    /// read that fails keeps the last ones.
+    pub(super) fn reread_credentials(&self) {
+        if let Some(a) = self.shared.target.auth.as_ref() {
+            if let Ok(v) = a.authorization() {
+                *self.auth.borrow_mut() = v.map(super::h2_request::Authorization::new);
+            }
+        }
     }
 
     /// Hints the caches about what the next requests will read (`ReadyQueue::prefetch_upcoming`).

@@ -162,8 +162,6 @@ pub(super) fn record_failure(
 pub(super) fn refresh_credentials(ctx: &CoreCtx) {
     if let Some(a) = ctx.shared.target.auth.as_ref() {
         a.on_unauthorized();
-        if let Ok(v) = a.authorization() {
-            *ctx.auth.borrow_mut() = v;
-        }
     }
+    ctx.reread_credentials();
 }

@@ -9,6 +9,30 @@ use crate::http1::RequestTemplate;
 use crate::source::RequestView;
 use preprocess::profile::BodyKind;
 
+/// The `Authorization` value of the requests, as the credentials were read last: the text the
+/// HTTP/1.1 encoder writes, and the HTTP/2 header value made from it once per read rather
+/// than once per request (`None` when the text cannot be a header value).
+pub(crate) struct Authorization {
+    text: String,
+    header: Option<HeaderValue>,
+}
+
+impl Authorization {
+    /// The value `text` (`Bearer …`), marked sensitive for HPACK (never indexed).
+    pub(crate) fn new(text: String) -> Authorization {
+        let header = HeaderValue::from_str(&text).ok().map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        Authorization { text, header }
+    }
+
+    /// The value as HTTP/1.1 writes it.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 /// An HTTP/2 request ready for [`Http2Connection::send`](crate::transport::Http2Connection::send).
 pub(super) struct H2Request {
     pub(super) method: Method,
@@ -20,7 +44,7 @@ pub(super) struct H2Request {
 pub(super) fn build(
     template: &RequestTemplate,
     parts: &RequestView<'_>,
-    authorization: Option<&str>,
+    authorization: Option<&Authorization>,
 ) -> Result<H2Request, Failure> {
     let target = std::str::from_utf8(parts.target).map_err(|_| {
         Failure::Corrupt(format!(
@@ -50,20 +74,55 @@ pub(super) fn build(
 pub(super) fn headers(
     template: &RequestTemplate,
     body_kind: BodyKind,
-    authorization: Option<&str>,
+    authorization: Option<&Authorization>,
 ) -> Result<HeaderMap, Failure> {
     let bad_header = |what: &str| Failure::Corrupt(format!("{what} is not a valid header value"));
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(ACCEPT, HeaderValue::from_static(template.accept));
     headers.insert(USER_AGENT, template.user_agent.clone());
     if let Some(auth) = authorization {
-        let mut v =
-            HeaderValue::from_str(auth).map_err(|_| bad_header("the Authorization header"))?;
-        v.set_sensitive(true);
+        let v = auth
+            .header
+            .clone()
+            .ok_or_else(|| bad_header("the Authorization header"))?;
         headers.insert(AUTHORIZATION, v);
     }
     if let Some(ct) = body_kind.content_type() {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> RequestTemplate {
+        RequestTemplate::new(String::new(), "h:1".into(), "kreplay/test", "*/*").expect("valid")
+    }
+
+    #[test]
+    fn the_authorization_value_is_made_once_and_sensitive() {
+        let auth = Authorization::new("Bearer t0ken".into());
+        assert_eq!(auth.text(), "Bearer t0ken");
+        let headers = headers(&template(), BodyKind::None, Some(&auth)).expect("headers");
+        let value = &headers[AUTHORIZATION];
+        assert_eq!(value.as_bytes(), b"Bearer t0ken");
+        assert!(value.is_sensitive(), "HPACK must never index a credential");
+        assert_eq!(headers[USER_AGENT].as_bytes(), b"kreplay/test");
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_a_header_value_fails_the_request_without_showing_it() {
+        // The credential readers refuse control characters before this; the request still
+        // fails cleanly on one that slipped through.
+        let auth = Authorization::new("Bearer t\u{7f}k".into());
+        assert_eq!(auth.text(), "Bearer t\u{7f}k");
+        let Err(Failure::Corrupt(message)) = headers(&template(), BodyKind::None, Some(&auth))
+        else {
+            panic!("a non-ASCII credential must fail the HTTP/2 request");
+        };
+        assert!(message.contains("Authorization"), "{message}");
+        assert!(!message.contains("t\u{7f}k"), "{message}");
+    }
 }

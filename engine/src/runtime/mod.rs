@@ -527,11 +527,7 @@ async fn tick_loop(ctx: Rc<CoreCtx>) {
         to_auth -= 1;
         if to_auth == 0 {
             to_auth = AUTH_EVERY;
-            if let Some(a) = ctx.shared.target.auth.as_ref() {
-                if let Ok(v) = a.authorization() {
-                    *ctx.auth.borrow_mut() = v;
-                }
-            }
+            ctx.reread_credentials();
         }
     }
 }

@@ -75,7 +75,8 @@ async fn once(
     let authorization = match shared.target.auth.as_ref() {
         Some(a) => a
             .authorization()
-            .map_err(|e| PreflightError(format!("cannot get credentials for {url}: {e}")))?,
+            .map_err(|e| PreflightError(format!("cannot get credentials for {url}: {e}")))?
+            .map(h2_request::Authorization::new),
         None => None,
     };
     let mut conn = match conn::lease_h2(pool) {
@@ -94,7 +95,7 @@ async fn once(
                 b"/version",
                 BodyKind::None,
                 b"",
-                authorization.as_deref(),
+                authorization.as_ref().map(|a| a.text()),
             );
             stream
                 .write_all(&request)
@@ -115,7 +116,7 @@ async fn once(
             }
             head.status
         }
-        Conn::Http2(lease) => h2_version(lease.conn(), &shared.template, authorization.as_deref())
+        Conn::Http2(lease) => h2_version(lease.conn(), &shared.template, authorization.as_ref())
             .await
             .map_err(failed)?,
     };
@@ -126,7 +127,7 @@ async fn once(
 async fn h2_version(
     h2: &Http2Connection,
     template: &RequestTemplate,
-    authorization: Option<&str>,
+    authorization: Option<&h2_request::Authorization>,
 ) -> Result<u16, String> {
     let headers =
         h2_request::headers(template, BodyKind::None, authorization).map_err(|e| match e {

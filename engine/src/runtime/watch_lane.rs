@@ -164,11 +164,7 @@ async fn tick(ctx: Rc<CoreCtx>) {
         since_auth += step;
         if since_auth >= AUTH_EVERY {
             since_auth = Duration::ZERO;
-            if let Some(a) = ctx.shared.target.auth.as_ref() {
-                if let Ok(v) = a.authorization() {
-                    *ctx.auth.borrow_mut() = v;
-                }
-            }
+            ctx.reread_credentials();
         }
     }
 }

@@ -324,7 +324,7 @@ async fn send_http2(
 ) -> Result<(u16, bool, Option<u32>), Failure> {
     let request = {
         let auth = ctx.auth.borrow();
-        super::h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
+        super::h2_request::build(&ctx.shared.template, parts, auth.as_ref())?
     };
     // A resend keeps the first attempt's instant: latency covers the retries, as in Go.
     if let Some(due) = lag_from {

@@ -187,7 +187,7 @@ impl Http2Pool {
     ) -> Result<http::Request<()>, Failure> {
         let r = {
             let auth = ctx.auth.borrow();
-            h2_request::build(&ctx.shared.template, parts, auth.as_deref())?
+            h2_request::build(&ctx.shared.template, parts, auth.as_ref())?
         };
         request_head(&self.scheme, &self.authority, r.method, r.path, r.headers)
             .map_err(|e| Failure::Transport(e.into()))
