@@ -51,14 +51,20 @@ fn read_thread_affinity(pid: u32, thread: &str) -> Option<String> {
     None
 }
 
-#[test]
-fn two_engines_on_one_host_use_distinct_cpus() {
+/// This process's CPUs and the first two of them (the tests need two).
+fn two_allowed_cpus() -> (Vec<usize>, usize, usize) {
     let allowed = engine::cpu_set::allowed_cpus();
     assert!(
         allowed.len() >= 2,
         "this test needs 2 CPUs in the affinity mask, has {allowed:?}"
     );
     let (first, second) = (allowed[0], allowed[1]);
+    (allowed, first, second)
+}
+
+#[test]
+fn two_engines_on_one_host_use_distinct_cpus() {
+    let (_, first, second) = two_allowed_cpus();
     let server = TestServer::start(Behavior::default());
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
@@ -150,12 +156,7 @@ fn a_watch_beside_gets() -> Vec<ProfileRequest> {
 
 #[test]
 fn the_watch_executor_runs_on_the_cpus_it_is_given_else_on_those_no_core_uses() {
-    let allowed = engine::cpu_set::allowed_cpus();
-    assert!(
-        allowed.len() >= 2,
-        "this test needs 2 CPUs in the affinity mask, has {allowed:?}"
-    );
-    let (core_cpu, watch_cpu) = (allowed[0], allowed[1]);
+    let (allowed, core_cpu, watch_cpu) = two_allowed_cpus();
     let server = TestServer::start(Behavior::default());
     let dir = tempfile::tempdir().unwrap();
     let tl = write_timeline(dir.path(), &spec(1, 1), &a_watch_beside_gets());
