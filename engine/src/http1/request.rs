@@ -60,6 +60,17 @@ impl RequestTemplate {
         })
     }
 
+    /// The `User-Agent` value with bytes of its own, for one core: clones of a value count
+    /// references in one place, which cores must not share per request.
+    pub fn user_agent_copy(&self) -> HeaderValue {
+        let mut copy = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(
+            self.user_agent.as_bytes(),
+        ))
+        .unwrap_or_else(|_| self.user_agent.clone());
+        copy.set_sensitive(self.user_agent.is_sensitive());
+        copy
+    }
+
     /// Encodes one request (head and body) into `buf`, replacing its contents.
     /// `authorization` is the full header value (`Bearer …`) when the target has credentials.
     pub fn encode(
@@ -112,6 +123,16 @@ mod tests {
             "application/json, */*",
         )
         .expect("a valid user agent")
+    }
+
+    #[test]
+    fn each_core_gets_a_user_agent_with_bytes_of_its_own() {
+        let t = template();
+        let (a, b) = (t.user_agent_copy(), t.user_agent_copy());
+        assert_eq!(a, t.user_agent);
+        assert_eq!(b, t.user_agent);
+        assert_ne!(a.as_bytes().as_ptr(), t.user_agent.as_bytes().as_ptr());
+        assert_ne!(a.as_bytes().as_ptr(), b.as_bytes().as_ptr());
     }
 
     #[test]

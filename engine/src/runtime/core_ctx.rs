@@ -61,6 +61,10 @@ pub(crate) struct CoreCtx {
     pub(super) h2_connect: glommio::sync::Semaphore,
     /// The server answered a WATCH connection with HTTP/1.1: WATCHes use dedicated connections.
     pub(super) watch_http1: Cell<bool>,
+    /// The `User-Agent` of this core's HTTP/2 requests: a copy with bytes of its own, so that
+    /// cloning it per request counts references on this core only (the template's value is
+    /// shared by every core).
+    pub(super) user_agent: http::HeaderValue,
     /// The requests' credentials as read last (`reread_credentials`).
     pub(super) auth: RefCell<Option<super::h2_request::Authorization>>,
     pub(super) finished: Cell<bool>,
@@ -129,6 +133,7 @@ impl CoreCtx {
             h2_pool: shape.h2_pool,
             h2_connect: glommio::sync::Semaphore::new(1),
             watch_http1: Cell::new(false),
+            user_agent: shared.template.user_agent_copy(),
             auth: RefCell::new(auth),
             finished: Cell::new(false),
             last_end: Cell::new(shape.start),

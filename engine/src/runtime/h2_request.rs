@@ -5,6 +5,7 @@ use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT}
 use http::{HeaderMap, Method};
 
 use super::failure::Failure;
+use super::CoreCtx;
 use crate::http1::RequestTemplate;
 use crate::source::RequestView;
 use preprocess::profile::BodyKind;
@@ -40,12 +41,10 @@ pub(super) struct H2Request {
     pub(super) headers: HeaderMap,
 }
 
-/// Builds the HTTP/2 request for `parts` (the h2 crate needs owned values: this allocates).
-pub(super) fn build(
-    template: &RequestTemplate,
-    parts: &RequestView<'_>,
-    authorization: Option<&Authorization>,
-) -> Result<H2Request, Failure> {
+/// Builds the HTTP/2 request for `parts` with the core's header values and credentials (the
+/// h2 crate needs owned values: this allocates).
+pub(super) fn build(ctx: &CoreCtx, parts: &RequestView<'_>) -> Result<H2Request, Failure> {
+    let template = &ctx.shared.template;
     let target = std::str::from_utf8(parts.target).map_err(|_| {
         Failure::Corrupt(format!(
             "request {}: target is not UTF-8",
@@ -55,7 +54,12 @@ pub(super) fn build(
     let mut path = String::with_capacity(template.base_path.len() + target.len());
     path.push_str(&template.base_path);
     path.push_str(target);
-    let headers = headers(template, parts.body_kind, authorization)?;
+    let headers = headers(
+        template,
+        &ctx.user_agent,
+        parts.body_kind,
+        ctx.auth.borrow().as_ref(),
+    )?;
     let method = match parts.method {
         preprocess::profile::Method::Get => Method::GET,
         preprocess::profile::Method::Post => Method::POST,
@@ -70,16 +74,17 @@ pub(super) fn build(
 }
 
 /// The request headers of kreplay's requests (the ones HTTP/1.1 requests carry, minus `Host`,
-/// which is `:authority` here).
+/// which is `:authority` here), with `user_agent` (a core's own copy of the template's).
 pub(super) fn headers(
     template: &RequestTemplate,
+    user_agent: &HeaderValue,
     body_kind: BodyKind,
     authorization: Option<&Authorization>,
 ) -> Result<HeaderMap, Failure> {
     let bad_header = |what: &str| Failure::Corrupt(format!("{what} is not a valid header value"));
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(ACCEPT, HeaderValue::from_static(template.accept));
-    headers.insert(USER_AGENT, template.user_agent.clone());
+    headers.insert(USER_AGENT, user_agent.clone());
     if let Some(auth) = authorization {
         let v = auth
             .header
@@ -105,7 +110,8 @@ mod tests {
     fn the_authorization_value_is_made_once_and_sensitive() {
         let auth = Authorization::new("Bearer t0ken".into());
         assert_eq!(auth.text(), "Bearer t0ken");
-        let headers = headers(&template(), BodyKind::None, Some(&auth)).expect("headers");
+        let t = template();
+        let headers = headers(&t, &t.user_agent, BodyKind::None, Some(&auth)).expect("headers");
         let value = &headers[AUTHORIZATION];
         assert_eq!(value.as_bytes(), b"Bearer t0ken");
         assert!(value.is_sensitive(), "HPACK must never index a credential");
@@ -118,7 +124,9 @@ mod tests {
         // fails cleanly on one that slipped through.
         let auth = Authorization::new("Bearer t\u{7f}k".into());
         assert_eq!(auth.text(), "Bearer t\u{7f}k");
-        let Err(Failure::Corrupt(message)) = headers(&template(), BodyKind::None, Some(&auth))
+        let t = template();
+        let Err(Failure::Corrupt(message)) =
+            headers(&t, &t.user_agent, BodyKind::None, Some(&auth))
         else {
             panic!("a non-ASCII credential must fail the HTTP/2 request");
         };

@@ -129,11 +129,16 @@ async fn h2_version(
     template: &RequestTemplate,
     authorization: Option<&h2_request::Authorization>,
 ) -> Result<u16, String> {
-    let headers =
-        h2_request::headers(template, BodyKind::None, authorization).map_err(|e| match e {
-            Failure::Corrupt(m) => m,
-            other => format!("{other:?}"),
-        })?;
+    let headers = h2_request::headers(
+        template,
+        &template.user_agent,
+        BodyKind::None,
+        authorization,
+    )
+    .map_err(|e| match e {
+        Failure::Corrupt(m) => m,
+        other => format!("{other:?}"),
+    })?;
     let path = format!("{}/version", template.base_path);
     let mut response = h2
         .send(Method::GET, &path, &headers, b"")

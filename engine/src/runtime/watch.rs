@@ -263,10 +263,7 @@ async fn send(
             ))
         }
         Conn::Http2(lease) => {
-            let request = {
-                let auth = ctx.auth.borrow();
-                super::h2_request::build(&ctx.shared.template, parts, auth.as_ref())?
-            };
+            let request = super::h2_request::build(ctx, parts)?;
             *sent_at = Instant::now();
             record_send(ctx, *sent_at, due);
             let response = lease

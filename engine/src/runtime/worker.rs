@@ -322,10 +322,7 @@ async fn send_http2(
     body_bytes: &mut u64,
     keep: &mut Vec<u8>,
 ) -> Result<(u16, bool, Option<u32>), Failure> {
-    let request = {
-        let auth = ctx.auth.borrow();
-        super::h2_request::build(&ctx.shared.template, parts, auth.as_ref())?
-    };
+    let request = super::h2_request::build(ctx, parts)?;
     // A resend keeps the first attempt's instant: latency covers the retries, as in Go.
     if let Some(due) = lag_from {
         *sent_at = Instant::now();

@@ -185,10 +185,7 @@ impl Http2Pool {
         ctx: &CoreCtx,
         parts: &crate::source::RequestView<'_>,
     ) -> Result<http::Request<()>, Failure> {
-        let r = {
-            let auth = ctx.auth.borrow();
-            h2_request::build(&ctx.shared.template, parts, auth.as_ref())?
-        };
+        let r = h2_request::build(ctx, parts)?;
         request_head(&self.scheme, &self.authority, r.method, r.path, r.headers)
             .map_err(|e| Failure::Transport(e.into()))
     }
