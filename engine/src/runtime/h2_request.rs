@@ -32,6 +32,14 @@ impl Authorization {
     pub(crate) fn text(&self) -> &str {
         &self.text
     }
+
+    /// The HTTP/2 header value, or the request's failure when the text cannot be one (the
+    /// message does not show it).
+    pub(crate) fn http2_value(&self) -> Result<&HeaderValue, Failure> {
+        self.header.as_ref().ok_or_else(|| {
+            Failure::Corrupt("the Authorization header is not a valid header value".into())
+        })
+    }
 }
 
 /// An HTTP/2 request ready for [`Http2Connection::send`](crate::transport::Http2Connection::send).
@@ -81,16 +89,11 @@ pub(super) fn headers(
     body_kind: BodyKind,
     authorization: Option<&Authorization>,
 ) -> Result<HeaderMap, Failure> {
-    let bad_header = |what: &str| Failure::Corrupt(format!("{what} is not a valid header value"));
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(ACCEPT, HeaderValue::from_static(template.accept));
     headers.insert(USER_AGENT, user_agent.clone());
     if let Some(auth) = authorization {
-        let v = auth
-            .header
-            .clone()
-            .ok_or_else(|| bad_header("the Authorization header"))?;
-        headers.insert(AUTHORIZATION, v);
+        headers.insert(AUTHORIZATION, auth.http2_value()?.clone());
     }
     if let Some(ct) = body_kind.content_type() {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));

@@ -35,13 +35,18 @@ pub(crate) struct DriverState {
 impl DriverState {
     /// The connection's future ended, with `result`.
     pub(crate) fn ended(&self, result: Result<(), h2::Error>) {
-        if let Err(e) = result {
-            let error = Http2Error::from_h2(e);
-            if let Http2Error::GoAway { code, debug } = &error {
-                self.record_goaway(*code, debug);
-            }
-            *self.error.borrow_mut() = Some(error);
+        match result {
+            Err(e) => self.fail(Http2Error::from_h2(e)),
+            Ok(()) => self.closed.set(true),
         }
+    }
+
+    /// The connection ended with `error`.
+    pub(crate) fn fail(&self, error: Http2Error) {
+        if let Http2Error::GoAway { code, debug } = &error {
+            self.record_goaway(*code, debug);
+        }
+        self.error.borrow_mut().get_or_insert(error);
         self.closed.set(true);
     }
 
@@ -50,7 +55,8 @@ impl DriverState {
         self.closed.get() || self.goaway.borrow().is_some()
     }
 
-    fn record_goaway(&self, code: u32, debug: &str) {
+    /// The server's GOAWAY: no new requests; it explains the errors that follow.
+    pub(crate) fn record_goaway(&self, code: u32, debug: &str) {
         self.goaway
             .borrow_mut()
             .get_or_insert_with(|| (code, debug.to_string()));

@@ -1,6 +1,6 @@
 //! HTTP/2 requests readied before their instant. In the last microseconds before a due
 //! instant, the requests due at it are given streams on connections with room, handed to
-//! `h2`, framed and sealed; at the instant only one `send` per connection remains.
+//! encoded, framed and sealed; at the instant only one `send` per connection remains.
 
 use std::time::Instant;
 
@@ -29,8 +29,7 @@ impl Http2Pool {
             armed += 1;
         }
         if armed > 0 {
-            // `h2` frames them (HPACK, HEADERS) into the pipes; they are sealed and held.
-            self.poll_woken(ctx);
+            // Their HEADERS are in their sessions' outbound bytes: sealed and held.
             for i in 0..self.dirty.len() {
                 self.hold(self.dirty[i]);
             }

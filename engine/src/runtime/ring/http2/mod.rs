@@ -1,34 +1,33 @@
 //! A core's HTTP/2 connections, driven by the core's loop like its HTTP/1.1 ones: no task per
-//! request and no driver task per connection. The `h2` crate keeps each connection's protocol
-//! state; it reads and writes through an in-memory [`Pipe`](io::Pipe) that the loop fills from
-//! the ring's receives (decrypted by rustls) and drains with its own sends (sealed by rustls),
-//! and its futures are polled by the loop when their waker bit is set (`wake.rs`), never by
-//! an executor. A request due at an instant is handed to `h2` and written by the loop at that
-//! instant; the requests due together leave in one `send`.
+//! request and no driver task per connection. Each connection's HTTP/2 state is a sans-I/O
+//! codec of kreplay's own (`protocol.rs` over `frame.rs` and `hpack/`): the loop appends what
+//! the ring received (decrypted by rustls) and reads the frames as events, and it seals and
+//! sends what the codec wrote. A request due at an instant is encoded and written by the loop
+//! at that instant; the requests due together on a connection leave in one `send`.
 //!
 //! The parts: this file takes requests and gives them streams; `session.rs` is one connection
-//! (connect, TLS and HTTP/2 handshakes, its end); `transfer.rs` moves its bytes through the
-//! ring (seal and send, receive and decrypt, completions); `armed.rs` readies an instant's
-//! requests during the spin; `stream.rs` is one request's stream, from its head to the end of
-//! its response.
+//! (connect, TLS and HTTP/2 handshakes, its frames' events, its end); `transfer.rs` moves its
+//! bytes through the ring (seal and send, receive and decrypt, completions); `armed.rs`
+//! readies an instant's requests during the spin; `stream.rs` is one request's stream, from
+//! its head to the end of its response.
 //!
 //! The ring's raw pointers are sound by the same rule as the HTTP/1.1 pool's: a session's
 //! buffers are never moved or freed while an operation of its is in flight, and a session is
 //! reset only once none is.
 
 mod armed;
-mod io;
+mod frame;
+mod hpack;
+mod protocol;
 mod session;
 mod stream;
 mod transfer;
-mod wake;
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::task::Context;
 use std::time::Instant;
 
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
@@ -42,7 +41,6 @@ use super::tls::TlsSession;
 use super::uring::Ring;
 use session::{Phase, Session};
 use stream::StreamSlot;
-use wake::WakeSet;
 
 /// Most times a request refused over HTTP/2 is sent again (Go's transport: 6).
 const REFUSED_RETRIES: u8 = 6;
@@ -63,16 +61,18 @@ pub(crate) struct Http2Pool {
     target: std::net::SocketAddr,
     /// TLS settings of new connections (ALPN offers `h2`).
     tls: (Arc<ClientConfig>, ServerName<'static>),
-    scheme: Scheme,
     authority: Authority,
     sessions: Vec<Session>,
     max_conns: usize,
     streams: Vec<StreamSlot>,
     /// Stream slots without a request.
     free_streams: Vec<usize>,
-    wake: Arc<WakeSet>,
-    /// Scratch list of woken indexes (kept for its capacity).
-    woken: Vec<usize>,
+    /// Stream slots cancelled since the last pump.
+    cancelled: Vec<usize>,
+    /// Scratch list of a failing session's stream slots (kept for its capacity).
+    ending: Vec<usize>,
+    /// Scratch `:path` of the request being encoded (kept for its capacity).
+    path: Vec<u8>,
     /// Requests in flight: on streams, parked, or waiting for the connection they opened.
     busy: usize,
     parked: Vec<Parked>,
@@ -83,7 +83,7 @@ pub(crate) struct Http2Pool {
     broken: Option<std::io::Error>,
     /// Most sessions open at once.
     peak: usize,
-    /// Sessions polled since their last flush: only they can have bytes to send.
+    /// Sessions with bytes to send (or an end to carry out) since their last flush.
     dirty: Vec<usize>,
 }
 
@@ -104,24 +104,21 @@ impl Http2Pool {
             .map_err(|e| Failure::Transport(e.into()))?;
         let max_conns = max_conns.max(open.len()).max(1);
         let max_streams = max_streams.max(1);
-        let wake = WakeSet::new(max_streams + max_conns);
         let ring = Ring::new(max_conns).map_err(Failure::Connect)?;
-        let streams = (0..max_streams)
-            .map(|k| StreamSlot::new(wake::waker(&wake, k)))
-            .collect();
+        let streams = (0..max_streams).map(|_| StreamSlot::new()).collect();
         let mut pool = Http2Pool {
             ring,
             addr: Box::new(socket2::SockAddr::from(target.addr())),
             target: target.addr(),
             tls,
-            scheme: Scheme::HTTPS,
             authority,
             sessions: Vec::with_capacity(max_conns),
             max_conns,
             streams,
             free_streams: (0..max_streams).rev().collect(),
-            woken: Vec::with_capacity(max_streams + max_conns),
-            wake,
+            cancelled: Vec::with_capacity(max_streams),
+            ending: Vec::with_capacity(max_streams),
+            path: Vec::with_capacity(256),
             busy: 0,
             parked: Vec::new(),
             next_session: 0,
@@ -146,8 +143,7 @@ impl Http2Pool {
             return s;
         }
         let s = self.sessions.len();
-        let waker = wake::waker(&self.wake, self.streams.len() + s);
-        self.sessions.push(Session::new(waker));
+        self.sessions.push(Session::new());
         s
     }
 
@@ -195,7 +191,7 @@ impl Http2Pool {
                 .is_some_and(|job| before.is_none_or(|b| job.started <= b));
             if slot.cancel.is_none() && covered {
                 slot.cancel = Some(reason);
-                self.wake.set(k);
+                self.cancelled.push(k);
                 cancelled += 1;
             }
         }
@@ -215,6 +211,7 @@ impl Http2Pool {
         }
         for session in &mut self.sessions {
             session.opener = None;
+            session.proto = None;
             session.streams = 0;
             session.generation = session.generation.wrapping_add(1);
             session.phase = Phase::Closed;
@@ -284,13 +281,6 @@ impl Http2Pool {
             }
         }
         let s = best?;
-        // `h2` holds back a request beyond the server's stream limit: ask it first.
-        let session = &mut self.sessions[s];
-        let mut cx = Context::from_waker(&session.waker);
-        let h2 = session.h2.as_mut()?;
-        if !h2.sender.poll_ready(&mut cx).is_ready() {
-            return None;
-        }
         self.next_session = s + 1;
         Some(s)
     }
@@ -360,46 +350,24 @@ impl Http2Pool {
         k
     }
 
-    /// Polls every woken `h2` future (connections and streams) until none is, and hands
-    /// what the connections wrote to the kernel.
-    fn pump(&mut self, ctx: &CoreCtx) {
-        loop {
-            self.poll_woken(ctx);
-            let mut dirty = std::mem::take(&mut self.dirty);
-            for &s in &dirty {
-                self.sessions[s].dirty = false;
-                self.flush(ctx, s);
-            }
-            dirty.clear();
-            // Sessions polled during those flushes are in `self.dirty` again.
-            dirty.append(&mut self.dirty);
-            self.dirty = dirty;
-            // A flush that failed woke its connection.
-            if self.wake.is_empty() {
-                break;
-            }
+    /// Marks session `s` as having bytes to send (or an end to carry out).
+    fn mark_dirty(&mut self, s: usize) {
+        if !std::mem::replace(&mut self.sessions[s].dirty, true) {
+            self.dirty.push(s);
         }
     }
 
-    /// Polls every woken `h2` future (connections and streams) until none is.
-    fn poll_woken(&mut self, ctx: &CoreCtx) {
-        let mut woken = std::mem::take(&mut self.woken);
-        loop {
-            woken.clear();
-            self.wake.take(&mut woken);
-            if woken.is_empty() {
-                break;
-            }
-            let streams = self.streams.len();
-            for &i in &woken {
-                if i < streams {
-                    self.poll_stream(ctx, i);
-                } else {
-                    self.poll_session(ctx, i - streams);
-                }
+    /// Settles cancelled requests, fails the sessions whose connection ended, and hands what
+    /// the others wrote to the kernel.
+    fn pump(&mut self, ctx: &CoreCtx) {
+        self.settle_cancelled(ctx);
+        while let Some(s) = self.dirty.pop() {
+            self.sessions[s].dirty = false;
+            match self.sessions[s].ended.take() {
+                Some(why) => self.fail_session(ctx, s, why),
+                None => self.flush(ctx, s),
             }
         }
-        self.woken = woken;
     }
 }
 

@@ -1,26 +1,19 @@
 //! One HTTP/2 connection of the loop: its socket and TLS session, moved through the ring, and
-//! `h2`'s handles over its [`Pipe`]. A connection is opened for the request that found every
+//! its HTTP/2 state ([`Protocol`]). A connection is opened for the request that found every
 //! stream taken (its opener), connects and shakes hands (TLS, then HTTP/2 with a PING, so the
 //! server's SETTINGS and its stream limit are known) and then carries that request first.
 
-use std::cell::RefCell;
-use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
-use h2::client::{Connection, SendRequest};
-use h2::PingPong;
-
-use super::io::{Pipe, PipeIo};
+use super::protocol::{ConnectionError, Event, Protocol};
 use super::Http2Pool;
 use crate::runtime::exchange::request_of;
 use crate::runtime::failure::Failure;
 use crate::runtime::ring::tls::TlsSession;
 use crate::runtime::ring::uring::{self, Op};
 use crate::runtime::CoreCtx;
-use crate::transport::http2::{client_builder, DriverState};
+use crate::transport::http2::DriverState;
 use crate::transport::Http2Error;
 
 /// Where a session stands.
@@ -41,13 +34,6 @@ pub(super) enum Phase {
     Closed,
 }
 
-/// `h2`'s handles of a connection.
-pub(super) struct H2Handles {
-    pub(super) sender: SendRequest<Bytes>,
-    connection: Connection<PipeIo, Bytes>,
-    ping: Option<PingPong>,
-}
-
 /// One connection.
 pub(super) struct Session {
     pub(super) phase: Phase,
@@ -55,8 +41,9 @@ pub(super) struct Session {
     /// Bumped when the session is freed, so a stale completion is recognised.
     pub(super) generation: u32,
     pub(super) tls: Option<Box<TlsSession>>,
-    pub(super) pipe: Rc<RefCell<Pipe>>,
-    pub(super) h2: Option<H2Handles>,
+    /// Its HTTP/2 state, from the end of its TLS handshake.
+    pub(super) proto: Option<Box<Protocol>>,
+    /// How it ended, once it did (the errors of its requests).
     pub(super) driver: Rc<DriverState>,
     /// Streams in flight on it.
     pub(super) streams: usize,
@@ -72,22 +59,20 @@ pub(super) struct Session {
     pub(super) unsent: Vec<usize>,
     /// Its sealed bytes wait for the next instant (`armed.rs`).
     pub(super) held: bool,
-    /// The server's stream limit, as of the last poll (asking `h2` takes a lock).
-    pub(super) max_streams: usize,
-    /// Polled since its last flush (in `Http2Pool::dirty`).
+    /// Has bytes to flush (it is in `Http2Pool::dirty`).
     pub(super) dirty: bool,
-    pub(super) waker: Waker,
+    /// Its socket or TLS session ended with this; the pool fails it when it next pumps.
+    pub(super) ended: Option<Http2Error>,
 }
 
 impl Session {
-    pub(super) fn new(waker: Waker) -> Session {
+    pub(super) fn new() -> Session {
         Session {
             phase: Phase::Free,
             fd: None,
             generation: 0,
             tls: None,
-            pipe: Rc::new(RefCell::new(Pipe::default())),
-            h2: None,
+            proto: None,
             driver: Rc::new(DriverState::default()),
             streams: 0,
             opener: None,
@@ -98,9 +83,8 @@ impl Session {
             written: 0,
             unsent: Vec::new(),
             held: false,
-            max_streams: 1,
             dirty: false,
-            waker,
+            ended: None,
         }
     }
 
@@ -126,7 +110,9 @@ impl Session {
 
     /// Whether it takes one more request, up to the server's stream limit (as Go's client).
     pub(super) fn has_room(&self) -> bool {
-        self.phase == Phase::Ready && !self.driver.is_closed() && self.streams < self.max_streams
+        self.phase == Phase::Ready
+            && !self.driver.is_closed()
+            && self.proto.as_ref().is_some_and(|p| p.has_room())
     }
 
     pub(super) fn raw_fd(&self) -> i32 {
@@ -169,83 +155,17 @@ impl Http2Pool {
                  on the first",
             )));
         }
-        session.pipe.borrow_mut().reset();
         session.driver = Rc::new(DriverState::default());
-        let mut cx = Context::from_waker(&session.waker);
-        let mut handshake =
-            std::pin::pin!(client_builder().handshake::<_, Bytes>(PipeIo(session.pipe.clone())));
-        // The pipe takes every write at once: the preface is buffered in one poll.
-        let (sender, mut connection) = match handshake.as_mut().poll(&mut cx) {
-            Poll::Ready(Ok(handles)) => handles,
-            Poll::Ready(Err(e)) => return Err(Failure::Transport(Http2Error::from_h2(e).into())),
-            Poll::Pending => {
-                return Err(Failure::Transport(
-                    Http2Error::InvalidRequest("the HTTP/2 handshake did not complete".into())
-                        .into(),
-                ))
-            }
-        };
-        let mut ping = connection.ping_pong();
-        if let Some(p) = ping.as_mut() {
-            p.send_ping(h2::Ping::opaque())
-                .map_err(|e| Failure::Transport(Http2Error::from_h2(e).into()))?;
-        }
-        session.h2 = Some(H2Handles {
-            sender,
-            connection,
-            ping,
-        });
+        session.proto = Some(Box::new(Protocol::new()));
         session.phase = Phase::Settling;
-        self.wake.set(self.streams.len() + s);
-        // Records the server sent with its last handshake flight are already decrypted.
+        self.mark_dirty(s);
+        // Records the server sent with its last handshake flight are already decrypted: they
+        // are read with the next ones (the answer to the PING is still to come).
         self.take_plaintext(s);
         if !self.sessions[s].recv_op {
             self.recv(s);
         }
         Ok(())
-    }
-
-    /// Polls session `s`'s connection: reads what arrived, writes what its streams queued.
-    pub(super) fn poll_session(&mut self, ctx: &CoreCtx, s: usize) {
-        let session = &mut self.sessions[s];
-        if !matches!(session.phase, Phase::Settling | Phase::Ready) {
-            return;
-        }
-        let Some(h2) = session.h2.as_mut() else {
-            return;
-        };
-        if !std::mem::replace(&mut session.dirty, true) {
-            self.dirty.push(s);
-        }
-        let mut cx = Context::from_waker(&session.waker);
-        if let Poll::Ready(result) = std::pin::Pin::new(&mut h2.connection).poll(&mut cx) {
-            session.driver.ended(result);
-            let error = session.driver.closed_error();
-            return self.fail_session(ctx, s, Failure::Transport(error.into()));
-        }
-        session.max_streams = h2.sender.current_max_send_streams().max(1);
-        if session.phase != Phase::Settling {
-            return;
-        }
-        let pong = match h2.ping.as_mut() {
-            Some(p) => p.poll_pong(&mut cx).map_ok(|_| ()),
-            None => Poll::Ready(Ok(())),
-        };
-        match pong {
-            Poll::Pending => {}
-            Poll::Ready(Ok(())) => {
-                session.phase = Phase::Ready;
-                let open = self.open_sessions();
-                self.peak = self.peak.max(open);
-                if let Some(k) = self.sessions[s].opener.take() {
-                    self.start_opener(ctx, s, k);
-                }
-            }
-            Poll::Ready(Err(e)) => {
-                let failure = Failure::Transport(Http2Error::from_h2(e).into());
-                self.fail_session(ctx, s, failure);
-            }
-        }
     }
 
     /// The request that opened session `s` (now ready) starts on it.
@@ -266,9 +186,111 @@ impl Http2Pool {
         }
     }
 
-    /// Session `s` cannot go on: its opener fails with `failure`, its streams learn it from
-    /// `h2`, and it closes.
-    pub(super) fn fail_session(&mut self, ctx: &CoreCtx, s: usize, failure: Failure) {
+    /// Reads session `s`'s received frames and carries out what they meant.
+    pub(super) fn read_frames(&mut self, ctx: &CoreCtx, s: usize) {
+        let Some(proto) = self.sessions[s].proto.as_mut() else {
+            return;
+        };
+        let result = proto.receive();
+        let mut events = std::mem::take(&mut proto.events);
+        if !proto.out.is_empty() {
+            self.mark_dirty(s);
+        }
+        for event in events.drain(..) {
+            self.on_event(ctx, s, event);
+        }
+        if let Some(proto) = self.sessions[s].proto.as_mut() {
+            proto.events = events;
+        }
+        if let Err(ConnectionError(code)) = result {
+            // The GOAWAY the protocol wrote goes first, as far as the socket takes it.
+            self.flush(ctx, s);
+            self.fail_session(ctx, s, Http2Error::Connection { code });
+        }
+    }
+
+    fn on_event(&mut self, ctx: &CoreCtx, s: usize, event: Event) {
+        match event {
+            Event::Settled => {
+                let session = &mut self.sessions[s];
+                if session.phase != Phase::Settling {
+                    return;
+                }
+                session.phase = Phase::Ready;
+                let open = self.open_sessions();
+                self.peak = self.peak.max(open);
+                if let Some(k) = self.sessions[s].opener.take() {
+                    self.start_opener(ctx, s, k);
+                }
+            }
+            Event::Head {
+                slot,
+                status,
+                retry_after,
+                end,
+            } => {
+                self.streams[slot].head(status, retry_after);
+                if end {
+                    self.finish(ctx, slot, Ok(status));
+                }
+            }
+            Event::Data {
+                slot,
+                start,
+                len,
+                end,
+            } => {
+                if let Some(proto) = self.sessions[s].proto.as_ref() {
+                    self.streams[slot].body(proto.received_bytes(start, len));
+                }
+                if end {
+                    let status = self.streams[slot].status();
+                    self.finish(ctx, slot, Ok(status));
+                }
+            }
+            Event::End { slot } => {
+                let status = self.streams[slot].status();
+                self.finish(ctx, slot, Ok(status));
+            }
+            Event::Reset { slot, code } => {
+                let error = Http2Error::StreamReset { code };
+                self.finish(ctx, slot, Err(Failure::Transport(error.into())));
+            }
+            Event::GoAway { code, debug } => self.sessions[s].driver.record_goaway(code, &debug),
+            Event::Refused { slot } => {
+                let error = self.sessions[s].driver.closed_error();
+                self.finish(ctx, slot, Err(Failure::Transport(error.into())));
+            }
+        }
+    }
+
+    /// Session `s` cannot go on (`error`): its opener and its streams fail, and it closes.
+    pub(super) fn fail_session(&mut self, ctx: &CoreCtx, s: usize, error: Http2Error) {
+        self.sessions[s].driver.fail(error);
+        self.end_session(ctx, s);
+    }
+
+    /// Session `s` has ended (its driver says how): its opener and its streams fail with
+    /// that, and it closes.
+    pub(super) fn end_session(&mut self, ctx: &CoreCtx, s: usize) {
+        let mut slots = std::mem::take(&mut self.ending);
+        slots.clear();
+        if let Some(k) = self.sessions[s].opener.take() {
+            slots.push(k);
+        }
+        if let Some(proto) = self.sessions[s].proto.as_mut() {
+            proto.drain_streams(|k| slots.push(k));
+        }
+        for &k in &slots {
+            let error = self.sessions[s].driver.closed_error();
+            self.finish(ctx, k, Err(Failure::Transport(error.into())));
+        }
+        self.ending = slots;
+        self.close(s);
+    }
+
+    /// Session `s` failed before HTTP/2 began (connect, TLS): its opener fails with `failure`.
+    pub(super) fn fail_opening(&mut self, ctx: &CoreCtx, s: usize, failure: Failure) {
         if let Some(k) = self.sessions[s].opener.take() {
             self.finish(ctx, k, Err(failure));
         }
@@ -302,8 +324,8 @@ impl Http2Pool {
         }
         session.fd = None;
         session.tls = None;
-        session.h2 = None;
-        session.pipe.borrow_mut().reset();
+        session.proto = None;
+        session.ended = None;
         session.unsent.clear();
         session.held = false;
         session.sending.clear();
@@ -329,7 +351,7 @@ impl Http2Pool {
             session.sending.clear();
             session.written = 0;
             if let Err(e) = tls.records(&mut session.sending) {
-                return self.fail_session(ctx, s, Failure::Response(e.into()));
+                return self.fail_opening(ctx, s, Failure::Response(e.into()));
             }
             return self.send_rest(ctx, s);
         }
@@ -337,7 +359,7 @@ impl Http2Pool {
             return self.recv(s);
         }
         if let Err(failure) = self.start_h2(s) {
-            self.fail_session(ctx, s, failure);
+            self.fail_opening(ctx, s, failure);
         }
     }
 
@@ -348,7 +370,7 @@ impl Http2Pool {
         };
         match tls.take_handshake(n) {
             Ok(()) => self.handshake(ctx, s),
-            Err(failure) => self.fail_session(ctx, s, failure),
+            Err(failure) => self.fail_opening(ctx, s, failure),
         }
     }
 }

@@ -1,38 +1,23 @@
-//! One request on an HTTP/2 stream: handed to `h2` (which allocates its head and frames: the
-//! HTTP/2 path is for servers that prefer it), then its response's head and body read as
-//! `h2` delivers them, and its outcome recorded. A refused request (REFUSED_STREAM, graceful
-//! GOAWAY) was not processed by the server and goes again on another connection, as with Go's
-//! transport; a retryable status waits for its `Retry-After` under `--retries client-go`.
+//! One request on an HTTP/2 stream: its head encoded with HPACK straight into its connection's
+//! outbound bytes (no allocation), then its response's head and body taken from the events of
+//! its connection's frames, and its outcome recorded. A refused request (REFUSED_STREAM,
+//! graceful GOAWAY) was not processed by the server and goes again on another connection, as
+//! with Go's transport; a retryable status waits for its `Retry-After` under
+//! `--retries client-go`.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use h2::client::ResponseFuture;
-use h2::{RecvStream, SendStream};
-
+use super::hpack::{Encoder, Indexing};
 use super::session::Phase;
 use super::{Http2Pool, Parked, REFUSED_RETRIES};
 use crate::error_class::is_kperf_failure_status;
 use crate::runtime::exchange::{keep_error_body, ERROR_BODY_KEEP};
 use crate::runtime::failure::Failure;
-use crate::runtime::h2_request;
 use crate::runtime::ring::completion::settle;
 use crate::runtime::ring::slot::Job;
 use crate::runtime::{CancelReason, CoreCtx};
-use crate::transport::http2::{request_head, stream_error};
-
-/// Where a stream's response stands.
-enum Response {
-    /// No stream yet (its connection is being opened).
-    None,
-    /// Waiting for the head.
-    Head(ResponseFuture),
-    /// Reading the body.
-    Body(RecvStream),
-}
+use crate::source::RequestView;
+use preprocess::profile::Method;
 
 /// A request slot: the request, its stream, and what its response has brought so far.
 pub(super) struct StreamSlot {
@@ -40,35 +25,28 @@ pub(super) struct StreamSlot {
     /// The session it runs on (or that is being opened for it).
     pub(super) session: usize,
     pub(super) cancel: Option<CancelReason>,
-    response: Response,
-    /// Kept while the response runs: dropping it early would end the stream.
-    send: Option<SendStream<Bytes>>,
-    /// Counted in its session's streams.
-    attached: bool,
+    /// Counted in its session's streams (it has a stream there).
+    pub(super) attached: bool,
     /// Its first byte has been handed to the kernel (its send is recorded).
     sent: bool,
     status: u16,
     retry_after: Option<u32>,
     body_bytes: u64,
     error_body: Vec<u8>,
-    waker: Waker,
 }
 
 impl StreamSlot {
-    pub(super) fn new(waker: Waker) -> StreamSlot {
+    pub(super) fn new() -> StreamSlot {
         StreamSlot {
             job: None,
             session: 0,
             cancel: None,
-            response: Response::None,
-            send: None,
             attached: false,
             sent: false,
             status: 0,
             retry_after: None,
             body_bytes: 0,
             error_body: Vec::with_capacity(ERROR_BODY_KEEP),
-            waker,
         }
     }
 
@@ -84,10 +62,8 @@ impl StreamSlot {
         self.error_body.clear();
     }
 
-    /// Drops its stream (resetting it if it runs) and returns its request.
+    /// Returns its request; the slot is free.
     pub(super) fn release(&mut self) -> Option<Job> {
-        self.response = Response::None;
-        self.send = None;
         self.cancel = None;
         self.job.take()
     }
@@ -107,66 +83,107 @@ impl StreamSlot {
         }
     }
 
-    /// Polls the response; `Some` once it has ended, with its outcome.
-    fn poll_response(
-        &mut self,
-        driver: &crate::transport::http2::DriverState,
-    ) -> Option<Result<u16, Failure>> {
-        let mut cx = Context::from_waker(&self.waker);
-        loop {
-            match &mut self.response {
-                Response::None => return None,
-                Response::Head(head) => match Pin::new(head).poll(&mut cx) {
-                    Poll::Pending => return None,
-                    Poll::Ready(Err(e)) => {
-                        return Some(Err(Failure::Transport(stream_error(driver, e))))
-                    }
-                    Poll::Ready(Ok(response)) => {
-                        let (head, body) = response.into_parts();
-                        self.status = head.status.as_u16();
-                        self.retry_after = head.headers.get("retry-after").and_then(|v| {
-                            crate::http1::parse_retry_after(v.as_bytes().trim_ascii())
-                        });
-                        self.response = Response::Body(body);
-                    }
-                },
-                Response::Body(body) => match body.poll_data(&mut cx) {
-                    Poll::Pending => return None,
-                    Poll::Ready(None) => return Some(Ok(self.status)),
-                    Poll::Ready(Some(Err(e))) => {
-                        return Some(Err(Failure::Transport(stream_error(driver, e))))
-                    }
-                    Poll::Ready(Some(Ok(data))) => {
-                        self.body_bytes += data.len() as u64;
-                        if is_kperf_failure_status(self.status) {
-                            keep_error_body(&mut self.error_body, &data);
-                        }
-                        // The bytes are counted: the server may send more at once.
-                        let _ = body.flow_control().release_capacity(data.len());
-                    }
-                },
-            }
+    /// The response's head arrived.
+    pub(super) fn head(&mut self, status: u16, retry_after: Option<u32>) {
+        self.status = status;
+        self.retry_after = retry_after;
+    }
+
+    /// Body bytes arrived.
+    pub(super) fn body(&mut self, data: &[u8]) {
+        self.body_bytes += data.len() as u64;
+        if is_kperf_failure_status(self.status) {
+            keep_error_body(&mut self.error_body, data);
         }
+    }
+
+    /// The response ended: its status.
+    pub(super) fn status(&self) -> u16 {
+        self.status
+    }
+}
+
+/// The values of a request's head that are the same for every request of a core.
+pub(super) struct HeadValues<'a> {
+    pub(super) authority: &'a [u8],
+    pub(super) accept: &'a [u8],
+    pub(super) user_agent: &'a [u8],
+    pub(super) authorization: Option<&'a [u8]>,
+}
+
+/// Encodes a request's head: the pseudo-headers, then the headers kreplay's HTTP/1.1
+/// requests carry (minus `Host`, which is `:authority` here). Values repeated on every
+/// request enter the server's HPACK table; the path does not, and the credential is never
+/// indexed (RFC 7541 §7.1.3).
+pub(super) fn encode_head(
+    encoder: &mut Encoder,
+    out: &mut Vec<u8>,
+    method: Method,
+    path: &[u8],
+    values: &HeadValues<'_>,
+    content_type: Option<&str>,
+) {
+    let method: &[u8] = match method {
+        Method::Get => b"GET",
+        Method::Post => b"POST",
+        Method::Delete => b"DELETE",
+        Method::Patch => b"PATCH",
+    };
+    encoder.field(b":method", method, Indexing::Index, out);
+    encoder.field(b":scheme", b"https", Indexing::Index, out);
+    encoder.field(b":authority", values.authority, Indexing::Index, out);
+    encoder.field(b":path", path, Indexing::NoIndex, out);
+    encoder.field(b"accept", values.accept, Indexing::Index, out);
+    encoder.field(b"user-agent", values.user_agent, Indexing::Index, out);
+    if let Some(auth) = values.authorization {
+        encoder.field(b"authorization", auth, Indexing::Never, out);
+    }
+    if let Some(ct) = content_type {
+        encoder.field(b"content-type", ct.as_bytes(), Indexing::Index, out);
     }
 }
 
 impl Http2Pool {
-    /// Starts the request on stream slot `k` (`parts`) on ready session `s`.
-    pub(super) fn begin(
-        &mut self,
-        ctx: &CoreCtx,
-        s: usize,
-        k: usize,
-        parts: &crate::source::RequestView<'_>,
-    ) {
-        self.attach(s, k);
-        match self.head_of(ctx, parts) {
-            Ok(head) => {
-                let body = (!parts.body.is_empty()).then(|| Bytes::copy_from_slice(parts.body));
-                self.send_head(ctx, k, head, body);
+    /// Starts the request on stream slot `k` (`parts`) on ready session `s`: its HEADERS
+    /// (and body) go into the session's outbound bytes, sent at the next flush.
+    pub(super) fn begin(&mut self, ctx: &CoreCtx, s: usize, k: usize, parts: &RequestView<'_>) {
+        let session = &mut self.sessions[s];
+        let ready = session.phase == Phase::Ready && session.has_room();
+        let Some(proto) = session.proto.as_mut().filter(|_| ready) else {
+            let failure = Failure::Transport(session.driver.closed_error().into());
+            return self.finish(ctx, k, Err(failure));
+        };
+        let auth = ctx.auth.borrow();
+        let authorization = match auth
+            .as_ref()
+            .map(|a| a.http2_value().map(|v| v.as_bytes()))
+            .transpose()
+        {
+            Ok(v) => v,
+            Err(failure) => {
+                drop(auth);
+                return self.finish(ctx, k, Err(failure));
             }
-            Err(failure) => self.finish(ctx, k, Err(failure)),
-        }
+        };
+        let template = &ctx.shared.template;
+        self.path.clear();
+        self.path.extend_from_slice(template.base_path.as_bytes());
+        self.path.extend_from_slice(parts.target);
+        let values = HeadValues {
+            authority: self.authority.as_str().as_bytes(),
+            accept: template.accept.as_bytes(),
+            user_agent: ctx.user_agent.as_bytes(),
+            authorization,
+        };
+        let path = &self.path;
+        let content_type = parts.body_kind.content_type();
+        proto.open(k, parts.body, |encoder, out| {
+            encode_head(encoder, out, parts.method, path, &values, content_type)
+        });
+        drop(auth);
+        self.attach(s, k);
+        self.sessions[s].unsent.push(k);
+        self.mark_dirty(s);
     }
 
     /// Counts stream slot `k` among session `s`'s streams (it takes one of its places).
@@ -179,82 +196,27 @@ impl Http2Pool {
         slot.attached = true;
     }
 
-    /// The HTTP/2 head of `parts` (`h2` takes owned values: this allocates).
-    pub(super) fn head_of(
-        &self,
-        ctx: &CoreCtx,
-        parts: &crate::source::RequestView<'_>,
-    ) -> Result<http::Request<()>, Failure> {
-        let r = h2_request::build(ctx, parts)?;
-        request_head(&self.scheme, &self.authority, r.method, r.path, r.headers)
-            .map_err(|e| Failure::Transport(e.into()))
-    }
-
-    /// Hands stream slot `k`'s request (`head`, `body`) to `h2` on its session; the
-    /// connection writes it when the loop next polls it.
-    pub(super) fn send_head(
-        &mut self,
-        ctx: &CoreCtx,
-        k: usize,
-        head: http::Request<()>,
-        body: Option<Bytes>,
-    ) {
-        let s = self.streams[k].session;
-        let session = &mut self.sessions[s];
-        let Some(h2) = session
-            .h2
-            .as_mut()
-            .filter(|_| session.phase == Phase::Ready)
-        else {
-            let failure = Failure::Transport(session.driver.closed_error().into());
-            return self.finish(ctx, k, Err(failure));
-        };
-        let sent = h2
-            .sender
-            .send_request(head, body.is_none())
-            .and_then(|(response, mut send)| {
-                if let Some(body) = body {
-                    send.send_data(body, true)?;
-                }
-                Ok((response, send))
-            });
-        match sent {
-            Ok((response, send)) => {
-                session.unsent.push(k);
-                let slot = &mut self.streams[k];
-                slot.response = Response::Head(response);
-                slot.send = Some(send);
-                // Polled once so that `h2` knows its waker; the connection writes it.
-                self.wake.set(k);
-                self.wake.set(self.streams.len() + s);
-            }
-            Err(e) => {
-                let failure = Failure::Transport(stream_error(&session.driver, e));
-                self.finish(ctx, k, Err(failure));
-            }
-        }
-    }
-
-    /// Polls stream slot `k`: settles it when its response has ended or it was cancelled.
-    pub(super) fn poll_stream(&mut self, ctx: &CoreCtx, k: usize) {
-        let slot = &mut self.streams[k];
-        if slot.job.is_none() {
-            return;
-        }
-        if let Some(reason) = slot.cancel {
+    /// Settles the cancelled stream slots: their streams are reset (RST_STREAM CANCEL).
+    pub(super) fn settle_cancelled(&mut self, ctx: &CoreCtx) {
+        while let Some(k) = self.cancelled.pop() {
+            let slot = &mut self.streams[k];
+            let Some(reason) = slot.cancel.filter(|_| slot.job.is_some()) else {
+                continue;
+            };
             let s = slot.session;
-            if !slot.attached && self.sessions[s].opener == Some(k) {
+            if slot.attached {
+                if let Some(proto) = self.sessions[s].proto.as_mut() {
+                    proto.cancel(k);
+                    self.mark_dirty(s);
+                }
+            } else if self.sessions[s].opener == Some(k) {
                 self.interrupt(s);
             }
             let failure = match reason {
                 CancelReason::Timeout => Failure::Timeout,
                 CancelReason::Interrupted => Failure::Interrupted,
             };
-            return self.finish(ctx, k, Err(failure));
-        }
-        let driver = &self.sessions[slot.session].driver;
-        if let Some(outcome) = slot.poll_response(driver) {
-            self.finish(ctx, k, outcome);
+            self.finish(ctx, k, Err(failure));
         }
     }
 
@@ -272,10 +234,7 @@ impl Http2Pool {
         };
         self.free_streams.push(k);
         if attached {
-            let session = &mut self.sessions[s];
-            session.streams -= 1;
-            // Its end (a reset, when it had not ended) is written by the connection.
-            self.wake.set(self.streams.len() + s);
+            self.sessions[s].streams -= 1;
             self.free_if_idle(s);
         }
         let parked = match &outcome {

@@ -1,6 +1,6 @@
-//! A session's bytes through the ring: what `h2` wrote is sealed by rustls and sent (held
-//! for the next instant when requests were readied for it), what the server sent is received,
-//! decrypted and put in the pipe for `h2`, and each finished ring operation carries its
+//! A session's bytes through the ring: what its protocol wrote is sealed by rustls and sent
+//! (held for the next instant when requests were readied for it), what the server sent is
+//! received, decrypted and read as frames, and each finished ring operation carries its
 //! session on.
 
 use std::time::Instant;
@@ -39,19 +39,15 @@ impl Http2Pool {
         if session.written < session.sending.len() {
             return true;
         }
-        if !session.pipe.borrow().has_outbound() {
+        let (Some(tls), Some(proto)) = (session.tls.as_mut(), session.proto.as_mut()) else {
+            return false;
+        };
+        if proto.out.is_empty() {
             return false;
         }
-        let Some(tls) = session.tls.as_mut() else {
-            return false;
-        };
         session.written = 0;
-        let sealed = {
-            let mut pipe = session.pipe.borrow_mut();
-            let sealed = tls.seal(pipe.outbound(), &mut session.sending);
-            pipe.clear_outbound();
-            sealed
-        };
+        let sealed = tls.seal(&proto.out, &mut session.sending);
+        proto.out.clear();
         if let Err(e) = sealed {
             session.sending.clear();
             self.socket_failed(s, e);
@@ -109,7 +105,7 @@ impl Http2Pool {
             }
             Err(e) => {
                 if session.phase == Phase::Handshaking {
-                    self.fail_session(ctx, s, Failure::Response(e.into()));
+                    self.fail_opening(ctx, s, Failure::Response(e.into()));
                 } else {
                     self.socket_failed(s, e);
                 }
@@ -138,11 +134,16 @@ impl Http2Pool {
         self.sessions[s].unsent = unsent;
     }
 
-    /// Session `s`'s socket failed with `e`: `h2` reads it as the connection's error (and
-    /// fails its streams with it).
+    /// Session `s`'s socket failed with `e`: the session fails with it when the pool next
+    /// pumps (its requests learn it then).
     pub(super) fn socket_failed(&mut self, s: usize, e: std::io::Error) {
-        self.sessions[s].pipe.borrow_mut().fail(e);
-        self.wake.set(self.streams.len() + s);
+        self.ended(s, crate::transport::Http2Error::Io(e));
+    }
+
+    /// Session `s`'s connection ended (`why`); the first reason stands.
+    pub(super) fn ended(&mut self, s: usize, why: crate::transport::Http2Error) {
+        self.sessions[s].ended.get_or_insert(why);
+        self.mark_dirty(s);
     }
 
     /// Queues a receive of ciphertext for session `s`.
@@ -159,56 +160,53 @@ impl Http2Pool {
         }
     }
 
-    /// Moves the plaintext rustls holds for session `s` into its pipe; false once the TLS
-    /// session has ended.
+    /// Moves the plaintext rustls holds for session `s` into its protocol's inbound bytes;
+    /// false once the TLS session has ended.
     pub(super) fn take_plaintext(&mut self, s: usize) -> bool {
         let session = &mut self.sessions[s];
-        let Some(tls) = session.tls.as_mut() else {
+        let (Some(tls), Some(proto)) = (session.tls.as_mut(), session.proto.as_mut()) else {
             return false;
         };
-        let mut pipe = session.pipe.borrow_mut();
-        loop {
-            match tls.read_plaintext_into(pipe.spare(PLAINTEXT_ROOM)) {
-                Ok(Plaintext::Read(k)) => pipe.filled(k),
+        let ended = loop {
+            match tls.read_plaintext_into(proto.spare(PLAINTEXT_ROOM)) {
+                Ok(Plaintext::Read(k)) => proto.filled(k),
                 Ok(Plaintext::Drained) => return true,
-                Ok(Plaintext::Closed) => {
-                    pipe.end();
-                    return false;
-                }
-                Err(e) => {
-                    pipe.fail(e);
-                    return false;
-                }
+                Ok(Plaintext::Closed) => break crate::transport::Http2Error::ConnectionLost,
+                Err(e) => break crate::transport::Http2Error::Io(e),
             }
-        }
+        };
+        self.ended(s, ended);
+        false
     }
 
     /// `n` bytes of ciphertext arrived for session `s` (0: the server closed it).
-    pub(super) fn received(&mut self, s: usize, n: usize) {
-        self.wake.set(self.streams.len() + s);
+    pub(super) fn received(&mut self, ctx: &CoreCtx, s: usize, n: usize) {
         if n == 0 {
-            self.sessions[s].pipe.borrow_mut().end();
-            return;
+            return self.ended(s, crate::transport::Http2Error::ConnectionLost);
         }
         let mut from = 0;
+        let mut open = true;
         loop {
             if !self.take_plaintext(s) {
-                return;
+                open = false;
+                break;
             }
             if from == n {
                 break;
             }
-            let session = &mut self.sessions[s];
-            let Some(tls) = session.tls.as_mut() else {
+            let Some(tls) = self.sessions[s].tls.as_mut() else {
                 return;
             };
             if let Err(e) = tls.take_ciphertext(&mut from, n) {
                 let e = std::io::Error::other(e.to_string());
-                session.pipe.borrow_mut().fail(e);
-                return;
+                return self.socket_failed(s, e);
             }
         }
-        self.recv(s);
+        // Frames that arrived before the end are read first: their responses count.
+        self.read_frames(ctx, s);
+        if open && self.sessions[s].phase != Phase::Closed {
+            self.recv(s);
+        }
     }
 
     /// Handles the completions that wait; returns how many there were and whether it
@@ -269,7 +267,7 @@ impl Http2Pool {
         }
         match c.op {
             Some(Op::Connect) if c.result < 0 => {
-                self.fail_session(ctx, s, Failure::Connect(os_error()))
+                self.fail_opening(ctx, s, Failure::Connect(os_error()))
             }
             Some(Op::Connect) => {
                 ctx.conns_opened.set(ctx.conns_opened.get() + 1);
@@ -281,12 +279,12 @@ impl Http2Pool {
                         session.phase = Phase::Handshaking;
                         self.handshake(ctx, s);
                     }
-                    Err(e) => self.fail_session(ctx, s, Failure::Transport(e)),
+                    Err(e) => self.fail_opening(ctx, s, Failure::Transport(e)),
                 }
             }
             Some(Op::Send) if c.result < 0 => {
                 if session.phase == Phase::Handshaking {
-                    self.fail_session(ctx, s, Failure::Response(os_error().into()));
+                    self.fail_opening(ctx, s, Failure::Response(os_error().into()));
                 } else {
                     self.socket_failed(s, os_error());
                 }
@@ -303,7 +301,7 @@ impl Http2Pool {
             }
             Some(Op::Recv) if c.result < 0 => {
                 if session.phase == Phase::Handshaking {
-                    self.fail_session(ctx, s, Failure::Response(os_error().into()));
+                    self.fail_opening(ctx, s, Failure::Response(os_error().into()));
                 } else {
                     self.socket_failed(s, os_error());
                 }
@@ -311,7 +309,7 @@ impl Http2Pool {
             Some(Op::Recv) if session.phase == Phase::Handshaking => {
                 self.handshake_received(ctx, s, c.result as usize)
             }
-            Some(Op::Recv) => self.received(s, c.result as usize),
+            Some(Op::Recv) => self.received(ctx, s, c.result as usize),
             Some(Op::Cancel) | None => {}
         }
     }
