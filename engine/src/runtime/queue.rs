@@ -142,6 +142,11 @@ impl ReadyQueue {
         self.items.len() + self.parked_count
     }
 
+    /// When the first request waiting in due order was due (parked requests aside).
+    pub fn front_due(&self) -> Option<std::time::Instant> {
+        self.items.front().map(|p| p.due)
+    }
+
     /// Whether no request waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -291,10 +291,17 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
             }
             Wait::Ring(until) => {
                 match ctx.ring.borrow_mut().as_mut() {
-                    // However it ends (a completion or the time), the loop looks again.
-                    Some(pool) => {
-                        pool.ring().wait(until.saturating_duration_since(now));
-                    }
+                    // Behind schedule against a busy server: a pause, then every answer
+                    // that came is read at once (never past the next wake-up).
+                    Some(pool) => match pool.gather_for(&ctx, now) {
+                        Some(pause) => {
+                            std::thread::sleep(pause.min(until.saturating_duration_since(now)))
+                        }
+                        // However it ends (a completion or the time), the loop looks again.
+                        None => {
+                            pool.ring().wait(until.saturating_duration_since(now));
+                        }
+                    },
                     None => break,
                 }
                 waited_to_wake = planned_wake == Some(until) && Instant::now() >= until;

@@ -21,6 +21,7 @@ mod completion;
 mod connect;
 mod driver;
 mod http2;
+mod pace;
 mod pool;
 mod slot;
 mod tls;

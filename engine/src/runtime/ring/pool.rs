@@ -48,6 +48,16 @@ impl LoopPool {
         }
     }
 
+    /// How long to pause before reading completions, when the core is behind and the server
+    /// is its limit (see `pace.rs`). Over HTTP/1.1 each request has its own connection, so
+    /// its sends and receives stay one per request whatever the loop gathers: no pause.
+    pub(super) fn gather_for(&self, ctx: &CoreCtx, now: Instant) -> Option<std::time::Duration> {
+        match self {
+            LoopPool::Http1(_) => None,
+            LoopPool::Http2(p) => p.gather_for(ctx, now),
+        }
+    }
+
     /// The ring the loop waits in.
     pub(super) fn ring(&mut self) -> &mut Ring {
         match self {

@@ -25,7 +25,9 @@ mod transfer;
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use super::pace::Pace;
 
 use http::uri::Authority;
 use rustls::ClientConfig;
@@ -85,6 +87,8 @@ pub(crate) struct Http2Pool {
     peak: usize,
     /// Sessions with bytes to send (or an end to carry out) since their last flush.
     dirty: Vec<usize>,
+    /// The server's pace (see `ring/pace.rs`).
+    pub(super) pace: Pace,
 }
 
 impl Http2Pool {
@@ -125,6 +129,7 @@ impl Http2Pool {
             broken: None,
             peak: 0,
             dirty: Vec::with_capacity(max_conns),
+            pace: Pace::default(),
         };
         for (fd, tls) in open {
             let s = pool.new_session();
@@ -348,6 +353,20 @@ impl Http2Pool {
         self.streams[k].take_job(job);
         self.busy += 1;
         k
+    }
+
+    /// Whether no waiting request can start now: every stream slot is taken, or every
+    /// connection is full and no new one may open.
+    fn is_full(&self) -> bool {
+        self.free_streams.is_empty()
+            || (!self.sessions.iter().any(Session::has_room) && !self.may_open())
+    }
+
+    /// How long the loop pauses before it reads its completions (see `ring/pace.rs`).
+    pub(crate) fn gather_for(&self, ctx: &CoreCtx, now: Instant) -> Option<Duration> {
+        let waiting_since = ctx.queue.borrow().front_due();
+        self.pace
+            .pause(now, waiting_since, self.is_full(), self.busy)
     }
 
     /// Marks session `s` as having bytes to send (or an end to carry out).

@@ -233,6 +233,7 @@ impl Http2Pool {
             return;
         };
         self.free_streams.push(k);
+        self.pace.answered();
         if attached {
             self.sessions[s].streams -= 1;
             self.free_if_idle(s);

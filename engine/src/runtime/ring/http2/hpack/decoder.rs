@@ -1,7 +1,7 @@
 //! Header block decoding (RFC 7541 §3, §6).
 
 use super::table::{DynamicTable, STATIC};
-use super::{read_int, read_string, DecodeError};
+use super::{read_int, read_string, DecodeError, HuffmanMemo};
 
 /// Decodes the peer's header blocks, keeping the dynamic table they build.
 pub(crate) struct Decoder {
@@ -12,6 +12,7 @@ pub(crate) struct Decoder {
     name_buf: Vec<u8>,
     /// Huffman-decoded values.
     value_buf: Vec<u8>,
+    memo: HuffmanMemo,
 }
 
 impl Decoder {
@@ -23,6 +24,7 @@ impl Decoder {
             max_table_size,
             name_buf: Vec::new(),
             value_buf: Vec::new(),
+            memo: HuffmanMemo::default(),
         }
     }
 
@@ -48,7 +50,7 @@ impl Decoder {
                 // Literal with incremental indexing (§6.2.1).
                 let index = read_int(block, &mut pos, 6)?;
                 let name: &[u8] = if index == 0 {
-                    read_string(block, &mut pos, &mut self.name_buf)?
+                    read_string(block, &mut pos, &mut self.name_buf, &mut self.memo)?
                 } else {
                     // Copied: inserting may evict the entry it names (§4.4).
                     let (name, _) = entry(&self.table, index)?;
@@ -56,7 +58,7 @@ impl Decoder {
                     self.name_buf.extend_from_slice(name);
                     &self.name_buf
                 };
-                let value = read_string(block, &mut pos, &mut self.value_buf)?;
+                let value = read_string(block, &mut pos, &mut self.value_buf, &mut self.memo)?;
                 self.table.insert(name, value);
                 field(name, value);
             } else if first & 0x20 != 0 {
@@ -78,11 +80,11 @@ impl Decoder {
                 // that does not re-encode (§6.2.2, §6.2.3).
                 let index = read_int(block, &mut pos, 4)?;
                 let name: &[u8] = if index == 0 {
-                    read_string(block, &mut pos, &mut self.name_buf)?
+                    read_string(block, &mut pos, &mut self.name_buf, &mut self.memo)?
                 } else {
                     entry(&self.table, index)?.0
                 };
-                let value = read_string(block, &mut pos, &mut self.value_buf)?;
+                let value = read_string(block, &mut pos, &mut self.value_buf, &mut self.memo)?;
                 field(name, value);
             }
             at_start = false;

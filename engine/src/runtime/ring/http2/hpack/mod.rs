@@ -92,11 +92,12 @@ pub(super) fn write_int(out: &mut Vec<u8>, flags: u8, n: u32, value: usize) {
 }
 
 /// Reads a string literal (§5.2) at `*pos`: a raw one is borrowed from the block, a Huffman one
-/// is decoded into `scratch` (cleared first).
+/// is decoded into `scratch` (cleared first), through `memo`.
 pub(super) fn read_string<'a>(
     block: &'a [u8],
     pos: &mut usize,
     scratch: &'a mut Vec<u8>,
+    memo: &mut HuffmanMemo,
 ) -> Result<&'a [u8], DecodeError> {
     let Some(&first) = block.get(*pos) else {
         return Err(DecodeError::TruncatedString);
@@ -112,8 +113,39 @@ pub(super) fn read_string<'a>(
         return Ok(raw);
     }
     scratch.clear();
-    huffman::decode(raw, scratch)?;
+    memo.decode(raw, scratch)?;
     Ok(scratch)
+}
+
+/// How many recent Huffman strings a [`HuffmanMemo`] keeps.
+const MEMO_ENTRIES: usize = 8;
+
+/// The last Huffman strings decoded and their decodings. A server repeats most of its
+/// response header values (`date` within its second, `content-type`, `server`), and
+/// comparing a few bytes costs less than decoding them again.
+#[derive(Default)]
+pub(super) struct HuffmanMemo {
+    entries: [(Vec<u8>, Vec<u8>); MEMO_ENTRIES],
+    next: usize,
+}
+
+impl HuffmanMemo {
+    /// Appends the decoding of `raw` to `dst` (empty).
+    fn decode(&mut self, raw: &[u8], dst: &mut Vec<u8>) -> Result<(), DecodeError> {
+        debug_assert!(dst.is_empty());
+        if let Some((_, decoded)) = self.entries.iter().find(|(r, _)| r.as_slice() == raw) {
+            dst.extend_from_slice(decoded);
+            return Ok(());
+        }
+        huffman::decode(raw, dst)?;
+        let (r, decoded) = &mut self.entries[self.next];
+        r.clear();
+        r.extend_from_slice(raw);
+        decoded.clear();
+        decoded.extend_from_slice(dst);
+        self.next = (self.next + 1) % MEMO_ENTRIES;
+        Ok(())
+    }
 }
 
 /// Appends a raw string literal.

@@ -3,7 +3,7 @@
 
 use super::super::table::DynamicTable;
 use super::super::{Decoder, Encoder, Indexing};
-use super::{contents, decode, Fields, Rng};
+use super::{contents, decode, huffman_encode, Fields, Rng};
 
 type Field<'a> = (&'a [u8], &'a [u8], Indexing);
 
@@ -249,4 +249,34 @@ fn random_round_trips() {
             .collect();
         round_trip(&mut encoder, &mut decoder, &list);
     }
+}
+
+#[test]
+fn huffman_values_seen_again_decode_the_same_past_the_memos_size() {
+    // More distinct values than the memo keeps, each repeated at varying distances, as a
+    // server repeats `date` and `content-type`: every decoding matches the value encoded.
+    let mut rng = Rng(0x5eed_cafe);
+    let values: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("value-{i:02}-{}", "x".repeat(i % 3)).into_bytes())
+        .collect();
+    let mut decoder = Decoder::new(4096);
+    for _ in 0..500 {
+        let value = &values[rng.below(values.len())];
+        let coded = huffman_encode(value);
+        // A literal without indexing, name `server` (static index 54), Huffman-coded value.
+        let mut block = vec![0x0f, 54 - 15];
+        block.push(0x80 | coded.len() as u8);
+        block.extend_from_slice(&coded);
+        let decoded = decode(&mut decoder, &block).unwrap();
+        assert_eq!(decoded, [(b"server".to_vec(), value.clone())]);
+    }
+    // A string the memo has seen but whose bytes differ by one is decoded afresh.
+    let mut coded = huffman_encode(b"value-01-x");
+    coded[0] ^= 0x01;
+    let mut block = vec![0x0f, 54 - 15, 0x80 | coded.len() as u8];
+    block.extend_from_slice(&coded);
+    let mut direct = Vec::new();
+    let expected = super::super::huffman::decode(&coded, &mut direct).map(|()| direct);
+    let got = decode(&mut decoder, &block).map(|f| f[0].1.clone());
+    assert_eq!(got, expected);
 }
