@@ -190,9 +190,10 @@ impl Protocol {
             open_local: !body.is_empty(),
         });
         if !body.is_empty() {
+            // Written at once as far as the windows allow; only the rest is copied to wait.
             let i = self.streams.len() - 1;
-            self.streams[i].pending.extend_from_slice(body);
-            self.send_pending(i);
+            let sent = self.write_body(i, body);
+            self.streams[i].pending.extend_from_slice(&body[sent..]);
         }
         id
     }
@@ -218,24 +219,38 @@ impl Protocol {
         }
     }
 
-    /// Sends what stream `i`'s pending body the windows allow (END_STREAM with its last byte).
-    fn send_pending(&mut self, i: usize) {
+    /// Writes `bytes`, the rest of stream `i`'s request body, as DATA frames as far as the
+    /// windows allow (END_STREAM with the last byte); returns how many were written.
+    fn write_body(&mut self, i: usize, bytes: &[u8]) -> usize {
         let stream = &mut self.streams[i];
-        while stream.open_local {
+        let mut sent = 0;
+        while sent < bytes.len() {
             let room = self.send_window.min(stream.send_window).max(0) as usize;
-            let n = stream.pending.len().min(room).min(self.max_frame);
-            if n == 0 && !stream.pending.is_empty() {
-                return;
+            let n = (bytes.len() - sent).min(room).min(self.max_frame);
+            if n == 0 {
+                break;
             }
-            let last = n == stream.pending.len();
+            let last = sent + n == bytes.len();
             let flags = if last { flag::END_STREAM } else { 0 };
             frame::write_head(&mut self.out, n, kind::DATA, flags, stream.id);
-            self.out.extend_from_slice(&stream.pending[..n]);
-            stream.pending.drain(..n);
+            self.out.extend_from_slice(&bytes[sent..sent + n]);
             self.send_window -= n as i64;
             stream.send_window -= n as i64;
-            stream.open_local = !last;
+            sent += n;
         }
+        stream.open_local = sent < bytes.len();
+        sent
+    }
+
+    /// Sends what stream `i`'s waiting body the windows now allow.
+    fn send_pending(&mut self, i: usize) {
+        if !self.streams[i].open_local {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.streams[i].pending);
+        let sent = self.write_body(i, &pending);
+        pending.drain(..sent);
+        self.streams[i].pending = pending;
     }
 
     /// Ends the stream of `slot` before its response did (timeout, Ctrl-C): RST_STREAM
@@ -676,12 +691,10 @@ impl Protocol {
         Ok(())
     }
 
-    /// Sends every stream's pending body the windows now allow.
+    /// Sends every stream's waiting body the windows now allow.
     fn send_all_pending(&mut self) {
         for i in 0..self.streams.len() {
-            if self.streams[i].open_local {
-                self.send_pending(i);
-            }
+            self.send_pending(i);
         }
     }
 }

@@ -427,3 +427,19 @@ fn frames_split_across_reads_are_read_whole() {
         }
     ));
 }
+
+#[test]
+fn a_body_within_the_windows_leaves_with_its_head_and_nothing_waits() {
+    let mut p = settled(&[]);
+    let id = p.open(0, b"{\"kind\":\"Pod\"}", |e, out| {
+        e.field(b":method", b"POST", Indexing::Index, out)
+    });
+    let sent = written(&mut p);
+    let kinds: Vec<_> = sent
+        .iter()
+        .map(|(h, _)| (h.kind, h.stream, h.has(flag::END_STREAM)))
+        .collect();
+    assert_eq!(kinds, [(kind::HEADERS, id, false), (kind::DATA, id, true)]);
+    assert_eq!(sent[1].1, b"{\"kind\":\"Pod\"}");
+    assert!(p.streams[0].pending.is_empty() && !p.streams[0].open_local);
+}
