@@ -62,10 +62,16 @@ const AUTHORITY: (&str, &str) = (":authority", "www.example.com");
 const NO_CACHE: (&str, &str) = ("cache-control", "no-cache");
 const CUSTOM: (&str, &str) = ("custom-key", "custom-value");
 
-/// C.3 / C.4: three requests, then the fields and the table after each.
-fn requests(blocks: [&str; 3]) {
+type Step = (
+    Vec<(&'static str, &'static str)>,
+    Vec<(&'static str, &'static str)>,
+    usize,
+);
+
+/// The fields of C.3 / C.4's requests, and the table after each.
+fn request_steps() -> [Step; 3] {
     let get = (":method", "GET");
-    let expect = [
+    [
         (
             vec![get, (":scheme", "http"), (":path", "/"), AUTHORITY],
             vec![AUTHORITY],
@@ -93,9 +99,13 @@ fn requests(blocks: [&str; 3]) {
             vec![CUSTOM, NO_CACHE, AUTHORITY],
             164,
         ),
-    ];
+    ]
+}
+
+/// C.3 / C.4: three requests, then the fields and the table after each.
+fn requests(blocks: [&str; 3]) {
     let mut decoder = Decoder::new(4096);
-    for (dump, (want, table, size)) in blocks.iter().zip(expect) {
+    for (dump, (want, table, size)) in blocks.iter().zip(request_steps()) {
         assert_eq!(decode(&mut decoder, &hex(dump)).unwrap(), fields(&want));
         assert_eq!(contents(&decoder.table), fields(&table));
         assert_eq!(decoder.table.size(), size);
@@ -134,11 +144,7 @@ const COOKIE: (&str, &str) = (
 
 /// The fields of C.5 / C.6's responses, and the table (size 256) after each.
 #[allow(clippy::type_complexity)]
-fn response_steps() -> [(
-    Vec<(&'static str, &'static str)>,
-    Vec<(&'static str, &'static str)>,
-    usize,
-); 3] {
+fn response_steps() -> [Step; 3] {
     let s302 = (":status", "302");
     let s307 = (":status", "307");
     [
@@ -200,26 +206,8 @@ fn c6_responses_with_huffman() {
 /// With raw strings and `Index` everywhere, the encoder makes the RFC's own choices.
 #[test]
 fn encoder_writes_c3() {
-    let get = (":method", "GET");
-    let blocks = [
-        vec![get, (":scheme", "http"), (":path", "/"), AUTHORITY],
-        vec![
-            get,
-            (":scheme", "http"),
-            (":path", "/"),
-            AUTHORITY,
-            NO_CACHE,
-        ],
-        vec![
-            get,
-            (":scheme", "https"),
-            (":path", "/index.html"),
-            AUTHORITY,
-            CUSTOM,
-        ],
-    ];
     let mut encoder = Encoder::new();
-    for (list, dump) in blocks.iter().zip(C3) {
+    for ((list, _, _), dump) in request_steps().iter().zip(C3) {
         let mut out = Vec::new();
         encoder.begin_block(&mut out);
         for (n, v) in list {
