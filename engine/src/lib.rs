@@ -21,6 +21,7 @@ pub mod cpu_set;
 pub mod error_class;
 pub mod gate;
 pub mod http1;
+pub mod http2;
 pub mod interrupt;
 pub mod job;
 pub mod kubeconfig;

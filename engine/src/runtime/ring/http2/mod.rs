@@ -1,6 +1,6 @@
 //! A core's HTTP/2 connections, driven by the core's loop like its HTTP/1.1 ones: no task per
-//! request and no driver task per connection. Each connection's HTTP/2 state is a sans-I/O
-//! codec of kreplay's own (`protocol/` over `frame.rs` and `hpack/`): the loop appends what
+//! request and no driver task per connection. Each connection's HTTP/2 state is kreplay's own
+//! sans-I/O codec ([`crate::http2::Protocol`]): the loop appends what
 //! the ring received (decrypted by rustls) and reads the frames as events, and it seals and
 //! sends what the codec wrote. A request due at an instant is encoded and written by the loop
 //! at that instant; the requests due together on a connection leave in one `send`.
@@ -16,9 +16,6 @@
 //! reset only once none is.
 
 mod armed;
-mod frame;
-mod hpack;
-mod protocol;
 mod session;
 mod stream;
 mod transfer;

@@ -6,8 +6,8 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
-use super::protocol::{ConnectionError, Event, Protocol};
 use super::Http2Pool;
+use crate::http2::{ConnectionError, Event, Protocol};
 use crate::runtime::exchange::request_of;
 use crate::runtime::failure::Failure;
 use crate::runtime::ring::tls::TlsSession;

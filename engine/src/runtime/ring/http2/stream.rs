@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::hpack::{Encoder, Indexing};
 use super::session::Phase;
 use super::{Http2Pool, Parked, REFUSED_RETRIES};
 use crate::error_class::is_kperf_failure_status;
+use crate::http2::{Encoder, Indexing};
 use crate::runtime::exchange::{keep_error_body, ERROR_BODY_KEEP};
 use crate::runtime::failure::Failure;
 use crate::runtime::ring::completion::settle;

@@ -4,7 +4,7 @@ use super::table::{DynamicTable, STATIC};
 use super::{read_int, read_string, DecodeError, HuffmanMemo};
 
 /// Decodes the peer's header blocks, keeping the dynamic table they build.
-pub(crate) struct Decoder {
+pub struct Decoder {
     pub(super) table: DynamicTable,
     /// The largest table size the peer may ask for (our SETTINGS_HEADER_TABLE_SIZE).
     max_table_size: usize,
@@ -18,7 +18,7 @@ pub(crate) struct Decoder {
 impl Decoder {
     /// A decoder whose dynamic table may grow to `max_table_size` bytes (what our
     /// SETTINGS_HEADER_TABLE_SIZE allows; 4096 by default). The table starts at that size.
-    pub(crate) fn new(max_table_size: usize) -> Decoder {
+    pub fn new(max_table_size: usize) -> Decoder {
         Decoder {
             table: DynamicTable::new(max_table_size),
             max_table_size,
@@ -32,7 +32,7 @@ impl Decoder {
     /// `field(name, value)` for each header field in order (pseudo-headers included). Updates
     /// the dynamic table. After an error the connection is dead (COMPRESSION_ERROR), so the
     /// state left does not matter.
-    pub(crate) fn decode(
+    pub fn decode(
         &mut self,
         block: &[u8],
         mut field: impl FnMut(&[u8], &[u8]),

@@ -12,13 +12,13 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use decoder::Decoder;
-pub(crate) use encoder::{Encoder, Indexing};
+pub use decoder::Decoder;
+pub use encoder::{Encoder, Indexing};
 
 /// Why a header block could not be decoded. Any of them is a connection error of type
 /// COMPRESSION_ERROR (RFC 9113 §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum DecodeError {
+pub enum DecodeError {
     #[error("HPACK: header block ends inside an integer")]
     TruncatedInteger,
     #[error("HPACK: integer larger than {}", u32::MAX)]

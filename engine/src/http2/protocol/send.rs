@@ -9,7 +9,7 @@ impl Protocol {
     /// Opens a stream for `slot`: its HEADERS, the fields written by `fields` (with the
     /// encoder, into the block), and its `body` as far as the windows let it go. Returns the
     /// stream's id. The caller checked [`has_room`](Self::has_room).
-    pub(in super::super) fn open(
+    pub fn open(
         &mut self,
         slot: usize,
         body: &[u8],
@@ -113,7 +113,7 @@ impl Protocol {
 
     /// Ends the stream of `slot` before its response did (timeout, Ctrl-C): RST_STREAM
     /// CANCEL. Frames the server still sends for it are read and dropped.
-    pub(in super::super) fn cancel(&mut self, slot: usize) {
+    pub fn cancel(&mut self, slot: usize) {
         if let Some(i) = self.streams.iter().position(|s| s.slot == slot) {
             let id = self.streams.swap_remove(i).id;
             frame::write_rst_stream(&mut self.out, id, code::CANCEL);

@@ -8,7 +8,7 @@ impl Protocol {
     /// Reads every whole frame received, replacing [`events`](Self::events) with what they
     /// meant; acknowledgements and window updates go into `out`. A malformed frame ends
     /// the connection: GOAWAY is written and the error returned.
-    pub(in super::super) fn receive(&mut self) -> Result<(), ConnectionError> {
+    pub fn receive(&mut self) -> Result<(), ConnectionError> {
         self.events.clear();
         let result = self.read_frames();
         if let Err(ConnectionError(code)) = result {

@@ -20,44 +20,44 @@ pub(super) const MAX_WINDOW: i64 = (1 << 31) - 1;
 
 /// Frame types.
 pub(super) mod kind {
-    pub(in super::super) const DATA: u8 = 0x0;
-    pub(in super::super) const HEADERS: u8 = 0x1;
-    pub(in super::super) const PRIORITY: u8 = 0x2;
-    pub(in super::super) const RST_STREAM: u8 = 0x3;
-    pub(in super::super) const SETTINGS: u8 = 0x4;
-    pub(in super::super) const PUSH_PROMISE: u8 = 0x5;
-    pub(in super::super) const PING: u8 = 0x6;
-    pub(in super::super) const GOAWAY: u8 = 0x7;
-    pub(in super::super) const WINDOW_UPDATE: u8 = 0x8;
-    pub(in super::super) const CONTINUATION: u8 = 0x9;
+    pub(crate) const DATA: u8 = 0x0;
+    pub(crate) const HEADERS: u8 = 0x1;
+    pub(crate) const PRIORITY: u8 = 0x2;
+    pub(crate) const RST_STREAM: u8 = 0x3;
+    pub(crate) const SETTINGS: u8 = 0x4;
+    pub(crate) const PUSH_PROMISE: u8 = 0x5;
+    pub(crate) const PING: u8 = 0x6;
+    pub(crate) const GOAWAY: u8 = 0x7;
+    pub(crate) const WINDOW_UPDATE: u8 = 0x8;
+    pub(crate) const CONTINUATION: u8 = 0x9;
 }
 
 /// Frame flags.
 pub(super) mod flag {
-    pub(in super::super) const END_STREAM: u8 = 0x1;
-    pub(in super::super) const ACK: u8 = 0x1;
-    pub(in super::super) const END_HEADERS: u8 = 0x4;
-    pub(in super::super) const PADDED: u8 = 0x8;
-    pub(in super::super) const PRIORITY: u8 = 0x20;
+    pub(crate) const END_STREAM: u8 = 0x1;
+    pub(crate) const ACK: u8 = 0x1;
+    pub(crate) const END_HEADERS: u8 = 0x4;
+    pub(crate) const PADDED: u8 = 0x8;
+    pub(crate) const PRIORITY: u8 = 0x20;
 }
 
 /// SETTINGS parameters (RFC 9113 §6.5.2).
 pub(super) mod setting {
-    pub(in super::super) const HEADER_TABLE_SIZE: u16 = 0x1;
-    pub(in super::super) const ENABLE_PUSH: u16 = 0x2;
-    pub(in super::super) const MAX_CONCURRENT_STREAMS: u16 = 0x3;
-    pub(in super::super) const INITIAL_WINDOW_SIZE: u16 = 0x4;
-    pub(in super::super) const MAX_FRAME_SIZE: u16 = 0x5;
+    pub(crate) const HEADER_TABLE_SIZE: u16 = 0x1;
+    pub(crate) const ENABLE_PUSH: u16 = 0x2;
+    pub(crate) const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    pub(crate) const INITIAL_WINDOW_SIZE: u16 = 0x4;
+    pub(crate) const MAX_FRAME_SIZE: u16 = 0x5;
 }
 
 /// Error codes (RFC 9113 §7).
 pub(super) mod code {
-    pub(in super::super) const NO_ERROR: u32 = 0x0;
-    pub(in super::super) const PROTOCOL_ERROR: u32 = 0x1;
-    pub(in super::super) const FLOW_CONTROL_ERROR: u32 = 0x3;
-    pub(in super::super) const FRAME_SIZE_ERROR: u32 = 0x6;
-    pub(in super::super) const CANCEL: u32 = 0x8;
-    pub(in super::super) const COMPRESSION_ERROR: u32 = 0x9;
+    pub(crate) const NO_ERROR: u32 = 0x0;
+    pub(crate) const PROTOCOL_ERROR: u32 = 0x1;
+    pub(crate) const FLOW_CONTROL_ERROR: u32 = 0x3;
+    pub(crate) const FRAME_SIZE_ERROR: u32 = 0x6;
+    pub(crate) const CANCEL: u32 = 0x8;
+    pub(crate) const COMPRESSION_ERROR: u32 = 0x9;
 }
 
 /// A frame's head.

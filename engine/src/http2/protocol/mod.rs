@@ -14,9 +14,9 @@ use super::hpack::{Decoder, Encoder};
 
 /// The stream receive window this client advertises: large enough that a LIST of a few MiB
 /// is not throttled by WINDOW_UPDATE round trips.
-pub(super) const STREAM_WINDOW: u32 = 4 << 20;
+pub const STREAM_WINDOW: u32 = 4 << 20;
 /// The connection receive window, shared by all streams.
-pub(super) const CONNECTION_WINDOW: u32 = 16 << 20;
+pub const CONNECTION_WINDOW: u32 = 16 << 20;
 /// HPACK table size this client's decoder keeps (the protocol's default).
 const DECODER_TABLE: usize = 4096;
 /// The payload of the client's PING: its answer means the server's SETTINGS were read.
@@ -26,7 +26,7 @@ const LAST_STREAM_ID: u32 = (1 << 31) - 1;
 
 /// What the server's frames meant, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Event {
+pub enum Event {
     /// The answer to the client's PING: the server's SETTINGS were applied; requests may go.
     Settled,
     /// The response head (a final status) of the stream of `slot`; `end`: it has no body.
@@ -57,7 +57,7 @@ pub(super) enum Event {
 /// Why the connection cannot go on: the client found the server's frames malformed (the
 /// RFC 9113 error code it closes the connection with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ConnectionError(pub(super) u32);
+pub struct ConnectionError(pub u32);
 
 /// A stream the client opened and has not seen the end of.
 #[derive(Debug)]
@@ -79,11 +79,11 @@ struct OpenStream {
 }
 
 /// The connection's HTTP/2 state.
-pub(super) struct Protocol {
+pub struct Protocol {
     encoder: Encoder,
     decoder: Decoder,
     /// What the client has to send, plaintext.
-    pub(super) out: Vec<u8>,
+    pub out: Vec<u8>,
     /// Received plaintext; `inbound[read..filled]` is not parsed yet. It stays initialised
     /// to its length, so receiving into its spare room zeroes nothing.
     inbound: Vec<u8>,
@@ -104,12 +104,18 @@ pub(super) struct Protocol {
     unacked: u32,
     /// The GOAWAY's last stream id, once one came.
     goaway_last: Option<u32>,
-    pub(super) events: Vec<Event>,
+    pub events: Vec<Event>,
+}
+
+impl Default for Protocol {
+    fn default() -> Protocol {
+        Protocol::new()
+    }
 }
 
 impl Protocol {
     /// A new connection's state, its preface, SETTINGS, window and PING already in `out`.
-    pub(super) fn new() -> Protocol {
+    pub fn new() -> Protocol {
         let mut p = Protocol {
             encoder: Encoder::new(),
             decoder: Decoder::new(DECODER_TABLE),
@@ -145,14 +151,14 @@ impl Protocol {
     }
 
     /// Whether one more stream may be opened: the server's limit, no GOAWAY, ids left.
-    pub(super) fn has_room(&self) -> bool {
+    pub fn has_room(&self) -> bool {
         self.goaway_last.is_none()
             && self.streams.len() < self.max_streams
             && self.next_id <= LAST_STREAM_ID
     }
 
     /// Forgets every stream (the connection failed); returns their slots through `each`.
-    pub(super) fn drain_streams(&mut self, mut each: impl FnMut(usize)) {
+    pub fn drain_streams(&mut self, mut each: impl FnMut(usize)) {
         for s in self.streams.drain(..) {
             each(s.slot);
         }
@@ -160,7 +166,7 @@ impl Protocol {
 
     /// At least `n` bytes of room for received plaintext; the caller reports what it wrote
     /// with [`filled`](Self::filled).
-    pub(super) fn spare(&mut self, n: usize) -> &mut [u8] {
+    pub fn spare(&mut self, n: usize) -> &mut [u8] {
         if self.read == self.filled {
             self.read = 0;
             self.filled = 0;
@@ -177,13 +183,13 @@ impl Protocol {
     }
 
     /// `n` bytes were written at the start of the last [`spare`](Self::spare).
-    pub(super) fn filled(&mut self, n: usize) {
+    pub fn filled(&mut self, n: usize) {
         self.filled += n;
         debug_assert!(self.filled <= self.inbound.len());
     }
 
     /// The received bytes of an [`Event::Data`] (valid until the next `spare`).
-    pub(super) fn received_bytes(&self, start: usize, len: usize) -> &[u8] {
+    pub fn received_bytes(&self, start: usize, len: usize) -> &[u8] {
         &self.inbound[start..start + len]
     }
 }

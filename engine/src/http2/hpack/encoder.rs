@@ -9,7 +9,7 @@ const DEFAULT_TABLE_SIZE: usize = 4096;
 
 /// How a field may be stored by the peer's decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Indexing {
+pub enum Indexing {
     /// May enter the dynamic table (repeated headers: :authority, user-agent, accept,
     /// content-type).
     Index,
@@ -20,7 +20,7 @@ pub(crate) enum Indexing {
 }
 
 /// Encodes our header blocks, keeping a model of the peer's dynamic table.
-pub(crate) struct Encoder {
+pub struct Encoder {
     /// What the peer's table holds once it has decoded everything written so far.
     pub(super) table: DynamicTable,
     /// The smallest size the table went through since the last block, when it changed: the
@@ -36,7 +36,7 @@ impl Default for Encoder {
 
 impl Encoder {
     /// An encoder for a peer with the HTTP/2 default table size (4096).
-    pub(crate) fn new() -> Encoder {
+    pub fn new() -> Encoder {
         Encoder {
             table: DynamicTable::new(DEFAULT_TABLE_SIZE),
             pending_min: None,
@@ -46,7 +46,7 @@ impl Encoder {
     /// The peer's SETTINGS_HEADER_TABLE_SIZE changed: the encoder uses min(n, 4096), evicting
     /// as needed, and the next block starts with a dynamic table size update when the size it
     /// uses changed.
-    pub(crate) fn set_peer_table_size(&mut self, n: usize) {
+    pub fn set_peer_table_size(&mut self, n: usize) {
         let size = n.min(DEFAULT_TABLE_SIZE);
         if size == self.table.max_size() {
             return;
@@ -56,7 +56,7 @@ impl Encoder {
     }
 
     /// Starts a header block in `out` (emits a pending size update).
-    pub(crate) fn begin_block(&mut self, out: &mut Vec<u8>) {
+    pub fn begin_block(&mut self, out: &mut Vec<u8>) {
         let Some(min) = self.pending_min.take() else {
             return;
         };
@@ -73,13 +73,7 @@ impl Encoder {
     /// table's name index when the name is there, else a literal name. `Index` fields not found
     /// are inserted (literal with incremental indexing) if they fit. `Never` fields are always
     /// literals, so that no index reveals a credential matched an earlier one.
-    pub(crate) fn field(
-        &mut self,
-        name: &[u8],
-        value: &[u8],
-        indexing: Indexing,
-        out: &mut Vec<u8>,
-    ) {
+    pub fn field(&mut self, name: &[u8], value: &[u8], indexing: Indexing, out: &mut Vec<u8>) {
         let mut name_index = 0;
         if let Some((first, count)) = static_name(name) {
             name_index = first;
