@@ -48,6 +48,7 @@ pub(super) mod setting {
     pub(crate) const MAX_CONCURRENT_STREAMS: u16 = 0x3;
     pub(crate) const INITIAL_WINDOW_SIZE: u16 = 0x4;
     pub(crate) const MAX_FRAME_SIZE: u16 = 0x5;
+    pub(crate) const MAX_HEADER_LIST_SIZE: u16 = 0x6;
 }
 
 /// Error codes (RFC 9113 §7).
@@ -58,6 +59,7 @@ pub(super) mod code {
     pub(crate) const FRAME_SIZE_ERROR: u32 = 0x6;
     pub(crate) const CANCEL: u32 = 0x8;
     pub(crate) const COMPRESSION_ERROR: u32 = 0x9;
+    pub(crate) const ENHANCE_YOUR_CALM: u32 = 0xb;
 }
 
 /// A frame's head.

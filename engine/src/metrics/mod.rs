@@ -164,6 +164,9 @@ pub struct CoreMetrics {
     /// Requests sent again because their connection failed before any response byte (a
     /// reused connection the server had closed, an HTTP/2 stream the server refused).
     pub connection_retries: u64,
+    /// Pauses of the loop before reading its answers, while behind its schedule against a
+    /// busy server (`runtime/ring/pace.rs`).
+    pub backlog_pauses: u64,
     /// Requests sent more than 1 ms after their due instant.
     pub late_1ms: u64,
     /// Requests sent more than 10 ms after their due instant.
@@ -198,6 +201,7 @@ impl CoreMetrics {
             error_body_bytes: 0,
             retries: 0,
             connection_retries: 0,
+            backlog_pauses: 0,
             late_1ms: 0,
             late_10ms: 0,
             error_stats: BTreeMap::new(),
@@ -436,6 +440,7 @@ impl CoreMetrics {
         self.error_body_bytes += other.error_body_bytes;
         self.retries += other.retries;
         self.connection_retries += other.connection_retries;
+        self.backlog_pauses += other.backlog_pauses;
         self.late_1ms += other.late_1ms;
         self.late_10ms += other.late_10ms;
         for (k, v) in other.error_stats {

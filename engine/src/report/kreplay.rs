@@ -125,6 +125,7 @@ pub fn kreplay_member(
             &m.per_second,
         ),
         run: RunCounters {
+            backlog_pauses: m.backlog_pauses,
             completed: m.completed,
             connection_retries: m.connection_retries,
             connections_opened: o.conns_opened,

@@ -290,6 +290,7 @@ impl MergedReport {
     /// Folds one report's `kreplay.run` in (`order`: its runner index, a full run last).
     fn add_run(&mut self, r: &ReportFile, run: &RunCounters, order: u64) {
         let RunCounters {
+            backlog_pauses,
             completed,
             connection_retries,
             connections_opened,
@@ -303,6 +304,7 @@ impl MergedReport {
             unsent_on_stop,
         } = run;
         let c = &mut self.counters;
+        c.backlog_pauses += backlog_pauses;
         c.completed += completed;
         c.connection_retries += connection_retries;
         c.connections_opened += connections_opened;

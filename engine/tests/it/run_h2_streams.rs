@@ -1,5 +1,6 @@
-//! HTTP/2 stream limits against the real apisim: a limit of one stream per connection, and
-//! WATCHes that use up a connection's streams.
+//! HTTP/2 stream limits against the real apisim: a limit of one stream per connection,
+//! WATCHes that use up a connection's streams, and the pause of a core whose streams are all
+//! taken while it is behind its schedule.
 
 use crate::util::ApiSim;
 use crate::util::*;
@@ -51,4 +52,28 @@ fn watches_that_use_up_the_streams_open_another_connection() {
         .as_u64()
         .unwrap();
     assert!(opened >= 4, "{opened}");
+}
+
+#[test]
+fn a_core_behind_its_schedule_pauses_to_read_answers_together_and_one_on_schedule_never_does() {
+    // Each GET takes apisim 2 ms: 1,000 due at once on one connection with 64 streams keep
+    // every stream taken while the rest wait, soon over 1 ms late, so the loop pauses
+    // before reading answers.
+    let sim = ApiSim::start(&["--latency", "GET=2ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tl = write_timeline(dir.path(), &h2_spec(1, 1), &gets(1000, 0));
+    let args = ["--conns", "1", "--max-conns", "1", "--max-in-flight", "64"];
+    let report = assert_all_not_found(run_on_apisim(&sim, &tl, dir.path(), &args), 1000);
+    let r = &report["kreplay"]["run"];
+    assert!(r["backlogPauses"].as_u64() > Some(0), "{r}");
+    assert_eq!(r["maxStreamsPerConnection"].as_u64(), Some(64), "{r}");
+    // One GET each millisecond: two in flight at a time, never a full window, never a pause.
+    let dir = tempfile::tempdir().unwrap();
+    let on_time = profile()
+        .each(0..300, |p, i| p.get(&format!("ns/q{i}")).at_ms(i as i64))
+        .build();
+    let tl = write_timeline(dir.path(), &h2_spec(1, 1), &on_time);
+    let report = assert_all_not_found(run_on_apisim(&sim, &tl, dir.path(), &args), 300);
+    let r = &report["kreplay"]["run"];
+    assert_eq!(r["backlogPauses"].as_u64(), Some(0), "{r}");
 }

@@ -17,6 +17,9 @@ use super::hpack::{Decoder, Encoder};
 pub const STREAM_WINDOW: u32 = 4 << 20;
 /// The connection receive window, shared by all streams.
 pub const CONNECTION_WINDOW: u32 = 16 << 20;
+/// The largest response header list this client takes (SETTINGS_MAX_HEADER_LIST_SIZE, and
+/// the bound on a header block's encoded bytes): Go's client default, 10 MiB.
+pub const MAX_HEADER_LIST: u32 = 10 << 20;
 /// HPACK table size this client's decoder keeps (the protocol's default).
 const DECODER_TABLE: usize = 4096;
 /// The payload of the client's PING: its answer means the server's SETTINGS were read.
@@ -142,6 +145,7 @@ impl Protocol {
             &[
                 (setting::ENABLE_PUSH, 0),
                 (setting::INITIAL_WINDOW_SIZE, STREAM_WINDOW),
+                (setting::MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST),
             ],
         );
         let raise = CONNECTION_WINDOW - frame::DEFAULT_WINDOW as u32;

@@ -2,7 +2,10 @@
 //! updates and acknowledgements; a malformed one is a connection error.
 
 use super::super::frame::{self, code, flag, kind, setting, Head, HEAD_LEN};
-use super::{ConnectionError, Event, Protocol, CONNECTION_WINDOW, PING_PAYLOAD, STREAM_WINDOW};
+use super::{
+    ConnectionError, Event, Protocol, CONNECTION_WINDOW, MAX_HEADER_LIST, PING_PAYLOAD,
+    STREAM_WINDOW,
+};
 
 impl Protocol {
     /// Reads every whole frame received, replacing [`events`](Self::events) with what they
@@ -178,6 +181,10 @@ impl Protocol {
         if head.stream != id {
             return Err(ConnectionError(code::PROTOCOL_ERROR));
         }
+        // A flood of CONTINUATION frames ends at the limit this client announced.
+        if self.block.len() + head.len > MAX_HEADER_LIST as usize {
+            return Err(ConnectionError(code::ENHANCE_YOUR_CALM));
+        }
         self.block
             .extend_from_slice(&self.inbound[start..start + head.len]);
         if head.has(flag::END_HEADERS) {
@@ -204,8 +211,12 @@ impl Protocol {
         };
         let mut status: Option<u16> = None;
         let mut retry_after = None;
+        // Counted as RFC 9113 counts a header list: a small block can name a big table entry
+        // again and again.
+        let mut list_size = 0usize;
         self.decoder
             .decode(bytes, |name, value| {
+                list_size += name.len() + value.len() + 32;
                 if name == b":status" {
                     status = parse_status(value);
                 } else if name == b"retry-after" {
@@ -213,6 +224,9 @@ impl Protocol {
                 }
             })
             .map_err(|_| ConnectionError(code::COMPRESSION_ERROR))?;
+        if list_size > MAX_HEADER_LIST as usize {
+            return Err(ConnectionError(code::ENHANCE_YOUR_CALM));
+        }
         let Some(i) = self.streams.iter().position(|s| s.id == id) else {
             return Ok(());
         };

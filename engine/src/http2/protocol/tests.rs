@@ -72,7 +72,10 @@ fn the_handshake_offers_its_windows_without_push_and_is_settled_by_the_pings_ans
     let sent = written(&mut p);
     let kinds: Vec<u8> = sent.iter().map(|(h, _)| h.kind).collect();
     assert_eq!(kinds, [kind::SETTINGS, kind::WINDOW_UPDATE, kind::PING]);
-    assert_eq!(sent[0].1, [0, 2, 0, 0, 0, 0, 0, 4, 0, 0x40, 0, 0]);
+    assert_eq!(
+        sent[0].1,
+        [0, 2, 0, 0, 0, 0, 0, 4, 0, 0x40, 0, 0, 0, 6, 0, 0xa0, 0, 0]
+    );
     assert_eq!(
         u32::from_be_bytes(sent[1].1[..4].try_into().unwrap()),
         CONNECTION_WINDOW - 65_535
@@ -442,4 +445,47 @@ fn a_body_within_the_windows_leaves_with_its_head_and_nothing_waits() {
     assert_eq!(kinds, [(kind::HEADERS, id, false), (kind::DATA, id, true)]);
     assert_eq!(sent[1].1, b"{\"kind\":\"Pod\"}");
     assert!(p.streams[0].pending.is_empty() && !p.streams[0].open_local);
+}
+
+#[test]
+fn a_header_list_past_the_announced_limit_ends_the_connection() {
+    // A CONTINUATION flood: frames that never end the block.
+    let mut p = settled(&[]);
+    let id = get(&mut p, 0, b"/a");
+    let mut first = server_frame(kind::HEADERS, 0, id, &[STATUS_200]);
+    let filler = vec![0u8; frame::DEFAULT_MAX_FRAME];
+    let frames_needed = MAX_HEADER_LIST as usize / filler.len() + 1;
+    let mut result = feed(&mut p, &first).map(|_| ());
+    for _ in 0..frames_needed {
+        if result.is_err() {
+            break;
+        }
+        result = feed(&mut p, &server_frame(kind::CONTINUATION, 0, id, &filler)).map(|_| ());
+    }
+    assert_eq!(result, Err(ConnectionError(code::ENHANCE_YOUR_CALM)));
+    // A small block that names a 4 KB table entry again and again (an HPACK bomb).
+    let mut p = settled(&[]);
+    let id = get(&mut p, 0, b"/a");
+    let value = vec![b'v'; 4000];
+    // Literal with incremental indexing, new name `x` (4,034 bytes in the table), then
+    // index 62 (that entry) until the list passes the limit.
+    first = vec![STATUS_200, 0x40, 1, b'x', 0x7f, 0xa1, 0x1e];
+    first.extend_from_slice(&value);
+    let repeats = MAX_HEADER_LIST as usize / (value.len() + 33) + 1;
+    first.extend(std::iter::repeat_n(0xbe, repeats));
+    let mut bytes = Vec::new();
+    for (k, chunk) in first.chunks(frame::DEFAULT_MAX_FRAME).enumerate() {
+        let last = (k + 1) * frame::DEFAULT_MAX_FRAME >= first.len();
+        let kind = if k == 0 {
+            kind::HEADERS
+        } else {
+            kind::CONTINUATION
+        };
+        let flags = if last { flag::END_HEADERS } else { 0 };
+        bytes.extend(server_frame(kind, flags, id, chunk));
+    }
+    assert_eq!(
+        feed(&mut p, &bytes),
+        Err(ConnectionError(code::ENHANCE_YOUR_CALM))
+    );
 }

@@ -226,6 +226,11 @@ impl<'de> Deserialize<'de> for SparseBuckets {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCounters {
+    /// Pauses a core's loop made before reading its answers while behind its schedule
+    /// against a busy server (HTTP/2): answers read after one carry a latency up to the
+    /// pause (20-200 µs) late.
+    #[serde(default)]
+    pub backlog_pauses: u64,
     /// Requests that got an answer.
     #[serde(default)]
     pub completed: u64,

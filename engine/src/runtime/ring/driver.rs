@@ -295,6 +295,7 @@ pub(in crate::runtime) async fn drive(ctx: Rc<CoreCtx>, runs: Vec<usize>) {
                     // that came is read at once (never past the next wake-up).
                     Some(pool) => match pool.gather_for(&ctx, now) {
                         Some(pause) => {
+                            ctx.metrics.borrow_mut().backlog_pauses += 1;
                             std::thread::sleep(pause.min(until.saturating_duration_since(now)))
                         }
                         // However it ends (a completion or the time), the loop looks again.

@@ -41,7 +41,8 @@ impl Pace {
         self.answered += 1;
     }
 
-    /// Takes a look after a reap at `now`; `waiting`: requests wait for room.
+    /// Takes a look at `now`, once the loop has started what it could; `waiting`: requests
+    /// still wait for room (the span from now on measures the server's pace).
     pub(super) fn look(&mut self, now: Instant, waiting: bool) {
         if let Some((at, answered, true)) = self.looked {
             let n = self.answered - answered;

@@ -254,6 +254,10 @@ impl Http2Pool {
             }
         }
         self.pump(ctx);
+        // The pace is looked at once the freed streams are taken again: whether requests wait
+        // now says whether the server stays short of nothing until the next answers.
+        let waiting = self.is_full() && !ctx.queue.borrow().is_empty();
+        self.pace.look(Instant::now(), waiting);
         started
     }
 

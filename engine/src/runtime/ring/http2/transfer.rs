@@ -226,10 +226,6 @@ impl Http2Pool {
                 break;
             }
         }
-        if n > 0 {
-            let waiting = self.is_full() && !ctx.queue.borrow().is_empty();
-            self.pace.look(Instant::now(), waiting);
-        }
         self.pump(ctx);
         (n, yielded)
     }
