@@ -3,8 +3,9 @@
 //! client sends into a buffer and reads what the server sent from another; it owns no socket
 //! and no task, and allocates nothing per request once warm. The core's loop drives it
 //! (`runtime/ring/http2/`), as it drives the HTTP/1.1 codec of [`crate::http1`]. Hand-written
-//! rather than taken from `h2`: `h2`'s per-request futures, allocations and locks cost about
-//! half the client's CPU per request, and its state machine cannot run without an executor.
+//! rather than taken from `h2`: `h2`'s per-request futures, allocations and locks dominated
+//! the client's CPU per request (`bench/RESULTS.md`), and its state machine cannot run
+//! without an executor.
 
 pub mod frame;
 mod hpack;

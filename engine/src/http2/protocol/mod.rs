@@ -2,9 +2,8 @@
 //! requests' HEADERS and DATA, acknowledgements, window updates, resets) goes into `out`, which
 //! the loop seals and sends; what the server sent is appended to the inbound buffer, and
 //! [`Protocol::receive`] turns its whole frames into [`Event`]s for the pool, keyed by the
-//! stream slot that owns each stream. A codec of its own rather than `h2`'s: no task, no
-//! waker, no lock and no allocation per request (the `h2` path cost about half the client's
-//! CPU per request in its stream bookkeeping, HPACK and buffers).
+//! stream slot that owns each stream. No task, no waker, no lock and no allocation per
+//! request (why not `h2`: see the module above).
 
 mod receive;
 mod send;
