@@ -7,6 +7,7 @@ use http::{HeaderMap, Method};
 use super::failure::Failure;
 use super::CoreCtx;
 use crate::http1::RequestTemplate;
+use crate::http2::{Encoder, Indexing};
 use crate::source::RequestView;
 use preprocess::profile::BodyKind;
 
@@ -101,6 +102,40 @@ pub(super) fn headers(
     Ok(headers)
 }
 
+/// The values of a request's head that are the same for every request of a core.
+pub(super) struct HeadValues<'a> {
+    pub(super) authority: &'a [u8],
+    pub(super) accept: &'a [u8],
+    pub(super) user_agent: &'a [u8],
+    pub(super) authorization: Option<&'a [u8]>,
+}
+
+/// Encodes a request's head for the core's loop: the pseudo-headers, then the same headers as
+/// [`headers`] (kreplay's HTTP/1.1 headers minus `Host`, which is `:authority` here). Values repeated on every
+/// request enter the server's HPACK table; the path does not, and the credential is never
+/// indexed (RFC 7541 §7.1.3).
+pub(super) fn encode_head(
+    encoder: &mut Encoder,
+    out: &mut Vec<u8>,
+    method: preprocess::profile::Method,
+    path: &[u8],
+    values: &HeadValues<'_>,
+    content_type: Option<&str>,
+) {
+    encoder.field(b":method", method.as_str().as_bytes(), Indexing::Index, out);
+    encoder.field(b":scheme", b"https", Indexing::Index, out);
+    encoder.field(b":authority", values.authority, Indexing::Index, out);
+    encoder.field(b":path", path, Indexing::NoIndex, out);
+    encoder.field(b"accept", values.accept, Indexing::Index, out);
+    encoder.field(b"user-agent", values.user_agent, Indexing::Index, out);
+    if let Some(auth) = values.authorization {
+        encoder.field(b"authorization", auth, Indexing::Never, out);
+    }
+    if let Some(ct) = content_type {
+        encoder.field(b"content-type", ct.as_bytes(), Indexing::Index, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +170,52 @@ mod tests {
         };
         assert!(message.contains("Authorization"), "{message}");
         assert!(!message.contains("t\u{7f}k"), "{message}");
+    }
+
+    #[test]
+    fn the_loops_encoded_head_carries_the_same_headers_as_the_header_map() {
+        let auth = Authorization::new("Bearer t0ken".into());
+        let t = template();
+        let map = headers(&t, &t.user_agent, BodyKind::Json, Some(&auth)).expect("headers");
+        let values = HeadValues {
+            authority: b"h:1",
+            accept: t.accept.as_bytes(),
+            user_agent: t.user_agent.as_bytes(),
+            authorization: Some(auth.http2_value().expect("valid").as_bytes()),
+        };
+        let mut out = Vec::new();
+        let mut encoder = Encoder::new();
+        encoder.begin_block(&mut out);
+        let ct = BodyKind::Json.content_type();
+        encode_head(
+            &mut encoder,
+            &mut out,
+            preprocess::profile::Method::Post,
+            b"/p",
+            &values,
+            ct,
+        );
+        let mut fields = Vec::new();
+        crate::http2::Decoder::new(4096)
+            .decode(&out, |n, v| fields.push((n.to_vec(), v.to_vec())))
+            .expect("decodes");
+        let pseudo: Vec<_> = fields.iter().take_while(|(n, _)| n[0] == b':').collect();
+        assert_eq!(
+            pseudo,
+            [
+                &(b":method".to_vec(), b"POST".to_vec()),
+                &(b":scheme".to_vec(), b"https".to_vec()),
+                &(b":authority".to_vec(), b"h:1".to_vec()),
+                &(b":path".to_vec(), b"/p".to_vec()),
+            ]
+        );
+        let mut regular: Vec<_> = fields[pseudo.len()..].to_vec();
+        let mut expected: Vec<_> = map
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        regular.sort();
+        expected.sort();
+        assert_eq!(regular, expected);
     }
 }

@@ -41,6 +41,13 @@ impl Pace {
         self.answered += 1;
     }
 
+    /// Whether a look would change anything: an answer came since the last one (or none was
+    /// taken yet). The loop asks before it reads the clock.
+    pub(super) fn has_news(&self) -> bool {
+        self.looked
+            .is_none_or(|(_, answered, _)| answered != self.answered)
+    }
+
     /// Takes a look at `now`, once the loop has started what it could; `waiting`: requests
     /// still wait for room (the span from now on measures the server's pace).
     pub(super) fn look(&mut self, now: Instant, waiting: bool) {
@@ -98,8 +105,10 @@ mod tests {
         pace.look(t0 + us(1100), true);
         assert_eq!(pace.gap, Some(us(10)));
         // A look with no answer since changes nothing; the next span averages in.
+        assert!(!pace.has_news());
         pace.look(t0 + us(1150), true);
         (0..5).for_each(|_| pace.answered());
+        assert!(pace.has_news());
         pace.look(t0 + us(1200), true);
         assert_eq!(pace.gap, Some((us(10) * 7 + us(20)) / 8));
     }

@@ -24,8 +24,6 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pace::Pace;
-
 use http::uri::Authority;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -34,6 +32,7 @@ use super::super::exchange::request_of;
 use super::super::failure::Failure;
 use super::super::{CancelReason, CoreCtx};
 use super::completion::settle;
+use super::pace::Pace;
 use super::slot::Job;
 use super::take_due_job;
 use super::tls::TlsSession;
@@ -85,7 +84,7 @@ pub(crate) struct Http2Pool {
     /// Sessions with bytes to send (or an end to carry out) since their last flush.
     dirty: Vec<usize>,
     /// The server's pace (see `ring/pace.rs`).
-    pub(super) pace: Pace,
+    pace: Pace,
 }
 
 impl Http2Pool {
@@ -256,8 +255,10 @@ impl Http2Pool {
         self.pump(ctx);
         // The pace is looked at once the freed streams are taken again: whether requests wait
         // now says whether the server stays short of nothing until the next answers.
-        let waiting = self.is_full() && !ctx.queue.borrow().is_empty();
-        self.pace.look(Instant::now(), waiting);
+        if self.pace.has_news() {
+            let waiting = self.is_full() && !ctx.queue.borrow().is_empty();
+            self.pace.look(Instant::now(), waiting);
+        }
         started
     }
 
@@ -364,7 +365,7 @@ impl Http2Pool {
     }
 
     /// How long the loop pauses before it reads its completions (see `ring/pace.rs`).
-    pub(crate) fn gather_for(&self, ctx: &CoreCtx, now: Instant) -> Option<Duration> {
+    pub(super) fn gather_for(&self, ctx: &CoreCtx, now: Instant) -> Option<Duration> {
         let waiting_since = ctx.queue.borrow().front_due();
         self.pace
             .pause(now, waiting_since, self.is_full(), self.busy)

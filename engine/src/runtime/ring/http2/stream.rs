@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 use super::session::Phase;
 use super::{Http2Pool, Parked, REFUSED_RETRIES};
 use crate::error_class::is_kperf_failure_status;
-use crate::http2::{Encoder, Indexing};
 use crate::runtime::exchange::{keep_error_body, ERROR_BODY_KEEP};
 use crate::runtime::failure::Failure;
+use crate::runtime::h2_request::{encode_head, HeadValues};
 use crate::runtime::ring::completion::settle;
 use crate::runtime::ring::slot::Job;
 use crate::runtime::{CancelReason, CoreCtx};
 use crate::source::RequestView;
-use preprocess::profile::Method;
 
 /// A request slot: the request, its stream, and what its response has brought so far.
 pub(super) struct StreamSlot {
@@ -100,46 +99,6 @@ impl StreamSlot {
     /// The response ended: its status.
     pub(super) fn status(&self) -> u16 {
         self.status
-    }
-}
-
-/// The values of a request's head that are the same for every request of a core.
-pub(super) struct HeadValues<'a> {
-    pub(super) authority: &'a [u8],
-    pub(super) accept: &'a [u8],
-    pub(super) user_agent: &'a [u8],
-    pub(super) authorization: Option<&'a [u8]>,
-}
-
-/// Encodes a request's head: the pseudo-headers, then the headers kreplay's HTTP/1.1
-/// requests carry (minus `Host`, which is `:authority` here). Values repeated on every
-/// request enter the server's HPACK table; the path does not, and the credential is never
-/// indexed (RFC 7541 §7.1.3).
-pub(super) fn encode_head(
-    encoder: &mut Encoder,
-    out: &mut Vec<u8>,
-    method: Method,
-    path: &[u8],
-    values: &HeadValues<'_>,
-    content_type: Option<&str>,
-) {
-    let method: &[u8] = match method {
-        Method::Get => b"GET",
-        Method::Post => b"POST",
-        Method::Delete => b"DELETE",
-        Method::Patch => b"PATCH",
-    };
-    encoder.field(b":method", method, Indexing::Index, out);
-    encoder.field(b":scheme", b"https", Indexing::Index, out);
-    encoder.field(b":authority", values.authority, Indexing::Index, out);
-    encoder.field(b":path", path, Indexing::NoIndex, out);
-    encoder.field(b"accept", values.accept, Indexing::Index, out);
-    encoder.field(b"user-agent", values.user_agent, Indexing::Index, out);
-    if let Some(auth) = values.authorization {
-        encoder.field(b"authorization", auth, Indexing::Never, out);
-    }
-    if let Some(ct) = content_type {
-        encoder.field(b"content-type", ct.as_bytes(), Indexing::Index, out);
     }
 }
 
