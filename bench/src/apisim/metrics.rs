@@ -68,9 +68,9 @@ impl Metrics {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Counts an accepted connection.
-    pub fn connection_opened(&self) {
-        self.connections.fetch_add(1, Ordering::Relaxed);
+    /// Counts an accepted connection; returns its number (1 for the first).
+    pub fn connection_opened(&self) -> u64 {
+        self.connections.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// A watch started (`+1`) or ended (`-1`).

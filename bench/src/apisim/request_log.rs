@@ -15,6 +15,8 @@ const BODY_KEEP_LIMIT: usize = 16 * 1024;
 pub struct RecordedRequest {
     /// Arrival sequence number (same numbering as the order log).
     pub seq: u64,
+    /// The connection it came on, numbered in accept order from 1.
+    pub connection: u64,
     /// HTTP method.
     pub method: String,
     /// Path and query as received.
@@ -104,6 +106,7 @@ mod tests {
     fn request(seq: u64) -> RecordedRequest {
         RecordedRequest {
             seq,
+            connection: 1,
             method: "POST".into(),
             target: "/api/v1/namespaces/a/pods".into(),
             version: "HTTP/1.1".into(),

@@ -19,6 +19,8 @@ use super::{service, Shared};
 
 /// What the service knows about its connection.
 pub(crate) struct ConnState {
+    /// The connection's number in accept order (1 for the first).
+    pub number: u64,
     /// The client presented a certificate that the client CA verified.
     pub cert_authenticated: bool,
     /// Requests (streams) served so far.
@@ -73,7 +75,7 @@ pub(crate) async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        shared.metrics.connection_opened();
+        let connection = shared.metrics.connection_opened();
         let shared = shared.clone();
         let builder = builder.clone();
         let tls = tls.clone();
@@ -84,7 +86,7 @@ pub(crate) async fn accept_loop(
                     if let Some(delay) = read_delay {
                         tokio::time::sleep(delay).await;
                     }
-                    serve_connection(stream, false, shared, builder).await
+                    serve_connection(stream, connection, false, shared, builder).await
                 }
                 Some(acceptor) => {
                     let handshake =
@@ -95,7 +97,8 @@ pub(crate) async fn accept_loop(
                                 tokio::time::sleep(delay).await;
                             }
                             let has_cert = tls_stream.get_ref().1.peer_certificates().is_some();
-                            serve_connection(tls_stream, has_cert, shared, builder).await
+                            serve_connection(tls_stream, connection, has_cert, shared, builder)
+                                .await
                         }
                         Ok(Err(error)) => tracing::debug!("TLS handshake failed: {error}"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -108,6 +111,7 @@ pub(crate) async fn accept_loop(
 
 async fn serve_connection<I>(
     io: I,
+    number: u64,
     cert_authenticated: bool,
     shared: Arc<Shared>,
     builder: auto::Builder<TokioExecutor>,
@@ -115,6 +119,7 @@ async fn serve_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn_state = Arc::new(ConnState {
+        number,
         cert_authenticated,
         requests: AtomicU64::new(0),
         close: Notify::new(),

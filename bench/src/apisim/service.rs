@@ -74,7 +74,9 @@ async fn respond(
         }
     }
     match parse_resource_path(path) {
-        Some(resource_path) => resource(shared, parts, body, resource_path, arrived).await,
+        Some(resource_path) => {
+            resource(shared, conn.number, parts, body, resource_path, arrived).await
+        }
         None => {
             let response = match discovery_document(&parts.method, parts.uri.path(), &shared) {
                 Ok(value) => json_value(200, &value),
@@ -172,6 +174,7 @@ impl Drop for InFlight<'_> {
 
 async fn resource(
     shared: Arc<Shared>,
+    connection: u64,
     parts: Parts,
     body: Incoming,
     path: ResourcePath,
@@ -196,7 +199,7 @@ async fn resource(
     };
     shared.metrics.add_request_bytes(body.len());
     if shared.requests.enabled() {
-        record_request(&shared, &parts, seq, &body);
+        record_request(&shared, connection, &parts, seq, &body);
     }
     let decoded = if verb == "CREATE" {
         match patch::decode_body(&body, content_type.as_deref()) {
@@ -273,10 +276,11 @@ fn order_key(path: &ResourcePath, name: &str) -> String {
     )
 }
 
-fn record_request(shared: &Shared, parts: &Parts, seq: u64, body: &[u8]) {
+fn record_request(shared: &Shared, connection: u64, parts: &Parts, seq: u64, body: &[u8]) {
     let text = |name| header(&parts.headers, name).map(str::to_string);
     let request = RecordedRequest {
         seq,
+        connection,
         method: parts.method.to_string(),
         target: parts
             .uri
