@@ -77,3 +77,45 @@ fn a_core_behind_its_schedule_pauses_to_read_answers_together_and_one_on_schedul
     let r = &report["kreplay"]["run"];
     assert_eq!(r["backlogPauses"].as_u64(), Some(0), "{r}");
 }
+
+#[test]
+fn the_requests_due_at_one_instant_share_a_connection_and_successive_instants_spread() {
+    // 12 instants 50 ms apart, 6 GETs each, over 8 connections. Each instant's GETs are
+    // readied during the spin before it on one connection, so one `send` carries them all;
+    // the next instant starts from the next connection.
+    const INSTANTS: usize = 12;
+    const PER_INSTANT: usize = 6;
+    let sim = ApiSim::start(&["--record-requests", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let requests = profile()
+        .each(0..INSTANTS * PER_INSTANT, |p, i| {
+            p.get(&format!("ns/p{i}"))
+                .at_ms(200 + 50 * (i / PER_INSTANT) as i64)
+        })
+        .build();
+    let tl = write_timeline(dir.path(), &h2_spec(1, 1), &requests);
+    let args = ["--conns", "8", "--max-conns", "8"];
+    let run = run_on_apisim(&sim, &tl, dir.path(), &args);
+    assert_all_not_found(run, (INSTANTS * PER_INSTANT) as u64);
+    let log: serde_json::Value =
+        serde_json::from_str(&sim.admin_get("/apisim/requests")).expect("request log JSON");
+    let mut by_instant = vec![std::collections::BTreeSet::new(); INSTANTS];
+    for r in log["requests"].as_array().expect("requests") {
+        let target = r["target"].as_str().expect("target");
+        let path = target.split('?').next().unwrap_or(target);
+        let i: usize = path
+            .rsplit_once("/p")
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected target {target}"));
+        by_instant[i / PER_INSTANT].insert(r["connection"].as_u64().expect("connection"));
+    }
+    // Spread one per connection, as before, no instant would share one. An instant whose
+    // spin the machine cut short may spill onto a second connection: two thirds must share.
+    let shared = by_instant.iter().filter(|c| c.len() == 1).count();
+    assert!(shared * 3 >= INSTANTS * 2, "{by_instant:?}");
+    let used: std::collections::BTreeSet<_> = by_instant.iter().flatten().collect();
+    assert!(
+        used.len() >= 4,
+        "successive instants spread: {by_instant:?}"
+    );
+}

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 /// A waiting request due this long ago or more is backlog.
-const BACKLOG: Duration = Duration::from_millis(1);
+pub(super) const BACKLOG: Duration = Duration::from_millis(1);
 /// Longest and shortest pause.
 const GATHER_MAX: Duration = Duration::from_micros(200);
 const GATHER_MIN: Duration = Duration::from_micros(20);

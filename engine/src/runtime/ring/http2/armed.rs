@@ -1,6 +1,7 @@
 //! HTTP/2 requests readied before their instant. In the last microseconds before a due
-//! instant, the requests due at it are given streams on connections with room, handed to
-//! encoded, framed and sealed; at the instant only one `send` per connection remains.
+//! instant, the requests due at it are given streams on one connection while it has room
+//! (see [`Http2Pool::session_for`]), encoded, framed and sealed; at the instant one `send`
+//! remains, and every request of the instant leaves in it.
 
 use std::time::Instant;
 
@@ -17,8 +18,9 @@ impl Http2Pool {
             return 0;
         }
         let mut armed = 0;
-        while !self.free_streams.is_empty() && Instant::now() < until {
-            let Some(s) = self.session_with_room() else {
+        let mut now = Instant::now();
+        while !self.free_streams.is_empty() && now < until {
+            let Some(s) = self.session_for(ctx, now) else {
                 break;
             };
             let Some((job, parts)) = take_due_job(ctx) else {
@@ -27,6 +29,7 @@ impl Http2Pool {
             let k = self.take_stream(job);
             self.begin(ctx, s, k, &parts);
             armed += 1;
+            now = Instant::now();
         }
         if armed > 0 {
             // Their HEADERS are in their sessions' outbound bytes: sealed and held.

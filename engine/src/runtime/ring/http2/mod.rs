@@ -3,7 +3,8 @@
 //! sans-I/O codec ([`crate::http2::Protocol`]): the loop appends what
 //! the ring received (decrypted by rustls) and reads the frames as events, and it seals and
 //! sends what the codec wrote. A request due at an instant is encoded and written by the loop
-//! at that instant; the requests due together on a connection leave in one `send`.
+//! at that instant; the requests due at one instant share a connection and leave in one
+//! `send` (see `armed.rs`).
 //!
 //! The parts: this file takes requests and gives them streams; `session.rs` is one connection
 //! (connect, TLS and HTTP/2 handshakes, its frames' events, its end); `transfer.rs` moves its
@@ -32,7 +33,7 @@ use super::super::exchange::request_of;
 use super::super::failure::Failure;
 use super::super::{CancelReason, CoreCtx};
 use super::completion::settle;
-use super::pace::Pace;
+use super::pace::{Pace, BACKLOG};
 use super::slot::Job;
 use super::take_due_job;
 use super::tls::TlsSession;
@@ -75,8 +76,11 @@ pub(crate) struct Http2Pool {
     busy: usize,
     parked: Vec<Parked>,
     /// Where the next search for the session with the fewest streams starts (ties go round,
-    /// so a paced replay spreads its requests over every connection).
+    /// so a paced replay spreads its instants over every connection).
     next_session: usize,
+    /// The due instant of the last request given a stream on time, and its session (see
+    /// [`session_for`](Self::session_for)).
+    instant_session: Option<(Instant, usize)>,
     /// Set when the ring itself failed: every request is then recorded as failed with it.
     broken: Option<std::io::Error>,
     /// Most sessions open at once.
@@ -122,6 +126,7 @@ impl Http2Pool {
             busy: 0,
             parked: Vec::new(),
             next_session: 0,
+            instant_session: None,
             broken: None,
             peak: 0,
             dirty: Vec::with_capacity(max_conns),
@@ -229,11 +234,12 @@ impl Http2Pool {
     /// connection (one at a time) when none has. Returns how many requests started.
     pub(super) fn start_jobs(&mut self, ctx: &CoreCtx) -> usize {
         let mut started = self.resend_parked(ctx);
+        let now = Instant::now();
         loop {
             if self.free_streams.is_empty() {
                 break;
             }
-            let session = self.session_with_room();
+            let session = self.session_for(ctx, now);
             if session.is_none() && self.broken.is_none() && !self.may_open() {
                 break;
             }
@@ -267,6 +273,25 @@ impl Http2Pool {
     /// below `max_conns`.
     fn may_open(&self) -> bool {
         !self.sessions.iter().any(Session::is_opening) && self.open_sessions() < self.max_conns
+    }
+
+    /// The session for the next queued request, at `now`. Requests due at one instant share
+    /// the session the first of them took, while it has room: one `send` then carries them
+    /// all, where one each would queue the last behind every other's system call. The first
+    /// takes the session with the fewest streams (ties going round), so that successive
+    /// instants spread over every connection, and so does every request of a core behind its
+    /// schedule (due [`BACKLOG`] ago or more), whose requests are spread by load.
+    fn session_for(&mut self, ctx: &CoreCtx, now: Instant) -> Option<usize> {
+        let due = ctx.queue.borrow().front_due();
+        let on_time = due.filter(|&due| now.saturating_duration_since(due) < BACKLOG);
+        if let (Some(due), Some((at, s))) = (on_time, self.instant_session) {
+            if at == due && self.sessions[s].has_room() {
+                return Some(s);
+            }
+        }
+        let s = self.session_with_room()?;
+        self.instant_session = on_time.map(|due| (due, s));
+        Some(s)
     }
 
     /// The ready session with the fewest streams in flight that has room for one more.
